@@ -1,0 +1,52 @@
+"""The contract between the IPv4 layer and the transport protocols above it.
+
+The IPv4 layer owns no transport code (``net`` never imports ``transport``): a transport
+registers an object with this shape for its IP protocol number, and receives a ``IpOutput``
+to send with.  Everything is sans-I/O: ``now`` is passed in, nothing here blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8
+    Protocol = object
+
+
+class IpOutput(Protocol):
+    """What a transport may ask of the IP layer."""
+
+    def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
+                ttl: Optional[int] = None, df: bool = True, tos: int = 0) -> bool:
+        """Route and send one datagram (fragmenting when allowed). False when unroutable."""
+
+    def source_address_for(self, dst: int) -> Optional[int]:
+        """The local address a new flow to ``dst`` should use, or None if ``dst`` is unroutable."""
+
+    def is_local_address(self, address: int) -> bool:
+        """True when ``address`` is one of the stack's own unicast addresses."""
+
+    def path_mtu(self, dst: int) -> int:
+        """The MTU towards ``dst`` (interface MTU, lowered by ICMP fragmentation-needed)."""
+
+
+class TransportProtocol(Protocol):
+    """What the IP layer asks of a transport registered for one protocol number."""
+
+    def receive(self, ip, now: float) -> None:
+        """A datagram for a local address: ``ip`` is a parsed ``wire.ipv4.IPv4`` whose
+        ``payload`` is a memoryview of the transport segment. Must not raise: count and drop."""
+
+    def icmp_error(self, icmp_type: int, code: int, info: int, inner_ip, inner_payload: bytes,
+                   now: float) -> None:
+        """An ICMP error quoting a datagram we sent: ``inner_ip`` is the quoted IPv4 header,
+        ``inner_payload`` the quoted bytes after it (at least 8), ``info`` the MTU for
+        fragmentation-needed (type 3 code 4), else the rest-of-header word."""
+
+    def poll(self, now: float) -> None:
+        """Run the timers that are due at ``now``."""
+
+    def next_deadline(self) -> Optional[float]:
+        """The earliest time ``poll`` has work to do, or None."""

@@ -1,0 +1,156 @@
+"""IPv4 header (RFC 791): options kept, DF/MF flags, fragment offset, header checksum."""
+
+from __future__ import annotations
+
+import struct
+
+from .checksum import internet_checksum, verify
+from .errors import MalformedPacket
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+FLAG_DF = 0x4000
+FLAG_MF = 0x2000
+OFFSET_MASK = 0x1FFF
+MIN_HEADER = 20
+
+_hdr = struct.Struct("!BBHHHBBHII")
+_pack = _hdr.pack
+
+
+class IPv4:
+    """An IPv4 datagram. ``frag_offset`` is in bytes; ``payload`` is trimmed to total length."""
+
+    __slots__ = ("tos", "ident", "df", "mf", "frag_offset", "ttl", "protocol", "src", "dst",
+                 "options", "payload", "checksum", "total_length")
+
+    def __init__(self, src: int, dst: int, protocol: int, payload=b"", ttl: int = 64, tos: int = 0,
+                 ident: int = 0, df: bool = False, mf: bool = False, frag_offset: int = 0,
+                 options: bytes = b""):
+        self.src = src
+        self.dst = dst
+        self.protocol = protocol
+        self.payload = payload
+        self.ttl = ttl
+        self.tos = tos
+        self.ident = ident
+        self.df = df
+        self.mf = mf
+        self.frag_offset = frag_offset
+        self.options = options
+        self.checksum = 0
+        self.total_length = 0
+
+    @property
+    def header_length(self) -> int:
+        return MIN_HEADER + len(self.options)
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.mf or self.frag_offset != 0
+
+    @classmethod
+    def parse(cls, data, check: bool = True) -> IPv4:
+        if len(data) < MIN_HEADER:
+            raise MalformedPacket("ipv4-truncated", f"{len(data)} bytes")
+        vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _hdr.unpack_from(data)
+        if vihl >> 4 != 4:
+            raise MalformedPacket("ipv4-bad-version", str(vihl >> 4))
+        hlen = (vihl & 0x0F) << 2
+        if hlen < MIN_HEADER:
+            raise MalformedPacket("ipv4-bad-header-length", str(hlen))
+        if total < hlen or total > len(data):
+            raise MalformedPacket("ipv4-bad-total-length", f"total {total}, header {hlen}, have {len(data)}")
+        view = memoryview(data)
+        if check and not verify(view[:hlen]):
+            raise MalformedPacket("ipv4-bad-checksum")
+        self = cls.__new__(cls)
+        self.tos = tos
+        self.total_length = total
+        self.ident = ident
+        self.df = bool(frag & FLAG_DF)
+        self.mf = bool(frag & FLAG_MF)
+        self.frag_offset = (frag & OFFSET_MASK) << 3
+        self.ttl = ttl
+        self.protocol = proto
+        self.checksum = csum
+        self.src = src
+        self.dst = dst
+        if hlen > MIN_HEADER:
+            self.options = bytes(view[MIN_HEADER:hlen])
+            check_options(self.options)
+        else:
+            self.options = b""
+        self.payload = view[hlen:total]
+        return self
+
+    def build_header(self, payload_length: int) -> bytes:
+        """The header alone, with total length and checksum computed."""
+        options = self.options
+        if len(options) & 3:
+            options += bytes(4 - (len(options) & 3))
+        hlen = MIN_HEADER + len(options)
+        if hlen > 60:
+            raise ValueError("IPv4 options longer than 40 bytes")
+        total = hlen + payload_length
+        if total > 0xFFFF:
+            raise ValueError(f"IPv4 datagram of {total} bytes is too long")
+        frag = (self.frag_offset >> 3) | (FLAG_DF if self.df else 0) | (FLAG_MF if self.mf else 0)
+        header = _pack(0x40 | (hlen >> 2), self.tos, total, self.ident, frag, self.ttl, self.protocol, 0,
+                       self.src, self.dst) + options
+        csum = internet_checksum(header)
+        self.checksum = csum
+        self.total_length = total
+        return header[:10] + csum.to_bytes(2, "big") + header[12:]
+
+    def build(self) -> bytes:
+        payload = bytes(self.payload)
+        return self.build_header(len(payload)) + payload
+
+
+def build_ipv4(src: int, dst: int, protocol: int, payload: bytes, ttl: int = 64, ident: int = 0,
+               df: bool = True, tos: int = 0) -> bytes:
+    """Fast path: an option-less, unfragmented datagram."""
+    header = _pack(0x45, tos, 20 + len(payload), ident, FLAG_DF if df else 0, ttl, protocol, 0, src, dst)
+    csum = internet_checksum(header)
+    return header[:10] + csum.to_bytes(2, "big") + header[12:] + payload
+
+
+def check_options(options: bytes) -> None:
+    """Walk the option list; raise MalformedPacket when an option's length is impossible."""
+    i = 0
+    n = len(options)
+    while i < n:
+        kind = options[i]
+        if kind == 0:  # end of option list
+            return
+        if kind == 1:  # no-operation
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise MalformedPacket("ipv4-bad-option", f"option {kind} has no length byte")
+        length = options[i + 1]
+        if length < 2 or i + length > n:
+            raise MalformedPacket("ipv4-bad-option", f"option {kind} length {length}")
+        i += length
+
+
+def copied_options(options: bytes) -> bytes:
+    """Options that RFC 791 says are copied into every fragment (copy flag set), padded."""
+    out = bytearray()
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        length = options[i + 1]
+        if kind & 0x80:
+            out += options[i:i + length]
+        i += length
+    if len(out) & 3:
+        out += bytes(4 - (len(out) & 3))
+    return bytes(out)

@@ -1,0 +1,53 @@
+"""UDP (RFC 768), including the zero-checksum rules."""
+
+from __future__ import annotations
+
+import struct
+
+from .checksum import transport_checksum, transport_verify
+from .errors import MalformedPacket
+
+HEADER_LEN = 8
+PROTO = 17
+_hdr = struct.Struct("!HHHH")
+
+
+class Udp:
+    __slots__ = ("src_port", "dst_port", "checksum", "payload")
+
+    def __init__(self, src_port: int, dst_port: int, payload=b""):
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.payload = payload
+        self.checksum = 0
+
+    @classmethod
+    def parse(cls, data, src: int = 0, dst: int = 0, check: bool = True) -> Udp:
+        """Parse a datagram; with ``check`` the checksum is verified against the pseudo-header.
+
+        A zero checksum means the sender computed none (RFC 768) and is accepted.
+        """
+        if len(data) < HEADER_LEN:
+            raise MalformedPacket("udp-truncated", f"{len(data)} bytes")
+        sport, dport, length, csum = _hdr.unpack_from(data)
+        if length < HEADER_LEN or length > len(data):
+            raise MalformedPacket("udp-bad-length", f"length {length}, have {len(data)}")
+        view = memoryview(data)[:length]
+        if check and csum and not transport_verify(src, dst, PROTO, view):
+            raise MalformedPacket("udp-bad-checksum")
+        self = cls.__new__(cls)
+        self.src_port, self.dst_port, self.checksum = sport, dport, csum
+        self.payload = view[HEADER_LEN:]
+        return self
+
+    def build(self, src: int, dst: int) -> bytes:
+        return build_udp(src, dst, self.src_port, self.dst_port, bytes(self.payload))
+
+
+def build_udp(src: int, dst: int, src_port: int, dst_port: int, payload: bytes) -> bytes:
+    length = HEADER_LEN + len(payload)
+    if length > 0xFFFF:
+        raise ValueError(f"UDP datagram of {length} bytes is too long")
+    segment = _hdr.pack(src_port, dst_port, length, 0) + payload
+    csum = transport_checksum(src, dst, PROTO, segment) or 0xFFFF  # 0 would mean "no checksum"
+    return segment[:6] + csum.to_bytes(2, "big") + segment[8:]
