@@ -31,6 +31,10 @@ class IpOutput(Protocol):
     def path_mtu(self, dst: int) -> int:
         """The MTU towards ``dst`` (interface MTU, lowered by ICMP fragmentation-needed)."""
 
+    def send_icmp_error(self, ip, icmp_type: int, code: int, now: float, rest: int = 0) -> bool:
+        """Answer the received datagram ``ip`` with an ICMP error (port unreachable, say);
+        the IP layer applies RFC 1122's rules on when not to, and a rate limit."""
+
 
 class TransportProtocol(Protocol):
     """What the IP layer asks of a transport registered for one protocol number."""

@@ -85,6 +85,22 @@ class IPv4:
         self.payload = view[hlen:total]
         return self
 
+    @classmethod
+    def parse_quoted(cls, data) -> IPv4:
+        """Parse the datagram an ICMP error quotes: usually truncated, so the total length
+        may exceed what is present and the checksum is not checked."""
+        if len(data) < MIN_HEADER:
+            raise MalformedPacket("icmp-quote-truncated", f"{len(data)} bytes")
+        hlen = (data[0] & 0x0F) << 2
+        if data[0] >> 4 != 4 or hlen < MIN_HEADER or hlen > len(data):
+            raise MalformedPacket("icmp-quote-bad-header")
+        vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _hdr.unpack_from(data)
+        self = cls(src, dst, proto, memoryview(data)[hlen:], ttl=ttl, tos=tos, ident=ident,
+                   df=bool(frag & FLAG_DF), mf=bool(frag & FLAG_MF), frag_offset=(frag & OFFSET_MASK) << 3,
+                   options=bytes(data[MIN_HEADER:hlen]))
+        self.checksum, self.total_length = csum, total
+        return self
+
     def build_header(self, payload_length: int) -> bytes:
         """The header alone, with total length and checksum computed."""
         options = self.options

@@ -1,0 +1,174 @@
+"""Build a Stack from a TOML file (or the dict it parses to), with errors that name the key.
+
+    [stack]
+    forwarding = false
+    [[interface]]
+    tap = "pns0"                  # or: interface = "veth1"  (AF_PACKET on an existing NIC)
+    address = "10.0.0.2/24"       # or a list of CIDRs
+    host_address = "10.0.0.1/24"  # TAP only: the kernel side's address
+    mtu = 1500
+    mac = "02:00:00:00:00:02"
+    promiscuous = true            # AF_PACKET only
+    pcap = "stack.pcap"           # record this interface's frames
+    [[route]]
+    destination = "0.0.0.0/0"
+    gateway = "10.0.0.1"
+    [services]
+    icmp_echo = true
+    udp_echo = 7                  # a port, or false
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11 (PyPy 3.9)
+    import tomli as tomllib
+
+from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the file and key."""
+
+
+_STACK_KEYS = {"forwarding"}
+_INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap"}
+_ROUTE_KEYS = {"destination", "gateway", "interface", "metric"}
+_SERVICE_KEYS = {"icmp_echo", "udp_echo"}
+_TOP_KEYS = {"stack", "interface", "route", "services", "dns", "gateway"}
+
+
+def load(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _check_keys(table: dict, allowed: set, where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _cidrs(value, where: str) -> list:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where}: expected a CIDR string like '10.0.0.2/24' or a list of them")
+    for cidr in values:
+        try:
+            parse_cidr(cidr)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return values
+
+
+def _ip(value, where: str) -> str:
+    try:
+        ip_to_int(value if isinstance(value, str) else "")
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not an IPv4 address") from None
+    return value
+
+
+def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
+    """Check the whole configuration before anything is created; raise ConfigError."""
+    _check_keys(config, _TOP_KEYS, source)
+    _check_keys(config.get("stack", {}), _STACK_KEYS, f"{source}: [stack]")
+    interfaces = config.get("interface", [])
+    if not isinstance(interfaces, list):
+        raise ConfigError(f"{source}: 'interface' must be an array of tables ([[interface]])")
+    for i, table in enumerate(interfaces):
+        where = f"{source}: interface #{i + 1}"
+        _check_keys(table, _INTERFACE_KEYS, where)
+        if ("tap" in table) == ("interface" in table):
+            raise ConfigError(f"{where}: give exactly one of 'tap' (create a TAP) or 'interface' (AF_PACKET)")
+        if "address" in table:
+            _cidrs(table["address"], f"{where}: address")
+        if "host_address" in table:
+            if "tap" not in table:
+                raise ConfigError(f"{where}: host_address applies to a TAP only")
+            _cidrs(table["host_address"], f"{where}: host_address")
+        mtu = table.get("mtu", 1500)
+        if not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+            raise ConfigError(f"{where}: mtu must be an integer within 68..65535, not {mtu!r}")
+        if "mac" in table:
+            try:
+                mac_to_bytes(table["mac"])
+            except (ValueError, AttributeError):
+                raise ConfigError(f"{where}: mac {table['mac']!r} is not a MAC address") from None
+    routes = config.get("route", [])
+    if not isinstance(routes, list):
+        raise ConfigError(f"{source}: 'route' must be an array of tables ([[route]])")
+    for i, table in enumerate(routes):
+        where = f"{source}: route #{i + 1}"
+        _check_keys(table, _ROUTE_KEYS, where)
+        if "destination" not in table:
+            raise ConfigError(f"{where}: 'destination' is required")
+        _cidrs(table["destination"], f"{where}: destination")
+        if "gateway" in table:
+            _ip(table["gateway"], f"{where}: gateway")
+    if "gateway" in config:
+        _ip(config["gateway"], f"{source}: gateway")
+    services = config.get("services", {})
+    _check_keys(services, _SERVICE_KEYS, f"{source}: [services]")
+    udp_echo = services.get("udp_echo", 7)
+    if udp_echo is not False and (not isinstance(udp_echo, int) or isinstance(udp_echo, bool) or not 0 < udp_echo < 65536):
+        raise ConfigError(f"{source}: [services] udp_echo must be a port number or false")
+    return config
+
+
+def build_stack(config, base_dir: str = "."):
+    """A Stack from a TOML path or dict. Devices are created only after the whole file checks out."""
+    from .link.pcap import PcapDevice
+    from .services import udp_echo
+    from .stack import Stack
+
+    source = "config"
+    if isinstance(config, (str, os.PathLike)):
+        source = str(config)
+        base_dir = os.path.dirname(os.path.abspath(source))
+        config = load(source)
+    validate(config, source)
+    stack = Stack(forwarding=bool(config.get("stack", {}).get("forwarding", False)),
+                  echo_reply=bool(config.get("services", {}).get("icmp_echo", True)))
+    try:
+        for table in config.get("interface", []):
+            device = _make_device(table)
+            if table.get("pcap"):
+                device = PcapDevice(device, os.path.join(base_dir, table["pcap"]))
+            stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"))
+        for table in config.get("route", []):
+            stack.add_route(table["destination"], table.get("gateway"), table.get("interface"), table.get("metric", 0))
+        if config.get("gateway"):
+            stack.set_default_gateway(config["gateway"])
+        port = config.get("services", {}).get("udp_echo", 7)
+        if port:
+            udp_echo.install(stack, port)
+        if "dns" in config:
+            from .dns.config import build_from_config
+            from .dns.server import udp_handler
+            server = build_from_config(config["dns"], base_dir)
+            stack.add_udp_service(53, udp_handler(server))
+    except (ValueError, OSError) as exc:
+        stack.close()
+        raise ConfigError(f"{source}: {exc}") from None
+    return stack
+
+
+def _make_device(table: dict):
+    from .link.packet import PacketDevice
+    from .link.tap import TapDevice
+
+    if "tap" in table:
+        return TapDevice(table["tap"], mtu=table.get("mtu", 1500), host_address=table.get("host_address"))
+    return PacketDevice(table["interface"], promiscuous=table.get("promiscuous", True))

@@ -1,0 +1,78 @@
+"""The one small interface every device offers the stack.
+
+A device moves whole Ethernet frames.  ``receive`` drains what is ready (a batch), so a
+PACKET_MMAP ring or batched sends can replace a device without changing the layers above.
+Wrappers (fault injector, pcap writer) are devices around devices.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import List, Optional
+
+DEFAULT_BATCH = 64
+
+
+def random_mac() -> bytes:
+    """A random locally administered unicast MAC (first octet x2, x6, xA or xE)."""
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFC) | 0x02
+    return bytes(raw)
+
+
+class Device(ABC):
+    """Base class: subclasses implement ``send`` and override the other I/O methods they need."""
+
+    name = "device"
+    mtu = 1500
+    mac: Optional[bytes] = None  # a MAC the device imposes (e.g. AF_PACKET's NIC), else None
+
+    def fileno(self) -> Optional[int]:
+        """A selectable fd that becomes readable when frames arrive, or None."""
+        return None
+
+    def receive(self, now: float, batch: int = DEFAULT_BATCH) -> List[bytes]:
+        """Up to ``batch`` frames that are ready now (never blocks)."""
+        return []
+
+    @abstractmethod
+    def send(self, frame: bytes, now: float) -> None:
+        """Put one frame on the wire (a full queue drops it, as a congested wire would)."""
+
+    def poll(self, now: float) -> None:
+        """Work due at ``now`` (a delaying wrapper releases frames here)."""
+
+    def next_deadline(self) -> Optional[float]:
+        return None
+
+    def close(self) -> None:
+        """Release the device (a device the stack created is removed)."""
+
+
+class DeviceWrapper(Device):
+    """A device that passes everything to ``inner`` unless it overrides a method."""
+
+    def __init__(self, inner: Device):
+        self.inner = inner
+        self.name = inner.name
+        self.mtu = inner.mtu
+        self.mac = inner.mac
+
+    def fileno(self):
+        return self.inner.fileno()
+
+    def receive(self, now, batch=DEFAULT_BATCH):
+        return self.inner.receive(now, batch)
+
+    def send(self, frame, now):
+        self.inner.send(frame, now)
+
+    def poll(self, now):
+        self.inner.poll(now)
+
+    def next_deadline(self):
+        return self.inner.next_deadline()
+
+    def close(self):
+        self.inner.close()

@@ -1,0 +1,48 @@
+"""Named drop reasons, counted per reason (like Linux's skb drop reasons).
+
+Parsers raise ``MalformedPacket(reason)`` with their own reason strings ("ipv4-bad-checksum");
+the stack's own decisions use the names below.  Both end up as keys of one counter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class DropReason:
+    NOT_FOR_US_MAC = "eth-not-for-us"
+    VLAN_NOT_CONFIGURED = "eth-vlan-not-configured"
+    UNKNOWN_ETHERTYPE = "eth-unknown-ethertype"
+    ARP_NOT_FOR_US = "arp-not-for-us"
+    IP_BAD_SOURCE = "ipv4-bad-source"
+    IP_NOT_FOR_US = "ipv4-not-for-us"
+    IP_TTL_EXPIRED = "ipv4-ttl-expired"
+    IP_NO_ROUTE = "ipv4-no-route"
+    IP_FRAG_NEEDED = "ipv4-fragmentation-needed"
+    FRAG_OVERLAP = "ipv4-frag-overlap"
+    FRAG_TOO_BIG = "ipv4-frag-too-big"
+    FRAG_BAD_LENGTH = "ipv4-frag-bad-length"
+    FRAG_TIMEOUT = "ipv4-frag-timeout"
+    FRAG_MEMORY = "ipv4-frag-memory-limit"
+    FRAG_DUPLICATE = "ipv4-frag-duplicate"
+    FRAG_TOO_MANY = "ipv4-frag-too-many"
+    PROTO_UNREACHABLE = "ipv4-unknown-protocol"
+    NEIGH_QUEUE_FULL = "neigh-queue-full"
+    NEIGH_FAILED = "neigh-resolution-failed"
+    HOOK_DROP = "netfilter-drop"
+    ICMP_UNHANDLED = "icmp-unhandled-type"
+    ICMP_RATE_LIMITED = "icmp-error-rate-limited"
+    UDP_NO_SOCKET = "udp-port-unreachable"
+    UDP_RCVBUF_FULL = "udp-receive-buffer-full"
+    INTERNAL_ERROR = "internal-error"
+
+
+class DropCounter(Counter):
+    """reason -> number of packets dropped for it."""
+
+    def drop(self, reason: str) -> None:
+        self[reason] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.values())

@@ -1,0 +1,386 @@
+"""An IPv4 host (and, when enabled, router): ARP, IPv4 in/out, fragments, ICMP, hook points.
+
+Sans-I/O: frames come in through ``receive_frame(iface, frame, now)``; frames go out through
+the interface's device; timers run in ``poll(now)`` and ``next_deadline()`` says when.
+Nothing raises out of ``receive_frame``: every dropped packet is counted under a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, OrderedDict, deque
+from typing import Dict, Optional
+
+from ..wire import arp as arpw
+from ..wire import icmp as icmpw
+from ..wire.addr import BROADCAST_MAC, ZERO_MAC, prefix_mask
+from ..wire.errors import MalformedPacket
+from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
+from ..wire.ipv4 import PROTO_ICMP, IPv4, build_ipv4
+from . import hooks as hk
+from .drops import DropCounter, DropReason
+from .fragment import fragment
+from .interface import Interface
+from .neighbour import NeighbourCache
+from .reassembly import Reassembler
+from .route import Route, RoutingTable
+
+log = logging.getLogger("pynetstack")
+LIMITED_BROADCAST = 0xFFFFFFFF
+MIN_MTU = 68
+PMTU_LIFETIME = 600.0
+PMTU_ENTRIES = 1024
+
+
+def _bad_source(src: int) -> bool:
+    """Sources no host may use (RFC 1122 3.2.1.3): broadcast, multicast, class E, loopback."""
+    top = src >> 24
+    return src == LIMITED_BROADCAST or top >= 224 or top == 127
+
+
+class IPv4Host:
+    def __init__(self, forwarding: bool = False, default_ttl: int = 64, icmp_errors_per_second: float = 1000.0,
+                 echo_reply: bool = True):
+        self.forwarding = forwarding
+        self.default_ttl = default_ttl
+        self.echo_reply = echo_reply
+        self.interfaces: Dict[str, Interface] = {}
+        self.routes = RoutingTable()
+        self.hooks = hk.Hooks()
+        self.drops = DropCounter()
+        self.counters: Counter = Counter()
+        self.transports: Dict[int, object] = {}
+        self.local_addresses: Dict[int, Interface] = {}
+        self.broadcasts: Dict[int, Interface] = {}
+        self.reassembler = Reassembler(self.drops.drop, self._reassembly_timed_out)
+        self.pmtu: "OrderedDict[int, tuple]" = OrderedDict()  # dst -> (mtu, expires)
+        self.echo_listeners = []  # callables(ip, icmp, now) for echo replies (ping clients)
+        self._ident = int.from_bytes(os.urandom(2), "big")
+        self._loopback: deque = deque()
+        self._icmp_rate = icmp_errors_per_second
+        self._icmp_tokens = icmp_errors_per_second
+        self._icmp_stamp = 0.0
+
+    # ------------------------------------------------------------------ configuration
+    def add_interface(self, iface: Interface) -> Interface:
+        if iface.name in self.interfaces:
+            raise ValueError(f"interface {iface.name!r} exists already")
+        iface.neighbours = NeighbourCache(
+            lambda ip, now: self._send_arp_request(iface, ip, now),
+            lambda ip, packets: self.drops.update({DropReason.NEIGH_FAILED: len(packets)}))
+        self.interfaces[iface.name] = iface
+        return iface
+
+    def add_address(self, iface: Interface, address: int, length: int) -> None:
+        iface.addresses.append((address, length))
+        self.local_addresses[address] = iface
+        if length <= 30:
+            mask = prefix_mask(length)
+            self.broadcasts[(address & mask) | (~mask & 0xFFFFFFFF)] = iface
+        self.routes.add(Route(address, length, iface))
+
+    def add_route(self, prefix: int, length: int, gateway: Optional[int] = None,
+                  iface: Optional[Interface] = None, metric: int = 0) -> Route:
+        if iface is None:
+            via = self.routes.lookup(gateway) if gateway is not None else None
+            if via is None:
+                raise ValueError("a route needs an interface or a gateway on a connected network")
+            iface = via.interface
+        route = Route(prefix, length, iface, gateway, metric)
+        self.routes.add(route)
+        return route
+
+    def register_transport(self, protocol: int, transport) -> None:
+        self.transports[protocol] = transport
+
+    def start(self, now: float) -> None:
+        """Announce our addresses with gratuitous ARP (RFC 5227 section 3)."""
+        for iface in self.interfaces.values():
+            for address, _ in iface.addresses:
+                self._send_arp(iface, arpw.REQUEST, BROADCAST_MAC, address, ZERO_MAC, address, now)
+
+    # ------------------------------------------------------------------ receive path
+    def receive_frame(self, iface: Interface, frame, now: float) -> None:
+        iface.rx_frames += 1
+        iface.rx_bytes += len(frame)
+        try:
+            eth = Ethernet.parse(frame)
+            dst = eth.dst
+            if dst != iface.mac and dst != BROADCAST_MAC:
+                self.drops.drop(DropReason.NOT_FOR_US_MAC)
+            elif eth.vlans:
+                self.drops.drop(DropReason.VLAN_NOT_CONFIGURED)
+            elif eth.ethertype == ETH_IPV4:
+                self._ip_input(iface, IPv4.parse(eth.payload), now)
+            elif eth.ethertype == ETH_ARP:
+                self._arp_input(iface, arpw.Arp.parse(eth.payload), now)
+            else:
+                self.drops.drop(DropReason.UNKNOWN_ETHERTYPE)
+        except MalformedPacket as exc:
+            self.drops.drop(exc.reason)
+        except Exception:  # a bug must cost one packet, not the stack
+            self.drops.drop(DropReason.INTERNAL_ERROR)
+            log.exception("internal error while receiving a frame on %s", iface.name)
+
+    def _arp_input(self, iface: Interface, packet, now: float) -> None:
+        ours = self.local_addresses.get(packet.tpa) is iface
+        if packet.spa and packet.sha != iface.mac:
+            waiting = iface.neighbours.update(packet.spa, packet.sha, now, create=ours)
+            for datagram in waiting:
+                iface.transmit(build_frame(packet.sha, iface.mac, ETH_IPV4, datagram), now)
+        if not ours:
+            self.drops.drop(DropReason.ARP_NOT_FOR_US)
+        elif packet.op == arpw.REQUEST:
+            self._send_arp(iface, arpw.REPLY, packet.sha, packet.tpa, packet.sha, packet.spa, now)
+            self.counters["arp_replies_sent"] += 1
+
+    def _ip_input(self, iface: Interface, ip: IPv4, now: float) -> None:
+        self.counters["ip_in_receives"] += 1
+        if _bad_source(ip.src):
+            self.drops.drop(DropReason.IP_BAD_SOURCE)
+            return
+        if self.hooks.has_stages(hk.PREROUTING) and not self._hook(hk.PREROUTING, ip, now, iface, None):
+            return
+        dst = ip.dst
+        if dst in self.local_addresses or dst in self.broadcasts or dst == LIMITED_BROADCAST:
+            self._local_deliver(iface, ip, now)
+        elif self.forwarding:
+            self._forward(iface, ip, now)
+        else:
+            self.drops.drop(DropReason.IP_NOT_FOR_US)
+
+    def _hook(self, hook: str, ip: IPv4, now: float, in_iface, out_iface) -> bool:
+        ctx = hk.PacketContext(ip, hook, now, in_iface, out_iface)
+        verdict = self.hooks.run(ctx)
+        if verdict == hk.DROP:
+            self.drops.drop(ctx.drop_reason or DropReason.HOOK_DROP)
+        return verdict == hk.ACCEPT
+
+    def _local_deliver(self, iface, ip: IPv4, now: float) -> None:
+        if ip.mf or ip.frag_offset:
+            ip = self.reassembler.add(ip, now)
+            if ip is None:
+                return
+        if self.hooks.has_stages(hk.INPUT) and not self._hook(hk.INPUT, ip, now, iface, None):
+            return
+        self.counters["ip_in_delivers"] += 1
+        if ip.protocol == PROTO_ICMP:
+            self._icmp_input(ip, now)
+            return
+        transport = self.transports.get(ip.protocol)
+        if transport is not None:
+            transport.receive(ip, now)
+        else:
+            self.drops.drop(DropReason.PROTO_UNREACHABLE)
+            self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_PROTOCOL, now)
+
+    def _icmp_input(self, ip: IPv4, now: float) -> None:
+        msg = icmpw.Icmp.parse(ip.payload)
+        self.counters["icmp_in"] += 1
+        kind = msg.type
+        if kind == icmpw.ECHO_REQUEST:
+            # Like Linux (icmp_echo_ignore_broadcasts=1), answer only echoes to our unicast addresses.
+            if self.echo_reply and ip.dst in self.local_addresses:
+                reply = icmpw.build_icmp(icmpw.ECHO_REPLY, 0, msg.rest, bytes(msg.payload))
+                self.ip_send(ip.dst, ip.src, PROTO_ICMP, reply, now, df=False, tos=ip.tos)
+                self.counters["icmp_echo_replies"] += 1
+            else:
+                self.drops.drop(DropReason.ICMP_UNHANDLED)
+        elif kind == icmpw.ECHO_REPLY:
+            for listener in self.echo_listeners:
+                listener(ip, msg, now)
+        elif msg.is_error:
+            self._icmp_error_input(msg, now)
+        else:
+            self.drops.drop(DropReason.ICMP_UNHANDLED)
+
+    def _icmp_error_input(self, msg, now: float) -> None:
+        inner = IPv4.parse_quoted(msg.payload)
+        info = msg.rest
+        if msg.type == icmpw.DEST_UNREACHABLE and msg.code == icmpw.CODE_FRAG_NEEDED:
+            info = self._learn_path_mtu(inner.dst, msg.mtu, inner.total_length, now)
+        transport = self.transports.get(inner.protocol)
+        if transport is not None:
+            transport.icmp_error(msg.type, msg.code, info, inner, bytes(inner.payload), now)
+        self.counters["icmp_errors_in"] += 1
+
+    def _learn_path_mtu(self, dst: int, mtu: int, quoted_length: int, now: float) -> int:
+        if mtu == 0:  # RFC 1191 section 5: a router of RFC 792 vintage; guess the next plateau down
+            mtu = max(MIN_MTU, min(quoted_length, self._interface_mtu(dst)) - 1)
+        mtu = max(MIN_MTU, min(mtu, self._interface_mtu(dst)))
+        self.pmtu[dst] = (mtu, now + PMTU_LIFETIME)
+        self.pmtu.move_to_end(dst)
+        while len(self.pmtu) > PMTU_ENTRIES:
+            self.pmtu.popitem(last=False)
+        return mtu
+
+    def _interface_mtu(self, dst: int) -> int:
+        route = self.routes.lookup(dst)
+        return route.interface.mtu if route else 1500
+
+    def _reassembly_timed_out(self, first: IPv4, now: float) -> None:
+        self.send_icmp_error(first, icmpw.TIME_EXCEEDED, icmpw.REASSEMBLY_TIME_EXCEEDED, now)
+
+    def _forward(self, iface: Interface, ip: IPv4, now: float) -> None:
+        if ip.ttl <= 1:
+            self.drops.drop(DropReason.IP_TTL_EXPIRED)
+            self.send_icmp_error(ip, icmpw.TIME_EXCEEDED, icmpw.TTL_EXCEEDED, now)
+            return
+        route = self.routes.lookup(ip.dst)
+        if route is None:
+            self.drops.drop(DropReason.IP_NO_ROUTE)
+            self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_NET, now)
+            return
+        if self.hooks.has_stages(hk.FORWARD) and not self._hook(hk.FORWARD, ip, now, iface, route.interface):
+            return
+        ip.ttl -= 1
+        self.counters["ip_forwarded"] += 1
+        self._output(ip, bytes(ip.payload), route, now, forwarded=True)
+
+    # ------------------------------------------------------------------ send path
+    def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
+                ttl: Optional[int] = None, df: bool = True, tos: int = 0) -> bool:
+        """Send one datagram from this host. False when it cannot go (no route, too big with DF)."""
+        self.counters["ip_out_requests"] += 1
+        self._ident = (self._ident + 1) & 0xFFFF
+        ttl = self.default_ttl if ttl is None else ttl
+        if dst in self.local_addresses:
+            ip = IPv4(src, dst, protocol, payload, ttl=ttl, tos=tos, ident=self._ident, df=df)
+            self._loopback.append(ip)
+            return True
+        route = self.routes.lookup(dst)
+        if route is None:
+            if dst != LIMITED_BROADCAST or not self.interfaces:
+                self.drops.drop(DropReason.IP_NO_ROUTE)
+                return False
+            route = Route(dst, 32, next(iter(self.interfaces.values())))
+        hooked = self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
+        if not hooked and 20 + len(payload) <= self._mtu_towards(route, dst, now):
+            datagram = build_ipv4(src, dst, protocol, payload, ttl, self._ident, df, tos)
+            self._transmit(route, dst, datagram, now)
+            return True
+        ip = IPv4(src, dst, protocol, payload, ttl=ttl, tos=tos, ident=self._ident, df=df)
+        if self.hooks.has_stages(hk.OUTPUT) and not self._hook(hk.OUTPUT, ip, now, None, route.interface):
+            return False
+        return self._output(ip, payload, route, now, forwarded=False)
+
+    def _output(self, ip: IPv4, payload: bytes, route: Route, now: float, forwarded: bool) -> bool:
+        if self.hooks.has_stages(hk.POSTROUTING) and not self._hook(hk.POSTROUTING, ip, now, None, route.interface):
+            return False
+        mtu = self._mtu_towards(route, ip.dst, now)
+        if ip.header_length + len(payload) <= mtu:
+            self._transmit(route, ip.dst, ip.build_header(len(payload)) + payload, now)
+            return True
+        if ip.df:
+            self.drops.drop(DropReason.IP_FRAG_NEEDED)
+            if forwarded:
+                self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, now,
+                                     rest=icmpw.frag_needed_rest(mtu))
+            return False
+        self.counters["ip_fragments_created"] += 1
+        for piece in fragment(ip, payload, mtu):
+            self._transmit(route, ip.dst, piece, now)
+        return True
+
+    def _mtu_towards(self, route: Route, dst: int, now: float) -> int:
+        learned = self.pmtu.get(dst)
+        if learned is not None:
+            if learned[1] > now:
+                return min(learned[0], route.interface.mtu)
+            del self.pmtu[dst]
+        return route.interface.mtu
+
+    def _transmit(self, route: Route, dst: int, datagram: bytes, now: float) -> None:
+        iface = route.interface
+        next_hop = route.next_hop(dst)
+        if next_hop == LIMITED_BROADCAST or next_hop in self.broadcasts:
+            mac = BROADCAST_MAC
+        else:
+            mac = iface.neighbours.lookup(next_hop, now)
+        if mac is not None:
+            iface.transmit(build_frame(mac, iface.mac, ETH_IPV4, datagram), now)
+        elif not iface.neighbours.enqueue(next_hop, datagram, now):
+            self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
+
+    def _send_arp_request(self, iface: Interface, target: int, now: float) -> None:
+        sender = iface.address_for(target)
+        if sender is not None:
+            self._send_arp(iface, arpw.REQUEST, BROADCAST_MAC, sender, ZERO_MAC, target, now)
+
+    def _send_arp(self, iface, op, eth_dst, spa, tha, tpa, now) -> None:
+        body = arpw.Arp(op, iface.mac, spa, tha, tpa).build()
+        iface.transmit(build_frame(eth_dst, iface.mac, ETH_ARP, body), now)
+
+    def send_icmp_error(self, ip: IPv4, icmp_type: int, code: int, now: float, rest: int = 0) -> bool:
+        """Send an ICMP error about ``ip`` unless RFC 1122 3.2.2 forbids it or the rate limit bites."""
+        src = ip.src
+        if (ip.frag_offset or _bad_source(src) or src == 0 or src in self.broadcasts
+                or ip.dst == LIMITED_BROADCAST or ip.dst in self.broadcasts or ip.dst >> 28 == 14):
+            return False
+        if ip.protocol == PROTO_ICMP:
+            payload = ip.payload
+            if len(payload) < 1 or payload[0] in icmpw.ERROR_TYPES or payload[0] > 18:
+                return False
+        self._icmp_tokens = min(self._icmp_rate, self._icmp_tokens + (now - self._icmp_stamp) * self._icmp_rate)
+        self._icmp_stamp = now
+        if self._icmp_tokens < 1:
+            self.drops.drop(DropReason.ICMP_RATE_LIMITED)
+            return False
+        self._icmp_tokens -= 1
+        quoted = IPv4(ip.src, ip.dst, ip.protocol, ip.payload, ttl=ip.ttl, tos=ip.tos, ident=ip.ident,
+                      df=ip.df, mf=ip.mf, frag_offset=ip.frag_offset, options=ip.options)
+        payload = bytes(ip.payload)
+        original = quoted.build_header(len(payload)) + payload
+        source = ip.dst if ip.dst in self.local_addresses else self.source_address_for(src)
+        if source is None:
+            return False
+        self.counters["icmp_errors_out"] += 1
+        return self.ip_send(source, src, PROTO_ICMP, icmpw.build_error(icmp_type, code, original, rest), now,
+                            df=False, tos=0xC0)
+
+    # ------------------------------------------------------------------ IpOutput helpers
+    def source_address_for(self, dst: int) -> Optional[int]:
+        if dst in self.local_addresses:
+            return dst
+        route = self.routes.lookup(dst)
+        if route is None:
+            return None
+        return route.interface.address_for(route.next_hop(dst))
+
+    def is_local_address(self, address: int) -> bool:
+        return address in self.local_addresses
+
+    def path_mtu(self, dst: int) -> int:
+        route = self.routes.lookup(dst)
+        if route is None:
+            return 576
+        learned = self.pmtu.get(dst)
+        return min(learned[0], route.interface.mtu) if learned else route.interface.mtu
+
+    # ------------------------------------------------------------------ timers
+    def poll(self, now: float) -> None:
+        loopback = self._loopback
+        while loopback:
+            ip = loopback.popleft()
+            try:
+                self._local_deliver(None, ip, now)
+            except MalformedPacket as exc:
+                self.drops.drop(exc.reason)
+            except Exception:
+                self.drops.drop(DropReason.INTERNAL_ERROR)
+                log.exception("internal error while delivering a looped-back datagram")
+        for iface in self.interfaces.values():
+            iface.neighbours.poll(now)
+        self.reassembler.poll(now)
+        for transport in self.transports.values():
+            transport.poll(now)
+
+    def next_deadline(self) -> Optional[float]:
+        if self._loopback:
+            return 0.0
+        deadlines = [iface.neighbours.next_deadline() for iface in self.interfaces.values()]
+        deadlines.append(self.reassembler.next_deadline())
+        deadlines.extend(t.next_deadline() for t in self.transports.values())
+        deadlines = [d for d in deadlines if d is not None]
+        return min(deadlines) if deadlines else None

@@ -1,0 +1,114 @@
+"""The ARP neighbour cache of one interface (RFC 826, RFC 1122 2.3.2.1).
+
+Entries live ``lifetime`` seconds after they were last confirmed. While an address resolves,
+packets for it wait in a bounded queue; requests go out at most once per ``retry_interval``
+and the queue is dropped after ``max_requests`` unanswered requests.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Callable, List, Optional, Tuple
+
+from ..wire.addr import ip_to_str, mac_to_str
+
+
+class PendingResolution:
+    __slots__ = ("queue", "last_request", "requests")
+
+    def __init__(self):
+        self.queue: deque = deque()
+        self.last_request = float("-inf")
+        self.requests = 0
+
+
+class NeighbourCache:
+    def __init__(self, send_request: Callable[[int, float], None], on_failure: Callable[[int, list], None],
+                 lifetime: float = 60.0, retry_interval: float = 1.0, max_requests: int = 3,
+                 max_entries: int = 4096, max_pending: int = 256, queue_limit: int = 64):
+        self._send_request = send_request
+        self._on_failure = on_failure
+        self.lifetime = lifetime
+        self.retry_interval = retry_interval
+        self.max_requests = max_requests
+        self.max_entries = max_entries
+        self.max_pending = max_pending
+        self.queue_limit = queue_limit
+        self.entries: "OrderedDict[int, Tuple[bytes, float]]" = OrderedDict()  # ip -> (mac, expires)
+        self.pending: "OrderedDict[int, PendingResolution]" = OrderedDict()
+        self.static: dict = {}
+        self.generation = 0
+
+    def lookup(self, ip: int, now: float) -> Optional[bytes]:
+        static = self.static.get(ip)
+        if static is not None:
+            return static
+        entry = self.entries.get(ip)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self.entries[ip]
+            self.generation += 1
+            return None
+        return entry[0]
+
+    def update(self, ip: int, mac: bytes, now: float, create: bool = True) -> List[Tuple[bytes, object]]:
+        """Record ``ip`` is at ``mac``; return the packets that were waiting for it.
+
+        ``create=False`` only refreshes an existing entry (RFC 826's merge for ARP not aimed at us).
+        """
+        entries = self.entries
+        current = entries.get(ip)
+        if current is None and not create and ip not in self.pending:
+            return []
+        if current is None or current[0] != mac:
+            self.generation += 1
+        if current is not None:
+            entries.move_to_end(ip)
+        elif len(entries) >= self.max_entries:
+            entries.popitem(last=False)
+        entries[ip] = (mac, now + self.lifetime)
+        pending = self.pending.pop(ip, None)
+        return list(pending.queue) if pending else []
+
+    def enqueue(self, ip: int, packet, now: float) -> bool:
+        """Hold ``packet`` until ``ip`` resolves, sending a request if one is due. False: dropped."""
+        pending = self.pending.get(ip)
+        if pending is None:
+            if len(self.pending) >= self.max_pending:
+                _, oldest = self.pending.popitem(last=False)
+                self._on_failure(ip, list(oldest.queue))
+            pending = self.pending[ip] = PendingResolution()
+        if len(pending.queue) >= self.queue_limit:
+            return False
+        pending.queue.append(packet)
+        if now - pending.last_request >= self.retry_interval:
+            self._request(ip, pending, now)
+        return True
+
+    def _request(self, ip: int, pending: PendingResolution, now: float) -> None:
+        pending.last_request = now
+        pending.requests += 1
+        self._send_request(ip, now)
+
+    def poll(self, now: float) -> None:
+        for ip, pending in list(self.pending.items()):
+            if now - pending.last_request < self.retry_interval:
+                continue
+            if pending.requests >= self.max_requests:
+                del self.pending[ip]
+                self._on_failure(ip, list(pending.queue))
+            else:
+                self._request(ip, pending, now)
+
+    def next_deadline(self) -> Optional[float]:
+        if not self.pending:
+            return None
+        return min(p.last_request for p in self.pending.values()) + self.retry_interval
+
+    def table(self, now: float) -> List[str]:
+        rows = [f"{ip_to_str(ip)} at {mac_to_str(mac)} expires in {expires - now:.0f}s"
+                for ip, (mac, expires) in self.entries.items() if expires > now]
+        rows += [f"{ip_to_str(ip)} at {mac_to_str(mac)} PERMANENT" for ip, mac in self.static.items()]
+        rows += [f"{ip_to_str(ip)} INCOMPLETE ({len(p.queue)} queued)" for ip, p in self.pending.items()]
+        return rows

@@ -1,0 +1,249 @@
+"""A Stack: the IPv4 host, its transports and devices, and the event loop that drives them.
+
+The protocol code is sans-I/O; this module is where time and file descriptors come in.
+One thread runs the loop and holds ``lock`` while it processes; API calls from other threads
+take the same lock, change state, then ``wake()`` the loop so it sends and re-plans timers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import threading
+import time
+from typing import Callable, List, Optional
+
+from .link.base import Device
+from .net.host import IPv4Host
+from .net.interface import Interface
+from .transport.udp import UdpLayer
+from .wire.addr import ip_to_int, ip_to_str, mac_to_bytes, parse_cidr
+from .wire.udp import PROTO as PROTO_UDP
+
+log = logging.getLogger("pynetstack")
+MAX_SLEEP = 1.0
+
+
+class Stack:
+    def __init__(self, forwarding: bool = False, clock: Callable[[], float] = time.monotonic,
+                 echo_reply: bool = True):
+        self.clock = clock
+        self.host = IPv4Host(forwarding=forwarding, echo_reply=echo_reply)
+        self.udp = UdpLayer(self.host, self.host.drops)
+        self.host.register_transport(PROTO_UDP, self.udp)
+        self.lock = threading.RLock()
+        self.started_at = clock()
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._closers: List[Callable[[], None]] = []
+        self._started = False
+
+    # ------------------------------------------------------------------ building
+    def now(self) -> float:
+        return self.clock()
+
+    @property
+    def drops(self):
+        return self.host.drops
+
+    @property
+    def interfaces(self):
+        return self.host.interfaces
+
+    def add_interface(self, device: Device, address: Optional[str] = None, mac: Optional[str] = None,
+                      mtu: Optional[int] = None, name: Optional[str] = None) -> Interface:
+        """Attach ``device``; ``address`` is a CIDR string ('10.0.0.2/24') or a list of them."""
+        iface = Interface(name or device.name, device, mac_to_bytes(mac) if mac else device.mac, mtu)
+        with self.lock:
+            self.host.add_interface(iface)
+            for cidr in ([address] if isinstance(address, str) else address or []):
+                addr, length = parse_cidr(cidr)
+                self.host.add_address(iface, addr, length)
+        self._closers.append(device.close)
+        if self._started:
+            self._register(iface)
+        return iface
+
+    def add_route(self, destination: str, gateway: Optional[str] = None, interface: Optional[str] = None,
+                  metric: int = 0):
+        prefix, length = parse_cidr(destination)
+        iface = self.host.interfaces[interface] if interface else None
+        with self.lock:
+            return self.host.add_route(prefix, length, ip_to_int(gateway) if gateway else None, iface, metric)
+
+    def set_default_gateway(self, gateway: str):
+        return self.add_route("0.0.0.0/0", gateway)
+
+    def register_transport(self, protocol: int, transport) -> None:
+        with self.lock:
+            self.host.register_transport(protocol, transport)
+
+    def add_udp_service(self, port: int, handler: Callable[[bytes, tuple], Optional[bytes]]) -> int:
+        """Serve UDP ``port`` with ``handler(data, (peer_ip, peer_port)) -> reply or None``."""
+        bound = 0
+
+        def endpoint(payload, src, src_port, dst, now):
+            reply = handler(payload, (ip_to_str(src), src_port))
+            if reply is not None:
+                source = dst if self.host.is_local_address(dst) else None
+                self.udp.sendto(reply, bound, src, src_port, now, src=source)
+        with self.lock:
+            bound = self.udp.bind(port, endpoint)
+        return bound
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    # ------------------------------------------------------------------ the loop
+    def start(self) -> None:
+        """Announce the stack (gratuitous ARP) and prepare the selector. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        for iface in self.host.interfaces.values():
+            self._register(iface)
+        with self.lock:
+            self.host.start(self.now())
+
+    def _register(self, iface: Interface) -> None:
+        fd = iface.device.fileno()
+        if fd is not None and self._selector is not None:
+            self._selector.register(fd, selectors.EVENT_READ, iface)
+
+    def wake(self) -> None:
+        """Make the loop run now (after an API call queued data or changed a timer)."""
+        if threading.current_thread() is self._thread:
+            return
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
+
+    def step(self, max_wait: float = MAX_SLEEP) -> None:
+        """Wait for frames or the next deadline (at most ``max_wait``), then process."""
+        self.start()
+        with self.lock:
+            deadline = self.next_deadline()
+        timeout = max_wait if deadline is None else min(max_wait, max(0.0, deadline - self.now()))
+        events = self._selector.select(timeout)
+        with self.lock:
+            now = self.now()
+            receive = self.host.receive_frame
+            for key, _ in events:
+                iface = key.data
+                if iface is None:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                for frame in iface.device.receive(now):
+                    receive(iface, frame, now)
+            self.poll(now)
+
+    def poll(self, now: float) -> None:
+        for iface in self.host.interfaces.values():
+            iface.device.poll(now)
+        self.host.poll(now)
+
+    def next_deadline(self) -> Optional[float]:
+        deadlines = [iface.device.next_deadline() for iface in self.host.interfaces.values()]
+        deadlines.append(self.host.next_deadline())
+        deadlines = [d for d in deadlines if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def run(self, until: Optional[Callable[[], bool]] = None, duration: Optional[float] = None) -> None:
+        """Run the loop in this thread until ``stop()``, ``until()`` is true or ``duration`` passes."""
+        self.start()
+        end = None if duration is None else time.monotonic() + duration
+        self._thread = self._thread or threading.current_thread()
+        while not self._stopping.is_set():
+            if until is not None and until():
+                break
+            if end is not None and time.monotonic() >= end:
+                break
+            self.step()
+
+    def run_until_signal(self) -> None:
+        """Run in the foreground until SIGINT or SIGTERM, then close."""
+        def on_signal(signum, _frame):
+            self._stopping.set()
+            self.wake()
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._thread = threading.current_thread()
+            self.run()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            self.close()
+
+    def start_background(self) -> threading.Thread:
+        """Run the loop in a daemon thread (for the socket API and tests)."""
+        self.start()
+        self._thread = threading.Thread(target=self.run, name="pynetstack-loop", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and thread.is_alive():
+            thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop the loop and release every device (TAPs the stack created disappear)."""
+        self.stop()
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except OSError as exc:
+                log.warning("while closing: %s", exc)
+        self._closers.clear()
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict:
+        now = self.now()
+        with self.lock:
+            return {
+                "uptime": now - self.started_at,
+                "interfaces": [
+                    {"name": i.name, "describe": i.describe(), "rx_frames": i.rx_frames, "tx_frames": i.tx_frames,
+                     "rx_bytes": i.rx_bytes, "tx_bytes": i.tx_bytes, "neighbours": i.neighbours.table(now)}
+                    for i in self.host.interfaces.values()],
+                "routes": [repr(r) for r in self.host.routes.routes()],
+                "counters": dict(self.host.counters),
+                "drops": dict(self.host.drops),
+                "udp_ports": sorted(port for _, port in self.udp.endpoints),
+            }
+
+    @classmethod
+    def from_config(cls, config) -> Stack:
+        """Build a stack from a TOML file path or an already-parsed dict (see config.py)."""
+        from .config import build_stack
+        return build_stack(config)
