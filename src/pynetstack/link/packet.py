@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import List
+from typing import List, Optional
 
 from ..wire.checksum import transport_checksum
 from .base import DEFAULT_BATCH, Device
+from .netns import netns as in_netns
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -29,7 +30,14 @@ class PacketDevice(Device):
     VLAN tag the NIC stripped is put back, so the stack above sees frames as on the wire.
     """
 
-    def __init__(self, ifname: str, promiscuous: bool = False):
+    def __init__(self, ifname: str, promiscuous: bool = False, netns: Optional[str] = None):
+        with in_netns(netns):
+            self._open(ifname, promiscuous)
+        self.name = ifname
+        with in_netns(netns):
+            self.mtu = _read_mtu(ifname)
+
+    def _open(self, ifname: str, promiscuous: bool) -> None:
         try:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError:
@@ -45,8 +53,6 @@ class PacketDevice(Device):
             mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
             self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         self._sock.setblocking(False)
-        self.name = ifname
-        self.mtu = _read_mtu(ifname)
 
     def fileno(self) -> int:
         return self._sock.fileno()

@@ -10,6 +10,7 @@ import subprocess
 from typing import List, Optional
 
 from .base import DEFAULT_BATCH, Device
+from .netns import netns as in_netns
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -24,9 +25,19 @@ class TapDevice(Device):
     ``host_address`` ('10.0.0.1/24') is assigned to the kernel side and the link set up.
     """
 
-    def __init__(self, name: str = "pns0", mtu: int = 1500, host_address: Optional[str] = None):
-        if len(name.encode()) > 15:
-            raise ValueError(f"interface name {name!r} is longer than 15 bytes")
+    def __init__(self, name: str = "pns0", mtu: int = 1500, host_address: Optional[str] = None,
+                 netns: Optional[str] = None):
+        if not name or len(name.encode()) > 15:
+            raise ValueError(f"interface name {name!r} must be 1 to 15 bytes long")
+        self.netns = netns
+        with in_netns(netns):
+            self._open(name)
+        self.mtu = mtu
+        self._ip("link", "set", "dev", self.name, "mtu", str(mtu), "up")
+        if host_address:
+            self._ip("addr", "add", host_address, "dev", self.name)
+
+    def _open(self, name: str) -> None:
         try:
             self._fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
         except OSError as exc:
@@ -39,15 +50,16 @@ class TapDevice(Device):
             os.close(self._fd)
             raise OSError(exc.errno, f"cannot create TAP {name!r}: {exc.strerror}") from None
         self.name = ifr[:16].rstrip(b"\0").decode()
-        self.mtu = mtu
-        self._run("ip", "link", "set", "dev", self.name, "mtu", str(mtu), "up")
-        if host_address:
-            self._run("ip", "addr", "add", host_address, "dev", self.name)
 
-    @staticmethod
-    def _run(*argv: str) -> None:
-        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def _ip(self, *args: str) -> None:
+        argv = ["ip"] + (["-n", self.netns] if self.netns else []) + list(args)
+        try:
+            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            self.close()
+            raise OSError(errno.ENOENT, "the 'ip' command (Debian package iproute2) is missing") from None
         if result.returncode:
+            self.close()
             raise OSError(errno.EINVAL, f"{' '.join(argv)}: {result.stderr.strip()}")
 
     def fileno(self) -> int:

@@ -1,0 +1,169 @@
+"""The ``pynetstack`` command: up, capture, demo, dns."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import List, Optional
+
+from . import __version__
+from .config import ConfigError, build_stack, validate
+
+
+def _up(args) -> int:
+    if args.config:
+        if args.tap or args.interface:
+            raise ConfigError("give either --config FILE or --tap/--interface flags, not both")
+        stack = build_stack(args.config)
+    else:
+        if not (args.tap or args.interface):
+            raise ConfigError("say which device to use: --tap NAME, --interface NAME or --config FILE")
+        if args.tap and args.interface:
+            raise ConfigError("--tap and --interface exclude each other")
+        table = {"tap": args.tap} if args.tap else {"interface": args.interface}
+        if args.address:
+            table["address"] = args.address
+        if args.host_address:
+            table["host_address"] = args.host_address
+        if args.mtu:
+            table["mtu"] = args.mtu
+        if args.mac:
+            table["mac"] = args.mac
+        if args.pcap:
+            table["pcap"] = args.pcap
+        config = {"interface": [table],
+                  "services": {"icmp_echo": not args.no_icmp_echo, "udp_echo": False if args.no_udp_echo else 7}}
+        if args.gateway:
+            config["gateway"] = args.gateway
+        stack = build_stack(validate(config, "command line"), base_dir=".")
+    for iface in stack.interfaces.values():
+        print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
+    if stack.udp.endpoints:
+        print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}, UDP ports "
+              f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints))}", flush=True)
+    started = time.monotonic()
+    if args.duration:
+        stack.start()
+        try:
+            stack.run(duration=args.duration)
+        finally:
+            stack.close()
+    else:
+        stack.run_until_signal()
+    status = stack.status()
+    print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",
+          flush=True)
+    return 0
+
+
+def _capture(args) -> int:
+    from .link.packet import PacketDevice
+    from .link.pcap import PcapWriter
+    from .wire.describe import dissect, summary
+
+    device = PacketDevice(args.interface, promiscuous=args.promiscuous)
+    writer = PcapWriter(args.write) if args.write else None
+    seen = 0
+    end = time.monotonic() + args.timeout if args.timeout else None
+    import select
+    try:
+        while args.count is None or seen < args.count:
+            wait = None if end is None else max(0.0, end - time.monotonic())
+            if end is not None and wait == 0.0:
+                break
+            ready, _, _ = select.select([device.fileno()], [], [], wait)
+            if not ready:
+                continue
+            for frame in device.receive(time.monotonic()):
+                seen += 1
+                stamp = time.time()
+                if writer:
+                    writer.write(frame, stamp)
+                line = dissect(frame) if args.verbose else summary(frame)
+                print(f"{time.strftime('%H:%M:%S', time.localtime(stamp))}.{int(stamp % 1 * 1e6):06d} {line}",
+                      flush=True)
+                if args.count is not None and seen >= args.count:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        device.close()
+        if writer:
+            writer.close()
+    print(f"{seen} frames captured", file=sys.stderr)
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(keep_going=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pynetstack", description="A userspace TCP/IP stack in Python.")
+    parser.add_argument("--version", action="version", version=f"pynetstack {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run a stack in the foreground on a TAP or an interface")
+    up.add_argument("--tap", metavar="NAME", help="create a TAP device NAME and run on it")
+    up.add_argument("--interface", metavar="NAME", help="run on existing interface NAME through AF_PACKET")
+    up.add_argument("--address", metavar="CIDR", action="append", help="the stack's address, e.g. 10.0.0.2/24")
+    up.add_argument("--gateway", metavar="IP", help="default gateway")
+    up.add_argument("--host-address", metavar="CIDR", help="address for the kernel side of the TAP")
+    up.add_argument("--mtu", type=int, help="interface MTU (default 1500)")
+    up.add_argument("--mac", help="the stack's MAC address (default: random, locally administered)")
+    up.add_argument("--config", metavar="FILE", help="a TOML configuration file")
+    up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
+    up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")
+    up.add_argument("--no-udp-echo", action="store_true", help="no UDP echo service on port 7")
+    up.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS (default: run until Ctrl-C)")
+    up.set_defaults(func=_up)
+
+    cap = sub.add_parser("capture", help="print one decoded line per frame seen on an interface")
+    cap.add_argument("--interface", "-i", required=True, metavar="NAME")
+    cap.add_argument("--count", "-c", type=int, metavar="N", help="stop after N frames")
+    cap.add_argument("--write", "-w", metavar="FILE.pcap", help="also write the frames to a pcap file")
+    cap.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after SECONDS")
+    cap.add_argument("--promiscuous", action="store_true", help="see frames for other MACs too")
+    cap.add_argument("--verbose", "-V", action="store_true", help="full dissection of every frame")
+    cap.set_defaults(func=_capture)
+
+    demo = sub.add_parser("demo", help="build a lab of namespaces, exercise the stack with Linux tools, report")
+    demo.set_defaults(func=_demo)
+
+    try:
+        from .dns.cli import register as register_dns
+    except ImportError:
+        register_dns = None
+    if register_dns is not None:
+        register_dns(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "count", None) is not None and args.count < 1:
+        parser.error("--count must be at least 1")
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(f"pynetstack: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"pynetstack: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
