@@ -1,0 +1,174 @@
+"""The DNS server core: query bytes in, reply bytes out (sans-I/O).
+
+``DnsServer.handle(query, transport, now)`` answers from the loaded zones (authoritative, AA),
+else by recursion when it is on and the client asked for it (RD; replies carry RA), else REFUSED.
+It never raises on bad input: a malformed query is answered FORMERR when its header can be read
+and dropped otherwise, and each drop is counted by reason in ``drops``.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+
+from ..wire import dns as w
+from ..wire.errors import MalformedPacket
+from .authority import Authority
+
+UDP_MIN = 512
+UDP_MAX = 4096             # the most we put in one datagram, whatever the client offers
+OUR_EDNS_PAYLOAD = 1232    # what we advertise (the DNS flag day 2020 value)
+MEMO_ENTRIES = 4096
+DEFER = object()           # handle(..., blocking=False): "this needs recursion, call me in a worker"
+
+
+class DnsServer:
+    def __init__(self, zones=(), resolver=None, recursion: bool = False, minimal: bool = True):
+        self.authority = Authority(zones, minimal=minimal)
+        self.resolver = resolver
+        self.recursion = bool(recursion and resolver is not None)
+        if recursion and resolver is None:
+            raise ValueError("recursion needs a resolver (root_hints or forwarders)")
+        self.drops = Counter()
+        self.answered = Counter()
+        self._memo = OrderedDict()  # (transport, query without ID) -> (reply without ID, expiry)
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    def handle(self, query: bytes, transport: str = "udp", now: float | None = None,
+               blocking: bool = True):
+        """The reply to ``query`` (bytes), or None to send nothing."""
+        if now is None:
+            now = time.monotonic()
+        key = (transport, query[2:])
+        memo = self._memo.get(key)
+        if memo is not None:
+            if memo[1] > now:
+                self.answered["memo"] += 1
+                return query[:2] + memo[0]
+            self._memo.pop(key, None)
+        try:
+            msg = w.Message.decode(query)
+        except MalformedPacket as e:
+            return self._malformed(query, e)
+        if msg.qr:
+            self.drops["not-a-query"] += 1
+            return None
+        reply = self._reply_to(msg)
+        if reply is None:
+            return None
+        if reply is DEFER:
+            if not blocking:
+                return DEFER
+            reply = _reply_skeleton(msg, self.recursion)
+            lowest_ttl = self._recurse(msg, reply)
+            data = self._encode(reply, msg, transport)
+            if lowest_ttl and reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
+                # TTLs count down in whole seconds, so one reply may be reused for up to a second
+                self._remember(key, data, now + min(lowest_ttl, 1.0))
+            return data
+        data = self._encode(reply, msg, transport)
+        if reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
+            self._remember(key, data, float("inf"))
+        return data
+
+    # -- building replies --------------------------------------------------------------------
+
+    def _reply_to(self, msg: w.Message):
+        reply = _reply_skeleton(msg, self.recursion)
+        if msg.opcode != w.OPCODE_QUERY:
+            return self._error(reply, w.NOTIMP, "opcode")
+        if len(msg.questions) != 1:
+            return self._error(reply, w.FORMERR, "question-count")
+        if msg.edns is not None and msg.edns.version != 0:
+            return self._error(reply, w.BADVERS, "edns-version")
+        q = msg.question
+        if q.rclass not in (w.IN, 255) or q.rtype in (w.OPT, 251, 252):
+            return self._error(reply, w.REFUSED if q.rtype != w.OPT else w.FORMERR, "unsupported-query")
+        found = self.authority.lookup(q.name, q.rtype)
+        if found is not None:
+            self.answered["authoritative"] += 1
+            reply.aa, reply.rcode = found.aa, found.rcode
+            reply.answer, reply.authority, reply.additional = found.answer, found.authority, found.additional
+            return reply
+        if self.recursion and msg.rd:
+            return DEFER
+        return self._error(reply, w.REFUSED, "refused")
+
+    def _error(self, reply: w.Message, rcode: int, what: str) -> w.Message:
+        self.answered[what] += 1
+        reply.rcode = rcode
+        return reply
+
+    def _recurse(self, msg: w.Message, reply: w.Message):
+        """Fill ``reply`` from the resolver; returns the lowest TTL in it (for memoising)."""
+        q = msg.question
+        result = self.resolver.query(q.name, q.rtype)
+        self.answered["recursive"] += 1
+        reply.rcode, reply.answer, reply.authority = result.rcode, result.answers, result.authority
+        if reply.answer:
+            reply.answer[0] = reply.answer[0].with_name(q.name) if (
+                reply.answer[0].name.lower() == q.name.lower()) else reply.answer[0]
+        ttls = [rr.ttl for rr in reply.answer + reply.authority]
+        return min(ttls) if ttls else None
+
+    def _encode(self, reply: w.Message, query: w.Message, transport: str) -> bytes:
+        if transport == "tcp":
+            limit = 65535
+        elif query.edns is not None:
+            limit = min(max(query.edns.payload, UDP_MIN), UDP_MAX)
+        else:
+            limit = UDP_MIN
+        data = reply.encode()
+        if len(data) <= limit:
+            return data
+        reply.additional = []  # first drop what the client can do without (RFC 2181 9)
+        data = reply.encode()
+        if len(data) <= limit:
+            return data
+        reply.tc, reply.answer, reply.authority = True, [], []
+        self.answered["truncated"] += 1
+        return reply.encode()
+
+    def _malformed(self, query: bytes, e: MalformedPacket):
+        self.drops[e.reason] += 1
+        if len(query) < 12 or query[2] & 0x80:
+            return None
+        # FORMERR with the ID and opcode echoed, no sections (RFC 1035 4.1.1)
+        flags = 0x8000 | (query[2] & 0x78) << 8 | (0x0100 if query[2] & 1 else 0) | w.FORMERR
+        if self.recursion:
+            flags |= 0x0080
+        return query[:2] + flags.to_bytes(2, "big") + bytes(8)
+
+    def _remember(self, key, data: bytes, expiry) -> None:
+        if len(key[1]) > 512:
+            return
+        memo = self._memo
+        memo[key] = (data[2:], expiry)
+        while len(memo) > MEMO_ENTRIES:
+            try:
+                memo.popitem(last=False)
+            except KeyError:  # another worker thread emptied it first
+                break
+
+    def add_zone(self, zone) -> None:
+        self.authority.add_zone(zone)
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop memoised replies (call after changing zones)."""
+        self._memo.clear()
+
+
+def _reply_skeleton(msg: w.Message, recursion: bool) -> w.Message:
+    edns = w.Edns(OUR_EDNS_PAYLOAD) if msg.edns is not None else None
+    return w.Message(id=msg.id, qr=True, opcode=msg.opcode, rd=msg.rd, cd=msg.cd, ra=recursion,
+                     questions=msg.questions[:1], edns=edns)
+
+
+def udp_handler(server: DnsServer):
+    """Adapter for ``stack.add_udp_service(53, handler)``: handler(data, peer) -> reply or None."""
+
+    def handler(data: bytes, peer) -> bytes | None:
+        return server.handle(bytes(data), "udp", time.monotonic())
+
+    return handler
