@@ -297,6 +297,8 @@ class _Reader:
                 raise ValueError("$INCLUDE nested too deeply")
             path = os.path.join(os.path.dirname(filename), unescape(args[0]).decode())
             origin = absolute_name(args[1], self.origin) if len(args) == 2 else None
+            if not os.path.isfile(path):
+                raise ValueError(f"$INCLUDE file {path} cannot be read")
             self.read_file(path, depth + 1, origin)
         else:
             raise ValueError(f"unsupported directive {word}")

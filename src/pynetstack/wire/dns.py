@@ -238,7 +238,7 @@ class Rdata:
     rtype = 0
 
     def _key(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
+        return tuple(getattr(self, s) for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()))
 
     def __eq__(self, other):
         return type(self) is type(other) and self._key() == other._key()
