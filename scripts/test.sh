@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, simulation and interop tests on CPython, then the unit tests on PyPy.
+# Interop tests need root (network namespaces, TAP devices); a skipped interop test fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PYNETSTACK_REQUIRE_INTEROP=1
+echo "== CPython: all tests"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+if [ -x .venv-pypy/bin/python ]; then
+  echo "== PyPy: unit and simulation tests"
+  .venv-pypy/bin/python -m pytest -q -p no:cacheprovider -m "not interop" "$@"
+else
+  echo "PyPy is missing (Debian package pypy3): the PyPy half of the suite cannot run" >&2
+  exit 1
+fi
