@@ -1,0 +1,458 @@
+"""The TCP layer: the ``TransportProtocol`` registered for IP protocol 6.
+
+It demultiplexes segments to connections and listeners, answers segments for nothing with RST
+(RFC 9293 3.10.7.1), owns the bounded listen backlogs and SYN cookies (RFC 4987), initial
+sequence numbers (RFC 6528), the RFC 5961 challenge-ACK rate limit and one timer heap for all
+connections.  Nothing raises out of ``receive``: bad input is counted in ``drops`` and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import os
+import struct
+import traceback
+from collections import Counter, deque
+from typing import Optional
+
+from ...wire.errors import MalformedPacket
+from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_options, build_tcp
+from .config import TcpConfig
+from .connection import (CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT, TcpConnection)
+from .seq import MASK
+
+_key_pack = struct.Struct("!IHIH").pack
+_unpack_ports_seq = struct.Struct("!HHI").unpack_from
+
+# SYN cookie MSS table (3 bits): the largest entry not above the peer's MSS is encoded
+COOKIE_MSS = (536, 1220, 1300, 1360, 1400, 1440, 1452, 1460)
+COOKIE_PERIOD = 64.0   # seconds per cookie counter tick (RFC 4987 suggests about a minute)
+
+
+def _is_unicast(address: int) -> bool:
+    return address != 0 and address != 0xFFFFFFFF and (address >> 28) != 0xE
+
+
+class Listener:
+    """A passive OPEN: state LISTEN, a bounded set of half-open connections, an accept queue."""
+
+    __slots__ = ("layer", "ip", "port", "backlog", "config", "accept_queue", "pending",
+                 "on_accept", "cookie_time", "closed", "state")
+
+    def __init__(self, layer, ip: int, port: int, backlog: int, config: TcpConfig):
+        self.layer = layer
+        self.ip = ip
+        self.port = port
+        self.backlog = max(1, backlog)
+        self.config = config
+        self.accept_queue = deque()
+        self.pending = set()
+        self.on_accept = None
+        self.cookie_time = None
+        self.closed = False
+        self.state = LISTEN
+
+    def __repr__(self):
+        return f"<Listener port {self.port} queued {len(self.accept_queue)} half-open {len(self.pending)}>"
+
+    def accept_queue_full(self) -> bool:
+        return len(self.accept_queue) >= self.backlog
+
+    def handshake_done(self, conn, now: float) -> None:
+        self.pending.discard(conn)
+        if self.closed:
+            conn.abort(now, "listener closed")
+            return
+        self.accept_queue.append(conn)
+        cb = self.on_accept
+        if cb is not None:
+            try:
+                cb(self)
+            except Exception:
+                self.layer.count("app-callback-error")
+
+    def accept(self) -> Optional[TcpConnection]:
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    def close(self, now: float) -> None:
+        """Stop listening; queued and half-open connections are reset."""
+        if self.closed:
+            return
+        self.closed = True
+        self.state = CLOSED
+        layer = self.layer
+        if layer.listeners.get((self.ip, self.port)) is self:
+            del layer.listeners[(self.ip, self.port)]
+        for conn in list(self.pending) + list(self.accept_queue):
+            conn.abort(now, "listener closed")
+        self.pending.clear()
+        self.accept_queue.clear()
+
+
+class TcpLayer:
+    """``TransportProtocol`` for TCP. ``ip`` implements ``net.protocol.IpOutput``."""
+
+    def __init__(self, ip, config: Optional[TcpConfig] = None, secret: Optional[bytes] = None):
+        self.ip = ip
+        self.config = config or TcpConfig()
+        secret = secret if secret is not None else os.urandom(32)
+        self._isn_key = hashlib.blake2s(secret + b"isn").digest()
+        self._cookie_key = hashlib.blake2s(secret + b"cookie").digest()
+        self._ts_key = hashlib.blake2s(secret + b"ts").digest()
+        self._port_key = hashlib.blake2s(secret + b"port").digest()
+        self.connections = {}
+        self.listeners = {}
+        self.drops = Counter()
+        self.counters = Counter()
+        self.time_wait_count = 0
+        self._timers = []
+        self._timer_seq = 0
+        self._challenge_tokens = float(self.config.challenge_ack_limit)
+        self._challenge_time = None
+        self.on_state_change = None   # optional observer: (conn, old, new, why, now)
+        self.last_error = None
+
+    # -- helpers used by connections -------------------------------------------------------------
+
+    def count(self, reason: str) -> None:
+        self.drops[reason] += 1
+
+    def output(self, conn, segment: bytes, now: float) -> None:
+        if not self.ip.ip_send(conn.local_ip, conn.remote_ip, PROTO, segment, now):
+            self.counters["unroutable"] += 1
+
+    def advertised_mss(self, remote_ip: int, config: TcpConfig) -> int:
+        if config.mss:
+            return config.mss
+        return max(self.ip.path_mtu(remote_ip) - 40, 88)
+
+    def _hash32(self, key: bytes, data: bytes) -> int:
+        return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
+
+    def isn(self, key, now: float) -> int:
+        """RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 us clock."""
+        return (int(now * 250000.0) + self._hash32(self._isn_key, _key_pack(*key))) & MASK
+
+    def ts_offset(self, key) -> int:
+        """A per-connection random timestamp offset (RFC 7323 7.1), 0 for nobody in particular."""
+        return self._hash32(self._ts_key, _key_pack(*key))
+
+    def schedule(self, conn, deadline: float) -> None:
+        conn._sched = deadline
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline, self._timer_seq, conn))
+        if len(self._timers) > 2 * len(self.connections) + 1024:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        timers = []
+        for conn in self.connections.values():
+            if conn.deadline is not None:
+                self._timer_seq += 1
+                conn._sched = conn.deadline
+                timers.append((conn.deadline, self._timer_seq, conn))
+        heapq.heapify(timers)
+        self._timers = timers
+
+    def state_changed(self, conn, old: str, new: str, why: str, now: float) -> None:
+        if new == TIME_WAIT:
+            self.time_wait_count += 1
+        if old == TIME_WAIT:
+            self.time_wait_count -= 1
+        if old == SYN_RECEIVED and conn.listener is not None:
+            conn.listener.pending.discard(conn)
+        self.counters["state:" + new] += 1
+        observer = self.on_state_change
+        if observer is not None:
+            try:
+                observer(conn, old, new, why, now)
+            except Exception:
+                self.count("observer-error")
+
+    def remove(self, conn) -> None:
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+        if conn.listener is not None:
+            conn.listener.pending.discard(conn)
+
+    def time_wait_allowed(self) -> bool:
+        return self.time_wait_count <= self.config.max_time_wait
+
+    def challenge_ack_allowed(self, now: float) -> bool:
+        """RFC 5961 7: a token bucket of ``challenge_ack_limit`` per second for the layer."""
+        limit = self.config.challenge_ack_limit
+        if self._challenge_time is not None:
+            self._challenge_tokens = min(float(limit),
+                                         self._challenge_tokens + (now - self._challenge_time) * limit)
+        self._challenge_time = now
+        if self._challenge_tokens >= 1.0:
+            self._challenge_tokens -= 1.0
+            self.counters["challenge-acks"] += 1
+            return True
+        return False
+
+    def send_reset_for(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
+        """RFC 9293 3.10.7.1: the RST that answers ``seg`` (never a RST for a RST)."""
+        if seg.flags & RST or not _is_unicast(remote_ip):
+            return
+        if seg.flags & ACK:
+            seq, ack, flags = seg.ack, 0, RST
+        else:
+            seq = 0
+            ack = (seg.seq + len(seg.payload) + (1 if seg.flags & SYN else 0)
+                   + (1 if seg.flags & FIN else 0)) & MASK
+            flags = RST | ACK
+        raw = build_tcp(local_ip, remote_ip, seg.dst_port, seg.src_port, seq, ack, flags, 0)
+        self.counters["resets-sent"] += 1
+        self.ip.ip_send(local_ip, remote_ip, PROTO, raw, now)
+
+    # -- user API ----------------------------------------------------------------------------------
+
+    def _port_free(self, local_ip: int, port: int) -> bool:
+        return (local_ip, port) not in self.listeners and (0, port) not in self.listeners
+
+    def connect(self, remote_ip: int, remote_port: int, now: float, local_ip: Optional[int] = None,
+                local_port: int = 0, config: Optional[TcpConfig] = None, on_event=None) -> TcpConnection:
+        """Active OPEN. Raises OSError when there is no route or no free port."""
+        if not 0 < remote_port <= 0xFFFF or not _is_unicast(remote_ip):
+            raise OSError(22, "invalid TCP destination")
+        if local_ip is None or local_ip == 0:
+            local_ip = self.ip.source_address_for(remote_ip)
+            if local_ip is None:
+                raise OSError(101, "Network is unreachable")
+        if len(self.connections) >= self.config.max_connections:
+            raise OSError(105, "No buffer space available (TCP connection table full)")
+        if local_port:
+            key = (local_ip, local_port, remote_ip, remote_port)
+            if key in self.connections:
+                raise OSError(98, "Address already in use")
+        else:
+            low, high = self.config.ephemeral_ports
+            span = high - low + 1
+            # RFC 6056 algorithm 3: a keyed-hash offset per destination, then linear probing
+            start = self._hash32(self._port_key, _key_pack(local_ip, 0, remote_ip, remote_port))
+            start += int(now * 1000)
+            for i in range(span):
+                port = low + (start + i) % span
+                key = (local_ip, port, remote_ip, remote_port)
+                if key not in self.connections and self._port_free(local_ip, port):
+                    break
+            else:
+                raise OSError(99, "Cannot assign requested address (no ephemeral port)")
+            local_port = port
+        conn = TcpConnection(self, local_ip, local_port, remote_ip, remote_port,
+                             config or self.config, now)
+        conn.on_event = on_event
+        self.connections[conn.key] = conn
+        conn.open_active(self.isn(conn.key, now), now)
+        return conn
+
+    def listen(self, port: int, ip: int = 0, backlog: int = 128,
+               config: Optional[TcpConfig] = None) -> Listener:
+        if not 0 < port <= 0xFFFF:
+            raise OSError(22, "invalid TCP port")
+        if (ip, port) in self.listeners:
+            raise OSError(98, "Address already in use")
+        listener = Listener(self, ip, port, backlog, config or self.config)
+        self.listeners[(ip, port)] = listener
+        return listener
+
+    def connection_info(self):
+        """One dict per connection, like ``ss -tia``."""
+        rows = [dict(conn.info(), local=conn.key[:2], remote=conn.key[2:])
+                for conn in list(self.connections.values())]
+        for lst in list(self.listeners.values()):
+            rows.append({"state": LISTEN, "local": (lst.ip, lst.port), "remote": (0, 0),
+                         "accept_queue": len(lst.accept_queue), "half_open": len(lst.pending),
+                         "backlog": lst.backlog})
+        return rows
+
+    # -- TransportProtocol -------------------------------------------------------------------------
+
+    def receive(self, ip, now: float) -> None:
+        try:
+            seg = Tcp.parse(ip.payload, ip.src, ip.dst)
+        except MalformedPacket as exc:
+            self.drops[exc.reason] += 1
+            return
+        try:
+            self._dispatch(ip.dst, ip.src, seg, now)
+        except Exception:  # a bug must not take the stack down: count it, keep the trace
+            self.drops["internal-error"] += 1
+            self.last_error = traceback.format_exc()
+
+    def _dispatch(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
+        if seg.src_port == 0 or seg.dst_port == 0:
+            self.drops["port-zero"] += 1
+            return
+        if not _is_unicast(remote_ip):
+            self.drops["bad-source"] += 1
+            return
+        conn = self.connections.get((local_ip, seg.dst_port, remote_ip, seg.src_port))
+        if conn is not None:
+            conn.segment_arrives(seg, now)
+            return
+        listener = self.listeners.get((local_ip, seg.dst_port)) or self.listeners.get((0, seg.dst_port))
+        if listener is not None:
+            self._listen_input(listener, local_ip, remote_ip, seg, now)
+        else:
+            self.drops["no-socket"] += 1
+            self.send_reset_for(local_ip, remote_ip, seg, now)
+
+    def reopen_from_time_wait(self, conn, seg, now: float) -> None:
+        """RFC 9293 3.6.1 / RFC 6191: a new SYN above the old sequence space ends TIME-WAIT."""
+        conn._close_now(now, "new SYN in TIME-WAIT", None)
+        self.counters["time-wait-reopened"] += 1
+        self._dispatch(conn.local_ip, conn.remote_ip, seg, now)
+
+    def _listen_input(self, listener: Listener, local_ip: int, remote_ip: int, seg, now: float) -> None:
+        flags = seg.flags
+        if flags & RST:
+            self.drops["rst-to-listener"] += 1
+            return
+        if flags & ACK:
+            if not flags & SYN and self.config.syncookies and listener.cookie_time is not None \
+                    and now - listener.cookie_time < 2 * COOKIE_PERIOD:
+                if self._cookie_ack(listener, local_ip, remote_ip, seg, now):
+                    return
+                self.drops["bad-cookie"] += 1
+            self.send_reset_for(local_ip, remote_ip, seg, now)
+            return
+        if not flags & SYN:
+            self.drops["listener-no-syn"] += 1
+            return
+        if listener.accept_queue_full():
+            self.drops["listen-overflow"] += 1
+            return
+        if len(listener.pending) >= self.config.syn_backlog:
+            if self.config.syncookies:
+                self._send_cookie(listener, local_ip, remote_ip, seg, now)
+            else:
+                self.drops["syn-backlog-full"] += 1
+            return
+        if len(self.connections) >= self.config.max_connections:
+            self.drops["connection-table-full"] += 1
+            return
+        key = (local_ip, seg.dst_port, remote_ip, seg.src_port)
+        conn = TcpConnection(self, local_ip, seg.dst_port, remote_ip, seg.src_port, listener.config, now)
+        self.connections[key] = conn
+        listener.pending.add(conn)
+        conn.open_passive(seg, seg.seq, listener, self.isn(key, now), now)
+
+    # -- SYN cookies (RFC 4987 3.6) ----------------------------------------------------------------
+    #
+    # ISS = t (5 bits, a 64 s counter) | MSS index (3 bits) | 24-bit keyed hash of the four-tuple,
+    # t and the peer's ISN.  When the SYN carried timestamps, the low 5 bits of our TSval carry
+    # the peer's window scale (4 bits, 15 = none) and SACK-permitted (1 bit), as Linux does.
+
+    def _cookie_hash(self, local_ip, local_port, remote_ip, remote_port, t: int, peer_isn: int) -> int:
+        data = _key_pack(local_ip, local_port, remote_ip, remote_port) + struct.pack("!II", t, peer_isn)
+        return self._hash32(self._cookie_key, data) & 0xFFFFFF
+
+    def _rcv_wscale_for(self, config: TcpConfig) -> int:
+        shift = 0
+        while (config.rcvbuf >> shift) > 0xFFFF and shift < 14:
+            shift += 1
+        return shift
+
+    def _send_cookie(self, listener, local_ip, remote_ip, seg, now) -> None:
+        config = listener.config
+        peer_mss = seg.mss or 536
+        index = 0
+        for i, value in enumerate(COOKIE_MSS):
+            if value <= peer_mss:
+                index = i
+        t = int(now // COOKIE_PERIOD) & 0x1F
+        cookie = (t << 27) | (index << 24) | self._cookie_hash(local_ip, seg.dst_port, remote_ip,
+                                                               seg.src_port, t, seg.seq)
+        ts = None
+        wscale = None
+        sack = False
+        if seg.ts_val is not None and config.timestamps:
+            ws_bits = seg.wscale if (seg.wscale is not None and config.window_scaling) else 0xF
+            sack = bool(seg.sack_permitted and config.sack)
+            ts_val = (int(now * 1000.0) & ~0x1F & MASK) | ws_bits | (0x10 if sack else 0)
+            ts = (ts_val, seg.ts_val)
+            if ws_bits != 0xF:
+                wscale = self._rcv_wscale_for(config)
+        opts = build_options(mss=self.advertised_mss(remote_ip, config), wscale=wscale,
+                             sack_permitted=sack, ts=ts)
+        raw = build_tcp(local_ip, remote_ip, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
+                        SYN | ACK, min(config.rcvbuf, 0xFFFF), b"", opts)
+        listener.cookie_time = now
+        self.counters["syncookies-sent"] += 1
+        self.ip.ip_send(local_ip, remote_ip, PROTO, raw, now)
+
+    def _cookie_ack(self, listener, local_ip, remote_ip, seg, now) -> bool:
+        cookie = (seg.ack - 1) & MASK
+        peer_isn = (seg.seq - 1) & MASK
+        t_now = int(now // COOKIE_PERIOD)
+        t = cookie >> 27
+        if t not in (t_now & 0x1F, (t_now - 1) & 0x1F):
+            return False
+        if self._cookie_hash(local_ip, seg.dst_port, remote_ip, seg.src_port, t,
+                             peer_isn) != cookie & 0xFFFFFF:
+            return False
+        if listener.accept_queue_full() or len(self.connections) >= self.config.max_connections:
+            self.drops["listen-overflow"] += 1
+            return True
+        mss = COOKIE_MSS[(cookie >> 24) & 7]
+        wscale = None
+        sack = False
+        if seg.ts_val is not None and listener.config.timestamps:
+            bits = seg.ts_ecr & 0x1F
+            wscale = None if (bits & 0xF) == 0xF else bits & 0xF
+            sack = bool(bits & 0x10)
+        key = (local_ip, seg.dst_port, remote_ip, seg.src_port)
+        conn = TcpConnection(self, local_ip, seg.dst_port, remote_ip, seg.src_port, listener.config, now)
+        self.connections[key] = conn
+        conn.open_from_cookie(seg, seg.seq, seg.ack, mss, wscale, sack, now, listener)
+        self.counters["syncookies-validated"] += 1
+        listener.handshake_done(conn, now)
+        if len(seg.payload) or seg.flags & FIN:
+            conn.segment_arrives(seg, now)
+        return True
+
+    # -- ICMP, timers ------------------------------------------------------------------------------
+
+    def icmp_error(self, icmp_type: int, code: int, info: int, inner_ip, inner_payload: bytes,
+                   now: float) -> None:
+        try:
+            if len(inner_payload) < 8:
+                self.drops["icmp-short-quote"] += 1
+                return
+            sport, dport, seq = _unpack_ports_seq(inner_payload)
+            conn = self.connections.get((inner_ip.src, sport, inner_ip.dst, dport))
+            if conn is None:
+                self.drops["icmp-no-connection"] += 1
+                return
+            conn.icmp_error(icmp_type, code, info, seq, now)
+        except Exception:
+            self.drops["internal-error"] += 1
+            self.last_error = traceback.format_exc()
+
+    def poll(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, conn = heapq.heappop(timers)
+            if conn._sched != deadline:
+                continue  # superseded
+            conn._sched = None
+            try:
+                if conn.deadline is not None and conn.deadline <= now:
+                    conn.on_timer(now)
+                elif conn.deadline is not None:
+                    self.schedule(conn, conn.deadline)
+            except Exception:
+                self.drops["internal-error"] += 1
+                self.last_error = traceback.format_exc()
+
+    def next_deadline(self) -> Optional[float]:
+        timers = self._timers
+        while timers and timers[0][2]._sched != timers[0][0]:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def idle_connections_established(self) -> int:
+        return sum(1 for c in self.connections.values() if c.state == ESTABLISHED)
