@@ -1,0 +1,242 @@
+"""The resolver against in-process authoritative servers on a fake network with a virtual clock."""
+import random
+
+import pytest
+
+from dnstest_helpers import VirtualClock, zone_from_text
+from pynetstack.dns.cache import Cache
+from pynetstack.dns.resolver import Resolver
+from pynetstack.dns.server import DnsServer
+from pynetstack.wire import dns as w
+
+SOA = "@ SOA ns admin 1 3600 600 86400 60\n"
+ZONES = {
+    ".": (["10.0.0.1", "10.0.0.11"], SOA + """@ NS a.root.lab.
+@ NS b.root.lab.
+a.root.lab. A 10.0.0.1
+b.root.lab. A 10.0.0.11
+test. NS ns.test.
+ns.test. A 10.0.0.2
+other. NS ns.other.
+ns.other. A 10.0.0.4
+"""),
+    "test.": (["10.0.0.2"], SOA + """@ NS ns
+ns A 10.0.0.2
+example NS ns1.example
+example NS ns2.example
+ns1.example A 10.0.0.3
+ns2.example A 10.0.0.13
+glueless NS ns.other.
+"""),
+    "example.test.": (["10.0.0.3", "10.0.0.13"], SOA + """@ NS ns1
+@ NS ns2
+ns1 A 10.0.0.3
+ns2 A 10.0.0.13
+www A 192.0.2.10
+www AAAA 2001:db8::10
+alias CNAME www.other.
+inzone CNAME www
+*.wild A 192.0.2.99
+big TXT """ + " ".join(['"' + c * 200 + '"' for c in "abcdefgh"]) + "\n"),
+    "other.": (["10.0.0.4"], SOA + "@ NS ns\nns A 10.0.0.4\nwww A 192.0.2.40\n"),
+    "glueless.test.": (["10.0.0.4"], SOA + "@ NS ns.other.\nhost A 192.0.2.60\n"),
+}
+
+
+class FakeNet:
+    """exchange() routes a query to the in-process server at that address, advancing the clock."""
+
+    def __init__(self, clock):
+        self.clock, self.servers, self.delay, self.dead, self.log = clock, {}, {}, set(), []
+        self.tamper = {}
+        zones_at = {}
+        for origin, (addresses, text) in ZONES.items():
+            zone = zone_from_text("$TTL 300\n" + text, origin)
+            for address in addresses:
+                zones_at.setdefault(address, []).append(zone)
+        for address, zones in zones_at.items():
+            self.servers[address] = DnsServer(zones)
+
+    def exchange(self, wire, server, tcp, timeout):
+        address = server[0]
+        query = w.Message.decode(wire)
+        self.log.append((address, tcp, query))
+        if address in self.dead or address not in self.servers:
+            self.clock.advance(timeout)
+            return None
+        self.clock.advance(self.delay.get(address, 0.002))
+        reply = self.servers[address].handle(wire, "tcp" if tcp else "udp", self.clock())
+        if address in self.tamper:
+            reply = self.tamper[address](reply)
+        return reply
+
+    def asked(self, name=None, address=None):
+        return [q for a, _, q in self.log if (name is None or q.question.name == name)
+                and (address is None or a == address)]
+
+
+@pytest.fixture
+def net():
+    return FakeNet(VirtualClock())
+
+
+def make_resolver(net, **kw):
+    kw.setdefault("root_hints", ["a.root.lab.=10.0.0.1"])
+    return Resolver(transport=net, clock=net.clock, rng=random.Random(7), **kw)
+
+
+def texts(result):
+    return [(rr.name, w.type_name(rr.rtype), rr.data.to_text()) for rr in result.answers]
+
+
+def test_iterative_resolution_with_priming(net):
+    r = make_resolver(net)
+    result = r.resolve("www.example.test", "A")
+    assert result.rcode == w.NOERROR and result.values() == ["192.0.2.10"]
+    first = net.log[0][2]
+    assert first.question.name == "." and first.question.rtype == w.NS  # priming
+    assert all(not q.rd for _, _, q in net.log) and all(q.edns is not None for _, _, q in net.log)
+    servers = [a for a, _, _ in net.log]
+    assert "10.0.0.2" in servers and ("10.0.0.3" in servers or "10.0.0.13" in servers)
+
+
+def test_second_lookup_from_cache_with_ttl_countdown(net):
+    r = make_resolver(net)
+    r.resolve("www.example.test", "A")
+    before = len(net.log)
+    net.clock.advance(100)
+    again = r.resolve("www.example.test", "A")
+    assert len(net.log) == before
+    assert again.answers[0].ttl == 200
+    assert r.cache.stats.hits >= 1
+
+
+def test_cname_across_zones(net):
+    result = make_resolver(net).resolve("alias.example.test", "A")
+    assert texts(result) == [("alias.example.test.", "CNAME", "www.other."),
+                             ("www.other.", "A", "192.0.2.40")]
+
+
+def test_cname_inside_zone_in_one_reply(net):
+    r = make_resolver(net)
+    result = r.resolve("inzone.example.test", "AAAA")
+    assert texts(result)[-1] == ("www.example.test.", "AAAA", "2001:db8::10")
+
+
+def test_glueless_delegation(net):
+    result = make_resolver(net).resolve("host.glueless.test", "A")
+    assert result.values() == ["192.0.2.60"]
+
+
+def test_nxdomain_and_negative_cache(net):
+    r = make_resolver(net)
+    result = r.resolve("nope.example.test", "A")
+    assert result.rcode == w.NXDOMAIN and result.authority[0].rtype == w.SOA
+    count = len(net.log)
+    assert r.resolve("nope.example.test", "MX").rcode == w.NXDOMAIN
+    assert len(net.log) == count
+    net.clock.advance(61)  # SOA minimum is 60
+    assert r.resolve("nope.example.test", "A").rcode == w.NXDOMAIN
+    assert len(net.log) > count
+
+
+def test_nodata(net):
+    r = make_resolver(net)
+    result = r.resolve("www.example.test", "MX")
+    assert result.rcode == w.NOERROR and result.answers == [] and result.authority[0].rtype == w.SOA
+    count = len(net.log)
+    r.resolve("www.example.test", "MX")
+    assert len(net.log) == count
+
+
+def test_truncated_reply_is_retried_over_tcp(net):
+    r = make_resolver(net)
+    net.servers["10.0.0.3"].handle  # both servers of example.test truncate at 1232 over UDP
+    result = r.resolve("big.example.test", "TXT")
+    assert len(result.answers) == 1 and len(result.answers[0].data.strings) == 8
+    assert any(tcp for _, tcp, q in net.log if q.question.name == "big.example.test.")
+
+
+def test_out_of_bailiwick_glue_and_answers_are_ignored(net):
+    poison_a = w.Record("www.other.", w.A, w.IN, 9999, w.ARdata("203.0.113.66"))
+
+    def poison(reply):
+        m = w.Message.decode(reply)
+        m.additional.append(poison_a)
+        m.answer.append(poison_a) if m.answer else None
+        return m.encode()
+
+    net.tamper["10.0.0.2"] = poison   # test. server: referral with glue for other.
+    net.tamper["10.0.0.3"] = poison
+    net.tamper["10.0.0.13"] = poison
+    r = make_resolver(net)
+    assert r.resolve("www.example.test", "A").values() == ["192.0.2.10"]
+    assert r.cache.get("www.other.", w.A, net.clock()) is None
+    assert r.resolve("www.other", "A").values() == ["192.0.2.40"]
+
+
+def test_timeout_moves_to_another_server_and_is_remembered(net):
+    net.dead.add("10.0.0.3")
+    r = make_resolver(net)
+    r.srtt["10.0.0.13"] = 0.5  # looks slower than an unmeasured server, so the dead one goes first
+    for i in range(6):
+        assert r.resolve(f"h{i}.wild.example.test", "A").values() == ["192.0.2.99"]
+    dead_tries = len(net.asked(address="10.0.0.3"))
+    assert dead_tries == 1
+    assert r.srtt["10.0.0.3"] > r.srtt["10.0.0.13"]
+
+
+def test_fastest_server_is_preferred(net):
+    net.delay["10.0.0.3"], net.delay["10.0.0.13"] = 0.200, 0.005
+    r = make_resolver(net)
+    for i in range(30):
+        r.resolve(f"n{i}.wild.example.test", "A")
+    slow, fast = len(net.asked(address="10.0.0.3")), len(net.asked(address="10.0.0.13"))
+    assert fast >= 25 and slow <= 5
+
+
+def test_root_hint_fallback_when_first_hint_is_dead(net):
+    net.dead.add("10.0.0.1")
+    r = make_resolver(net, root_hints=["a.root.lab.=10.0.0.1", "b.root.lab.=10.0.0.11"])
+    assert r.resolve("www.other", "A").values() == ["192.0.2.40"]
+
+
+def test_all_servers_dead_is_servfail(net):
+    net.dead.update(["10.0.0.3", "10.0.0.13"])
+    assert make_resolver(net).resolve("www.example.test", "A").rcode == w.SERVFAIL
+
+
+def test_ids_random_and_wrong_id_rejected(net):
+    r = make_resolver(net)
+    r.resolve("www.example.test", "A")
+    ids = [q.id for _, _, q in net.log]
+    assert len(set(ids)) == len(ids)
+
+    def wrong_id(reply):
+        return bytes([reply[0] ^ 0xFF]) + reply[1:]
+
+    net2 = FakeNet(VirtualClock())
+    net2.tamper["10.0.0.3"] = wrong_id
+    net2.tamper["10.0.0.13"] = wrong_id
+    assert make_resolver(net2).resolve("www.example.test", "A").rcode == w.SERVFAIL
+
+
+def test_forwarding_mode(net):
+    upstream = DnsServer([], resolver=make_resolver(net), recursion=True)
+    net.servers["10.0.0.53"] = upstream
+    fwd = Resolver(forwarders=["10.0.0.53"], transport=net, clock=net.clock, rng=random.Random(1))
+    assert fwd.resolve("alias.example.test", "A").values() == ["www.other.", "192.0.2.40"]
+    to_forwarder = net.asked(address="10.0.0.53")
+    assert to_forwarder and all(q.rd for q in to_forwarder)
+    count = len(net.log)
+    fwd.resolve("alias.example.test", "A")
+    assert len(net.log) == count
+    assert fwd.resolve("nope.example.test", "A").rcode == w.NXDOMAIN
+
+
+def test_recursive_server_sets_ra(net):
+    server = DnsServer([], resolver=make_resolver(net, cache=Cache(100)), recursion=True)
+    reply = w.Message.decode(server.handle(w.make_query("www.example.test.", w.A, id=5), "udp", 0.0))
+    assert reply.ra and reply.rd and not reply.aa and reply.answer[0].data.address == "192.0.2.10"
+    refused = w.Message.decode(server.handle(w.make_query("www.example.test.", w.A, rd=False), "udp", 0.0))
+    assert refused.rcode == w.REFUSED and refused.ra
