@@ -355,10 +355,22 @@ def _parse_server(text: str, default_port: int):
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         return host, int(rest[1:]) if rest.startswith(":") else default_port
+    host, port = text, default_port
     if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, default_port
+        host, port_text = text.split(":")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"bad port in {text!r}")
+        port = int(port_text)
+    _check_ip(host)
+    return host, port
+
+
+def _check_ip(address: str) -> None:
+    import socket
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+    except OSError:
+        raise ValueError(f"{address!r} is not an IP address") from None
 
 
 def _parse_hints(hints) -> list:
@@ -378,5 +390,5 @@ def _parse_hints(hints) -> list:
         else:
             out.append((f"hint{i}.", hint))
     for _, address in out:
-        w.ARdata(address)  # validates: raises OSError on a bad address
+        _check_ip(address)
     return out
