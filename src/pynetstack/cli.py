@@ -63,7 +63,7 @@ def _capture(args) -> int:
     from .link.pcap import PcapWriter
     from .wire.describe import dissect, summary
 
-    device = PacketDevice(args.interface, promiscuous=args.promiscuous)
+    device = PacketDevice(args.interface, promiscuous=args.promiscuous, include_outgoing=True, as_captured=True)
     writer = PcapWriter(args.write) if args.write else None
     seen = 0
     end = time.monotonic() + args.timeout if args.timeout else None

@@ -30,7 +30,10 @@ class PacketDevice(Device):
     VLAN tag the NIC stripped is put back, so the stack above sees frames as on the wire.
     """
 
-    def __init__(self, ifname: str, promiscuous: bool = False, netns: Optional[str] = None):
+    def __init__(self, ifname: str, promiscuous: bool = False, netns: Optional[str] = None,
+                 include_outgoing: bool = False, as_captured: bool = False):
+        self.include_outgoing = include_outgoing  # a capture wants both directions; a stack only input
+        self.as_captured = as_captured  # keep frames exactly as the kernel gave them (like tcpdump)
         with in_netns(netns):
             self._open(ifname, promiscuous)
         self.name = ifname
@@ -63,7 +66,10 @@ class PacketDevice(Device):
         try:
             for _ in range(batch):
                 data, ancdata, _flags, address = recvmsg(65536, _ancillary_space)
-                if address[2] == PACKET_OUTGOING:
+                if address[2] == PACKET_OUTGOING and not self.include_outgoing:
+                    continue
+                if self.as_captured:
+                    frames.append(data)
                     continue
                 for level, kind, raw in ancdata:
                     if level == SOL_PACKET and kind == PACKET_AUXDATA and len(raw) >= _auxdata.size:
