@@ -358,7 +358,7 @@ def _parse_server(text: str, default_port: int):
     host, port = text, default_port
     if text.count(":") == 1:
         host, port_text = text.split(":")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not port_text.isdigit() or int(port_text) > 65535:
             raise ValueError(f"bad port in {text!r}")
         port = int(port_text)
     _check_ip(host)
