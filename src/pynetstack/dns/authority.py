@@ -83,8 +83,10 @@ class _ZoneLookup:
                 return self.from_node(node, owner, qtype)
             res.answer.append(cname[0].with_name(owner))
             owner = cname[0].data.target
-            if not w.is_subdomain(owner, zone.origin) or owner.lower() in seen:
-                return self.finish()
+            if not w.is_subdomain(owner, zone.origin):
+                return self.finish(with_ns=False)  # as NSD does: the answer now belongs elsewhere
+            if owner.lower() in seen:
+                return self.finish(with_ns=False)
         return self.finish()
 
     def find_cut(self, key: str):
@@ -118,10 +120,10 @@ class _ZoneLookup:
             res.answer.extend(rr.with_name(owner) for rr in rrset)
         return self.finish()
 
-    def finish(self) -> Answer:
+    def finish(self, with_ns: bool = True) -> Answer:
         res, zone = self.result, self.zone
-        if not self.minimal:
-            res.authority.extend(zone.nodes[zone.key][w.NS])
+        if not self.minimal and with_ns:
+            res.authority.extend(rr for rr in zone.nodes[zone.key][w.NS] if not _among(rr, res.answer))
         for rr in res.answer + res.authority:
             if rr.rtype in (w.MX, w.SRV) or (rr.rtype == w.NS and not self.minimal):
                 self.add_addresses(rr.data.names()[0], in_zone_only=True)
@@ -150,5 +152,10 @@ class _ZoneLookup:
         additional = self.result.additional
         for rtype in (w.A, w.AAAA):
             for rr in node.get(rtype, ()):
-                if rr not in additional:
+                if not _among(rr, additional) and not _among(rr, self.result.answer):
                     additional.append(rr)
+
+
+def _among(rr: w.Record, records) -> bool:
+    key = (rr.name.lower(), rr.rtype, rr.data)
+    return any((x.name.lower(), x.rtype, x.data) == key for x in records)

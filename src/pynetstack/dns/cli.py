@@ -54,6 +54,8 @@ def register(subparsers) -> None:
                        help="port of name servers found by iteration (for test labs)")
     serve.add_argument("--cache-size", type=_positive, default=10000, help="cache entries")
     serve.add_argument("--no-tcp", action="store_true", help="UDP only")
+    serve.add_argument("--full-responses", action="store_true",
+                       help="add the zone's NS set and addresses to positive answers (as NSD does)")
     serve.set_defaults(func=cmd_serve)
 
     query = sub.add_parser("query", help="send one query to a server and print the reply")
@@ -104,7 +106,8 @@ def build_server(args):
     if not zones and resolver is None:
         _fail("nothing to serve: give --zone FILE and/or --recursion")
     try:
-        return DnsServer(zones, resolver=resolver, recursion=args.recursion)
+        return DnsServer(zones, resolver=resolver, recursion=args.recursion,
+                         minimal=not args.full_responses)
     except ValueError as e:
         _fail(str(e))
 
