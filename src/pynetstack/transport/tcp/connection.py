@@ -159,12 +159,10 @@ class TcpConnection:
         self.layer.state_changed(self, old, new, why, now)
 
     def _notify(self, kind: str) -> None:
-        cb = self.on_event
-        if cb is not None:
-            try:
-                cb(self, kind)
-            except Exception:  # an application callback must not break the stack
-                self.layer.count("app-callback-error")
+        # Delivered by the layer once the current segment/timer is fully processed, so an
+        # application callback that sends or closes never re-enters a half-done transition.
+        if self.on_event is not None:
+            self.layer.post_event(self, kind)
 
     def _update_deadline(self) -> None:
         d = self.t_rexmit

@@ -38,7 +38,7 @@ class Listener:
     """A passive OPEN: state LISTEN, a bounded set of half-open connections, an accept queue."""
 
     __slots__ = ("layer", "ip", "port", "backlog", "config", "accept_queue", "pending",
-                 "on_accept", "cookie_time", "closed", "state")
+                 "on_accept", "cookie_time", "closed", "state", "notify_pending")
 
     def __init__(self, layer, ip: int, port: int, backlog: int, config: TcpConfig):
         self.layer = layer
@@ -49,6 +49,7 @@ class Listener:
         self.accept_queue = deque()
         self.pending = set()
         self.on_accept = None
+        self.notify_pending = False
         self.cookie_time = None
         self.closed = False
         self.state = LISTEN
@@ -65,12 +66,9 @@ class Listener:
             conn.abort(now, "listener closed")
             return
         self.accept_queue.append(conn)
-        cb = self.on_accept
-        if cb is not None:
-            try:
-                cb(self)
-            except Exception:
-                self.layer.count("app-callback-error")
+        if not self.notify_pending:
+            self.notify_pending = True
+            self.layer._accept_ready.append(self)
 
     def accept(self) -> Optional[TcpConnection]:
         return self.accept_queue.popleft() if self.accept_queue else None
@@ -112,8 +110,48 @@ class TcpLayer:
         self._challenge_time = None
         self.on_state_change = None   # optional observer: (conn, old, new, why, now)
         self.last_error = None
+        self._events = []
+        self._accept_ready = []
+        self._delivering = False
 
     # -- helpers used by connections -------------------------------------------------------------
+
+    def post_event(self, conn, kind: str) -> None:
+        self._events.append((conn, kind))
+
+    def deliver_events(self) -> None:
+        """Run application callbacks queued by connections (see ``TcpConnection._notify``)."""
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            events = self._events
+            rounds = 0
+            while events and rounds < 10000:
+                rounds += 1
+                self._events = []
+                for conn, kind in events:
+                    cb = conn.on_event
+                    if cb is None:
+                        continue
+                    try:
+                        cb(conn, kind)
+                    except Exception:  # an application callback must not break the stack
+                        self.drops["app-callback-error"] += 1
+                        self.last_error = traceback.format_exc()
+                events = self._events
+            ready, self._accept_ready = self._accept_ready, []
+            for listener in ready:
+                listener.notify_pending = False
+                cb = listener.on_accept
+                if cb is not None:
+                    try:
+                        cb(listener)
+                    except Exception:
+                        self.drops["app-callback-error"] += 1
+                        self.last_error = traceback.format_exc()
+        finally:
+            self._delivering = False
 
     def count(self, reason: str) -> None:
         self.drops[reason] += 1
@@ -281,6 +319,8 @@ class TcpLayer:
         except Exception:  # a bug must not take the stack down: count it, keep the trace
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
+        if self._events or self._accept_ready:
+            self.deliver_events()
 
     def _dispatch(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
         if seg.src_port == 0 or seg.dst_port == 0:
@@ -431,6 +471,7 @@ class TcpLayer:
         except Exception:
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
+        self.deliver_events()
 
     def poll(self, now: float) -> None:
         timers = self._timers
@@ -447,6 +488,7 @@ class TcpLayer:
             except Exception:
                 self.drops["internal-error"] += 1
                 self.last_error = traceback.format_exc()
+        self.deliver_events()
 
     def next_deadline(self) -> Optional[float]:
         timers = self._timers

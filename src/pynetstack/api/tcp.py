@@ -1,0 +1,333 @@
+"""A blocking TCP socket over a Stack, shaped like ``socket.socket(AF_INET, SOCK_STREAM)``.
+
+The stack's loop thread owns the protocol; a socket call takes ``stack.lock``, changes the
+connection (which may send at once), ``wake()``s the loop so it re-plans its timers, and
+waits on a ``threading.Condition(stack.lock)`` that connection events notify.
+"""
+
+from __future__ import annotations
+
+import socket as _socket
+import threading
+import time
+from typing import Optional, Tuple
+
+from ..transport.tcp import (CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_RECEIVED, SYN_SENT, TcpConfig,
+                             TcpLayer)
+from ..wire.addr import ip_to_int, ip_to_str
+
+SOL_SOCKET = _socket.SOL_SOCKET
+IPPROTO_TCP = _socket.IPPROTO_TCP
+SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
+_OPTIONS = {
+    (IPPROTO_TCP, _socket.TCP_NODELAY): ("nodelay", bool),
+    (SOL_SOCKET, _socket.SO_KEEPALIVE): ("keepalive", bool),
+    (SOL_SOCKET, _socket.SO_RCVBUF): ("rcvbuf", int),
+    (SOL_SOCKET, _socket.SO_SNDBUF): ("sndbuf", int),
+    (IPPROTO_TCP, getattr(_socket, "TCP_KEEPIDLE", 4)): ("keepidle", float),
+    (IPPROTO_TCP, getattr(_socket, "TCP_KEEPINTVL", 5)): ("keepintvl", float),
+    (IPPROTO_TCP, getattr(_socket, "TCP_KEEPCNT", 6)): ("keepcnt", int),
+    (IPPROTO_TCP, getattr(_socket, "TCP_USER_TIMEOUT", 18)): ("user_timeout", float),
+}
+
+
+def tcp_layer(stack) -> TcpLayer:
+    """The stack's TCP layer (``stack.tcp``); registered on first use if the stack has none."""
+    layer = getattr(stack, "tcp", None)
+    if layer is None:
+        with stack.lock:
+            layer = getattr(stack, "tcp", None)
+            if layer is None:
+                layer = TcpLayer(stack.host)
+                stack.register_transport(6, layer)
+                stack.tcp = layer
+    return layer
+
+
+def _address(host: str) -> int:
+    if host in ("", "0.0.0.0"):
+        return 0
+    if host == "localhost":
+        host = "127.0.0.1"
+    return ip_to_int(host)
+
+
+class TcpSocket:
+    """Blocking by default; ``settimeout(t)`` makes calls raise ``TimeoutError`` after t
+    seconds, ``settimeout(0)`` / ``setblocking(False)`` makes them raise ``BlockingIOError``."""
+
+    def __init__(self, stack, config: Optional[TcpConfig] = None, _conn=None):
+        self.stack = stack
+        self.layer = tcp_layer(stack)
+        self._cond = threading.Condition(stack.lock)
+        self._config = config or self.layer.config
+        self._conn = None
+        self._listener = None
+        self._local = (0, 0)
+        self._timeout: Optional[float] = None
+        self._closed = False
+        self._read_shut = False
+        if _conn is not None:
+            self._attach(_conn)
+
+    def __repr__(self):
+        state = self._conn.state if self._conn else ("LISTEN" if self._listener else "unconnected")
+        return f"<TcpSocket {self._local[0] and ip_to_str(self._local[0])}:{self._local[1]} {state}>"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _attach(self, conn) -> None:
+        self._conn = conn
+        self._local = (conn.local_ip, conn.local_port)
+        conn.on_event = self._event
+
+    def _event(self, conn, kind) -> None:  # loop thread, lock held
+        self._cond.notify_all()
+
+    def _wait(self, ready, deadline) -> None:
+        """Wait (lock held) until ``ready()``; raise on timeout/would-block."""
+        while not ready():
+            if self._timeout == 0:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            if deadline is None:
+                self._cond.wait(1.0)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            self._cond.wait(remaining)
+
+    def _deadline(self):
+        return None if not self._timeout else time.monotonic() + self._timeout
+
+    def _need_conn(self):
+        if self._closed:
+            raise OSError(9, "Bad file descriptor")
+        if self._conn is None:
+            raise OSError(107, "Transport endpoint is not connected")
+        return self._conn
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def bind(self, address: Tuple[str, int]) -> None:
+        host, port = address
+        if self._local[1] or self._conn or self._listener:
+            raise OSError(22, "Invalid argument (already bound)")
+        self._local = (_address(host), port)
+
+    def listen(self, backlog: int = 128) -> None:
+        if self._listener is not None:
+            self._listener.backlog = max(1, backlog)
+            return
+        ip, port = self._local
+        if not port:
+            raise OSError(22, "bind() a port before listen()")
+        with self.stack.lock:
+            self._listener = self.layer.listen(port, ip, backlog, self._config)
+            self._listener.on_accept = lambda listener: self._cond.notify_all()
+
+    def accept(self):
+        if self._listener is None:
+            raise OSError(22, "Invalid argument (not listening)")
+        deadline = self._deadline()
+        with self._cond:
+            self._wait(lambda: self._closed or self._listener.accept_queue, deadline)
+            if self._closed:
+                raise OSError(9, "Bad file descriptor")
+            conn = self._listener.accept()
+            sock = TcpSocket(self.stack, self._config, _conn=conn)
+        sock._timeout = self._timeout if self._timeout != 0 else None
+        return sock, (ip_to_str(conn.remote_ip), conn.remote_port)
+
+    def connect(self, address: Tuple[str, int]) -> None:
+        if self._conn is not None:
+            raise OSError(106, "Transport endpoint is already connected")
+        remote = _address(address[0])
+        deadline = self._deadline()
+        with self._cond:
+            conn = self.layer.connect(remote, address[1], self.stack.now(),
+                                      local_ip=self._local[0] or None, local_port=self._local[1],
+                                      config=self._config)
+            self._attach(conn)
+        self.stack.wake()
+        with self._cond:
+            try:
+                self._wait(lambda: conn.state not in (SYN_SENT, SYN_RECEIVED), deadline)
+            except TimeoutError:
+                conn.abort(self.stack.now(), "connect timeout")
+                raise
+            if conn.state == CLOSED:
+                raise conn.error or ConnectionRefusedError(111, "Connection refused")
+
+    def connect_ex(self, address) -> int:
+        try:
+            self.connect(address)
+        except BlockingIOError:
+            return 115
+        except OSError as exc:
+            return exc.errno or 1
+        return 0
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def send(self, data) -> int:
+        conn = self._need_conn()
+        if not data:
+            return 0
+        deadline = self._deadline()
+        view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+        with self._cond:
+            self._wait(lambda: conn.send_space() > 0 or conn.state == CLOSED or conn.fin_queued,
+                       deadline)
+            n = conn.send(view[:conn.send_space()], self.stack.now())
+        self.stack.wake()
+        return n
+
+    def sendall(self, data) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = self.send(view)
+            view = view[n:]
+
+    def recv(self, bufsize: int = 65536) -> bytes:
+        conn = self._need_conn()
+        if self._read_shut:
+            return b""
+        deadline = self._deadline()
+        with self._cond:
+            self._wait(lambda: conn.readable_bytes() or conn.fin_received or conn.state == CLOSED,
+                       deadline)
+            if conn.readable_bytes():
+                data = conn.recv(bufsize, self.stack.now())
+            elif conn.error is not None and conn.state == CLOSED and not conn.fin_received:
+                raise conn.error
+            else:
+                data = b""
+        if data:
+            self.stack.wake()
+        return data
+
+    def recv_into(self, buffer, nbytes: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.recv(nbytes or len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def makefile(self, mode="rb", buffering=None):
+        raise NotImplementedError("makefile() is not supported; use recv/sendall")
+
+    # -- closing -----------------------------------------------------------------------------------
+
+    def shutdown(self, how: int) -> None:
+        conn = self._need_conn()
+        with self._cond:
+            if how in (SHUT_RD, SHUT_RDWR):
+                self._read_shut = True
+            if how in (SHUT_WR, SHUT_RDWR):
+                conn.shutdown(self.stack.now())
+        self.stack.wake()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._cond:
+            self._closed = True
+            if self._listener is not None:
+                self._listener.close(self.stack.now())
+            if self._conn is not None:
+                self._conn.close(self.stack.now())
+            self._cond.notify_all()
+        self.stack.wake()
+
+    def abort(self) -> None:
+        """Close with RST (like SO_LINGER with a zero timeout)."""
+        with self._cond:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.abort(self.stack.now())
+        self.stack.wake()
+
+    def __enter__(self) -> TcpSocket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- options and names -------------------------------------------------------------------------
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        if timeout is not None and timeout < 0:
+            raise ValueError("Timeout value out of range")
+        self._timeout = timeout
+
+    def gettimeout(self) -> Optional[float]:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def setsockopt(self, level: int, option: int, value) -> None:
+        try:
+            name, kind = _OPTIONS[(level, option)]
+        except KeyError:
+            raise OSError(92, f"Protocol not available (option {level}/{option})") from None
+        with self.stack.lock:
+            self._config = self._config.copy(**{name: kind(value)})
+            conn = self._conn
+            if conn is not None:
+                conn.config = self._config
+                if name == "keepalive":
+                    conn._arm_keepalive(self.stack.now())
+                    conn._update_deadline()
+                elif name == "nodelay" and value:
+                    conn._output(self.stack.now())  # TCP_NODELAY flushes what Nagle held
+            if self._listener is not None:
+                self._listener.config = self._config
+        self.stack.wake()
+
+    def getsockopt(self, level: int, option: int, buflen: int = 0):
+        try:
+            name, kind = _OPTIONS[(level, option)]
+        except KeyError:
+            raise OSError(92, f"Protocol not available (option {level}/{option})") from None
+        value = getattr(self._config, name)
+        return int(value) if kind in (bool, int) else value
+
+    def getsockname(self) -> Tuple[str, int]:
+        return ip_to_str(self._local[0]), self._local[1]
+
+    def getpeername(self) -> Tuple[str, int]:
+        conn = self._need_conn()
+        return ip_to_str(conn.remote_ip), conn.remote_port
+
+    def fileno(self) -> int:
+        return -1
+
+    @property
+    def connection(self):
+        """The underlying ``TcpConnection`` (state, ``info()``, event log)."""
+        return self._conn
+
+    def info(self) -> dict:
+        with self.stack.lock:
+            return self._conn.info() if self._conn else {}
+
+
+def create_connection(stack, address: Tuple[str, int], timeout: Optional[float] = None,
+                      source_address: Optional[Tuple[str, int]] = None) -> TcpSocket:
+    sock = TcpSocket(stack)
+    if source_address:
+        sock.bind(source_address)
+    sock.settimeout(timeout)
+    sock.connect(address)
+    return sock
+
+
+def create_server(stack, address: Tuple[str, int], backlog: int = 128) -> TcpSocket:
+    sock = TcpSocket(stack)
+    sock.bind(address)
+    sock.listen(backlog)
+    return sock
+
+
+__all__ = ["TcpSocket", "create_connection", "create_server", "tcp_layer", "ESTABLISHED", "CLOSE_WAIT"]

@@ -1,0 +1,177 @@
+"""The blocking socket API over a real Stack (loop thread, real clock), through the stack's
+own loopback path: connect/accept/sendall/recv/shutdown/close and the error cases."""
+
+import hashlib
+import os
+import socket
+import threading
+
+import pytest
+
+from pynetstack.api.tcp import TcpSocket, create_connection, create_server
+from pynetstack.link.memory import memory_pair
+from pynetstack.stack import Stack
+
+ADDR = "10.77.0.1"
+
+
+@pytest.fixture
+def stack():
+    st = Stack()
+    a, _b = memory_pair(names=("tcpapi0", "tcpapi1"))
+    st.add_interface(a, f"{ADDR}/24")
+    st.start_background()
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def serve_once(server, handler):
+    def run():
+        conn, peer = server.accept()
+        try:
+            handler(conn)
+        finally:
+            conn.close()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_echo_one_megabyte(stack):
+    server = create_server(stack, ("0.0.0.0", 7007))
+
+    def echo(conn):
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+    t = serve_once(server, echo)
+    payload = os.urandom(1 << 20)
+    client = create_connection(stack, (ADDR, 7007), timeout=20)
+    assert client.getpeername() == (ADDR, 7007)
+    assert client.getsockname()[0] == ADDR
+    received = bytearray()
+
+    def reader():
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            received.extend(chunk)
+    r = threading.Thread(target=reader, daemon=True)
+    r.start()
+    client.sendall(payload)
+    client.shutdown(socket.SHUT_WR)
+    r.join(30)
+    t.join(30)
+    assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
+    client.close()
+    server.close()
+
+
+def test_connection_refused(stack):
+    sock = TcpSocket(stack)
+    sock.settimeout(5)
+    with pytest.raises(ConnectionRefusedError):
+        sock.connect((ADDR, 9))
+
+
+def test_reset_mid_stream(stack):
+    server = create_server(stack, (ADDR, 7008))
+    ready = threading.Event()
+
+    def handler(conn):
+        conn.recv(10)
+        conn.abort()
+        ready.set()
+    serve_once(server, handler)
+    client = create_connection(stack, (ADDR, 7008), timeout=5)
+    client.sendall(b"hello")
+    assert ready.wait(5)
+    with pytest.raises(ConnectionResetError):
+        client.recv(10)
+    server.close()
+
+
+def test_half_close_then_reply(stack):
+    server = create_server(stack, (ADDR, 7009))
+
+    def handler(conn):
+        data = b""
+        while True:
+            chunk = conn.recv(100)
+            if not chunk:
+                break
+            data += chunk
+        conn.sendall(b"got " + data)
+    t = serve_once(server, handler)
+    client = create_connection(stack, (ADDR, 7009), timeout=5)
+    client.sendall(b"question")
+    client.shutdown(socket.SHUT_WR)
+    with pytest.raises(BrokenPipeError):
+        client.send(b"more")
+    reply = b""
+    while True:
+        chunk = client.recv(100)
+        if not chunk:
+            break
+        reply += chunk
+    assert reply == b"got question"
+    t.join(5)
+    client.close()
+    server.close()
+
+
+def test_timeouts_and_nonblocking(stack):
+    server = create_server(stack, (ADDR, 7010))
+    server.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        server.accept()
+    server.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        server.accept()
+    server.setblocking(True)
+    client = create_connection(stack, (ADDR, 7010), timeout=5)
+    conn, peer = server.accept()
+    assert peer == client.getsockname()
+    client.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        client.recv(10)
+    client.close()
+    conn.close()
+    server.close()
+
+
+def test_socket_options(stack):
+    server = create_server(stack, (ADDR, 7011))
+    client = TcpSocket(stack)
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 60000)
+    assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    client.settimeout(5)
+    client.connect((ADDR, 7011))
+    conn = client.connection
+    assert conn.config.nodelay and conn.config.keepalive and conn.t_keep is not None
+    assert conn.rcv_wscale == 0  # a 60 KB buffer needs no window scaling
+    with pytest.raises(OSError):
+        client.setsockopt(socket.SOL_SOCKET, 12345, 1)
+    info = client.info()
+    assert info["state"] == "ESTABLISHED" and "ts" in info["options"]
+    client.close()
+    server.close()
+
+
+def test_bind_conflict_and_double_listen(stack):
+    a = create_server(stack, (ADDR, 7012))
+    b = TcpSocket(stack)
+    b.bind((ADDR, 7012))
+    with pytest.raises(OSError):
+        b.listen()
+    a.close()
+    b.listen()
+    b.close()
