@@ -22,9 +22,11 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 from pynetstack.lab import Lab  # noqa: E402
 
 
-def ping_stats(lab, ns, target, count, flood):
+def ping_stats(lab, ns, target, count, flood, preload=0):
     args = ["ping", "-q", "-c", str(count), "-w", "120"]
     args += ["-f"] if flood else ["-i", "0.002"]
+    if preload:
+        args += ["-l", str(preload)]
     result = lab.run(ns, *args, target, timeout=180)
     rtt = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", result.stdout)
     received = re.search(r"(\d+) received.*time (\d+)ms", result.stdout)
@@ -50,6 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--count", type=int, default=20000, help="echo requests per flood run")
+    parser.add_argument("--preload", type=int, default=32, help="requests in flight for the loaded flood")
     args = parser.parse_args()
     pythons = [("CPython", sys.executable)]
     pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
@@ -70,13 +73,19 @@ def main() -> int:
             ping_stats(lab, client, target, 200, flood=False)  # warm-up (PyPy's JIT, ARP)
             rtts = [ping_stats(lab, client, target, 500, flood=False)["avg_ms"] for _ in range(args.repeat)]
             floods = [ping_stats(lab, client, target, args.count, flood=True) for _ in range(args.repeat)]
+            loaded = [ping_stats(lab, client, target, args.count, flood=True, preload=args.preload)
+                      for _ in range(args.repeat)]
             rows.append((label, statistics.median(rtts), statistics.median(f["pps"] for f in floods),
-                         min(f["received"] for f in floods)))
-    kernel_rtt, kernel_pps = rows[0][1], rows[0][2]
-    print(f"ping: {args.repeat} runs each, medians; flood = ping -f -c {args.count}")
-    print(f"{'target':<28}{'rtt avg ms':>12}{'x kernel':>10}{'flood pps':>12}{'x kernel':>10}{'min replies':>13}")
-    for label, rtt, pps, replies in rows:
-        print(f"{label:<28}{rtt:>12.3f}{rtt / kernel_rtt:>10.2f}{pps:>12.0f}{pps / kernel_pps:>10.2f}{replies:>13}")
+                         statistics.median(f["pps"] for f in loaded),
+                         min(f["received"] for f in floods + loaded)))
+    kernel_rtt, kernel_pps, kernel_loaded = rows[0][1], rows[0][2], rows[0][3]
+    print(f"ping: {args.repeat} runs each, medians; flood = ping -f -c {args.count}; "
+          f"loaded = the same with -l {args.preload} requests in flight")
+    print(f"{'target':<28}{'rtt avg ms':>11}{'x kernel':>9}{'flood pps':>11}{'x kernel':>9}"
+          f"{'loaded pps':>11}{'x kernel':>9}{'min replies':>12}")
+    for label, rtt, pps, loaded_pps, replies in rows:
+        print(f"{label:<28}{rtt:>11.3f}{rtt / kernel_rtt:>9.2f}{pps:>11.0f}{pps / kernel_pps:>9.2f}"
+              f"{loaded_pps:>11.0f}{loaded_pps / kernel_loaded:>9.2f}{replies:>12}")
     return 0
 
 

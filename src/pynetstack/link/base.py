@@ -40,13 +40,13 @@ class Device(ABC):
     def send(self, frame: bytes, now: float) -> None:
         """Put one frame on the wire (a full queue drops it, as a congested wire would)."""
 
-    def poll(self, now: float) -> None:
+    def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
 
     def next_deadline(self) -> Optional[float]:
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: an in-memory device holds nothing
         """Release the device (a device the stack created is removed)."""
 
 
