@@ -1,0 +1,313 @@
+"""A small HTTP/1.1 server with keep-alive, event-driven in the stack's loop thread.
+
+* ``GET /``          a status page of the stack (interfaces, counters, TCP connections like ``ss``)
+* ``GET /bytes/N``   N deterministic pseudo-random bytes (see ``deterministic_bytes``)
+* ``POST /sha256``   the hex SHA-256 of the request body, then a newline
+
+Bodies are streamed both ways: an upload is hashed as it arrives, a download is generated as
+send space frees up, so 100 MB move through a few hundred KB of memory.  Request bodies may
+use Content-Length or chunked encoding; ``Expect: 100-continue`` is answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+
+from ..api.tcp import TcpHandler, serve_events, tcp_layer
+from ..wire.addr import ip_to_str
+
+BLOCK = 65536
+MAX_HEADER = 16 * 1024
+MAX_BYTES = 1 << 40
+SERVER = "pynetstack"
+
+
+def _block(index: int) -> bytes:
+    return random.Random(index).randbytes(BLOCK)
+
+
+def deterministic_bytes(offset: int, length: int) -> bytes:
+    """Bytes [offset, offset+length) of the /bytes/ stream: block i (64 KiB) is
+    ``random.Random(i).randbytes(65536)``; /bytes/N serves the first N bytes."""
+    out = bytearray()
+    while length > 0:
+        index, start = divmod(offset, BLOCK)
+        chunk = _block(index)[start:start + length]
+        out += chunk
+        offset += len(chunk)
+        length -= len(chunk)
+    return bytes(out)
+
+
+class _BytesBody:
+    __slots__ = ("offset", "remaining", "cache")
+
+    def __init__(self, total: int):
+        self.offset = 0
+        self.remaining = total
+        self.cache = None
+
+    def take(self, limit: int) -> bytes:
+        n = min(limit, self.remaining)
+        index, start = divmod(self.offset, BLOCK)
+        if self.cache is None or self.cache[0] != index:
+            self.cache = (index, _block(index))
+        data = self.cache[1][start:start + min(n, BLOCK - start)]
+        self.offset += len(data)
+        self.remaining -= len(data)
+        return data
+
+
+class HttpHandler(TcpHandler):
+    def __init__(self, stack):
+        self.stack = stack
+        self.buffer = bytearray()
+        self.state = "headers"       # headers | body | chunk-size | chunk-data | chunk-crlf | trailer
+        self.body_left = 0
+        self.hasher = None
+        self.keep_alive = True
+        self.request = None
+        self.streaming = None        # a _BytesBody being sent
+        self.closing = False
+        self.requests = 0
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._process()
+
+    def eof_received(self) -> None:
+        self.keep_alive = False
+        if self.streaming is None and not self.buffer:
+            self.transport.close()
+
+    def _process(self) -> None:
+        while self.buffer and self.streaming is None and not self.closing:
+            if self.state == "headers":
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buffer) > MAX_HEADER:
+                        self._error(431, "Request Header Fields Too Large")
+                    return
+                head = bytes(self.buffer[:end]).decode("latin-1")
+                del self.buffer[:end + 4]
+                self._start_request(head)
+            elif self.state == "body":
+                n = min(len(self.buffer), self.body_left)
+                self.hasher.update(self.buffer[:n])
+                del self.buffer[:n]
+                self.body_left -= n
+                if self.body_left == 0:
+                    self._finish_request()
+            elif self.state == "chunk-size":
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    if len(self.buffer) > 1024:
+                        self._error(400, "Bad Request")
+                    return
+                line = bytes(self.buffer[:end]).split(b";")[0].strip()
+                del self.buffer[:end + 2]
+                try:
+                    size = int(line, 16)
+                except ValueError:
+                    self._error(400, "Bad Request")
+                    return
+                if size == 0:
+                    self.state = "trailer"
+                else:
+                    self.body_left = size
+                    self.state = "chunk-data"
+            elif self.state == "chunk-data":
+                n = min(len(self.buffer), self.body_left)
+                self.hasher.update(self.buffer[:n])
+                del self.buffer[:n]
+                self.body_left -= n
+                if self.body_left == 0:
+                    self.state = "chunk-crlf"
+            elif self.state == "chunk-crlf":
+                if len(self.buffer) < 2:
+                    return
+                del self.buffer[:2]
+                self.state = "chunk-size"
+            elif self.state == "trailer":
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    return
+                del self.buffer[:end + 2]
+                if end == 0:
+                    self._finish_request()
+        if self.streaming is None and not self.buffer and not self.keep_alive and self.state == "headers":
+            self.transport.close()
+
+    def _start_request(self, head: str) -> None:
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._error(400, "Bad Request")
+            return
+        method, target, version = parts
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                self._error(400, "Bad Request")
+                return
+            headers[name.strip().lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        if version == "HTTP/1.0":
+            self.keep_alive = "keep-alive" in connection
+        else:
+            self.keep_alive = "close" not in connection
+        self.request = (method, target, version, headers)
+        self.requests += 1
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        if method == "POST":
+            if target != "/sha256":
+                self._error(404, "Not Found", drain=True)
+                return
+            self.hasher = hashlib.sha256()
+            if headers.get("expect", "").lower() == "100-continue":
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if chunked:
+                self.state = "chunk-size"
+                return
+            try:
+                self.body_left = int(length or 0)
+                if self.body_left < 0:
+                    raise ValueError
+            except ValueError:
+                self._error(400, "Bad Request")
+                return
+            if self.body_left == 0:
+                self._finish_request()
+            else:
+                self.state = "body"
+            return
+        if chunked or (length and length != "0"):
+            self._error(400, "Bad Request")  # no bodies on GET/HEAD here
+            return
+        self._finish_request()
+
+    def _finish_request(self) -> None:
+        method, target, version, headers = self.request
+        self.state = "headers"
+        if method == "POST":
+            body = (self.hasher.hexdigest() + "\n").encode()
+            self.hasher = None
+            self._respond(200, "OK", body, "text/plain")
+        elif method in ("GET", "HEAD"):
+            if target == "/":
+                body = status_page(self.stack).encode()
+                self._respond(200, "OK", body, "text/plain; charset=utf-8", head=method == "HEAD")
+            elif target.startswith("/bytes/"):
+                try:
+                    n = int(target[7:])
+                    if not 0 <= n <= MAX_BYTES:
+                        raise ValueError
+                except ValueError:
+                    self._error(400, "Bad Request")
+                    return
+                self._respond_header(200, "OK", n, "application/octet-stream")
+                if method == "GET" and n:
+                    self.streaming = _BytesBody(n)
+                    self.transport.pause_reading()  # pipelined requests wait in the TCP buffer
+                    self.writable()
+                    return
+                self._after_response()
+            else:
+                self._error(404, "Not Found")
+        else:
+            self._error(405, "Method Not Allowed")
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def _respond_header(self, code, reason, length, ctype) -> None:
+        conn = "keep-alive" if self.keep_alive else "close"
+        self.transport.write((f"HTTP/1.1 {code} {reason}\r\nServer: {SERVER}\r\n"
+                              f"Content-Type: {ctype}\r\nContent-Length: {length}\r\n"
+                              f"Connection: {conn}\r\n\r\n").encode())
+
+    def _respond(self, code, reason, body: bytes, ctype, head=False) -> None:
+        self._respond_header(code, reason, len(body), ctype)
+        if not head:
+            self.transport.write(body)
+        self._after_response()
+
+    def _error(self, code, reason, drain=False) -> None:
+        self.keep_alive = False
+        self._respond(code, reason, f"{code} {reason}\n".encode(), "text/plain")
+        self.buffer.clear()
+        self.closing = True
+
+    def _after_response(self) -> None:
+        self.request = None
+        if not self.keep_alive:
+            self.closing = True
+            self.transport.close()
+
+    def writable(self) -> None:
+        body = self.streaming
+        if body is None:
+            return
+        t = self.transport
+        while body.remaining:
+            space = t.send_space()
+            if space <= 0:
+                return
+            t.write(body.take(space))
+        self.streaming = None
+        self._after_response()
+        if not self.closing:
+            t.resume_reading()
+            self._process()
+
+
+def status_page(stack) -> str:
+    """Plain-text status: uptime, interfaces, counters, drops, and TCP connections like ``ss -ti``."""
+    lines = [f"pynetstack status at {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+    try:
+        status = stack.status()
+    except Exception as exc:  # status must render even if a part of the stack misbehaves
+        status = {"error": repr(exc)}
+    lines.append(f"uptime {status.get('uptime', 0):.1f} s")
+    for iface in status.get("interfaces", []):
+        lines.append(f"  {iface.get('describe', iface.get('name'))}  rx {iface.get('rx_frames')} frames"
+                     f"  tx {iface.get('tx_frames')} frames")
+    layer = getattr(stack, "tcp", None)
+    if layer is not None:
+        lines.append("")
+        lines.append(tcp_table(layer))
+        if layer.drops:
+            lines.append("tcp drops: " + json.dumps(dict(layer.drops), sort_keys=True))
+        if layer.counters:
+            lines.append("tcp counters: " + json.dumps(dict(layer.counters), sort_keys=True))
+    if status.get("drops"):
+        lines.append("ip drops: " + json.dumps(status["drops"], sort_keys=True, default=str))
+    return "\n".join(lines) + "\n"
+
+
+def tcp_table(layer) -> str:
+    """Connections as a table: state, addresses, windows, RTT, retransmissions."""
+    rows = ["State        Local                  Peer                   Send-Q  Recv-Q  cwnd     "
+            "rtt(ms)  rto(ms)  retrans"]
+    for info in layer.connection_info():
+        local = f"{ip_to_str(info['local'][0])}:{info['local'][1]}"
+        remote = f"{ip_to_str(info['remote'][0])}:{info['remote'][1]}"
+        if info["state"] == "LISTEN":
+            rows.append(f"{'LISTEN':<12} {local:<22} {'*:*':<22} {info['accept_queue']:>6}  "
+                        f"{info['half_open']:>6}")
+            continue
+        rows.append(f"{info['state']:<12} {local:<22} {remote:<22} {info['send_queue']:>6}  "
+                    f"{info['recv_queue']:>6}  {info['cwnd'] or 0:<8} {info['srtt_ms'] or 0:<8} "
+                    f"{info['rto_ms']:<8} {info['retransmits']}")
+    return "\n".join(rows)
+
+
+def install(stack, port: int = 80, host: str = "0.0.0.0"):
+    tcp_layer(stack)
+    return serve_events(stack, port, lambda: HttpHandler(stack), host)
