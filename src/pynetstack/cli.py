@@ -38,6 +38,9 @@ def _up(args) -> int:
         if args.gateway:
             config["gateway"] = args.gateway
         stack = build_stack(validate(config, "command line"), base_dir=".")
+    if args.trace is not None:
+        from .net.trace import PrintTracer
+        stack.host.trace(PrintTracer(match=args.trace or None))
     for iface in stack.interfaces.values():
         print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
     if stack.udp.endpoints:
@@ -119,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
     up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")
     up.add_argument("--no-udp-echo", action="store_true", help="no UDP echo service on port 7")
+    up.add_argument("--trace", nargs="?", const="", metavar="MATCH",
+                    help="print the journey of every frame through the stack (or of those whose summary contains MATCH)")
     up.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS (default: run until Ctrl-C)")
     up.set_defaults(func=_up)
 

@@ -95,6 +95,17 @@ def _steps(demo: Demo) -> None:
     demo.step("ICMP over veth", f"ping -c 5 {STACK_VETH}", lambda: _ping_check(demo, STACK_VETH))
 
 
+def _trace_one_ping(demo: Demo) -> None:
+    from .net.trace import PrintTracer
+    print("\nThe journey of one fragmented ping (ping -c 1 -s 2000) through the stack:", flush=True)
+    demo.stack.host.trace(PrintTracer(match="icmp", limit=2))
+    try:
+        demo.run("ping", "-c", "1", "-W", "2", "-s", "2000", STACK_TAP)
+        time.sleep(0.2)
+    finally:
+        demo.stack.host.trace(None)
+
+
 def _report(demo: Demo) -> None:
     stack = demo.stack
     status = stack.status()
@@ -143,6 +154,7 @@ def run_demo(keep_going: bool = True) -> int:
                   f"far end via AF_PACKET (mac {mac_to_str(veth.mac)})\n")
             demo = Demo(lab, stack, host, pcap_path)
             _steps(demo)
+            _trace_one_ping(demo)
             writer.flush()
             _report(demo)
     failed = [title for title, ok, _ in demo.results if not ok]

@@ -146,7 +146,13 @@ class Stack:
                     except BlockingIOError:
                         pass
                     continue
-                for frame in iface.device.receive(now):
+                try:
+                    frames = iface.device.receive(now)
+                except OSError as exc:  # e.g. the interface went down: keep serving the others
+                    self.host.counters["device_errors"] += 1
+                    log.warning("%s: receive failed: %s", iface.name, exc)
+                    continue
+                for frame in frames:
                     receive(iface, frame, now)
             self.poll(now)
 

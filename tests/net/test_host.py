@@ -328,3 +328,23 @@ def test_forwarding_df_too_big_sends_frag_needed_and_path_mtu_is_learned():
     sim.run(1)
     assert got == [(icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, 1000, C)]
     assert a.host.path_mtu(C) == 1000
+
+
+def test_trace_shows_the_journey_of_a_ping(pair):
+    from pynetstack.net.trace import ListTracer
+    sim, a, b, ia, ib = pair
+    ping(sim, a, B, 1)
+    sim.run(1)
+    tracer = ListTracer()
+    b.host.trace(tracer)
+    ping(sim, a, B, 2, size=3000)
+    ib.device.inbox.append(build_frame(ib.mac, ia.mac, ETH_IPV4, udp_datagram(A, B, 1, 9, b"x")))
+    sim.run(1)
+    journeys = ["\n".join(j) for j in tracer.journeys]
+    echo = [j for j in journeys if "echo request" in j]
+    assert len(echo) == 1
+    assert "reassembly: datagram complete, 3008 bytes" in echo[0]
+    assert "route: 10.0.0.1 via 10.0.0.0/24 dev eth0" in echo[0]
+    assert "out on eth0" in echo[0]
+    refused = [j for j in journeys if "DROPPED: udp-port-unreachable" in j]
+    assert len(refused) == 1 and "destination unreachable" not in refused[0]

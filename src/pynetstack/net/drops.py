@@ -38,10 +38,14 @@ class DropReason:
 
 
 class DropCounter(Counter):
-    """reason -> number of packets dropped for it."""
+    """reason -> number of packets dropped for it. ``observer`` (if set) hears each drop."""
+
+    observer = None
 
     def drop(self, reason: str) -> None:
         self[reason] += 1
+        if self.observer is not None:
+            self.observer(reason)
 
     @property
     def total(self) -> int:

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 from ..wire import arp as arpw
 from ..wire import icmp as icmpw
-from ..wire.addr import BROADCAST_MAC, ZERO_MAC, prefix_mask
+from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_mask
 from ..wire.errors import MalformedPacket
 from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
 from ..wire.ipv4 import PROTO_ICMP, IPv4, build_ipv4
@@ -58,6 +58,8 @@ class IPv4Host:
         self.echo_listeners = []  # callables(ip, icmp, now) for echo replies (ping clients)
         self._ident = int.from_bytes(os.urandom(2), "big")
         self._loopback: deque = deque()
+        self.tracer = None  # a callable(frame) -> bool choosing frames to trace, with .emit(steps)
+        self._steps = None  # the journey of the frame being traced, step by step
         self._icmp_rate = icmp_errors_per_second
         self._icmp_tokens = icmp_errors_per_second
         self._icmp_stamp = 0.0
@@ -100,8 +102,29 @@ class IPv4Host:
             for address, _ in iface.addresses:
                 self._send_arp(iface, arpw.REQUEST, BROADCAST_MAC, address, ZERO_MAC, address, now)
 
+    # ------------------------------------------------------------------ tracing
+    def trace(self, tracer) -> None:
+        """Trace the journey of frames: ``tracer(frame)`` says which, ``tracer.emit(steps)`` gets them."""
+        self.tracer = tracer
+        self.drops.observer = (lambda reason: self.note(f"DROPPED: {reason}")) if tracer else None
+
+    def note(self, text: str) -> None:
+        if self._steps is not None:
+            self._steps.append(text)
+
     # ------------------------------------------------------------------ receive path
     def receive_frame(self, iface: Interface, frame, now: float) -> None:
+        if self.tracer is not None and self.tracer(frame):
+            self._steps = [f"in on {iface.name}: {len(frame)} bytes"]
+            try:
+                self._receive_frame(iface, frame, now)
+            finally:
+                steps, self._steps = self._steps, None
+                self.tracer.emit(frame, steps)
+        else:
+            self._receive_frame(iface, frame, now)
+
+    def _receive_frame(self, iface: Interface, frame, now: float) -> None:
         iface.rx_frames += 1
         iface.rx_bytes += len(frame)
         try:
@@ -125,8 +148,13 @@ class IPv4Host:
 
     def _arp_input(self, iface: Interface, packet, now: float) -> None:
         ours = self.local_addresses.get(packet.tpa) is iface
+        if self._steps is not None:
+            self.note(f"arp: {'request' if packet.op == arpw.REQUEST else 'reply'} {ip_to_str(packet.spa)} "
+                      f"({mac_to_str(packet.sha)}) about {ip_to_str(packet.tpa)}{' (ours)' if ours else ''}")
         if packet.spa and packet.sha != iface.mac:
             waiting = iface.neighbours.update(packet.spa, packet.sha, now, create=ours)
+            if waiting:
+                self.note(f"arp: {len(waiting)} datagram(s) waiting for {ip_to_str(packet.spa)} released")
             for datagram in waiting:
                 iface.transmit(build_frame(packet.sha, iface.mac, ETH_IPV4, datagram), now)
         if not ours:
@@ -134,9 +162,13 @@ class IPv4Host:
         elif packet.op == arpw.REQUEST:
             self._send_arp(iface, arpw.REPLY, packet.sha, packet.tpa, packet.sha, packet.spa, now)
             self.counters["arp_replies_sent"] += 1
+            self.note(f"arp: replied {ip_to_str(packet.tpa)} is at {mac_to_str(iface.mac)}")
 
     def _ip_input(self, iface: Interface, ip: IPv4, now: float) -> None:
         self.counters["ip_in_receives"] += 1
+        if self._steps is not None:
+            self.note(f"ipv4: {ip_to_str(ip.src)} > {ip_to_str(ip.dst)} protocol {ip.protocol} ttl {ip.ttl} "
+                      f"length {ip.total_length}: header valid")
         if _bad_source(ip.src):
             self.drops.drop(DropReason.IP_BAD_SOURCE)
             return
@@ -151,7 +183,7 @@ class IPv4Host:
             self.drops.drop(DropReason.IP_NOT_FOR_US)
 
     def _hook(self, hook: str, ip: IPv4, now: float, in_iface, out_iface) -> bool:
-        ctx = hk.PacketContext(ip, hook, now, in_iface, out_iface)
+        ctx = hk.PacketContext(ip, hook, now, in_iface, out_iface, trace=self._steps)
         verdict = self.hooks.run(ctx)
         if verdict == hk.DROP:
             self.drops.drop(ctx.drop_reason or DropReason.HOOK_DROP)
@@ -159,12 +191,15 @@ class IPv4Host:
 
     def _local_deliver(self, iface, ip: IPv4, now: float) -> None:
         if ip.mf or ip.frag_offset:
+            self.note(f"reassembly: fragment at offset {ip.frag_offset}, {len(ip.payload)} bytes, more={ip.mf}")
             ip = self.reassembler.add(ip, now)
             if ip is None:
                 return
+            self.note(f"reassembly: datagram complete, {len(ip.payload)} bytes")
         if self.hooks.has_stages(hk.INPUT) and not self._hook(hk.INPUT, ip, now, iface, None):
             return
         self.counters["ip_in_delivers"] += 1
+        self.note("deliver: to this host")
         if ip.protocol == PROTO_ICMP:
             self._icmp_input(ip, now)
             return
@@ -179,6 +214,7 @@ class IPv4Host:
         msg = icmpw.Icmp.parse(ip.payload)
         self.counters["icmp_in"] += 1
         kind = msg.type
+        self.note(f"icmp: {icmpw.TYPE_NAMES.get(kind, f'type {kind}')} code {msg.code}")
         if kind == icmpw.ECHO_REQUEST:
             # Like Linux (icmp_echo_ignore_broadcasts=1), answer only echoes to our unicast addresses.
             if self.echo_reply and ip.dst in self.local_addresses:
@@ -298,8 +334,12 @@ class IPv4Host:
             mac = BROADCAST_MAC
         else:
             mac = iface.neighbours.lookup(next_hop, now)
+        if self._steps is not None:
+            self.note(f"route: {ip_to_str(dst)} via {route!r}; next hop {ip_to_str(next_hop)} "
+                      + (f"is at {mac_to_str(mac)}" if mac else "unresolved: queued for ARP"))
         if mac is not None:
             iface.transmit(build_frame(mac, iface.mac, ETH_IPV4, datagram), now)
+            self.note(f"out on {iface.name}: {len(datagram) + 14} bytes")
         elif not iface.neighbours.enqueue(next_hop, datagram, now):
             self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
 

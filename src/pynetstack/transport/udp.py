@@ -72,6 +72,8 @@ class UdpLayer:
             self.ip.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_PORT, now)
             return
         self.received += 1
+        if getattr(self.ip, "_steps", None) is not None:
+            self.ip.note(f"udp: {datagram.src_port} > {port}, {len(datagram.payload)} bytes to its endpoint")
         handler(bytes(datagram.payload), ip.src, datagram.src_port, ip.dst, now)
 
     def icmp_error(self, icmp_type, code, info, inner_ip, inner_payload, now) -> None:
