@@ -1,0 +1,264 @@
+"""The Linux kernel as the peer: curl, socat and Python's socket module in a namespace talk
+to the stack over a TAP; the stack as client talks to Linux servers.  Root only; every
+namespace and process is created and removed by the fixture; loops are bounded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from pynetstack.api.tcp import TcpHandler, TcpSocket, create_connection, serve_events
+from pynetstack.services import discard, http, tcp_echo
+
+pytestmark = pytest.mark.interop
+
+KERNEL, STACK = "10.98.0.1", "10.98.0.2"
+TOOLS = {"ip": "iproute2", "curl": "curl", "socat": "socat", "sha256sum": "coreutils"}
+DOWNLOAD = int(os.environ.get("PYNETSTACK_TCP_INTEROP_MB", "100")) * 1_000_000
+ECHO = 50_000_000
+
+
+def _require():
+    if os.geteuid() != 0:
+        pytest.fail("TCP interop tests need root (network namespaces and a TAP device)")
+    missing = [f"{tool} (apt package {pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        pytest.fail("missing tools for TCP interop: " + ", ".join(missing))
+    if not os.path.exists("/dev/net/tun"):
+        pytest.fail("/dev/net/tun is missing (kernel module tun)")
+
+
+class Rig:
+    def __init__(self, lab, stack, ns):
+        self.lab, self.stack, self.ns = lab, stack, ns
+
+    def sh(self, script: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        return self.lab.run(self.ns, "sh", "-c", script, timeout=timeout, **kw)
+
+    def sysctl(self, **values):
+        for name, value in values.items():
+            self.sh(f"sysctl -qw net.ipv4.{name}={value}")
+
+
+@pytest.fixture(scope="module")
+def rig():
+    _require()
+    from pynetstack import lab as labmod
+    from pynetstack.link.tap import TapDevice
+    from pynetstack.stack import Stack
+    with labmod.Lab("tcp") as lab:
+        ns = lab.netns("k")
+        stack = Stack()
+        tap = TapDevice("pnstcp0", host_address=f"{KERNEL}/24", netns=ns)
+        stack.add_interface(tap, f"{STACK}/24")
+        tcp_echo.install(stack)
+        discard.install(stack)
+        http.install(stack)
+        stack.start_background()
+        try:
+            yield Rig(lab, stack, ns)
+        finally:
+            stack.close()
+
+
+def expected_bytes_digest(n: int) -> str:
+    h = hashlib.sha256()
+    offset = 0
+    while offset < n:
+        chunk = http.deterministic_bytes(offset, min(1 << 20, n - offset))
+        h.update(chunk)
+        offset += len(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def random_file():
+    with tempfile.NamedTemporaryFile(prefix="pns-tcp-", delete=False) as f:
+        size = max(DOWNLOAD, ECHO)
+        block = os.urandom(1 << 20)
+        written = 0
+        h = hashlib.sha256()
+        while written < size:
+            part = hashlib.sha256(block[:64] + written.to_bytes(8, "big")).digest() * 32768
+            f.write(part)
+            written += len(part)
+        path = f.name
+    try:
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def sha_of_file(path: str, limit: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = limit
+        while left:
+            chunk = f.read(min(1 << 20, left))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
+
+
+def test_curl_download_bytes(rig):
+    r = rig.sh(f"curl -sS --max-time 300 http://{STACK}/bytes/{DOWNLOAD} | sha256sum", timeout=320)
+    assert r.stdout.split()[0] == expected_bytes_digest(DOWNLOAD), r.stderr
+
+
+def test_curl_upload_sha256(rig, random_file):
+    r = rig.sh(f"head -c {DOWNLOAD} {random_file} | curl -sS --max-time 300 --data-binary @- "
+               f"-H 'Content-Type: application/octet-stream' http://{STACK}/sha256", timeout=320)
+    assert r.stdout.strip() == sha_of_file(random_file, DOWNLOAD), r.stderr
+
+
+def test_curl_keepalive_two_requests_one_connection(rig):
+    r = rig.sh(f"curl -sS -v --max-time 30 http://{STACK}/bytes/100000 http://{STACK}/bytes/5 -o /dev/null "
+               f"-o /dev/null 2>&1")
+    assert "Re-using existing connection" in r.stdout or "Reusing existing" in r.stdout, r.stdout
+
+
+def test_socat_echo_50mb(rig, random_file):
+    r = rig.sh(f"head -c {ECHO} {random_file} | socat -t 30 -T 60 - TCP:{STACK}:7 | sha256sum", timeout=300)
+    assert r.stdout.split()[0] == sha_of_file(random_file, ECHO), r.stderr
+
+
+def test_without_sack_timestamps_window_scaling(rig, random_file):
+    rig.sysctl(tcp_sack=0, tcp_timestamps=0, tcp_window_scaling=0)
+    seen = []
+    layer = rig.stack.tcp
+    layer.on_state_change = lambda conn, old, new, why, now: seen.append(conn) if new == "ESTABLISHED" else None
+    try:
+        size = 5_000_000
+        r = rig.sh(f"head -c {size} {random_file} | socat -t 30 -T 60 - TCP:{STACK}:7 | sha256sum")
+        assert r.stdout.split()[0] == sha_of_file(random_file, size), r.stderr
+        r = rig.sh(f"curl -sS --max-time 120 http://{STACK}/bytes/{size} | sha256sum")
+        assert r.stdout.split()[0] == expected_bytes_digest(size)
+        assert len(seen) == 2
+        assert all(not c.ts_ok and not c.sack_ok and not c.ws_ok for c in seen)
+    finally:
+        layer.on_state_change = None
+        rig.sysctl(tcp_sack=1, tcp_timestamps=1, tcp_window_scaling=1)
+
+
+PY_CLIENT = r"""
+import socket, sys
+mode = sys.argv[1]
+try:
+    s = socket.create_connection(("%s", int(sys.argv[2])), timeout=5)
+    if mode == "halfclose":
+        s.sendall(b"x" * 100000)
+        s.shutdown(socket.SHUT_WR)
+        n = 0
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            n += len(d)
+        print("echoed", n)
+    elif mode == "reset":
+        s.sendall(b"hello")
+        print("got", s.recv(10), s.recv(10))
+except Exception as exc:
+    print(type(exc).__name__)
+""" % STACK
+
+
+def test_connection_refused_as_linux_expects(rig):
+    r = rig.lab.run(rig.ns, "python3", "-c", PY_CLIENT, "connect", "12345")
+    assert r.stdout.strip() == "ConnectionRefusedError", r.stdout + r.stderr
+
+
+def test_half_close_linux_client(rig):
+    r = rig.lab.run(rig.ns, "python3", "-c", PY_CLIENT, "halfclose", "7")
+    assert r.stdout.strip() == "echoed 100000", r.stdout + r.stderr
+
+
+def test_reset_mid_stream_seen_by_linux(rig):
+    class Resetter(TcpHandler):
+        def data_received(self, data):
+            self.transport.abort()
+    server = serve_events(rig.stack, 7777, Resetter)
+    try:
+        r = rig.lab.run(rig.ns, "python3", "-c", PY_CLIENT, "reset", "7777")
+        assert r.stdout.strip() == "ConnectionResetError", r.stdout + r.stderr
+    finally:
+        server.close()
+
+
+def test_stack_as_client_to_linux_http_server(rig, random_file):
+    with tempfile.TemporaryDirectory() as d:
+        size = 5_000_000
+        with open(random_file, "rb") as src, open(os.path.join(d, "blob"), "wb") as dst:
+            dst.write(src.read(size))
+        proc = rig.lab.popen(rig.ns, "python3", "-m", "http.server", "8088", "--bind", KERNEL,
+                             "--directory", d)
+        try:
+            sock = None
+            for _ in range(50):  # the server needs a moment to bind
+                try:
+                    sock = create_connection(rig.stack, (KERNEL, 8088), timeout=5)
+                    break
+                except ConnectionRefusedError:
+                    threading.Event().wait(0.1)
+            assert sock is not None
+            sock.sendall(b"GET /blob HTTP/1.0\r\nHost: k\r\n\r\n")
+            data = bytearray()
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = bytes(data).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200")
+            assert hashlib.sha256(body).hexdigest() == sha_of_file(random_file, size)
+            sock.close()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+
+
+def test_stack_client_refused_by_linux(rig):
+    sock = TcpSocket(rig.stack)
+    sock.settimeout(5)
+    with pytest.raises(ConnectionRefusedError):
+        sock.connect((KERNEL, 1))
+
+
+def test_stack_client_socat_echo_server(rig):
+    proc = rig.lab.popen(rig.ns, "socat", f"TCP-LISTEN:8099,bind={KERNEL},reuseaddr", "EXEC:cat")
+    try:
+        sock = None
+        for _ in range(50):
+            try:
+                sock = create_connection(rig.stack, (KERNEL, 8099), timeout=10)
+                break
+            except ConnectionRefusedError:
+                threading.Event().wait(0.1)
+        assert sock is not None
+        payload = os.urandom(3_000_000)
+        got = bytearray()
+
+        def reader():
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return
+                got.extend(chunk)
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        sock.sendall(payload)
+        sock.shutdown(1)
+        t.join(60)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+        sock.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)
