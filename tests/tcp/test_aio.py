@@ -1,0 +1,84 @@
+"""asyncio streams over a real Stack (loopback through the stack)."""
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+from pynetstack.api import aio
+from pynetstack.link.memory import memory_pair
+from pynetstack.stack import Stack
+
+ADDR = "10.79.0.1"
+
+
+@pytest.fixture
+def stack():
+    st = Stack()
+    a, _b = memory_pair(names=("tcpaio0", "tcpaio1"))
+    st.add_interface(a, f"{ADDR}/24")
+    st.start_background()
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def test_open_connection_and_start_server(stack):
+    async def handle(reader, writer):
+        line = await reader.readline()
+        writer.write(b"hello " + line)
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await aio.start_server(stack, handle, ADDR, 8123)
+        reader, writer = await aio.open_connection(stack, ADDR, 8123, timeout=5)
+        writer.write(b"world\n")
+        assert await reader.readline() == b"hello world\n"
+        payload = os.urandom(1_500_000)
+
+        async def send():
+            writer.write(payload)
+            await writer.drain()
+            writer.write_eof()
+        sender = asyncio.ensure_future(send())
+        echoed = await reader.read()
+        await sender
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+        assert writer.get_extra_info("peername") == (ADDR, 8123)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_open_connection_refused(stack):
+    async def main():
+        with pytest.raises(ConnectionRefusedError):
+            await aio.open_connection(stack, ADDR, 8124, timeout=5)
+    asyncio.run(main())
+
+
+def test_readexactly_incomplete(stack):
+    async def handle(reader, writer):
+        writer.write(b"abc")
+        writer.close()
+
+    async def main():
+        server = await aio.start_server(stack, handle, ADDR, 8125)
+        reader, writer = await aio.open_connection(stack, ADDR, 8125, timeout=5)
+        with pytest.raises(asyncio.IncompleteReadError) as e:
+            await reader.readexactly(10)
+        assert e.value.partial == b"abc"
+        writer.close()
+        server.close()
+    asyncio.run(asyncio.wait_for(main(), 10))
