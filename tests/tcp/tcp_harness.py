@@ -54,6 +54,7 @@ class Net:
         self.busy = {}
         self.capture = [] if capture else None
         self.sent_packets = 0
+        self.oversize = 0
         self.a = Endpoint(self, A_IP, mtu)
         self.b = Endpoint(self, B_IP, mtu)
         self.a.layer = TcpLayer(self.a, config_a or TcpConfig(), secret=b"a" * 16)
@@ -63,6 +64,9 @@ class Net:
 
     def transmit(self, sender, src, dst, payload):
         self.sent_packets += 1
+        if 20 + len(payload) > sender.mtu:
+            self.oversize += 1  # an IP layer would refuse it (DF): the sender made a mistake
+            return False
         if self.capture is not None:
             self.capture.append((self.now, src, dst, Tcp.parse(payload, src, dst)))
         rng = self.rng

@@ -57,6 +57,7 @@ def transfer(seed, faults, options, size_a=SIZE_A, size_b=SIZE_B, isn=None, rcvb
     assert client.state == "CLOSED" and server.state == "CLOSED", (client.log, server.log)
     assert not net.a.layer.connections and not net.b.layer.connections
     assert "internal-error" not in net.a.layer.drops and "internal-error" not in net.b.layer.drops
+    assert net.oversize == 0
     return net, client, server
 
 

@@ -471,8 +471,21 @@ class TcpConnection:
     def _send_ack(self, now: float) -> None:
         self._send_segment(self.snd_nxt, ACK, b"", now)
 
+    def _sack_overhead(self) -> int:
+        """Bytes the SACK option will take in our next segment (it shrinks the payload room)."""
+        reorder = self.reorder
+        if reorder is None or not reorder.runs or not self.sack_ok:
+            return 0
+        limit = 3 if self.ts_ok else 4
+        runs = len(reorder.runs)
+        return 4 + 8 * (runs if runs < limit else limit)
+
     def _send_range(self, seq: int, length: int, now: float) -> int:
-        """Send data [seq, seq+length) (plus FIN if it ends the stream). Returns seq consumed."""
+        """Send data [seq, seq+length) (plus FIN if it ends the stream). Returns seq consumed;
+        the length is cut so that options and data never exceed the MSS."""
+        room = self.mss - self._sack_overhead()
+        if length > room:
+            length = room
         start = seq - self.snd_buf_seq
         data_end = self.snd_buf_seq + len(self.snd_buf)
         flags = ACK
@@ -498,7 +511,7 @@ class TcpConnection:
         if st in _CAN_SEND_DATA:
             if self.in_recovery and self.sack_ok:
                 sent = self._output_sack_recovery(now)
-            mss = self.mss
+            mss = self.mss - self._sack_overhead()
             cc = self.cc
             nodelay = self.config.nodelay
             while True:
@@ -571,8 +584,8 @@ class TcpConnection:
             if nxt is None:
                 break  # rule 2 (new data) is the caller's ordinary loop
             start, length = nxt
-            self._send_range(start, length, now)
-            self.high_rxt = start + length
+            used = self._send_range(start, length, now)
+            self.high_rxt = start + min(used, length)
             sent = True
         return sent
 
@@ -1113,8 +1126,8 @@ class TcpConnection:
             holes = self.scoreboard.holes(una)
             if holes:
                 length = min(length, holes[0][1] - una)
-            self._send_range(una, length, now)
-            self.high_rxt = una + length
+            used = self._send_range(una, length, now)
+            self.high_rxt = una + min(used, length)
         else:
             self._send_range(una, length, now)
             cc.cwnd = cc.ssthresh + 3 * mss
