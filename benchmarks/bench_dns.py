@@ -217,7 +217,7 @@ def main():
                    ("dnslib authoritative", lib_port)]
         if unb is not None:
             targets.append(("unbound cached (forwarding)", unb_port))
-        for name, port in targets:  # warm caches
+        for _, port in targets:  # warm caches
             load(port, 0.5, datafile)
         for name, port in targets:
             runs = [load(port, args.seconds, datafile) for _ in range(args.runs)]

@@ -3,7 +3,6 @@
 stdin: {"wait": [[addr, port], ...], "servers": {"label": [addr, port]}, "queries": [[name, type]]}
 """
 import json
-import socket
 import sys
 import time
 

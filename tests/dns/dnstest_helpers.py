@@ -1,6 +1,6 @@
 import os
 
-from pynetstack.dns.zone import Zone, load_zone, parse_zone_text
+from pynetstack.dns.zone import Zone, parse_zone_text
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 

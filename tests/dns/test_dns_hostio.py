@@ -10,7 +10,7 @@ import dns.query
 import pytest
 
 from dnstest_helpers import DATA
-from pynetstack.dns import DnsServer, HostServer, Resolver, SocketTransport, load_zone
+from pynetstack.dns import DnsServer, HostServer, Resolver, SocketTransport
 from pynetstack.dns.config import build_from_config
 from pynetstack.wire import dns as w
 

@@ -151,7 +151,7 @@ def test_nodata(net):
 
 def test_truncated_reply_is_retried_over_tcp(net):
     r = make_resolver(net)
-    net.servers["10.0.0.3"].handle  # both servers of example.test truncate at 1232 over UDP
+    # both servers of example.test truncate the 1.6 kB answer at 1232 bytes over UDP
     result = r.resolve("big.example.test", "TXT")
     assert len(result.answers) == 1 and len(result.answers[0].data.strings) == 8
     assert any(tcp for _, tcp, q in net.log if q.question.name == "big.example.test.")
