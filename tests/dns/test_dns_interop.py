@@ -138,10 +138,6 @@ CORPUS = [
 ]
 
 
-def _section(rrsets):
-    return sorted(rr.to_text().lower() for rrset in rrsets for rr in [rrset])
-
-
 def _summary(reply):
     flags = {f for f in ("AA", "TC", "RA", "RD") if reply.flags & getattr(dns.flags, f)}
     lines = {}
