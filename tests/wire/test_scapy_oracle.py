@@ -32,7 +32,8 @@ payloads = st.binary(max_size=80)
 def test_ethernet(dst, src, ethertype, vlans, payload):
     ours = ethernet.Ethernet(dst, src, ethertype, payload, vlans=tuple(vlans)).build()
     if vlans:
-        pkt = Ether(dst=mac_to_str(dst), src=mac_to_str(src), type=0x8100)
+        # IEEE 802.1ad: a double tag is a service tag (0x88a8) around a customer tag (0x8100).
+        pkt = Ether(dst=mac_to_str(dst), src=mac_to_str(src), type=0x88A8 if len(vlans) == 2 else 0x8100)
         for i, tci in enumerate(vlans):
             last = i == len(vlans) - 1
             pkt = pkt / Dot1Q(prio=tci >> 13, dei=(tci >> 12) & 1, vlan=tci & 0xFFF,

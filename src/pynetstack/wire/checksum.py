@@ -35,8 +35,9 @@ def verify(data) -> bool:
 
 
 def pseudo_header_sum(src: int, dst: int, protocol: int, length: int) -> int:
-    """Raw (unfolded) sum of the IPv4 pseudo-header of RFC 793/768, to add to a segment's value."""
-    return (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + protocol + length
+    """The IPv4 pseudo-header of RFC 793/768 as a value congruent, modulo 0xFFFF, to its word sum
+    (a 32-bit address is congruent to the sum of its two halves), to add to a segment's value."""
+    return src + dst + protocol + length
 
 
 def transport_checksum(src: int, dst: int, protocol: int, segment) -> int:
@@ -44,7 +45,7 @@ def transport_checksum(src: int, dst: int, protocol: int, segment) -> int:
     value = _from_bytes(segment, "big")
     if len(segment) & 1:
         value <<= 8
-    value += pseudo_header_sum(src, dst, protocol, len(segment))
+    value += src + dst + protocol + len(segment)
     return ~(value % 0xFFFF or 0xFFFF) & 0xFFFF
 
 
@@ -53,7 +54,7 @@ def transport_verify(src: int, dst: int, protocol: int, segment) -> bool:
     value = _from_bytes(segment, "big")
     if len(segment) & 1:
         value <<= 8
-    value += pseudo_header_sum(src, dst, protocol, len(segment))
+    value += src + dst + protocol + len(segment)
     return value % 0xFFFF == 0
 
 

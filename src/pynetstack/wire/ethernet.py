@@ -19,16 +19,20 @@ _tag = struct.Struct("!HH")
 
 
 class Ethernet:
-    """An Ethernet II frame. ``vlans`` holds the 802.1Q TCI values, outermost first."""
+    """An Ethernet II frame. ``vlans`` holds the VLAN tags' TCI values, outermost first, and
+    ``vlan_tpids`` their tag types. Without ``vlan_tpids`` a frame is built as IEEE 802.1ad
+    says: a single tag is 0x8100, a double tag is 0x88a8 (service) outside 0x8100 (customer)."""
 
-    __slots__ = ("dst", "src", "ethertype", "vlans", "payload")
+    __slots__ = ("dst", "src", "ethertype", "vlans", "vlan_tpids", "payload")
 
-    def __init__(self, dst: bytes, src: bytes, ethertype: int, payload=b"", vlans: tuple = ()):
+    def __init__(self, dst: bytes, src: bytes, ethertype: int, payload=b"", vlans: tuple = (),
+                 vlan_tpids: tuple = ()):
         self.dst = dst
         self.src = src
         self.ethertype = ethertype
         self.payload = payload
         self.vlans = vlans
+        self.vlan_tpids = vlan_tpids
 
     @classmethod
     def parse(cls, frame) -> Ethernet:
@@ -38,12 +42,13 @@ class Ethernet:
         self = cls.__new__(cls)
         self.dst, self.src, ethertype = _hdr.unpack_from(view)
         offset = HEADER_LEN
-        vlans = ()
+        vlans = tpids = ()
         while ethertype == ETH_VLAN or ethertype == ETH_QINQ:
             if len(view) < offset + 4:
                 raise MalformedPacket("eth-vlan-truncated")
             if len(vlans) >= 2:
                 raise MalformedPacket("eth-too-many-vlan-tags")
+            tpids += (ethertype,)
             tci, ethertype = _tag.unpack_from(view, offset)
             vlans += (tci,)
             offset += 4
@@ -51,12 +56,14 @@ class Ethernet:
             raise MalformedPacket("eth-not-ethernet-ii", f"length field {ethertype}")
         self.ethertype = ethertype
         self.vlans = vlans
+        self.vlan_tpids = tpids
         self.payload = view[offset:]
         return self
 
     def build(self) -> bytes:
         if self.vlans:
-            tags = b"".join(_tag.pack(ETH_VLAN, tci) for tci in self.vlans)
+            tpids = self.vlan_tpids or ((ETH_QINQ,) * (len(self.vlans) - 1) + (ETH_VLAN,))
+            tags = b"".join(_tag.pack(tpid, tci) for tpid, tci in zip(tpids, self.vlans))
             head = self.dst + self.src + tags + struct.pack("!H", self.ethertype)
         else:
             head = _hdr.pack(self.dst, self.src, self.ethertype)

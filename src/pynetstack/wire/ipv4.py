@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import internet_checksum, verify
+from .checksum import internet_checksum
 from .errors import MalformedPacket
 
 PROTO_ICMP = 1
@@ -16,6 +16,7 @@ OFFSET_MASK = 0x1FFF
 MIN_HEADER = 20
 
 _hdr = struct.Struct("!BBHHHBBHII")
+_from_bytes = int.from_bytes
 _pack = _hdr.pack
 
 
@@ -63,7 +64,8 @@ class IPv4:
         if total < hlen or total > len(data):
             raise MalformedPacket("ipv4-bad-total-length", f"total {total}, header {hlen}, have {len(data)}")
         view = memoryview(data)
-        if check and not verify(view[:hlen]):
+        # A valid header sums to 0xFFFF, i.e. its (non-zero) value is a multiple of 0xFFFF.
+        if check and _from_bytes(view[:hlen], "big") % 0xFFFF:
             raise MalformedPacket("ipv4-bad-checksum")
         self = cls.__new__(cls)
         self.tos = tos
@@ -112,6 +114,8 @@ class IPv4:
         total = hlen + payload_length
         if total > 0xFFFF:
             raise ValueError(f"IPv4 datagram of {total} bytes is too long")
+        if self.frag_offset & 7:
+            raise ValueError(f"fragment offset {self.frag_offset} is not a multiple of 8")
         frag = (self.frag_offset >> 3) | (FLAG_DF if self.df else 0) | (FLAG_MF if self.mf else 0)
         header = _pack(0x40 | (hlen >> 2), self.tos, total, self.ident, frag, self.ttl, self.protocol, 0,
                        self.src, self.dst) + options
