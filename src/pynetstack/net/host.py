@@ -219,6 +219,7 @@ class IPv4Host:
             # Like Linux (icmp_echo_ignore_broadcasts=1), answer only echoes to our unicast addresses.
             if self.echo_reply and ip.dst in self.local_addresses:
                 reply = icmpw.build_icmp(icmpw.ECHO_REPLY, 0, msg.rest, bytes(msg.payload))
+                self.note(f"icmp: answering with an echo reply, id {msg.ident} seq {msg.seq}")
                 self.ip_send(ip.dst, ip.src, PROTO_ICMP, reply, now, df=False, tos=ip.tos)
                 self.counters["icmp_echo_replies"] += 1
             else:
@@ -315,7 +316,10 @@ class IPv4Host:
                                      rest=icmpw.frag_needed_rest(mtu))
             return False
         self.counters["ip_fragments_created"] += 1
-        for piece in fragment(ip, payload, mtu):
+        pieces = fragment(ip, payload, mtu)
+        self.note(f"fragmentation: {ip.header_length + len(payload)}-byte datagram in {len(pieces)} fragments "
+                  f"for MTU {mtu}")
+        for piece in pieces:
             self._transmit(route, ip.dst, piece, now)
         return True
 
