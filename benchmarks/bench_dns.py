@@ -138,9 +138,11 @@ def dnsperf(port, seconds, datafile):
     return qps, int(lost.group(1)) if lost else 0
 
 
-def python_load(port, seconds, _datafile):
+def python_load(port, seconds, datafile):
     """Keep 32 queries outstanding on one socket; bounded by time and count."""
-    wires = [w.make_query(n + ".", w.type_code(t), id=i) for i, (n, t) in enumerate(QUERIES)]
+    with open(datafile) as f:
+        pairs = [line.split() for line in f if line.strip()]
+    wires = [w.make_query(n + ".", w.type_code(t), id=i & 0xFFFF) for i, (n, t) in enumerate(pairs)]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     sock.settimeout(0.5)
@@ -229,6 +231,10 @@ def main():
     datafile = os.path.join(workdir, "queries.txt")
     with open(datafile, "w") as f:
         f.writelines(f"{n} {t}\n" for n, t in QUERIES)
+    # 20000 distinct wildcard names: more than the reply memo holds, so every answer is computed
+    distinct = os.path.join(workdir, "distinct.txt")
+    with open(distinct, "w") as f:
+        f.writelines(f"h{i}.wild.example.test A\n" for i in range(20000))
     procs, results = [], {}
     try:
         auth, auth_port = pynetstack_server("--zone", ZONE)
@@ -241,23 +247,25 @@ def main():
         unb, unb_port = unbound_server(auth_port, workdir)
         if unb is not None:
             procs.append(unb)
-        targets = [("pynetstack authoritative", auth_port), ("pynetstack cached (forwarding)", rec_port)]
+        targets = [("pynetstack authoritative", auth_port, datafile),
+                   ("pynetstack authoritative, 20k names", auth_port, distinct),
+                   ("pynetstack cached (forwarding)", rec_port, datafile)]
         if lib is not None:
-            targets.append(("dnslib authoritative", lib_port))
+            targets.append(("dnslib authoritative", lib_port, datafile))
         if unb is not None:
-            targets.append(("unbound cached (forwarding)", unb_port))
-        for _, port in targets:  # warm caches
-            load(port, 0.5, datafile)
-        for name, port in targets:
-            runs = [load(port, args.seconds, datafile) for _ in range(args.runs)]
+            targets.append(("unbound cached (forwarding)", unb_port, datafile))
+        for _, port, data in targets:  # warm caches
+            load(port, 0.5, data)
+        for name, port, data in targets:
+            runs = [load(port, args.seconds, data) for _ in range(args.runs)]
             results[name] = (statistics.median(r[0] for r in runs), sum(r[1] for r in runs))
     finally:
         for p in procs:
             stop(p)
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\n{'server':34} {'q/s (median)':>14} {'lost':>8}")
+    print(f"\n{'server':38} {'q/s (median)':>14} {'lost':>8}")
     for name, (qps, lost) in results.items():
-        print(f"{name:34} {qps:14,.0f} {lost:8}")
+        print(f"{name:38} {qps:14,.0f} {lost:8}")
     print()
     if "dnslib authoritative" in results:
         base = results["dnslib authoritative"][0]

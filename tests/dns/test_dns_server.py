@@ -1,10 +1,15 @@
 """DnsServer.handle: the sans-I/O answer function (flags, errors, EDNS, truncation)."""
+import os
 import struct
 
 import dns.message
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dnstest_helpers import DATA
 from pynetstack.dns.server import DnsServer, udp_handler
+from pynetstack.dns.zone import load_zone
 from pynetstack.wire import dns as w
 
 
@@ -101,3 +106,34 @@ def test_udp_handler_adapter(server):
     reply = handler(w.make_query("mail.example.test.", w.A, id=9), ("127.0.0.1", 5555))
     assert w.Message.decode(reply).answer[0].data.address == "192.0.2.25"
     assert handler(b"junk", ("127.0.0.1", 5555)) is None
+
+
+_ZONE = load_zone(os.path.join(DATA, "example.zone"))
+_SEEDS = [w.make_query(n, t, id=1, edns=e) for n, t, e in [
+    ("www.example.test.", w.A, None), ("big.example.test.", w.TXT, w.Edns(512)),
+    ("a.wild.example.test.", w.ANY, None), ("x.child.example.test.", w.MX, w.Edns(4096))]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_SEEDS), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=5),
+       st.sampled_from(["udp", "tcp"]))
+def test_handle_never_raises_on_mutated_queries(seed, edits, transport):
+    server = DnsServer([_ZONE])
+    data = bytearray(seed)
+    for pos, value in edits:
+        if pos < len(data):
+            data[pos] = value
+    reply = server.handle(bytes(data), transport, 0.0)
+    if reply is not None:
+        w.Message.decode(reply)  # whatever we send is well formed
+        assert transport == "tcp" or len(reply) <= 4096
+
+
+def test_resolver_failure_becomes_servfail(example_zone):
+    class Broken:
+        def query(self, name, rtype):
+            raise RuntimeError("bug")
+
+    server = DnsServer([example_zone], resolver=Broken(), recursion=True)
+    reply = w.Message.decode(server.handle(w.make_query("www.other.test.", w.A), "udp", 0.0))
+    assert reply.rcode == w.SERVFAIL and reply.ra and server.drops["resolver-error"] == 1

@@ -102,7 +102,12 @@ class DnsServer:
     def _recurse(self, msg: w.Message, reply: w.Message):
         """Fill ``reply`` from the resolver; returns the lowest TTL in it (for memoising)."""
         q = msg.question
-        result = self.resolver.query(q.name, q.rtype)
+        try:
+            result = self.resolver.query(q.name, q.rtype)
+        except Exception:  # noqa: BLE001 - a resolver bug must not escape the receive path
+            self.drops["resolver-error"] += 1
+            reply.rcode = w.SERVFAIL
+            return None
         self.answered["recursive"] += 1
         reply.rcode, reply.answer, reply.authority = result.rcode, result.answers, result.authority
         if reply.answer:
