@@ -128,3 +128,25 @@ def test_cli_query_against_host_server(host_server):
     assert p.returncode == 0 and "192.0.2.10" in p.stdout and "status: NOERROR" in p.stdout
     p = run_cli("query", "big.example.test", "TXT", "--server", f"{host}:{port}", "--tcp")
     assert p.stdout.count("IN TXT \"") == 6
+
+
+def test_socket_transport_uses_random_source_ports():
+    import threading
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as responder:
+        responder.bind(("127.0.0.1", 0))
+        responder.settimeout(3)
+        ports = []
+
+        def serve():
+            for _ in range(6):
+                data, peer = responder.recvfrom(512)
+                ports.append(peer[1])
+                responder.sendto(data[:2] + b"\x81\x80" + data[4:], peer)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        transport = SocketTransport()
+        for i in range(6):
+            assert transport.exchange(w.make_query("a.test.", w.A, id=i), responder.getsockname(), False, 2)
+        t.join(5)
+    assert len(set(ports)) >= 5 and all(p >= 1024 for p in ports)
