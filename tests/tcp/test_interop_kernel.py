@@ -262,3 +262,29 @@ def test_stack_client_socat_echo_server(rig):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_syn_flood_during_transfer(rig):
+    """hping3 floods port 80 with SYNs from a spoofed, silent address while curl downloads:
+    the download completes intact, half-open state stays bounded, SYN cookies are sent."""
+    if shutil.which("hping3") is None:
+        pytest.fail("hping3 is missing (apt package hping3)")
+    layer = rig.stack.tcp
+    cookies_before = layer.counters["syncookies-sent"]
+    flood = rig.lab.popen(rig.ns, "hping3", "-q", "-S", "-p", "80", "-a", "10.98.0.77", "-i", "u200",
+                          "-c", "15000", STACK)
+    try:
+        size = 20_000_000
+        r = rig.sh(f"curl -sS --max-time 120 http://{STACK}/bytes/{size} | sha256sum", timeout=150)
+        assert r.stdout.split()[0] == expected_bytes_digest(size), r.stderr
+        flood.wait(timeout=60)
+    finally:
+        if flood.poll() is None:
+            flood.terminate()
+            flood.wait(5)
+    with rig.stack.lock:
+        half_open = sum(1 for c in layer.connections.values() if c.state == "SYN-RECEIVED")
+        total = len(layer.connections)
+    assert half_open <= layer.config.syn_backlog
+    assert total <= layer.config.syn_backlog + 50
+    assert layer.counters["syncookies-sent"] > cookies_before

@@ -294,8 +294,6 @@ class TcpConnection:
             self.cc = congestion.make(self.config.congestion, self.mss)
         else:
             self.cc.set_mss(self.mss)
-        if self.sack_ok:
-            self.scoreboard = Scoreboard()
 
     def _send_syn(self, now: float) -> None:
         cfg = self.config
@@ -1031,6 +1029,8 @@ class TcpConnection:
         cc = self.cc
         sb = self.scoreboard
         new_sack = 0
+        if sb is None and self.sack_ok and seg.sack_blocks:
+            sb = self.scoreboard = Scoreboard()  # created on first use: idle connections stay small
         if sb is not None and seg.sack_blocks:
             blocks = []
             for left, right in seg.sack_blocks:
@@ -1122,6 +1122,8 @@ class TcpConnection:
         una = self.snd_una
         length = min(mss, self.snd_buf_seq + len(self.snd_buf) - una)
         if self.sack_ok:
+            if self.scoreboard is None:
+                self.scoreboard = Scoreboard()
             cc.cwnd = cc.ssthresh
             holes = self.scoreboard.holes(una)
             if holes:
