@@ -156,9 +156,9 @@ def build_stack(config, base_dir: str = "."):
             udp_echo.install(stack, port)
         if "dns" in config:
             from .dns.config import build_from_config
-            from .dns.server import udp_handler
-            server = build_from_config(config["dns"], base_dir)
-            stack.add_udp_service(53, udp_handler(server))
+            from .dns.stackio import StackTransport, serve_on_stack
+            server = build_from_config(config["dns"], base_dir, transport=StackTransport(stack))
+            serve_on_stack(stack, server)
     except (ValueError, OSError) as exc:
         stack.close()
         raise ConfigError(f"{source}: {exc}") from None

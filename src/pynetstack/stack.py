@@ -97,6 +97,14 @@ class Stack:
             bound = self.udp.bind(port, endpoint)
         return bound
 
+    def send_udp(self, src_port: int, data: bytes, peer: tuple) -> bool:
+        """Send a datagram from local ``src_port`` to ``peer`` (ip, port), from any thread:
+        how a service that answers later (after a lookup, say) replies."""
+        with self.lock:
+            ok = self.udp.sendto(bytes(data), src_port, ip_to_int(peer[0]), peer[1], self.now())
+        self.wake()
+        return ok
+
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
 

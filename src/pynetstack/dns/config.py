@@ -33,7 +33,9 @@ def _typed(table: dict, key: str, types, default):
     return value
 
 
-def build_from_config(table: dict, base_dir: str) -> DnsServer:
+def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
+    """The server the ``[dns]`` table describes; ``transport`` carries the resolver's queries
+    (host sockets by default; the stack's own UDP when the server runs on a pynetstack stack)."""
     if not isinstance(table, dict):
         raise ValueError("[dns] must be a table")
     unknown = sorted(set(table) - KNOWN_KEYS)
@@ -60,7 +62,7 @@ def build_from_config(table: dict, base_dir: str) -> DnsServer:
             raise ValueError("dns.recursion = true needs dns.root_hints or dns.forwarders")
         try:
             resolver = Resolver(root_hints=hints, forwarders=forwarders, port=port, timeout=float(timeout),
-                                cache=Cache(cache_size, cache_bytes))
+                                cache=Cache(cache_size, cache_bytes), transport=transport)
         except (OSError, ValueError) as e:
             key = "forwarders" if forwarders else "root_hints"
             raise ValueError(f"dns.{key}: {e}") from None

@@ -1,0 +1,115 @@
+"""DNS on a pynetstack stack: the server answers on the stack's UDP port 53, and the resolver
+sends its own queries through the stack, so a recursive server needs nothing of the host.
+
+Answers the authority or the cache can give are computed in the stack's loop; a query that
+needs resolution (which waits on the network) goes to a small pool of workers and is answered
+when it finishes, so the loop never blocks.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..api.udp import UdpSocket
+from .server import DEFER, DnsServer
+
+WORKERS = 8
+MAX_PENDING = 256
+
+
+class StackTransport:
+    """``exchange(wire, (addr, port), tcp, timeout)`` over the stack's UDP; None on failure.
+
+    Every query uses a fresh socket on a random port (RFC 5452 section 9.2) and accepts only
+    a reply from the server it asked, with the query's ID.
+    """
+
+    def __init__(self, stack, rng: random.Random = None):
+        self.stack = stack
+        self.rng = rng or random.SystemRandom()
+
+    def exchange(self, wire: bytes, server, tcp: bool, timeout: float):
+        if tcp:
+            return self._tcp(wire, server, timeout)
+        with UdpSocket(self.stack) as sock:
+            for _ in range(16):
+                try:
+                    sock.bind(("0.0.0.0", self.rng.randrange(1024, 65536)))
+                    break
+                except OSError:
+                    continue
+            else:
+                return None
+            try:
+                sock.sendto(wire, server)
+            except OSError:
+                return None
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)
+                try:
+                    data, peer = sock.recvfrom(65535)
+                except (TimeoutError, OSError):
+                    return None
+                if peer == tuple(server) and data[:2] == wire[:2]:
+                    return data
+
+    def _tcp(self, wire: bytes, server, timeout: float):
+        try:
+            from ..api.tcp import create_connection
+        except ImportError:
+            return None
+        try:
+            with create_connection(self.stack, tuple(server), timeout=timeout) as sock:
+                sock.sendall(len(wire).to_bytes(2, "big") + wire)
+                head = _recv_exactly(sock, 2)
+                return _recv_exactly(sock, int.from_bytes(head, "big"))
+        except OSError:
+            return None
+
+
+def _recv_exactly(sock, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def serve_on_stack(stack, server: DnsServer, port: int = 53) -> int:
+    """Answer DNS on the stack's UDP ``port``; returns the bound port."""
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dns-stack")
+    slots = threading.BoundedSemaphore(MAX_PENDING)  # resolutions waiting or running
+
+    def resolve_later(data: bytes, peer) -> None:
+        try:
+            reply = server.handle(data, "udp", time.monotonic())
+        except Exception:  # noqa: BLE001 - a bug costs one query, never the worker
+            server.drops["internal-error"] += 1
+            reply = None
+        finally:
+            slots.release()
+        if reply is not None:
+            stack.send_udp(bound, reply, peer)
+
+    def handler(data: bytes, peer):
+        reply = server.handle(bytes(data), "udp", time.monotonic(), blocking=False)
+        if reply is DEFER:
+            if not slots.acquire(blocking=False):
+                server.drops["recursion-overload"] += 1
+                return None
+            pool.submit(resolve_later, bytes(data), peer)
+            return None
+        return reply
+
+    bound = stack.add_udp_service(port, handler)
+    stack.on_close(lambda: pool.shutdown(wait=False))
+    return bound
