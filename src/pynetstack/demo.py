@@ -7,6 +7,7 @@ where the stack reads it with an AF_PACKET socket (10.99.1.1 -> 10.99.1.2).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Callable, List, Tuple
@@ -21,6 +22,32 @@ from .wire.addr import mac_to_str
 
 KERNEL_TAP, STACK_TAP = "10.99.0.1", "10.99.0.2"
 KERNEL_VETH, STACK_VETH = "10.99.1.1", "10.99.1.2"
+DEMO_ZONE = """$ORIGIN demo.test.
+$TTL 300
+@     IN SOA ns hostmaster 1 7200 900 1209600 60
+      IN NS  ns
+      IN MX  10 mail
+ns    IN A   10.99.0.2
+www   IN A   192.0.2.80
+mail  IN A   192.0.2.25
+web   IN CNAME www
+info  IN TXT "served by pynetstack over a TAP"
+"""
+
+
+def _serve_demo_zone(stack: Stack) -> None:
+    import tempfile
+
+    from .dns.server import DnsServer
+    from .dns.stackio import serve_on_stack
+    from .dns.zone import load_zone
+
+    with tempfile.NamedTemporaryFile("w", suffix=".zone", delete=False) as handle:
+        handle.write(DEMO_ZONE)
+    try:
+        serve_on_stack(stack, DnsServer([load_zone(handle.name)]))
+    finally:
+        os.unlink(handle.name)
 
 
 class Demo:
@@ -91,6 +118,22 @@ def _steps(demo: Demo) -> None:
     demo.step("UDP echo (port 7)", f"echo 'hello, stack' | nc -u {STACK_TAP} 7", udp_echo_nc)
     demo.step("UDP echo, 6000 bytes", f"socat - UDP:{STACK_TAP}:7", udp_big)
     demo.step("Closed UDP port", f"socat - UDP:{STACK_TAP}:9", udp_refused)
+    def dns(name: str, rtype: str, expect: str):
+        def check():
+            result = demo.run("dig", f"@{STACK_TAP}", "+time=2", "+tries=1", "+noall", "+answer", "+comments",
+                              name, rtype)
+            status = re.search(r"status: (\w+)", result.stdout)
+            answers = [" ".join(line.split()[3:]) for line in result.stdout.splitlines()
+                       if line and not line.startswith(";")]
+            ok = expect in result.stdout
+            return ok, f"{status.group(1) if status else 'no answer'}: {', '.join(answers) or '(no records)'}"
+        return check
+
+    print("DNS served by the stack (UDP port 53)", flush=True)
+    demo.step("DNS A", f"dig @{STACK_TAP} www.demo.test A", dns("www.demo.test", "A", "192.0.2.80"))
+    demo.step("DNS CNAME", f"dig @{STACK_TAP} web.demo.test A", dns("web.demo.test", "A", "CNAME"))
+    demo.step("DNS MX", f"dig @{STACK_TAP} demo.test MX", dns("demo.test", "MX", "10 mail.demo.test."))
+    demo.step("DNS NXDOMAIN", f"dig @{STACK_TAP} nope.demo.test A", dns("nope.demo.test", "A", "status: NXDOMAIN"))
     print("The same stack on a veth through an AF_PACKET socket", flush=True)
     demo.step("ICMP over veth", f"ping -c 5 {STACK_VETH}", lambda: _ping_check(demo, STACK_VETH))
 
@@ -148,6 +191,7 @@ def run_demo(keep_going: bool = True) -> int:
                                                  writer), f"{STACK_TAP}/24", name="pnstap0")
             veth = stack.add_interface(PacketDevice("pnss0", promiscuous=True, netns=stack_ns), f"{STACK_VETH}/24")
             udp_echo.install(stack)
+            _serve_demo_zone(stack)
             stack.start_background()
             print(f"Lab: namespace {host} is the Linux side: {KERNEL_TAP} on TAP pnstap0, {KERNEL_VETH} on veth pnsk0")
             print(f"     the stack: {STACK_TAP} on the TAP (mac {mac_to_str(tap.mac)}), {STACK_VETH} on the veth's "

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 PREFIX = "pns"
 REQUIRED_TOOLS = {"ip": "iproute2", "ping": "iputils-ping", "arping": "arping", "tcpdump": "tcpdump",
-                  "nc": "netcat-openbsd", "socat": "socat"}
+                  "nc": "netcat-openbsd", "socat": "socat", "dig": "dnsutils"}
 
 
 class LabError(RuntimeError):
