@@ -83,7 +83,6 @@ def random_file():
         size = max(DOWNLOAD, ECHO)
         block = os.urandom(1 << 20)
         written = 0
-        h = hashlib.sha256()
         while written < size:
             part = hashlib.sha256(block[:64] + written.to_bytes(8, "big")).digest() * 32768
             f.write(part)

@@ -1,6 +1,5 @@
 """wire/tcp.py: golden bytes (Linux captures), round trips, malformed input, scapy as oracle."""
 
-import struct
 
 import pytest
 from hypothesis import given, settings, strategies as st

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import pseudo_header_sum, transport_verify
+from .checksum import transport_verify
 from .errors import MalformedPacket
 
 PROTO = 6
@@ -258,12 +258,13 @@ def build_tcp(src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: i
     """
     hlen = HEADER_LEN + len(options)
     plen = len(payload)
-    header = _hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent) + options
-    value = _from_bytes(header, "big") + pseudo_header_sum(src, dst, PROTO, hlen + plen)
+    value = (_from_bytes(_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent)
+                         + options, "big")
+             + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO + hlen + plen)
     if plen:
         if plen & 1:
             value += _from_bytes(payload, "big") << 8
         else:
             value += _from_bytes(payload, "big")
     csum = ~(value % 0xFFFF or 0xFFFF) & 0xFFFF
-    return header[:16] + csum.to_bytes(2, "big") + header[18:] + payload
+    return _hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, csum, urgent) + options + payload

@@ -1089,7 +1089,11 @@ class TcpConnection:
                 cc.on_ack(acked, now, rtt)
             self.t_rexmit = None if ack == self.snd_max else now + self._current_rto()
             if drop > 0:
-                self._notify("writable")
+                # like Linux's write-space threshold: wake writers when half the buffer is free,
+                # not on every ACK (fewer, larger appends to the send buffer)
+                size = self.config.sndbuf
+                if size - len(self.snd_buf) >= size >> 1 or not self.snd_buf:
+                    self._notify("writable")
         elif (ack == snd_una and seg_len == 0 and not seg.flags & (SYN | FIN)
               and self.snd_max > snd_una and (wnd == self.snd_wnd or new_sack)):
             self.dupacks += 1
