@@ -17,7 +17,6 @@ import os
 import platform
 import sys
 import time
-import tracemalloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -105,6 +104,10 @@ def bench_memory_connect(n=2000):
 
 
 def bench_memory_per_connection(n=5000):
+    try:
+        import tracemalloc
+    except ImportError:  # PyPy has no tracemalloc
+        return None
     w = _Wire()
     listener = w.lb.listen(80, backlog=n + 10)
     gc.collect()
@@ -212,7 +215,11 @@ def main(argv=None):
     print(f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}")
     print(f"in-memory throughput (both ends in one thread): {bench_memory_throughput():8.1f} MB/s")
     print(f"in-memory connect (both ends' CPU per handshake): {bench_memory_connect():8.1f} us")
-    print(f"stack state per idle established connection:   {bench_memory_per_connection():8.0f} bytes")
+    per_conn = bench_memory_per_connection()
+    if per_conn is None:
+        print("stack state per idle established connection:   (needs tracemalloc: CPython)")
+    else:
+        print(f"stack state per idle established connection:   {per_conn:8.0f} bytes")
     try:
         import pytcp  # noqa: F401
         print("PyTCP is installed: compare with its own benchmark over a TAP")
