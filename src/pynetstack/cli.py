@@ -34,18 +34,30 @@ def _up(args) -> int:
         if args.pcap:
             table["pcap"] = args.pcap
         config = {"interface": [table],
-                  "services": {"icmp_echo": not args.no_icmp_echo, "udp_echo": False if args.no_udp_echo else 7}}
+                  "services": {"icmp_echo": not args.no_icmp_echo, "udp_echo": False if args.no_udp_echo else 7,
+                               "tcp_echo": False if args.no_tcp_echo else 7,
+                               "discard": False if args.no_discard else 9,
+                               "http": False if args.no_http else 80}}
         if args.gateway:
             config["gateway"] = args.gateway
         stack = build_stack(validate(config, "command line"), base_dir=".")
+    from .control import ControlServer, default_path
+    try:
+        control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
+    except OSError:
+        stack.close()
+        raise
+    stack.on_close(control.close)
     if args.trace is not None:
         from .net.trace import PrintTracer
         stack.host.trace(PrintTracer(match=args.trace or None))
     for iface in stack.interfaces.values():
         print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
-    if stack.udp.endpoints:
-        print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}, UDP ports "
-              f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints))}", flush=True)
+    tcp_ports = sorted(port for _, port in stack.tcp.listeners)
+    print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
+          f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
+          f"{', '.join(str(p) for p in tcp_ports) or 'none'}", flush=True)
+    print(f"control socket {control.path} (pynetstack status | connections)", flush=True)
     started = time.monotonic()
     if args.duration:
         stack.start()
@@ -99,6 +111,18 @@ def _capture(args) -> int:
     return 0
 
 
+def _status(args) -> int:
+    from .control import query
+    print(query("status", args.control), end="")
+    return 0
+
+
+def _connections(args) -> int:
+    from .control import query
+    print(query("connections", args.control), end="")
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run_demo
     return run_demo(keep_going=True)
@@ -122,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
     up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")
     up.add_argument("--no-udp-echo", action="store_true", help="no UDP echo service on port 7")
+    up.add_argument("--no-tcp-echo", action="store_true", help="no TCP echo service on port 7")
+    up.add_argument("--no-discard", action="store_true", help="no TCP discard service on port 9")
+    up.add_argument("--no-http", action="store_true", help="no HTTP service on port 80")
+    up.add_argument("--control", metavar="PATH", help="control socket (default /run/pynetstack/IFACE.sock)")
     up.add_argument("--trace", nargs="?", const="", metavar="MATCH",
                     help="print the journey of every frame through the stack (or of those whose summary contains MATCH)")
     up.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS (default: run until Ctrl-C)")
@@ -135,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--promiscuous", action="store_true", help="see frames for other MACs too")
     cap.add_argument("--verbose", "-V", action="store_true", help="full dissection of every frame")
     cap.set_defaults(func=_capture)
+
+    for name, func, text in (("status", _status, "print the status of a running stack"),
+                             ("connections", _connections, "list a running stack's TCP connections, like ss -ti")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--control", metavar="PATH", help="the stack's control socket (default: the only one running)")
+        command.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="build a lab of namespaces, exercise the stack with Linux tools, report")
     demo.set_defaults(func=_demo)

@@ -15,7 +15,10 @@
     gateway = "10.0.0.1"
     [services]
     icmp_echo = true
-    udp_echo = 7                  # a port, or false
+    udp_echo = 7                  # each service: a port, or false to turn it off
+    tcp_echo = 7
+    discard = 9
+    http = 80
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class ConfigError(ValueError):
 _STACK_KEYS = {"forwarding"}
 _INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap"}
 _ROUTE_KEYS = {"destination", "gateway", "interface", "metric"}
-_SERVICE_KEYS = {"icmp_echo", "udp_echo"}
+_SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http"}
+SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
 _TOP_KEYS = {"stack", "interface", "route", "services", "dns", "gateway"}
 
 
@@ -121,16 +125,19 @@ def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
         _ip(config["gateway"], f"{source}: gateway")
     services = config.get("services", {})
     _check_keys(services, _SERVICE_KEYS, f"{source}: [services]")
-    udp_echo = services.get("udp_echo", 7)
-    if udp_echo is not False and (not isinstance(udp_echo, int) or isinstance(udp_echo, bool) or not 0 < udp_echo < 65536):
-        raise ConfigError(f"{source}: [services] udp_echo must be a port number or false")
+    if not isinstance(services.get("icmp_echo", True), bool):
+        raise ConfigError(f"{source}: [services] icmp_echo must be true or false")
+    for name, default in SERVICE_PORTS.items():
+        port = services.get(name, default)
+        if port is not False and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
+            raise ConfigError(f"{source}: [services] {name} must be a port number or false")
     return config
 
 
 def build_stack(config, base_dir: str = "."):
     """A Stack from a TOML path or dict. Devices are created only after the whole file checks out."""
     from .link.pcap import PcapDevice
-    from .services import udp_echo
+    from .services import discard, http, tcp_echo, udp_echo
     from .stack import Stack
 
     source = "config"
@@ -151,14 +158,18 @@ def build_stack(config, base_dir: str = "."):
             stack.add_route(table["destination"], table.get("gateway"), table.get("interface"), table.get("metric", 0))
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
-        port = config.get("services", {}).get("udp_echo", 7)
-        if port:
-            udp_echo.install(stack, port)
+        services = config.get("services", {})
+        installers = {"udp_echo": udp_echo.install, "tcp_echo": tcp_echo.install, "discard": discard.install,
+                      "http": http.install}
+        for name, default in SERVICE_PORTS.items():
+            port = services.get(name, default)
+            if port:
+                installers[name](stack, port)
         if "dns" in config:
             from .dns.config import build_from_config
             from .dns.stackio import StackTransport, serve_on_stack
             server = build_from_config(config["dns"], base_dir, transport=StackTransport(stack))
-            serve_on_stack(stack, server)
+            serve_on_stack(stack, server)  # UDP and TCP port 53
     except (ValueError, OSError) as exc:
         stack.close()
         raise ConfigError(f"{source}: {exc}") from None

@@ -18,8 +18,10 @@ from typing import Callable, List, Optional
 from .link.base import Device
 from .net.host import IPv4Host
 from .net.interface import Interface
+from .transport.tcp.layer import TcpLayer
 from .transport.udp import UdpLayer
 from .wire.addr import ip_to_int, ip_to_str, mac_to_bytes, parse_cidr
+from .wire.ipv4 import PROTO_TCP
 from .wire.udp import PROTO as PROTO_UDP
 
 log = logging.getLogger("pynetstack")
@@ -33,6 +35,8 @@ class Stack:
         self.host = IPv4Host(forwarding=forwarding, echo_reply=echo_reply)
         self.udp = UdpLayer(self.host, self.host.drops)
         self.host.register_transport(PROTO_UDP, self.udp)
+        self.tcp = TcpLayer(self.host)
+        self.host.register_transport(PROTO_TCP, self.tcp)
         self.lock = threading.RLock()
         self.started_at = clock()
         self._selector: Optional[selectors.BaseSelector] = None
@@ -254,6 +258,7 @@ class Stack:
                 "counters": dict(self.host.counters),
                 "drops": dict(self.host.drops),
                 "udp_ports": sorted(port for _, port in self.udp.endpoints),
+                "tcp_connections": self.tcp.connection_info(),
             }
 
     @classmethod

@@ -85,3 +85,25 @@ def test_forwarding_through_the_stack(dns_lab):
     assert " ra" in out.split("flags:")[1].split(";")[0]
     cached = dig(lab, host, "web.upstream.test", "A")
     assert "198.51.100.7" in cached
+
+
+def test_tcp_on_the_stack(dns_lab):
+    out = dig(*dns_lab[:2], "+tcp", "www.example.test", "A")
+    assert "192.0.2.10" in out and "(TCP)" in out
+
+
+def test_truncation_then_retry_over_tcp(dns_lab):
+    lab, host, _ = dns_lab
+    truncated = lab.run(host, "dig", f"@{STACK}", "+time=2", "+ignore", "+bufsize=512", "big.example.test", "TXT",
+                        timeout=30).stdout
+    assert " tc" in truncated.split("flags:")[1].split(";")[0], truncated
+    retried = dig(lab, host, "+bufsize=512", "big.example.test", "TXT")
+    assert "Truncated, retrying in TCP mode" in retried
+    assert retried.count("\tTXT\t") == 6 and "(TCP)" in retried
+
+
+def test_several_queries_on_one_tcp_connection(dns_lab):
+    lab, host, _ = dns_lab
+    out = lab.run(host, "kdig", f"@{STACK}", "+tcp", "+keepopen", "www.example.test", "A",
+                  "mail.example.test", "A", "text.example.test", "TXT", timeout=30).stdout
+    assert "192.0.2.10" in out and "192.0.2.25" in out and "hello world" in out

@@ -84,32 +84,79 @@ def _recv_exactly(sock, n: int) -> bytes:
     return bytes(buf)
 
 
-def serve_on_stack(stack, server: DnsServer, port: int = 53) -> int:
-    """Answer DNS on the stack's UDP ``port``; returns the bound port."""
+class _DnsOverTcp:
+    """RFC 7766 on the stack's TCP: length-framed queries, several per connection, answered in
+    order of completion (each reply carries its query's ID)."""
+
+    MAX_BUFFER = 4 * (65535 + 2)
+
+    def __init__(self, stack, server: DnsServer, defer):
+        from ..api.tcp import TcpHandler
+
+        class Handler(TcpHandler):
+            def __init__(handler):
+                handler.buffer = bytearray()
+
+            def data_received(handler, data: bytes) -> None:
+                buffer = handler.buffer
+                buffer += data
+                if len(buffer) > self.MAX_BUFFER:
+                    server.drops["tcp-buffer-overflow"] += 1
+                    handler.transport.abort()
+                    return
+                while len(buffer) >= 2:
+                    length = int.from_bytes(buffer[:2], "big")
+                    if len(buffer) < 2 + length:
+                        break
+                    query = bytes(buffer[2:2 + length])
+                    del buffer[:2 + length]
+                    reply = server.handle(query, "tcp", time.monotonic(), blocking=False)
+                    if reply is DEFER:
+                        defer(query, "tcp", handler.reply_later)
+                    elif reply is not None:
+                        handler.transport.write(len(reply).to_bytes(2, "big") + reply)
+
+            def reply_later(handler, reply: bytes) -> None:  # from a worker thread
+                with stack.lock:
+                    if not handler.transport.is_closing():
+                        handler.transport.write(len(reply).to_bytes(2, "big") + reply)
+                stack.wake()
+
+        self.factory = Handler
+
+
+def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True) -> int:
+    """Answer DNS on the stack's UDP ``port`` (and TCP ``port``); returns the bound port."""
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dns-stack")
     slots = threading.BoundedSemaphore(MAX_PENDING)  # resolutions waiting or running
 
-    def resolve_later(data: bytes, peer) -> None:
+    def resolve_later(data: bytes, transport: str, deliver) -> None:
         try:
-            reply = server.handle(data, "udp", time.monotonic())
+            reply = server.handle(data, transport, time.monotonic())
         except Exception:  # noqa: BLE001 - a bug costs one query, never the worker
             server.drops["internal-error"] += 1
             reply = None
         finally:
             slots.release()
         if reply is not None:
-            stack.send_udp(bound, reply, peer)
+            deliver(reply)
 
-    def handler(data: bytes, peer):
+    def defer(data: bytes, transport: str, deliver) -> None:
+        if not slots.acquire(blocking=False):
+            server.drops["recursion-overload"] += 1
+            return
+        pool.submit(resolve_later, data, transport, deliver)
+
+    def udp(data: bytes, peer):
         reply = server.handle(bytes(data), "udp", time.monotonic(), blocking=False)
         if reply is DEFER:
-            if not slots.acquire(blocking=False):
-                server.drops["recursion-overload"] += 1
-                return None
-            pool.submit(resolve_later, bytes(data), peer)
+            defer(bytes(data), "udp", lambda answer: stack.send_udp(bound, answer, peer))
             return None
         return reply
 
-    bound = stack.add_udp_service(port, handler)
+    bound = stack.add_udp_service(port, udp)
+    if tcp:
+        from ..api.tcp import serve_events
+        serve_events(stack, bound, _DnsOverTcp(stack, server, defer).factory)
     stack.on_close(lambda: pool.shutdown(wait=False))
     return bound

@@ -1,0 +1,111 @@
+"""A control socket, so `pynetstack status` and `pynetstack connections` can ask a running stack.
+
+`pynetstack up` listens on a UNIX socket (by default /run/pynetstack/<interface>.sock). A client
+sends one command line and reads the text reply until the server closes the connection.
+UNIX socket paths are visible from every network namespace, so this works across a lab.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import threading
+from typing import Optional
+
+from .status import status_page, tcp_table
+
+CONTROL_DIR = "/run/pynetstack"
+MAX_COMMAND = 256
+
+
+def default_path(name: str) -> str:
+    return os.path.join(CONTROL_DIR, f"{name}.sock")
+
+
+class ControlServer:
+    def __init__(self, stack, path: str):
+        self.stack = stack
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if os.path.exists(path):
+            if _alive(path):
+                raise OSError(98, f"control socket {path} is in use by another running stack")
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        os.chmod(path, 0o600)
+        self._sock.listen(8)
+        self._thread = threading.Thread(target=self._serve, name="pynetstack-control", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(2.0)
+                    command = conn.recv(MAX_COMMAND).decode(errors="replace").strip()
+                    conn.sendall(self.answer(command).encode())
+                except OSError:
+                    continue
+
+    def answer(self, command: str) -> str:
+        if command == "status":
+            return status_page(self.stack)
+        if command == "connections":
+            with self.stack.lock:
+                return tcp_table(self.stack.tcp) + "\n"
+        return f"unknown command {command!r}; commands: status, connections\n"
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _alive(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def find_socket(path: Optional[str]) -> str:
+    if path:
+        return path
+    candidates = sorted(p for p in glob.glob(os.path.join(CONTROL_DIR, "*.sock")) if _alive(p))
+    if not candidates:
+        raise OSError(2, f"no running stack found (no live socket in {CONTROL_DIR}); start one with 'pynetstack up'")
+    if len(candidates) > 1:
+        raise OSError(22, f"several stacks are running ({', '.join(candidates)}); choose one with --control PATH")
+    return candidates[0]
+
+
+def query(command: str, path: Optional[str] = None, timeout: float = 5.0) -> str:
+    path = find_socket(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot reach the stack at {path}: {exc.strerror}") from None
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
