@@ -16,7 +16,7 @@ from .lab import Lab, LabError
 from .link.packet import PacketDevice
 from .link.pcap import PcapDevice, PcapWriter, read_pcap
 from .link.tap import TapDevice
-from .services import udp_echo
+from .services import discard, http, tcp_echo, udp_echo
 from .stack import Stack
 from .wire.addr import mac_to_str
 
@@ -118,6 +118,50 @@ def _steps(demo: Demo) -> None:
     demo.step("UDP echo (port 7)", f"echo 'hello, stack' | nc -u {STACK_TAP} 7", udp_echo_nc)
     demo.step("UDP echo, 6000 bytes", f"socat - UDP:{STACK_TAP}:7", udp_big)
     demo.step("Closed UDP port", f"socat - UDP:{STACK_TAP}:9", udp_refused)
+    def http_status():
+        result = demo.run("curl", "-sS", "--max-time", "10", f"http://{STACK_TAP}/")
+        ok = result.returncode == 0 and "pynetstack status" in result.stdout
+        return ok, f"HTTP 200, {len(result.stdout.splitlines())} lines of status" if ok else result.stderr.strip()
+
+    def download():
+        size = 20_000_000
+        result = demo.run("sh", "-c", f"curl -sS --max-time 60 -w '%{{speed_download}}' -o /tmp/pns-demo-dl "
+                                      f"http://{STACK_TAP}/bytes/{size} && sha256sum /tmp/pns-demo-dl; rm -f /tmp/pns-demo-dl",
+                          timeout=90)
+        import hashlib
+        from .services.http import deterministic_bytes
+        expected = hashlib.sha256(deterministic_bytes(0, size)).hexdigest()
+        speed = re.match(r"([\d.]+)", result.stdout)
+        ok = expected in result.stdout
+        rate = f"{float(speed.group(1)) / 1e6:.1f} MB/s" if speed else "?"
+        return ok, f"20 MB at {rate}, SHA-256 {'matches' if ok else 'DIFFERS'}"
+
+    def upload():
+        script = ("head -c 20000000 /dev/urandom > /tmp/pns-demo-ul && sha256sum /tmp/pns-demo-ul | cut -d' ' -f1 && "
+                  f"curl -sS --max-time 60 -w ' %{{speed_upload}}' --data-binary @/tmp/pns-demo-ul "
+                  f"http://{STACK_TAP}/sha256; rm -f /tmp/pns-demo-ul")
+        result = demo.run("sh", "-c", script, timeout=90)
+        words = result.stdout.split()
+        ok = len(words) >= 3 and words[0] == words[1]
+        rate = f"{float(words[2]) / 1e6:.1f} MB/s" if ok else "?"
+        return ok, f"20 MB at {rate}; the stack's SHA-256 {'matches' if ok else 'DIFFERS from'} curl's file"
+
+    def tcp_echo():
+        result = demo.run("sh", "-c", f"printf 'line one\\nline two\\n' | nc -q 1 {STACK_TAP} 7")
+        return result.stdout == "line one\nline two\n", f"echoed {result.stdout!r}"
+
+    def tcp_refused():
+        result = demo.run("curl", "-sS", "--max-time", "5", f"http://{STACK_TAP}:81/")
+        refused = "Connection refused" in result.stderr or "Couldn't connect" in result.stderr
+        return refused, "the stack answered the SYN with RST: connection refused" if refused else result.stderr.strip()
+
+    print("TCP: the stack's own TCP serving echo (7) and HTTP (80)", flush=True)
+    demo.step("TCP echo", f"printf 'line one\\nline two\\n' | nc {STACK_TAP} 7", tcp_echo)
+    demo.step("HTTP status page", f"curl http://{STACK_TAP}/", http_status)
+    demo.step("HTTP download", f"curl http://{STACK_TAP}/bytes/20000000 | sha256sum", download)
+    demo.step("HTTP upload", f"curl --data-binary @20MB http://{STACK_TAP}/sha256", upload)
+    demo.step("Closed TCP port", f"curl http://{STACK_TAP}:81/", tcp_refused)
+
     def dns(name: str, rtype: str, expect: str):
         def check():
             result = demo.run("dig", f"@{STACK_TAP}", "+time=2", "+tries=1", "+noall", "+answer", "+comments",
@@ -159,6 +203,10 @@ def _report(demo: Demo) -> None:
               f"out {iface['tx_bytes']}")
         for row in iface["neighbours"]:
             print(f"    neighbour {row}")
+    from .status import tcp_table
+    print("  TCP (like ss -ti):")
+    with stack.lock:
+        print("\n".join("    " + row for row in tcp_table(stack.tcp).splitlines()))
     counters = status["counters"]
     print("  counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
     drops = status["drops"]
@@ -191,6 +239,9 @@ def run_demo(keep_going: bool = True) -> int:
                                                  writer), f"{STACK_TAP}/24", name="pnstap0")
             veth = stack.add_interface(PacketDevice("pnss0", promiscuous=True, netns=stack_ns), f"{STACK_VETH}/24")
             udp_echo.install(stack)
+            tcp_echo.install(stack)
+            discard.install(stack)
+            http.install(stack)
             _serve_demo_zone(stack)
             stack.start_background()
             print(f"Lab: namespace {host} is the Linux side: {KERNEL_TAP} on TAP pnstap0, {KERNEL_VETH} on veth pnsk0")

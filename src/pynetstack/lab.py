@@ -16,7 +16,8 @@ from typing import Dict, List, Optional
 
 PREFIX = "pns"
 REQUIRED_TOOLS = {"ip": "iproute2", "ping": "iputils-ping", "arping": "arping", "tcpdump": "tcpdump",
-                  "nc": "netcat-openbsd", "socat": "socat", "dig": "dnsutils"}
+                  "nc": "netcat-openbsd", "socat": "socat", "dig": "dnsutils",
+                  "curl": "curl"}
 
 
 class LabError(RuntimeError):
