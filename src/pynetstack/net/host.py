@@ -12,6 +12,7 @@ import os
 from collections import Counter, OrderedDict, deque
 from typing import Dict, Optional
 
+from ..link.vnet import TrustedFrame, complete_checksum
 from ..wire import arp as arpw
 from ..wire import icmp as icmpw
 from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_mask
@@ -135,7 +136,10 @@ class IPv4Host:
             elif eth.vlans:
                 self.drops.drop(DropReason.VLAN_NOT_CONFIGURED)
             elif eth.ethertype == ETH_IPV4:
-                self._ip_input(iface, IPv4.parse(eth.payload), now)
+                ip = IPv4.parse(eth.payload)
+                if frame.__class__ is TrustedFrame:
+                    ip = self._trusted(frame, ip)
+                self._ip_input(iface, ip, now)
             elif eth.ethertype == ETH_ARP:
                 self._arp_input(iface, arpw.Arp.parse(eth.payload), now)
             else:
@@ -145,6 +149,20 @@ class IPv4Host:
         except Exception:  # a bug must cost one packet, not the stack
             self.drops.drop(DropReason.INTERNAL_ERROR)
             log.exception("internal error while receiving a frame on %s", iface.name)
+
+    def _trusted(self, frame, ip: IPv4) -> IPv4:
+        """A datagram whose transport checksum the device vouched for (checksum offload). When
+        its checksum field is unfinished and the datagram may go anywhere but our own sockets
+        (forwarding, hooks that may rewrite or inspect it), finish the checksum first, so every
+        stage sees the datagram as it would be on a wire."""
+        if not frame.partial or (ip.dst in self.local_addresses and not self.hooks.has_stages(hk.PREROUTING)
+                                 and not self.hooks.has_stages(hk.INPUT)):
+            ip.csum_ok = True
+            return ip
+        self.counters["ip_checksums_completed"] += 1
+        ip = IPv4.parse(Ethernet.parse(complete_checksum(frame, frame.csum_start, frame.csum_offset)).payload)
+        ip.csum_ok = True
+        return ip
 
     def _arp_input(self, iface: Interface, packet, now: float) -> None:
         ours = self.local_addresses.get(packet.tpa) is iface
@@ -277,8 +295,14 @@ class IPv4Host:
 
     # ------------------------------------------------------------------ send path
     def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
-                ttl: Optional[int] = None, df: bool = True, tos: int = 0) -> bool:
-        """Send one datagram from this host. False when it cannot go (no route, too big with DF)."""
+                ttl: Optional[int] = None, df: bool = True, tos: int = 0, gso_size: int = 0) -> bool:
+        """Send one datagram from this host. False when it cannot go (no route, too big with DF).
+
+        ``gso_size`` > 0: ``payload`` is a TCP segment with an unfinished checksum (the field
+        holds the pseudo-header sum) of up to ``max_segment(dst)`` bytes, for a device with
+        TCP segmentation offload to cut into pieces of ``gso_size`` payload bytes."""
+        if gso_size:
+            return self._send_offloaded(src, dst, protocol, payload, now, ttl, df, tos, gso_size)
         self.counters["ip_out_requests"] += 1
         self._ident = (self._ident + 1) & 0xFFFF
         ttl = self.default_ttl if ttl is None else ttl
@@ -301,6 +325,38 @@ class IPv4Host:
         if self.hooks.has_stages(hk.OUTPUT) and not self._hook(hk.OUTPUT, ip, now, None, route.interface):
             return False
         return self._output(ip, payload, route, now, forwarded=False)
+
+    def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
+        route = self.routes.lookup(dst)
+        device = route.interface.device if route is not None else None
+        if (dst in self.local_addresses or route is None or not getattr(device, "gso_max", 0)
+                or self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
+                or 20 + len(payload) > device.gso_max):
+            # the offload went away (a hook was added, the route changed): finish in software
+            self.counters["ip_offload_fallbacks"] += 1
+            payload = complete_checksum(payload, 0, 16)
+            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
+        self.counters["ip_out_requests"] += 1
+        self._ident = (self._ident + 1) & 0xFFFF
+        datagram = build_ipv4(src, dst, protocol, payload, self.default_ttl if ttl is None else ttl,
+                              self._ident, df, tos)
+        iface = route.interface
+        next_hop = route.next_hop(dst)
+        mac = iface.neighbours.lookup(next_hop, now)
+        if mac is None:
+            if len(datagram) > iface.mtu:
+                self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
+                return False
+            payload = complete_checksum(payload, 0, 16)
+            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
+        frame = build_frame(mac, iface.mac, ETH_IPV4, datagram)
+        iface.tx_frames += 1
+        iface.tx_bytes += len(frame)
+        self.counters["ip_out_offloaded"] += 1
+        if self._steps is not None:
+            self.note(f"out on {iface.name}: {len(frame)} bytes, TCP segmentation offload to {gso_size}-byte payloads")
+        device.send_gso(frame, gso_size, now)
+        return True
 
     def _output(self, ip: IPv4, payload: bytes, route: Route, now: float, forwarded: bool) -> bool:
         if self.hooks.has_stages(hk.POSTROUTING) and not self._hook(hk.POSTROUTING, ip, now, None, route.interface):
@@ -394,6 +450,21 @@ class IPv4Host:
 
     def is_local_address(self, address: int) -> bool:
         return address in self.local_addresses
+
+    def max_segment(self, dst: int) -> int:
+        """The largest IPv4 datagram a transport may hand to ``ip_send`` with ``gso_size`` for
+        ``dst`` (the device segments it: TCP segmentation offload), or 0 when segments must fit
+        the MTU: no offloading device on the route, a local destination, or hooks on OUTPUT or
+        POSTROUTING (their stages expect packets of the real size)."""
+        if dst in self.local_addresses:
+            return 0
+        hooks = self.hooks
+        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
+            return 0
+        route = self.routes.lookup(dst)
+        if route is None:
+            return 0
+        return getattr(route.interface.device, "gso_max", 0)
 
     def path_mtu(self, dst: int) -> int:
         route = self.routes.lookup(dst)

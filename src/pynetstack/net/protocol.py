@@ -19,8 +19,15 @@ class IpOutput(Protocol):
     """What a transport may ask of the IP layer."""
 
     def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
-                ttl: Optional[int] = None, df: bool = True, tos: int = 0) -> bool:
-        """Route and send one datagram (fragmenting when allowed). False when unroutable."""
+                ttl: Optional[int] = None, df: bool = True, tos: int = 0, gso_size: int = 0) -> bool:
+        """Route and send one datagram (fragmenting when allowed). False when unroutable.
+        ``gso_size`` > 0 (only after ``max_segment`` said yes): ``payload`` is a TCP segment of
+        up to ``max_segment(dst)`` bytes whose checksum field holds the pseudo-header sum; the
+        device finishes the checksum and cuts it into segments of ``gso_size`` payload bytes."""
+
+    def max_segment(self, dst: int) -> int:
+        """Optional. The largest datagram ``ip_send`` takes with ``gso_size`` towards ``dst``
+        (segmentation offload on the way), or 0: every segment must fit the path MTU."""
 
     def source_address_for(self, dst: int) -> Optional[int]:
         """The local address a new flow to ``dst`` should use, or None if ``dst`` is unroutable."""

@@ -15,7 +15,7 @@ import hashlib
 import random
 
 from ..api.tcp import TcpHandler, serve_events, tcp_layer
-from ..status import status_page
+from ..status import status_page, tcp_table  # noqa: F401 - tcp_table re-exported (examples use it)
 
 BLOCK = 65536
 MAX_HEADER = 16 * 1024

@@ -21,10 +21,14 @@ _pack = _hdr.pack
 
 
 class IPv4:
-    """An IPv4 datagram. ``frag_offset`` is in bytes; ``payload`` is trimmed to total length."""
+    """An IPv4 datagram. ``frag_offset`` is in bytes; ``payload`` is trimmed to total length.
+
+    ``csum_ok`` is set by the receive path when the device vouched for the transport checksum
+    (checksum offload: see ``link/vnet.py``); the transport then skips verifying it.
+    """
 
     __slots__ = ("tos", "ident", "df", "mf", "frag_offset", "ttl", "protocol", "src", "dst",
-                 "options", "payload", "checksum", "total_length")
+                 "options", "payload", "checksum", "total_length", "csum_ok")
 
     def __init__(self, src: int, dst: int, protocol: int, payload=b"", ttl: int = 64, tos: int = 0,
                  ident: int = 0, df: bool = False, mf: bool = False, frag_offset: int = 0,
@@ -42,6 +46,7 @@ class IPv4:
         self.options = options
         self.checksum = 0
         self.total_length = 0
+        self.csum_ok = False
 
     @property
     def header_length(self) -> int:
@@ -68,6 +73,7 @@ class IPv4:
         if check and _from_bytes(view[:hlen], "big") % 0xFFFF:
             raise MalformedPacket("ipv4-bad-checksum")
         self = cls.__new__(cls)
+        self.csum_ok = False
         self.tos = tos
         self.total_length = total
         self.ident = ident

@@ -249,6 +249,18 @@ def sack_option(blocks) -> bytes:
     return out
 
 
+def build_tcp_partial(src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: int, flags: int,
+                      window: int, payload=b"", options: bytes = b"") -> bytes:
+    """A segment for checksum offload (Linux's CHECKSUM_PARTIAL): the checksum field holds the
+    folded pseudo-header sum, and whoever finishes it (a NIC, the kernel behind a TAP) adds the
+    sum of the segment and complements it.  The payload is never summed here."""
+    hlen = HEADER_LEN + len(options)
+    partial = ((src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO + hlen
+               + len(payload)) % 0xFFFF
+    return b"".join((_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, partial, 0),
+                     options, payload))
+
+
 def build_tcp(src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: int, flags: int,
               window: int, payload=b"", options: bytes = b"", urgent: int = 0) -> bytes:
     """Build one segment with its checksum. ``options`` must already be padded to 4 bytes.

@@ -12,8 +12,8 @@ Sequence numbers are unwrapped ints (see ``seq.py``): ``wire & 0xFFFFFFFF`` on o
 
 from __future__ import annotations
 
-from ...wire.tcp import (ACK, FIN, PSH, RST, SYN, build_options, build_tcp, sack_option,
-                         timestamp_option)
+from ...wire.tcp import (ACK, FIN, PSH, RST, SYN, build_options, build_tcp, build_tcp_partial,
+                         sack_option, timestamp_option)
 from . import congestion
 from .sack import ReorderQueue, Scoreboard
 from .seq import HALF, MASK
@@ -41,6 +41,7 @@ DEFAULT_PEER_MSS = 536      # RFC 9293 3.7.1, when the SYN carries no MSS option
 TS_OPTION_LEN = 12
 PAWS_IDLE = 24 * 86400.0    # RFC 7323 5.5: ts_recent is invalid after 24 days idle
 G = 0.001                   # clock granularity for RFC 6298
+GSO_HEADROOM = 80           # IPv4 header + the largest TCP header, below the offload limit
 
 
 class TcpConnection:
@@ -442,7 +443,9 @@ class TcpConnection:
             self.rcv_adv = adv
         return wnd
 
-    def _send_segment(self, seq: int, flags: int, payload, now: float) -> None:
+    def _send_segment(self, seq: int, flags: int, payload, now: float, gso_size: int = 0) -> None:
+        """Send one segment. ``gso_size`` > 0: the path offloads checksums and segmentation, so
+        the checksum is left to the device, which cuts the payload in ``gso_size`` pieces."""
         opts = b""
         if self.ts_ok:
             opts = timestamp_option(self._ts_now(now), self.ts_recent)
@@ -451,14 +454,18 @@ class TcpConnection:
             blocks = reorder.sack_blocks(3 if self.ts_ok else 4)
             opts += sack_option(blocks)
         rcv_nxt = self.rcv_nxt
-        seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                        seq & MASK, rcv_nxt & MASK, flags, self._window_field(), payload, opts)
+        if gso_size:
+            seg = build_tcp_partial(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                                    seq & MASK, rcv_nxt & MASK, flags, self._window_field(), payload, opts)
+        else:
+            seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                            seq & MASK, rcv_nxt & MASK, flags, self._window_field(), payload, opts)
         self.last_ack_sent = rcv_nxt
         self.ack_pending = 0
         self.ack_now = False
         self.t_delack = None
         self.segs_out += 1
-        self.layer.output(self, seg, now)
+        self.layer.output(self, seg, now, gso_size)
 
     def _send_rst(self, seq: int, now: float) -> None:
         seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
@@ -478,12 +485,15 @@ class TcpConnection:
         runs = len(reorder.runs)
         return 4 + 8 * (runs if runs < limit else limit)
 
-    def _send_range(self, seq: int, length: int, now: float) -> int:
+    def _send_range(self, seq: int, length: int, now: float, gso: int = 0) -> int:
         """Send data [seq, seq+length) (plus FIN if it ends the stream). Returns seq consumed;
-        the length is cut so that options and data never exceed the MSS."""
+        the length is cut so that options and data never exceed the MSS on the wire.  With
+        ``gso`` (segmentation offload) one segment may carry up to ``gso`` bytes, which the
+        device sends as MSS-sized segments."""
         room = self.mss - self._sack_overhead()
-        if length > room:
-            length = room
+        limit = gso if gso else room
+        if length > limit:
+            length = limit
         start = seq - self.snd_buf_seq
         data_end = self.snd_buf_seq + len(self.snd_buf)
         flags = ACK
@@ -498,7 +508,7 @@ class TcpConnection:
             self.retransmits += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:
                 self.rtt_seq = None  # Karn: never time a retransmitted segment
-        self._send_segment(seq, flags, payload, now)
+        self._send_segment(seq, flags, payload, now, room if gso and length else 0)
         used = length + (1 if flags & FIN else 0)
         return used
 
@@ -512,6 +522,12 @@ class TcpConnection:
             mss = self.mss - self._sack_overhead()
             cc = self.cc
             nodelay = self.config.nodelay
+            seg_max = mss
+            gso = 0
+            if self.snd_buf_seq + len(self.snd_buf) - self.snd_nxt > mss:
+                largest = self.layer.max_segment(self.remote_ip)
+                if largest > GSO_HEADROOM + 2 * mss:
+                    gso = seg_max = (largest - GSO_HEADROOM) // mss * mss
             while True:
                 snd_nxt = self.snd_nxt
                 data_end = self.snd_buf_seq + len(self.snd_buf)
@@ -534,10 +550,12 @@ class TcpConnection:
                 else:
                     usable = self.snd_una + wnd - snd_nxt
                 n = avail
-                if n > mss:
-                    n = mss
+                if n > seg_max:
+                    n = seg_max
                 if n > usable:
                     n = usable if usable > 0 else 0
+                if n > mss and n < avail:
+                    n -= n % mss  # an offloaded segment: whole MSS pieces, no runt mid-stream
                 fin = self.fin_queued and snd_nxt + n == data_end
                 if n <= 0 and not fin:
                     break
@@ -550,7 +568,7 @@ class TcpConnection:
                     break  # Nagle: one small segment in flight at a time
                 if fin and n == 0 and usable < 0:
                     break
-                used = self._send_range(snd_nxt, n, now)
+                used = self._send_range(snd_nxt, n, now, gso)
                 sent = True
                 snd_nxt += used
                 self.snd_nxt = snd_nxt
@@ -1157,7 +1175,9 @@ class TcpConnection:
         if n <= 0:
             return fin
         if n > self.rcv_mss:
-            self.rcv_mss = n
+            # a segment larger than our MSS came through receive offload: it stands for
+            # several segments, so it never raises the ACK-every-two-segments threshold
+            self.rcv_mss = n if n < self.adv_mss else self.adv_mss
         if seq == rcv_nxt:
             self.rcv_buf += payload
             rcv_nxt += n

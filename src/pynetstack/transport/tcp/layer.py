@@ -113,6 +113,7 @@ class TcpLayer:
         self._events = []
         self._accept_ready = []
         self._delivering = False
+        self._max_segment = getattr(ip, "max_segment", None)
 
     # -- helpers used by connections -------------------------------------------------------------
 
@@ -156,9 +157,19 @@ class TcpLayer:
     def count(self, reason: str) -> None:
         self.drops[reason] += 1
 
-    def output(self, conn, segment: bytes, now: float) -> None:
-        if not self.ip.ip_send(conn.local_ip, conn.remote_ip, PROTO, segment, now):
+    def output(self, conn, segment: bytes, now: float, gso_size: int = 0) -> None:
+        if gso_size:
+            ok = self.ip.ip_send(conn.local_ip, conn.remote_ip, PROTO, segment, now, gso_size=gso_size)
+        else:
+            ok = self.ip.ip_send(conn.local_ip, conn.remote_ip, PROTO, segment, now)
+        if not ok:
             self.counters["unroutable"] += 1
+
+    def max_segment(self, remote_ip: int) -> int:
+        """The largest datagram the IP layer takes towards ``remote_ip`` for segmentation
+        offload (0: none; an ``IpOutput`` without ``max_segment`` never offloads)."""
+        probe = self._max_segment
+        return probe(remote_ip) if probe is not None else 0
 
     def advertised_mss(self, remote_ip: int, config: TcpConfig) -> int:
         if config.mss:
@@ -310,7 +321,7 @@ class TcpLayer:
 
     def receive(self, ip, now: float) -> None:
         try:
-            seg = Tcp.parse(ip.payload, ip.src, ip.dst)
+            seg = Tcp.parse(ip.payload, ip.src, ip.dst, not ip.csum_ok)
         except MalformedPacket as exc:
             self.drops[exc.reason] += 1
             return
