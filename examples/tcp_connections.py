@@ -17,6 +17,7 @@ import sys
 from pynetstack.api.tcp import tcp_layer
 from pynetstack.services import http
 from pynetstack.sim import Simulation
+from pynetstack.status import tcp_table
 from pynetstack.transport.tcp import CLOSED
 from pynetstack.wire.addr import ip_to_int
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     print("  " + response.decode(errors="replace").replace("\r\n", "\n  ")[:1500])
 
     print("connection table while closing (client side):")
-    print(http.tcp_table(client_tcp))
+    print(tcp_table(client_tcp))
     conn.close(sim.now)
     sim.run(duration=120, until=lambda: conn.state == CLOSED and not server_tcp.connections)
     print("\nclient event log:")

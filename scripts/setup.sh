@@ -19,12 +19,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Daemons from these packages are started by our tests with their own configs, never as services.
-  for svc in nsd unbound; do
-    (command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1) || true
-    pkill -x "$svc" 2>/dev/null || true
-  done
+  # Daemons from these packages (nsd, unbound) are started by our tests with their own configs,
+  # never as system services: policy-rc.d stops the packages from starting them on install.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [ $own_policy = 1 ] && rm -f "$policy"; exit 1; }
+  [ $own_policy = 1 ] && rm -f "$policy"
 fi
 
 PY=${PYTHON:-python3}
@@ -33,8 +36,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[test,bench]"
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q -e ".[test,bench]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import pynetstack, pytest, scapy, dns, hypothesis" || { echo "setup: the CPython venv is incomplete" >&2; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
@@ -46,8 +50,9 @@ if command -v pypy3 >/dev/null; then
   fi
   pstamp=.venv-pypy/.installed-$(sha1sum pyproject.toml | cut -c1-12)
   if [ ! -f "$pstamp" ]; then
-    .venv-pypy/bin/pip install -q --upgrade pip
-    .venv-pypy/bin/pip install -q -e ".[test]"
+    .venv-pypy/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    .venv-pypy/bin/pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+    .venv-pypy/bin/python -c "import pynetstack, pytest, hypothesis" || { echo "setup: the PyPy venv is incomplete" >&2; exit 1; }
     rm -f .venv-pypy/.installed-*
     touch "$pstamp"
   fi

@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYNETSTACK_REQUIRE_INTEROP=1
+status=0
 echo "== CPython: all tests"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
 if [ -x .venv-pypy/bin/python ]; then
   echo "== PyPy: unit and simulation tests"
-  .venv-pypy/bin/python -m pytest -q -p no:cacheprovider -m "not interop" "$@"
+  .venv-pypy/bin/python -m pytest -q -p no:cacheprovider -m "not interop" "$@" || status=1
 else
   echo "PyPy is missing (Debian package pypy3): the PyPy half of the suite cannot run" >&2
-  exit 1
+  status=1
 fi
+exit $status

@@ -27,19 +27,46 @@ def assert_one_clear_error(result, *words):
         assert word in result.stderr, result.stderr
 
 
+OK_IFACE = "[[interface]]\ntap = 'pnsx0'\naddress = '10.0.0.2/24'\n"
+
+
 @pytest.mark.parametrize("content, words", [
     ("[[interface]]\ntap = 'x'\naddress = '10.0.0.300/24'\n", ["interface #1", "address"]),
     ("[[interface]]\ntap = 'x'\ninterface = 'y'\n", ["exactly one of"]),
     ("[[interface]]\ntap = 'x'\nspeed = 10\n", ["unknown key 'speed'"]),
-    ("[[interface]]\ntap = 'x'\nmtu = 20\n", ["mtu"]),
-    ("[[route]]\ndestination = '0.0.0.0/0'\ngateway = 'nowhere'\n", ["route #1", "gateway"]),
+    (OK_IFACE + "mtu = 20\n", ["mtu"]),
+    (OK_IFACE + "[[route]]\ndestination = '0.0.0.0/0'\ngateway = 'nowhere'\n", ["route #1", "gateway"]),
     ("this is [not toml\n", ["not valid TOML"]),
-    ("[services]\nudp_echo = 'seven'\n", ["udp_echo"]),
+    (OK_IFACE + "[services]\nudp_echo = 'seven'\n", ["udp_echo"]),
+    ("", ["no interface"]),
+    ("[[interface]]\ntap = 5\naddress = '10.0.0.2/24'\n", ["tap must be a string"]),
+    (OK_IFACE + "pcap = 5\n", ["pcap must be a string"]),
+    (OK_IFACE + "host_address = ['10.0.0.1/24', '10.0.1.1/24']\n", ["host_address"]),
+    (OK_IFACE + "host_address = '10.0.0.2/24'\n", ["the stack's own address"]),
+    (OK_IFACE + "[[route]]\ndestination = '192.0.2.0/24'\ninterface = 'nope'\n", ["no interface named 'nope'"]),
+    (OK_IFACE + "[[route]]\ndestination = '192.0.2.0/24'\ngateway = '10.0.0.1'\nmetric = 'high'\n",
+     ["metric must be an integer"]),
+    (OK_IFACE + "[[route]]\ndestination = ['192.0.2.0/24', '198.51.100.0/24']\ngateway = '10.0.0.1'\n",
+     ["destination"]),
+    ("[[interface]]\ntap = 'x'\naddress = '010.0.0.2/24'\n", ["not an IPv4 address: '010.0.0.2'"]),
+    (OK_IFACE + "[stack]\nforwarding = 'no'\n", ["forwarding must be true or false"]),
+    (OK_IFACE + "mac = '01:00:5e:00:00:01'\n", ["not a unicast address"]),
+    (OK_IFACE + "promiscuous = 'yes'\n", ["promiscuous must be true or false"]),
+    (OK_IFACE + "[[interface]]\ntap = 'pnsx0'\naddress = '10.0.1.2/24'\n", ["used by interface #1"]),
+    (OK_IFACE + "[[interface]]\ntap = 'pnsx1'\naddress = '10.0.0.2/24'\n", ["on interface #1 already"]),
+    ("[[interface]]\ntap = 'x'\naddress = '0.0.0.0/0'\n", ["not a usable host address"]),
+    ("[[interface]]\ntap = 'x'\n", ["'address' is required"]),
 ])
 def test_bad_config_file(tmp_path, content, words):
     path = tmp_path / "bad.toml"
     path.write_text(content)
     assert_one_clear_error(run_cli("up", "--config", str(path)), str(path), *words)
+
+
+def test_config_that_is_not_text(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert_one_clear_error(run_cli("up", "--config", str(path)), str(path), "UTF-8")
 
 
 def test_missing_config_file(tmp_path):
@@ -82,4 +109,15 @@ def test_validate_accepts_a_full_config():
 
 def test_validate_host_address_needs_tap():
     with pytest.raises(ConfigError, match="TAP only"):
-        validate({"interface": [{"interface": "veth1", "host_address": "10.0.0.1/24"}]})
+        validate({"interface": [{"interface": "veth1", "address": "10.0.0.2/24", "host_address": "10.0.0.1/24"}]})
+
+
+@pytest.mark.parametrize("args, words", [
+    (["up", "--tap", "pnsx", "--address", "10.0.0.2/24", "--mtu", "0"], ["mtu"]),
+    (["up", "--tap", "pnsx", "--address", "10.0.0.2/24", "--duration", "-1"], ["--duration"]),
+    (["up", "--tap", "pnsx", "--address", "10.0.0.2/24", "--duration", "nan"], ["--duration"]),
+    (["up", "--config", "x.toml", "--address", "10.0.0.2/24"], ["--address"]),
+    (["up", "--tap", "pnsx", "--address", "10.0.0.2/24", "--gateway", "192.168.9.1"], ["192.168.9.1", "command line"]),
+])
+def test_bad_flags(args, words):
+    assert_one_clear_error(run_cli(*args), *words)

@@ -13,9 +13,15 @@ from .config import ConfigError, build_stack, validate
 
 
 def _up(args) -> int:
+    if args.duration is not None and not (0 < args.duration < float("inf")):
+        raise ConfigError(f"--duration must be a positive number of seconds, not {args.duration}")
     if args.config:
-        if args.tap or args.interface:
-            raise ConfigError("give either --config FILE or --tap/--interface flags, not both")
+        given = [flag for flag, value in (("--tap", args.tap), ("--interface", args.interface),
+                                          ("--address", args.address), ("--gateway", args.gateway),
+                                          ("--host-address", args.host_address), ("--mtu", args.mtu),
+                                          ("--mac", args.mac), ("--pcap", args.pcap)) if value is not None]
+        if given:
+            raise ConfigError(f"--config FILE describes the whole stack: put {', '.join(given)} in the file instead")
         stack = build_stack(args.config)
     else:
         if not (args.tap or args.interface):
@@ -27,7 +33,7 @@ def _up(args) -> int:
             table["address"] = args.address
         if args.host_address:
             table["host_address"] = args.host_address
-        if args.mtu:
+        if args.mtu is not None:
             table["mtu"] = args.mtu
         if args.mac:
             table["mac"] = args.mac
@@ -40,7 +46,7 @@ def _up(args) -> int:
                                "http": False if args.no_http else 80}}
         if args.gateway:
             config["gateway"] = args.gateway
-        stack = build_stack(validate(config, "command line"), base_dir=".")
+        stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
     from .control import ControlServer, default_path
     try:
         control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
@@ -149,14 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-tcp-echo", action="store_true", help="no TCP echo service on port 7")
     up.add_argument("--no-discard", action="store_true", help="no TCP discard service on port 9")
     up.add_argument("--no-http", action="store_true", help="no HTTP service on port 80")
-    up.add_argument("--control", metavar="PATH", help="control socket (default /run/pynetstack/IFACE.sock)")
+    up.add_argument("--control", metavar="PATH", help="control socket (default /run/pynetstack/NETNS-IFACE.sock)")
     up.add_argument("--trace", nargs="?", const="", metavar="MATCH",
                     help="print the journey of every frame through the stack (or of those whose summary contains MATCH)")
     up.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS (default: run until Ctrl-C)")
     up.set_defaults(func=_up)
 
     cap = sub.add_parser("capture", help="print one decoded line per frame seen on an interface")
-    cap.add_argument("--interface", "-i", required=True, metavar="NAME")
+    cap.add_argument("--interface", "-i", required=True, metavar="NAME", help="the interface to capture on")
     cap.add_argument("--count", "-c", type=int, metavar="N", help="stop after N frames")
     cap.add_argument("--write", "-w", metavar="FILE.pcap", help="also write the frames to a pcap file")
     cap.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after SECONDS")
@@ -198,7 +204,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"pynetstack: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
-        print(f"pynetstack: error: {exc}", file=sys.stderr)
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{exc.filename}: {message}"
+        print(f"pynetstack: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

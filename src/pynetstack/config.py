@@ -31,7 +31,7 @@ try:
 except ImportError:  # Python < 3.11 (PyPy 3.9)
     import tomli as tomllib
 
-from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr
+from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr, prefix_mask
 
 
 class ConfigError(ValueError):
@@ -54,6 +54,8 @@ def load(path: str) -> Dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file in UTF-8") from None
 
 
 def _check_keys(table: dict, allowed: set, where: str) -> None:
@@ -64,15 +66,28 @@ def _check_keys(table: dict, allowed: set, where: str) -> None:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _cidrs(value, where: str) -> list:
+def _cidrs(value, where: str, many: bool = True) -> list:
     values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(f"{where}: expected a CIDR string like '10.0.0.2/24' or a list of them")
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values) \
+            or (len(values) > 1 and not many):
+        kind = "a CIDR string like '10.0.0.2/24'" + (" or a list of them" if many else "")
+        raise ConfigError(f"{where}: expected {kind}, not {value!r}")
     for cidr in values:
         try:
             parse_cidr(cidr)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    return values
+
+
+def _host_cidrs(value, where: str, many: bool = True) -> list:
+    """CIDRs that name a host on a subnet: not 0.0.0.0, not multicast, not the subnet's broadcast."""
+    values = _cidrs(value, where, many)
+    for cidr in values:
+        address, length = parse_cidr(cidr)
+        mask = prefix_mask(length)
+        if address == 0 or length == 0 or address >> 28 >= 14 or (length < 31 and address | mask == 0xFFFFFFFF):
+            raise ConfigError(f"{where}: {cidr!r} is not a usable host address")
     return values
 
 
@@ -84,32 +99,64 @@ def _ip(value, where: str) -> str:
     return value
 
 
+def _typed(table: dict, key: str, kind, where: str, default=None):
+    value = table.get(key, default)
+    if key in table and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        names = {str: "a string", bool: "true or false", int: "an integer"}
+        raise ConfigError(f"{where}: {key} must be {names.get(kind, kind.__name__)}, not {value!r}")
+    return value
+
+
 def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     """Check the whole configuration before anything is created; raise ConfigError."""
     _check_keys(config, _TOP_KEYS, source)
     _check_keys(config.get("stack", {}), _STACK_KEYS, f"{source}: [stack]")
+    _typed(config.get("stack", {}), "forwarding", bool, f"{source}: [stack]")
     interfaces = config.get("interface", [])
     if not isinstance(interfaces, list):
         raise ConfigError(f"{source}: 'interface' must be an array of tables ([[interface]])")
+    if not interfaces:
+        raise ConfigError(f"{source}: no interface: add an [[interface]] table with 'tap' or 'interface'")
+    names: Dict[str, str] = {}
+    addresses: Dict[int, str] = {}
     for i, table in enumerate(interfaces):
         where = f"{source}: interface #{i + 1}"
         _check_keys(table, _INTERFACE_KEYS, where)
         if ("tap" in table) == ("interface" in table):
             raise ConfigError(f"{where}: give exactly one of 'tap' (create a TAP) or 'interface' (AF_PACKET)")
-        if "address" in table:
-            _cidrs(table["address"], f"{where}: address")
+        for key in ("tap", "interface", "name"):
+            value = _typed(table, key, str, where)
+            if key in table and not 0 < len(value.encode()) <= 15:
+                raise ConfigError(f"{where}: {key} {value!r} must be 1 to 15 bytes long")
+        name = table.get("name") or table.get("tap") or table.get("interface")
+        if name in names:
+            raise ConfigError(f"{where}: the name {name!r} is used by {names[name]} already")
+        names[name] = f"interface #{i + 1}"
+        if "address" not in table:
+            raise ConfigError(f"{where}: 'address' is required (a CIDR like '10.0.0.2/24')")
+        for cidr in _host_cidrs(table["address"], f"{where}: address"):
+            address = parse_cidr(cidr)[0]
+            if address in addresses:
+                raise ConfigError(f"{where}: address {cidr} is on {addresses[address]} already")
+            addresses[address] = f"interface #{i + 1}"
         if "host_address" in table:
             if "tap" not in table:
                 raise ConfigError(f"{where}: host_address applies to a TAP only")
-            _cidrs(table["host_address"], f"{where}: host_address")
+            host = _host_cidrs(table["host_address"], f"{where}: host_address", many=False)[0]
+            if parse_cidr(host)[0] in addresses:
+                raise ConfigError(f"{where}: host_address {host} is the stack's own address; give the kernel another")
         mtu = table.get("mtu", 1500)
-        if not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+        if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535:
             raise ConfigError(f"{where}: mtu must be an integer within 68..65535, not {mtu!r}")
         if "mac" in table:
             try:
-                mac_to_bytes(table["mac"])
+                mac = mac_to_bytes(table["mac"])
             except (ValueError, AttributeError):
                 raise ConfigError(f"{where}: mac {table['mac']!r} is not a MAC address") from None
+            if mac[0] & 1 or not any(mac):
+                raise ConfigError(f"{where}: mac {table['mac']!r} is not a unicast address")
+        _typed(table, "promiscuous", bool, where)
+        _typed(table, "pcap", str, where)
     routes = config.get("route", [])
     if not isinstance(routes, list):
         raise ConfigError(f"{source}: 'route' must be an array of tables ([[route]])")
@@ -118,9 +165,16 @@ def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
         _check_keys(table, _ROUTE_KEYS, where)
         if "destination" not in table:
             raise ConfigError(f"{where}: 'destination' is required")
-        _cidrs(table["destination"], f"{where}: destination")
+        _cidrs(table["destination"], f"{where}: destination", many=False)
         if "gateway" in table:
             _ip(table["gateway"], f"{where}: gateway")
+        if _typed(table, "interface", str, where) is not None and table["interface"] not in names:
+            raise ConfigError(f"{where}: no interface named {table['interface']!r} (have {', '.join(names)})")
+        if "gateway" not in table and "interface" not in table:
+            raise ConfigError(f"{where}: give a gateway, an interface, or both")
+        metric = _typed(table, "metric", int, where, 0)
+        if metric < 0:
+            raise ConfigError(f"{where}: metric must be 0 or more")
     if "gateway" in config:
         _ip(config["gateway"], f"{source}: gateway")
     services = config.get("services", {})
@@ -134,13 +188,12 @@ def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     return config
 
 
-def build_stack(config, base_dir: str = "."):
+def build_stack(config, base_dir: str = ".", source: str = "config"):
     """A Stack from a TOML path or dict. Devices are created only after the whole file checks out."""
     from .link.pcap import PcapDevice
     from .services import discard, http, tcp_echo, udp_echo
     from .stack import Stack
 
-    source = "config"
     if isinstance(config, (str, os.PathLike)):
         source = str(config)
         base_dir = os.path.dirname(os.path.abspath(source))
@@ -153,7 +206,8 @@ def build_stack(config, base_dir: str = "."):
             device = _make_device(table)
             if table.get("pcap"):
                 device = PcapDevice(device, os.path.join(base_dir, table["pcap"]))
-            stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"))
+            stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
+                                mtu=table.get("mtu"))
         for table in config.get("route", []):
             stack.add_route(table["destination"], table.get("gateway"), table.get("interface"), table.get("metric", 0))
         if config.get("gateway"):

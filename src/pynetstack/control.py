@@ -1,6 +1,6 @@
 """A control socket, so `pynetstack status` and `pynetstack connections` can ask a running stack.
 
-`pynetstack up` listens on a UNIX socket (by default /run/pynetstack/<interface>.sock). A client
+`pynetstack up` listens on a UNIX socket (by default /run/pynetstack/<netns>-<interface>.sock). A client
 sends one command line and reads the text reply until the server closes the connection.
 UNIX socket paths are visible from every network namespace, so this works across a lab.
 """
@@ -19,8 +19,16 @@ CONTROL_DIR = "/run/pynetstack"
 MAX_COMMAND = 256
 
 
+def _netns_id() -> str:
+    """The inode of this process's network namespace: names on /run are shared by all of them."""
+    try:
+        return str(os.stat("/proc/self/ns/net").st_ino)
+    except OSError:
+        return "host"
+
+
 def default_path(name: str) -> str:
-    return os.path.join(CONTROL_DIR, f"{name}.sock")
+    return os.path.join(CONTROL_DIR, f"{_netns_id()}-{name}.sock")
 
 
 class ControlServer:
@@ -85,7 +93,9 @@ def _alive(path: str) -> bool:
 def find_socket(path: Optional[str]) -> str:
     if path:
         return path
-    candidates = sorted(p for p in glob.glob(os.path.join(CONTROL_DIR, "*.sock")) if _alive(p))
+    live = sorted(p for p in glob.glob(os.path.join(CONTROL_DIR, "*.sock")) if _alive(p))
+    here = [p for p in live if os.path.basename(p).startswith(_netns_id() + "-")]
+    candidates = here or live  # prefer the stacks of the namespace we run in
     if not candidates:
         raise OSError(2, f"no running stack found (no live socket in {CONTROL_DIR}); start one with 'pynetstack up'")
     if len(candidates) > 1:

@@ -66,6 +66,11 @@ class Lab:
         self.ip("netns", "add", name)
         self.namespaces.append(name)
         self.ip("-n", name, "link", "set", "lo", "up")
+        # IPv4 only: no IPv6 router solicitations or MLD reports muddying captures and counters.
+        for key in ("all", "default"):
+            with open(os.devnull, "w") as quiet:
+                subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"],
+                               stdout=quiet, stderr=quiet)
         return name
 
     def ip(self, *args: str) -> str:

@@ -195,7 +195,10 @@ class Stack:
         """Run in the foreground until SIGINT or SIGTERM, then close."""
         def on_signal(signum, _frame):
             self._stopping.set()
-            self.wake()
+            try:  # the handler runs in the loop's own thread, where wake() does nothing
+                os.write(self._wake_w, b"\0")
+            except OSError:
+                pass
         old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._thread = threading.current_thread()

@@ -57,7 +57,7 @@ def test_fragmented_echo_round_trips(pair, size):
     assert seen == [(B, 7, payload)]
     if size > 1472:
         assert b.host.reassembler.completed == 1
-        assert a.host.counters["ip_fragments_created"] == 1
+        assert a.host.counters["ip_fragments_created"] == -(-(size + 8) // 1480)
 
 
 def test_df_datagram_too_big_is_refused(pair):
@@ -347,4 +347,100 @@ def test_trace_shows_the_journey_of_a_ping(pair):
     assert "route: 10.0.0.1 via 10.0.0.0/24 dev eth0" in echo[0]
     assert "out on eth0" in echo[0]
     refused = [j for j in journeys if "DROPPED: udp-port-unreachable" in j]
-    assert len(refused) == 1 and "destination unreachable" not in refused[0]
+    assert len(refused) == 1 and "icmp: sending destination unreachable (code 3) to 10.0.0.1" in refused[0]
+
+
+def test_land_packet_from_our_own_address_is_dropped(pair):
+    """A spoofed datagram from our address to our echo port must not echo to itself forever."""
+    sim, a, b, ia, ib = pair
+    from pynetstack.services import udp_echo
+    udp_echo.install(b)
+    ib.device.inbox.append(raw_ip_frame(ib, ia, udp_datagram(B, B, 7, 7, b"land")))
+    sim.run(0.1)
+    assert b.drops[DropReason.IP_BAD_SOURCE] == 1
+    assert b.udp.received == 0
+
+
+def test_subnet_broadcast_source_is_dropped(pair):
+    sim, a, b, ia, ib = pair
+    ib.device.inbox.append(raw_ip_frame(ib, ia, udp_datagram(ip_to_int("10.0.0.255"), B, 7, 7, b"x")))
+    sim.run(0.1)
+    assert b.drops[DropReason.IP_BAD_SOURCE] == 1
+
+
+def test_loopback_echo_between_own_ports_is_bounded_per_poll(pair):
+    sim, a, b, _, _ = pair
+    from pynetstack.services import udp_echo
+    udp_echo.install(b)
+    b.udp.sendto(b"ping-pong", 7, B, 7, sim.now)  # echo to echo: each poll moves it once, never spins
+    b.host.poll(sim.now)
+    b.host.poll(sim.now)
+    assert b.udp.received == 2
+
+
+def test_no_icmp_error_for_link_layer_broadcast(pair):
+    sim, a, b, ia, ib = pair
+    frame = build_frame(BROADCAST_MAC, ia.mac, ETH_IPV4, udp_datagram(A, B, 1000, 9, b"x"))
+    b.host.receive_frame(ib, frame, sim.now)
+    assert b.drops[DropReason.UDP_NO_SOCKET] == 1
+    assert b.host.counters["icmp_errors_out"] == 0
+
+
+def test_priority_tagged_frames_are_untagged_traffic(pair):
+    sim, a, b, ia, ib = pair
+    seen = echo_replies(a)
+    ping(sim, a, B, 1)
+    sim.run(1)
+    tagged = Ethernet(ib.mac, ia.mac, ETH_IPV4, build_ipv4(A, B, 1, icmpw.build_echo(True, 0x42, 2, b"p")),
+                      vlans=(0x6000,)).build()
+    ib.device.inbox.append(tagged)
+    sim.run(1)
+    assert [s for _, s, _ in seen] == [1, 2]
+
+
+def test_postrouting_rewrite_is_what_goes_out(pair):
+    sim, a, b, _, _ = pair
+    got = []
+    b.udp.bind(5555, lambda p, *rest: got.append(p))
+
+    def rewrite(ctx):
+        from pynetstack.wire.udp import Udp
+        udp = Udp.parse(ctx.ip.payload, ctx.ip.src, ctx.ip.dst)
+        ctx.ip.payload = build_udp(ctx.ip.src, ctx.ip.dst, udp.src_port, 5555, b"rewritten")
+        return hk.ACCEPT
+    a.host.hooks.add(hk.POSTROUTING, rewrite, hk.PRIORITY_SRCNAT, "rewrite")
+    a.udp.sendto(b"original", 1234, B, 9999, sim.now)
+    sim.run(1)
+    assert got == [b"rewritten"]
+
+
+def test_a_stage_without_a_verdict_is_counted(pair):
+    sim, a, b, _, _ = pair
+    b.host.hooks.add(hk.INPUT, lambda ctx: None, name="forgetful")
+    ping(sim, a, B, 1)
+    sim.run(1)
+    assert b.drops[DropReason.HOOK_BAD_VERDICT] == 1
+
+
+def frag_needed_about(src, dst, mtu):
+    quoted = build_ipv4(src, dst, 17, build_udp(src, dst, 1, 2, bytes(1400)))
+    return build_ipv4(ip_to_int("10.0.0.254"), A, 1,
+                      icmpw.build_error(icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, quoted, mtu))
+
+
+def test_path_mtu_has_a_floor_and_never_rises(pair):
+    sim, a, b, ia, ib = pair
+    far = ip_to_int("10.0.0.77")
+    for mtu, expected in ((1200, 1200), (1400, 1200), (68, 552)):
+        ia.device.inbox.append(raw_ip_frame(ia, ib, frag_needed_about(A, far, mtu)))
+        sim.run(0.1)
+        assert a.host.path_mtu(far) == expected
+
+
+def test_icmp_error_about_a_datagram_we_did_not_send_is_ignored(pair):
+    sim, a, b, ia, ib = pair
+    far = ip_to_int("10.0.0.77")
+    ia.device.inbox.append(raw_ip_frame(ia, ib, frag_needed_about(ip_to_int("10.0.0.66"), far, 600)))
+    sim.run(0.1)
+    assert a.host.path_mtu(far) == 1500
+    assert a.drops[DropReason.ICMP_NOT_OURS] == 1, dict(a.drops)

@@ -30,6 +30,8 @@ class DropReason:
     NEIGH_QUEUE_FULL = "neigh-queue-full"
     NEIGH_FAILED = "neigh-resolution-failed"
     HOOK_DROP = "netfilter-drop"
+    HOOK_BAD_VERDICT = "netfilter-bad-verdict"
+    ICMP_NOT_OURS = "icmp-error-not-about-us"
     ICMP_UNHANDLED = "icmp-unhandled-type"
     ICMP_RATE_LIMITED = "icmp-error-rate-limited"
     UDP_NO_SOCKET = "udp-port-unreachable"

@@ -29,7 +29,8 @@ from .route import Route, RoutingTable
 
 log = logging.getLogger("pynetstack")
 LIMITED_BROADCAST = 0xFFFFFFFF
-MIN_MTU = 68
+MIN_PMTU = 552  # Linux's net.ipv4.route.min_pmtu: the floor a path MTU message may push us to
+PMTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)  # RFC 1191 section 7
 PMTU_LIFETIME = 600.0
 PMTU_ENTRIES = 1024
 
@@ -41,6 +42,10 @@ def _bad_source(src: int) -> bool:
 
 
 class IPv4Host:
+    # whoever drives the host (Stack.step, Simulation) calls poll(now) after every batch of
+    # received frames, so transports may answer a batch at once (IpOutput.delivers_in_batches)
+    delivers_in_batches = True
+
     def __init__(self, forwarding: bool = False, default_ttl: int = 64, icmp_errors_per_second: float = 1000.0,
                  echo_reply: bool = True):
         self.forwarding = forwarding
@@ -61,6 +66,7 @@ class IPv4Host:
         self._loopback: deque = deque()
         self.tracer = None  # a callable(frame) -> bool choosing frames to trace, with .emit(steps)
         self._steps = None  # the journey of the frame being traced, step by step
+        self._link_broadcast = False  # the frame being handled came to the Ethernet broadcast address
         self._icmp_rate = icmp_errors_per_second
         self._icmp_tokens = icmp_errors_per_second
         self._icmp_stamp = 0.0
@@ -88,7 +94,9 @@ class IPv4Host:
         if iface is None:
             via = self.routes.lookup(gateway) if gateway is not None else None
             if via is None:
-                raise ValueError("a route needs an interface or a gateway on a connected network")
+                if gateway is None:
+                    raise ValueError("a route needs an interface or a gateway")
+                raise ValueError(f"gateway {ip_to_str(gateway)} is not on a connected network")
             iface = via.interface
         route = Route(prefix, length, iface, gateway, metric)
         self.routes.add(route)
@@ -131,9 +139,11 @@ class IPv4Host:
         try:
             eth = Ethernet.parse(frame)
             dst = eth.dst
+            self._link_broadcast = dst == BROADCAST_MAC
             if dst != iface.mac and dst != BROADCAST_MAC:
                 self.drops.drop(DropReason.NOT_FOR_US_MAC)
-            elif eth.vlans:
+            elif eth.vlans and (len(eth.vlans) > 1 or eth.vlans[0] & 0x0FFF):
+                # VLAN 0 is a priority tag (802.1p): the frame belongs to the untagged LAN.
                 self.drops.drop(DropReason.VLAN_NOT_CONFIGURED)
             elif eth.ethertype == ETH_IPV4:
                 ip = IPv4.parse(eth.payload)
@@ -149,6 +159,8 @@ class IPv4Host:
         except Exception:  # a bug must cost one packet, not the stack
             self.drops.drop(DropReason.INTERNAL_ERROR)
             log.exception("internal error while receiving a frame on %s", iface.name)
+        finally:
+            self._link_broadcast = False
 
     def _trusted(self, frame, ip: IPv4) -> IPv4:
         """A datagram whose transport checksum the device vouched for (checksum offload). When
@@ -187,7 +199,10 @@ class IPv4Host:
         if self._steps is not None:
             self.note(f"ipv4: {ip_to_str(ip.src)} > {ip_to_str(ip.dst)} protocol {ip.protocol} ttl {ip.ttl} "
                       f"length {ip.total_length}: header valid")
-        if _bad_source(ip.src):
+        src = ip.src
+        if _bad_source(src) or src in self.broadcasts or (src in self.local_addresses and iface is not None):
+            # RFC 1812 5.3.7 martians; our own address arriving from the wire is a spoof (a "land"
+            # packet to port 7 from port 7 would otherwise echo to itself forever).
             self.drops.drop(DropReason.IP_BAD_SOURCE)
             return
         if self.hooks.has_stages(hk.PREROUTING) and not self._hook(hk.PREROUTING, ip, now, iface, None):
@@ -205,6 +220,9 @@ class IPv4Host:
         verdict = self.hooks.run(ctx)
         if verdict == hk.DROP:
             self.drops.drop(ctx.drop_reason or DropReason.HOOK_DROP)
+        elif verdict != hk.ACCEPT and verdict != hk.STOLEN:
+            self.drops.drop(DropReason.HOOK_BAD_VERDICT)
+            log.error("a stage at %s returned %r, not a verdict: the packet is dropped", hook, verdict)
         return verdict == hk.ACCEPT
 
     def _local_deliver(self, iface, ip: IPv4, now: float) -> None:
@@ -252,6 +270,9 @@ class IPv4Host:
 
     def _icmp_error_input(self, msg, now: float) -> None:
         inner = IPv4.parse_quoted(msg.payload)
+        if inner.src not in self.local_addresses:
+            self.drops.drop(DropReason.ICMP_NOT_OURS)  # it quotes a datagram we never sent
+            return
         info = msg.rest
         if msg.type == icmpw.DEST_UNREACHABLE and msg.code == icmpw.CODE_FRAG_NEEDED:
             info = self._learn_path_mtu(inner.dst, msg.mtu, inner.total_length, now)
@@ -261,9 +282,12 @@ class IPv4Host:
         self.counters["icmp_errors_in"] += 1
 
     def _learn_path_mtu(self, dst: int, mtu: int, quoted_length: int, now: float) -> int:
-        if mtu == 0:  # RFC 1191 section 5: a router of RFC 792 vintage; guess the next plateau down
-            mtu = max(MIN_MTU, min(quoted_length, self._interface_mtu(dst)) - 1)
-        mtu = max(MIN_MTU, min(mtu, self._interface_mtu(dst)))
+        """RFC 1191: lower the estimate towards ``dst``; never raise it on an ICMP message (section 3),
+        and never below MIN_PMTU, so a forged message cannot make us send confetti."""
+        if mtu == 0:  # RFC 1191 section 5: a router of RFC 792 vintage; take the next plateau down
+            mtu = next((p for p in PMTU_PLATEAUS if p < quoted_length), MIN_PMTU)
+        current = self.path_mtu(dst)
+        mtu = max(MIN_PMTU, min(mtu, current))
         self.pmtu[dst] = (mtu, now + PMTU_LIFETIME)
         self.pmtu.move_to_end(dst)
         while len(self.pmtu) > PMTU_ENTRIES:
@@ -289,9 +313,15 @@ class IPv4Host:
             return
         if self.hooks.has_stages(hk.FORWARD) and not self._hook(hk.FORWARD, ip, now, iface, route.interface):
             return
+        mtu = self._mtu_towards(route, ip.dst, now)
+        if ip.df and ip.header_length + len(ip.payload) > mtu:
+            self.drops.drop(DropReason.IP_FRAG_NEEDED)
+            self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, now,
+                                 rest=icmpw.frag_needed_rest(mtu))
+            return
         ip.ttl -= 1
         self.counters["ip_forwarded"] += 1
-        self._output(ip, bytes(ip.payload), route, now, forwarded=True)
+        self._output(ip, route, now)
 
     # ------------------------------------------------------------------ send path
     def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
@@ -322,9 +352,15 @@ class IPv4Host:
             self._transmit(route, dst, datagram, now)
             return True
         ip = IPv4(src, dst, protocol, payload, ttl=ttl, tos=tos, ident=self._ident, df=df)
-        if self.hooks.has_stages(hk.OUTPUT) and not self._hook(hk.OUTPUT, ip, now, None, route.interface):
-            return False
-        return self._output(ip, payload, route, now, forwarded=False)
+        if self.hooks.has_stages(hk.OUTPUT):
+            if not self._hook(hk.OUTPUT, ip, now, None, route.interface):
+                return False
+            if ip.dst != dst:  # a stage rewrote the destination (DNAT on output): route again
+                route = self.routes.lookup(ip.dst)
+                if route is None:
+                    self.drops.drop(DropReason.IP_NO_ROUTE)
+                    return False
+        return self._output(ip, route, now)
 
     def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
         route = self.routes.lookup(dst)
@@ -358,21 +394,20 @@ class IPv4Host:
         device.send_gso(frame, gso_size, now)
         return True
 
-    def _output(self, ip: IPv4, payload: bytes, route: Route, now: float, forwarded: bool) -> bool:
+    def _output(self, ip: IPv4, route: Route, now: float) -> bool:
+        """Send ``ip`` as the hooks leave it: POSTROUTING stages may rewrite header and payload."""
         if self.hooks.has_stages(hk.POSTROUTING) and not self._hook(hk.POSTROUTING, ip, now, None, route.interface):
             return False
+        payload = bytes(ip.payload)
         mtu = self._mtu_towards(route, ip.dst, now)
         if ip.header_length + len(payload) <= mtu:
             self._transmit(route, ip.dst, ip.build_header(len(payload)) + payload, now)
             return True
         if ip.df:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
-            if forwarded:
-                self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, now,
-                                     rest=icmpw.frag_needed_rest(mtu))
             return False
-        self.counters["ip_fragments_created"] += 1
         pieces = fragment(ip, payload, mtu)
+        self.counters["ip_fragments_created"] += len(pieces)
         self.note(f"fragmentation: {ip.header_length + len(payload)}-byte datagram in {len(pieces)} fragments "
                   f"for MTU {mtu}")
         for piece in pieces:
@@ -415,12 +450,12 @@ class IPv4Host:
     def send_icmp_error(self, ip: IPv4, icmp_type: int, code: int, now: float, rest: int = 0) -> bool:
         """Send an ICMP error about ``ip`` unless RFC 1122 3.2.2 forbids it or the rate limit bites."""
         src = ip.src
-        if (ip.frag_offset or _bad_source(src) or src == 0 or src in self.broadcasts
+        if (ip.frag_offset or _bad_source(src) or src == 0 or src in self.broadcasts or self._link_broadcast
                 or ip.dst == LIMITED_BROADCAST or ip.dst in self.broadcasts or ip.dst >> 28 == 14):
             return False
         if ip.protocol == PROTO_ICMP:
             payload = ip.payload
-            if len(payload) < 1 or payload[0] in icmpw.ERROR_TYPES or payload[0] > 18:
+            if len(payload) < 1 or payload[0] in icmpw.ERROR_TYPES:
                 return False
         self._icmp_tokens = min(self._icmp_rate, self._icmp_tokens + (now - self._icmp_stamp) * self._icmp_rate)
         self._icmp_stamp = now
@@ -436,6 +471,7 @@ class IPv4Host:
         if source is None:
             return False
         self.counters["icmp_errors_out"] += 1
+        self.note(f"icmp: sending {icmpw.TYPE_NAMES.get(icmp_type, icmp_type)} (code {code}) to {ip_to_str(src)}")
         return self.ip_send(source, src, PROTO_ICMP, icmpw.build_error(icmp_type, code, original, rest), now,
                             df=False, tos=0xC0)
 
@@ -476,7 +512,7 @@ class IPv4Host:
     # ------------------------------------------------------------------ timers
     def poll(self, now: float) -> None:
         loopback = self._loopback
-        while loopback:
+        for _ in range(len(loopback)):  # only what was queued before: a reply loop cannot spin here
             ip = loopback.popleft()
             try:
                 self._local_deliver(None, ip, now)

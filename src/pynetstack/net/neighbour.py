@@ -76,8 +76,8 @@ class NeighbourCache:
         pending = self.pending.get(ip)
         if pending is None:
             if len(self.pending) >= self.max_pending:
-                _, oldest = self.pending.popitem(last=False)
-                self._on_failure(ip, list(oldest.queue))
+                evicted_ip, oldest = self.pending.popitem(last=False)
+                self._on_failure(evicted_ip, list(oldest.queue))
             pending = self.pending[ip] = PendingResolution()
         if len(pending.queue) >= self.queue_limit:
             return False

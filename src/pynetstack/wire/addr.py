@@ -14,14 +14,13 @@ _unpack_I = struct.Struct("!I").unpack
 
 
 def ip_to_int(text: str) -> int:
-    try:
-        return _unpack_I(socket.inet_aton(text))[0] if text.count(".") == 3 else _bad_ip(text)
-    except OSError:
-        return _bad_ip(text)
-
-
-def _bad_ip(text: str) -> int:
-    raise ValueError(f"not an IPv4 address: {text!r}")
+    """Dotted quad -> int. Strict: four decimal octets, no leading zeros (which inet_aton
+    would read as octal: '010.0.0.1' is 8.0.0.1 to it, a trap in a config file)."""
+    parts = text.split(".") if isinstance(text, str) else ()
+    if len(parts) != 4 or not all(p.isdigit() and p.isascii() and (p == "0" or not p.startswith("0"))
+                                   and int(p) <= 255 for p in parts):
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return (int(parts[0]) << 24) | (int(parts[1]) << 16) | (int(parts[2]) << 8) | int(parts[3])
 
 
 def ip_to_str(value: int) -> str:

@@ -63,6 +63,8 @@ class Ethernet:
     def build(self) -> bytes:
         if self.vlans:
             tpids = self.vlan_tpids or ((ETH_QINQ,) * (len(self.vlans) - 1) + (ETH_VLAN,))
+            if len(tpids) != len(self.vlans):
+                raise ValueError(f"{len(self.vlans)} VLAN tags but {len(tpids)} tag types")
             tags = b"".join(_tag.pack(tpid, tci) for tpid, tci in zip(tpids, self.vlans))
             head = self.dst + self.src + tags + struct.pack("!H", self.ethertype)
         else:

@@ -173,7 +173,9 @@ def copied_options(options: bytes) -> bytes:
         if kind == 1:
             i += 1
             continue
-        length = options[i + 1]
+        length = options[i + 1] if i + 1 < len(options) else 0
+        if length < 2:  # malformed (never validated): stop rather than loop forever
+            break
         if kind & 0x80:
             out += options[i:i + length]
         i += length
