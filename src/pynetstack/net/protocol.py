@@ -29,6 +29,10 @@ class IpOutput(Protocol):
         """Optional. The largest datagram ``ip_send`` takes with ``gso_size`` towards ``dst``
         (segmentation offload on the way), or 0: every segment must fit the path MTU."""
 
+    # Optional attribute ``delivers_in_batches``: True when ``poll(now)`` of every transport
+    # runs after each batch of received datagrams, so a transport may answer a whole batch
+    # once (TCP sends one ACK, one large segment); without it, answer every datagram at once.
+
     def source_address_for(self, dst: int) -> Optional[int]:
         """The local address a new flow to ``dst`` should use, or None if ``dst`` is unroutable."""
 

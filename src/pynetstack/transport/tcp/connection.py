@@ -62,7 +62,7 @@ class TcpConnection:
         "cc", "dupacks", "in_recovery", "recover", "scoreboard", "high_rxt",
         # timers (absolute times or None)
         "t_rexmit", "t_persist", "t_delack", "t_keep", "t_2msl", "persist_backoff",
-        "keep_probes", "last_recv", "deadline", "_sched",
+        "keep_probes", "last_recv", "deadline", "_sched", "deferred", "gso",
         # statistics
         "segs_in", "segs_out", "bytes_acked", "bytes_received", "retransmits", "fast_retransmits",
         "timeouts", "dup_segments", "ooo_segments",
@@ -133,6 +133,8 @@ class TcpConnection:
         self.last_recv = now
         self.deadline = None
         self._sched = None
+        self.deferred = False
+        self.gso = 0  # payload bytes per segment with segmentation offload at the last output
         self.segs_in = self.segs_out = 0
         self.bytes_acked = self.bytes_received = 0
         self.retransmits = self.fast_retransmits = self.timeouts = 0
@@ -528,6 +530,7 @@ class TcpConnection:
                 largest = self.layer.max_segment(self.remote_ip)
                 if largest > GSO_HEADROOM + 2 * mss:
                     gso = seg_max = (largest - GSO_HEADROOM) // mss * mss
+                self.gso = gso
             while True:
                 snd_nxt = self.snd_nxt
                 data_end = self.snd_buf_seq + len(self.snd_buf)
@@ -754,6 +757,25 @@ class TcpConnection:
         else:
             self._arrive_synchronized(seg, now)
         if self.state != CLOSED:
+            layer = self.layer
+            if self.gso and layer.batching and not self.ack_now and not seg.payload:
+                # the IP layer polls after each batch of datagrams: a batch of pure ACKs is
+                # answered once, so the data they release goes out in one large segment (with
+                # segmentation offload) instead of one small one per ACK.  Segments carrying
+                # data are answered at once: ACK every second segment, duplicate ACKs.
+                if not self.deferred:
+                    self.deferred = True
+                    layer.deferred.append(self)
+            else:
+                self._output(now)
+                self._update_deadline()
+
+    def flush(self, now: float) -> None:
+        """Send what the batch of segments that just arrived allows (see ``segment_arrives``)."""
+        self.deferred = False
+        if self.state != CLOSED:
+            if self.ack_pending >= 2 * self.rcv_mss:
+                self.ack_now = True
             self._output(now)
             self._update_deadline()
 

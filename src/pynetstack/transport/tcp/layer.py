@@ -114,6 +114,10 @@ class TcpLayer:
         self._accept_ready = []
         self._delivering = False
         self._max_segment = getattr(ip, "max_segment", None)
+        # an IP layer that polls after every batch of received datagrams lets connections
+        # answer a batch once (see TcpConnection.segment_arrives); others get answers at once
+        self.batching = bool(getattr(ip, "delivers_in_batches", False))
+        self.deferred = []
 
     # -- helpers used by connections -------------------------------------------------------------
 
@@ -484,7 +488,21 @@ class TcpLayer:
             self.last_error = traceback.format_exc()
         self.deliver_events()
 
+    def flush(self, now: float) -> None:
+        """Answer the batch of segments received since the last poll."""
+        while self.deferred:
+            pending, self.deferred = self.deferred, []
+            for conn in pending:
+                try:
+                    conn.flush(now)
+                except Exception:
+                    self.drops["internal-error"] += 1
+                    self.last_error = traceback.format_exc()
+            self.deliver_events()
+
     def poll(self, now: float) -> None:
+        if self.deferred:
+            self.flush(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, _, conn = heapq.heappop(timers)
@@ -502,6 +520,8 @@ class TcpLayer:
         self.deliver_events()
 
     def next_deadline(self) -> Optional[float]:
+        if self.deferred:
+            return 0.0
         timers = self._timers
         while timers and timers[0][2]._sched != timers[0][0]:
             heapq.heappop(timers)
