@@ -444,3 +444,20 @@ def test_icmp_error_about_a_datagram_we_did_not_send_is_ignored(pair):
     sim.run(0.1)
     assert a.host.path_mtu(far) == 1500
     assert a.drops[DropReason.ICMP_NOT_OURS] == 1, dict(a.drops)
+
+
+def test_reassembly_of_many_tiny_fragments(pair):
+    """hping3 -f style: 8-byte fragments; a 3000-byte datagram is 376 of them, in random order."""
+    import random
+    sim, a, b, ia, ib = pair
+    got = []
+    b.udp.bind(5000, lambda p, *rest: got.append(p))
+    body = bytes(range(256)) * 12
+    pieces = fragments_of(build_udp(A, B, 1, 5000, body), 28)
+    assert len(pieces) > 300
+    random.Random(7).shuffle(pieces)
+    for piece in pieces:
+        ib.device.inbox.append(raw_ip_frame(ib, ia, piece))
+    sim.run(0.1)
+    assert got == [body]
+    assert b.host.reassembler.bytes_held == 0

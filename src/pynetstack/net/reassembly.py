@@ -1,11 +1,13 @@
 """IPv4 fragment reassembly (RFC 791, RFC 815 hole tracking) with bounds on time and memory.
 
 Overlapping fragments drop the whole datagram, as Linux does since 2018: overlaps serve only
-to evade inspection.  Memory is bounded in bytes and datagrams; the oldest go first.
+to evade inspection.  Memory is bounded in bytes (data plus a per-fragment overhead) and in
+datagrams; the oldest go first.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from typing import Callable, Optional
 
@@ -13,14 +15,17 @@ from ..wire.ipv4 import IPv4
 from .drops import DropReason
 
 MAX_DATAGRAM = 65535
-MAX_FRAGMENTS = 128  # per datagram: keeps the overlap check cheap against tiny-fragment floods
+MAX_FRAGMENTS = MAX_DATAGRAM // 8 + 1  # every 8-byte slot of the largest datagram, as Linux allows
+FRAGMENT_OVERHEAD = 64  # bytes charged per fragment on top of its data, so tiny fragments cost too
 
 
 class _Partial:
-    __slots__ = ("pieces", "total", "first", "size", "deadline")
+    __slots__ = ("pieces", "offsets", "total", "first", "size", "held", "deadline")
 
     def __init__(self, deadline: float):
         self.pieces = {}  # offset -> bytes
+        self.offsets = []  # the pieces' offsets, sorted
+        self.held = 0  # bytes charged to the memory bound: data plus per-fragment overhead
         self.total: Optional[int] = None  # payload length, known once the last fragment arrives
         self.first: Optional[IPv4] = None  # the offset-0 fragment, whose header the datagram keeps
         self.size = 0
@@ -50,48 +55,56 @@ class Reassembler:
         if end + ip.header_length > MAX_DATAGRAM:
             self._drop(DropReason.FRAG_TOO_BIG)
             return None
+        cost = len(data) + FRAGMENT_OVERHEAD
         key = (ip.src, ip.dst, ip.protocol, ip.ident)
         partial = self.partials.get(key)
         if partial is None:
-            while len(self.partials) >= self.max_datagrams or self.bytes_held + len(data) > self.max_bytes:
+            while len(self.partials) >= self.max_datagrams or self.bytes_held + cost > self.max_bytes:
                 if not self.partials:
                     self._drop(DropReason.FRAG_MEMORY)
                     return None
                 self._discard(next(iter(self.partials)), DropReason.FRAG_MEMORY)
             partial = self.partials[key] = _Partial(now + self.timeout)
-        elif self.bytes_held + len(data) > self.max_bytes:
+        elif self.bytes_held + cost > self.max_bytes:
             self._discard(key, DropReason.FRAG_MEMORY)
             return None
+        offsets = partial.offsets
+        pieces = partial.pieces
         if not ip.mf:
-            if (partial.total is not None and partial.total != end) or any(o + len(p) > end for o, p in partial.pieces.items()):
+            last_end = offsets[-1] + len(pieces[offsets[-1]]) if offsets else 0
+            if (partial.total is not None and partial.total != end) or last_end > end:
                 self._discard(key, DropReason.FRAG_OVERLAP)
                 return None
             partial.total = end
         elif partial.total is not None and end > partial.total:
             self._discard(key, DropReason.FRAG_OVERLAP)
             return None
-        existing = partial.pieces.get(offset)
+        existing = pieces.get(offset)
         if existing is not None and existing == data:
             self._drop(DropReason.FRAG_DUPLICATE)
             return None
-        if len(partial.pieces) >= MAX_FRAGMENTS:
+        if len(offsets) >= MAX_FRAGMENTS:
             self._discard(key, DropReason.FRAG_TOO_MANY)
             return None
-        for other_offset, other in partial.pieces.items():
-            if other_offset < end and offset < other_offset + len(other):
-                self._discard(key, DropReason.FRAG_OVERLAP)
-                return None
-        partial.pieces[offset] = data
+        # Offsets are kept sorted, so only the neighbours on either side can overlap.
+        index = bisect_left(offsets, offset)
+        if (index < len(offsets) and offsets[index] < end) or \
+                (index > 0 and offsets[index - 1] + len(pieces[offsets[index - 1]]) > offset):
+            self._discard(key, DropReason.FRAG_OVERLAP)
+            return None
+        offsets.insert(index, offset)
+        pieces[offset] = data
         partial.size += len(data)
-        self.bytes_held += len(data)
+        partial.held += cost
+        self.bytes_held += cost
         if offset == 0:
             partial.first = ip
         if partial.total is None or partial.size != partial.total:
             return None
         del self.partials[key]
-        self.bytes_held -= partial.size
+        self.bytes_held -= partial.held
         self.completed += 1
-        payload = b"".join(partial.pieces[o] for o in sorted(partial.pieces))
+        payload = b"".join([pieces[o] for o in offsets])
         first = partial.first
         whole = IPv4(first.src, first.dst, first.protocol, payload, ttl=first.ttl, tos=first.tos,
                      ident=first.ident, df=first.df, options=first.options)
@@ -100,7 +113,7 @@ class Reassembler:
 
     def _discard(self, key: tuple, reason: str) -> None:
         partial = self.partials.pop(key)
-        self.bytes_held -= partial.size
+        self.bytes_held -= partial.held
         self._drop(reason)
 
     def poll(self, now: float) -> None:
