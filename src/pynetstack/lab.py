@@ -90,10 +90,10 @@ class Lab:
             self.ip("-n", ns, "link", "set", name, "up")
 
     def run(self, ns: str, *argv: str, timeout: float = 30, input: Optional[str] = None,
-            check: bool = False) -> subprocess.CompletedProcess:
+            check: bool = False, env: Optional[dict] = None) -> subprocess.CompletedProcess:
         """Run a command inside ``ns`` and wait (bounded by ``timeout``)."""
         result = subprocess.run(["ip", "netns", "exec", ns] + list(argv), input=input, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, timeout=timeout)
+                                stderr=subprocess.PIPE, text=True, timeout=timeout, env=env)
         if check and result.returncode:
             raise LabError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
         return result
