@@ -167,6 +167,7 @@ class IPv4Host:
         its checksum field is unfinished and the datagram may go anywhere but our own sockets
         (forwarding, hooks that may rewrite or inspect it), finish the checksum first, so every
         stage sees the datagram as it would be on a wire."""
+        self.counters["ip_in_checksum_trusted"] += 1
         if not frame.partial or (ip.dst in self.local_addresses and not self.hooks.has_stages(hk.PREROUTING)
                                  and not self.hooks.has_stages(hk.INPUT)):
             ip.csum_ok = True
