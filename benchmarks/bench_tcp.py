@@ -1,8 +1,9 @@
 """TCP benchmarks: throughput both ways, connect latency and memory per idle connection.
 
     python benchmarks/bench_tcp.py            # in-memory figures (no root needed)
-    sudo python benchmarks/bench_tcp.py --tap # plus the kernel over a TAP, and kernel-to-kernel
-                                              # over a veth measured in the same run
+    sudo python benchmarks/bench_tcp.py --tap # plus the kernel over a TAP (offloads on and off),
+                                              # and kernel-to-kernel over a veth in the same run
+    sudo python benchmarks/bench_tcp.py --tap --mode plain --runs 5 --megabytes 300
 
 In-memory figures run two sans-I/O TCP layers in one thread on a virtual clock: they measure
 the protocol code's CPU cost (both ends), not a network.  The TAP figures go through the
@@ -169,41 +170,62 @@ def _run(lab, ns, *argv, timeout=300):
     return lab.run(ns, *argv, timeout=timeout)
 
 
-def bench_tap(megabytes: int):
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else 0.0
+
+
+def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
+    """Medians of ``runs`` transfers each way, TAP offloads on and off, then kernel to kernel."""
     from pynetstack import lab as labmod
     from pynetstack.link.tap import TapDevice
     from pynetstack.services import discard, http, tcp_echo
     from pynetstack.stack import Stack
     results = {}
+    n = megabytes * 1_000_000
     with labmod.Lab("tcpb") as lab:
-        ns = lab.netns("k")
-        stack = Stack()
-        stack.add_interface(TapDevice("pnstcpb0", host_address=f"{KERNEL}/24", netns=ns), f"{STACK}/24")
-        tcp_echo.install(stack)
-        discard.install(stack)
-        http.install(stack)
-        stack.start_background()
-        try:
-            n = megabytes * 1_000_000
-            r = _run(lab, ns, "sh", "-c", f"curl -sS -o /dev/null -w '%{{speed_download}}' "
-                                          f"http://{STACK}/bytes/{n}")
-            results["stack -> kernel (curl GET /bytes) MB/s"] = float(r.stdout or 0) / 1e6
-            r = _run(lab, ns, "sh", "-c", f"head -c {n} /dev/zero | curl -sS -o /dev/null -w "
-                                          f"'%{{speed_upload}}' --data-binary @- http://{STACK}/sha256")
-            results["kernel -> stack (curl POST /sha256) MB/s"] = float(r.stdout or 0) / 1e6
-            r = _run(lab, ns, "python3", "-c", CONNECT_SCRIPT, STACK, "300")
-            mean, median, p99 = (float(x) for x in r.stdout.split())
-            results["connect latency kernel->stack mean/median/p99 ms"] = (mean, median, p99)
-        finally:
-            stack.close()
+        for offload in modes:
+            label = "offload" if offload else "no offload"
+            ns = lab.netns("k" + ("o" if offload else "p"))
+            stack = Stack()
+            stack.add_interface(TapDevice("pnstcpb0", host_address=f"{KERNEL}/24", netns=ns, offload=offload),
+                                f"{STACK}/24")
+            tcp_echo.install(stack)
+            discard.install(stack)
+            http.install(stack)
+            stack.start_background()
+            try:
+                down, up = [], []
+                for _ in range(runs):
+                    r = _run(lab, ns, "sh", "-c", f"curl -sS -o /dev/null -w '%{{speed_download}}' "
+                                                  f"http://{STACK}/bytes/{n}")
+                    down.append(float(r.stdout or 0) / 1e6)
+                    r = _run(lab, ns, "sh", "-c", f"head -c {n} /dev/zero | curl -sS -o /dev/null -w "
+                                                  f"'%{{speed_upload}}' --data-binary @- http://{STACK}/sha256")
+                    up.append(float(r.stdout or 0) / 1e6)
+                results[f"stack -> kernel, {label} (curl GET /bytes) MB/s"] = (_median(down), down)
+                results[f"kernel -> stack, {label} (curl POST /sha256) MB/s"] = (_median(up), up)
+                if offload == modes[0]:
+                    r = _run(lab, ns, "python3", "-c", CONNECT_SCRIPT, STACK, "300")
+                    mean, median, p99 = (float(x) for x in r.stdout.split())
+                    results["connect latency kernel->stack mean/median/p99 ms"] = (mean, median, p99)
+            finally:
+                stack.close()
         # kernel to kernel over a veth, same machine, same run
         a, b = lab.netns("ka"), lab.netns("kb")
         lab.veth(a, "pnsva", b, "pnsvb", address_a="10.97.1.1/24", address_b="10.97.1.2/24")
-        sink = lab.popen(b, "python3", "-c", SINK_SCRIPT, "10.97.1.2", text=True)
-        sink.stdout.readline()
-        _run(lab, a, "python3", "-c", SOURCE_SCRIPT, "10.97.1.2", str(max(megabytes, 500)))
-        out, _ = sink.communicate(timeout=120)
-        results["kernel -> kernel over veth (python sockets) MB/s"] = float(out.strip().splitlines()[-1])
+        k2k = []
+        for _ in range(runs):
+            sink = lab.popen(b, "python3", "-c", SINK_SCRIPT, "10.97.1.2", text=True)
+            sink.stdout.readline()
+            _run(lab, a, "python3", "-c", SOURCE_SCRIPT, "10.97.1.2", str(max(megabytes, 500)))
+            out, _ = sink.communicate(timeout=120)
+            k2k.append(float(out.strip().splitlines()[-1]))
+        results["kernel -> kernel over veth (python sockets) MB/s"] = (_median(k2k), k2k)
+    kernel = results["kernel -> kernel over veth (python sockets) MB/s"][0]
+    for name in list(results):
+        if name.startswith(("stack ->", "kernel -> stack")) and kernel:
+            results[name] += (results[name][0] / kernel,)
     return results
 
 
@@ -211,6 +233,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tap", action="store_true", help="also measure against the kernel (root)")
     parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3, help="transfers per figure (the median is shown)")
+    parser.add_argument("--mode", choices=("both", "offload", "plain"), default="both",
+                        help="TAP offloads (IFF_VNET_HDR, TSO4, checksum) on, off, or both")
     args = parser.parse_args(argv)
     print(f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}")
     print(f"in-memory throughput (both ends in one thread): {bench_memory_throughput():8.1f} MB/s")
@@ -229,11 +254,14 @@ def main(argv=None):
         if os.geteuid() != 0:
             print("--tap needs root")
             return 1
-        for name, value in bench_tap(args.megabytes).items():
-            if isinstance(value, tuple):
+        modes = {"both": (True, False), "offload": (True,), "plain": (False,)}[args.mode]
+        for name, value in bench_tap(args.megabytes, args.runs, modes).items():
+            if name.startswith("connect"):
                 print(f"{name}: " + " / ".join(f"{v:.3f}" for v in value))
             else:
-                print(f"{name}: {value:.1f}")
+                runs = ", ".join(f"{v:.0f}" for v in value[1])
+                ratio = f"  ({value[2]:.2f} x kernel-to-kernel)" if len(value) > 2 else ""
+                print(f"{name}: median {value[0]:.1f} of [{runs}]{ratio}")
     return 0
 
 
