@@ -25,6 +25,13 @@ MAX_FRAME = 65536
 GSO_MAX = 65535                 # the largest IPv4 datagram handed down in one piece
 
 
+def _writev(fd: int, parts) -> None:
+    os.write(fd, b"".join(parts))
+
+
+writev = getattr(os, "writev", _writev)  # PyPy's os has no writev
+
+
 class TapDevice(Device):
     """Creates (or attaches to an existing persistent) TAP interface named ``name``.
 
@@ -69,7 +76,10 @@ class TapDevice(Device):
             ifr = fcntl.ioctl(self._fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(self._fd)
-            raise OSError(exc.errno, f"cannot create TAP {name!r}: {exc.strerror}") from None
+            why = {errno.EBUSY: "a TAP of that name is in use by another process",
+                   errno.EINVAL: "an interface of that name exists and is not a TAP",
+                   errno.EPERM: "TAP needs root or CAP_NET_ADMIN"}.get(exc.errno, exc.strerror)
+            raise OSError(exc.errno, f"cannot create TAP {name!r}: {why}") from None
         self.name = ifr[:16].rstrip(b"\0").decode()
 
     def _set_offload(self) -> None:
@@ -118,7 +128,7 @@ class TapDevice(Device):
     def send(self, frame: bytes, now: float) -> None:
         try:
             if self._hdr:
-                os.writev(self._fd, (vnet.ZERO_HEADER, frame))
+                writev(self._fd, (vnet.ZERO_HEADER, frame))
             else:
                 os.write(self._fd, frame)
         except (BlockingIOError, OSError):
@@ -130,7 +140,7 @@ class TapDevice(Device):
         (CHECKSUM_PARTIAL) and, when its payload exceeds ``gso_size``, have the kernel cut it
         into segments of ``gso_size`` payload bytes (TSO)."""
         try:
-            os.writev(self._fd, (vnet.gso_header(frame, gso_size), frame))
+            writev(self._fd, (vnet.gso_header(frame, gso_size), frame))
         except (BlockingIOError, OSError):
             pass
 
