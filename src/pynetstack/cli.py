@@ -19,7 +19,8 @@ def _up(args) -> int:
         given = [flag for flag, value in (("--tap", args.tap), ("--interface", args.interface),
                                           ("--address", args.address), ("--gateway", args.gateway),
                                           ("--host-address", args.host_address), ("--mtu", args.mtu),
-                                          ("--mac", args.mac), ("--pcap", args.pcap)) if value is not None]
+                                          ("--mac", args.mac), ("--pcap", args.pcap),
+                                          ("--no-offload", args.no_offload or None)) if value is not None]
         if given:
             raise ConfigError(f"--config FILE describes the whole stack: put {', '.join(given)} in the file instead")
         stack = build_stack(args.config)
@@ -39,6 +40,10 @@ def _up(args) -> int:
             table["mac"] = args.mac
         if args.pcap:
             table["pcap"] = args.pcap
+        if args.no_offload:
+            if not args.tap:
+                raise ConfigError("--no-offload applies to --tap only")
+            table["offload"] = False
         config = {"interface": [table],
                   "services": {"icmp_echo": not args.no_icmp_echo, "udp_echo": False if args.no_udp_echo else 7,
                                "tcp_echo": False if args.no_tcp_echo else 7,
@@ -149,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mtu", type=int, help="interface MTU (default 1500)")
     up.add_argument("--mac", help="the stack's MAC address (default: random, locally administered)")
     up.add_argument("--config", metavar="FILE", help="a TOML configuration file")
+    up.add_argument("--no-offload", action="store_true",
+                    help="TAP without checksum/segmentation offload (every frame MTU-sized, checksums computed)")
     up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
     up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")
     up.add_argument("--no-udp-echo", action="store_true", help="no UDP echo service on port 7")

@@ -7,6 +7,7 @@
     address = "10.0.0.2/24"       # or a list of CIDRs
     host_address = "10.0.0.1/24"  # TAP only: the kernel side's address
     mtu = 1500
+    offload = true                # TAP only: checksum and segmentation offload (default: on unless forwarding)
     mac = "02:00:00:00:00:02"
     promiscuous = true            # AF_PACKET only
     pcap = "stack.pcap"           # record this interface's frames
@@ -39,7 +40,8 @@ class ConfigError(ValueError):
 
 
 _STACK_KEYS = {"forwarding"}
-_INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap"}
+_INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap",
+                   "offload"}
 _ROUTE_KEYS = {"destination", "gateway", "interface", "metric"}
 _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
@@ -156,6 +158,8 @@ def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
             if mac[0] & 1 or not any(mac):
                 raise ConfigError(f"{where}: mac {table['mac']!r} is not a unicast address")
         _typed(table, "promiscuous", bool, where)
+        if _typed(table, "offload", bool, where) is not None and "tap" not in table:
+            raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
     routes = config.get("route", [])
     if not isinstance(routes, list):
@@ -202,8 +206,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
     stack = Stack(forwarding=bool(config.get("stack", {}).get("forwarding", False)),
                   echo_reply=bool(config.get("services", {}).get("icmp_echo", True)))
     try:
+        forwarding = bool(config.get("stack", {}).get("forwarding", False))
         for table in config.get("interface", []):
-            device = _make_device(table)
+            device = _make_device(table, forwarding)
             if table.get("pcap"):
                 device = PcapDevice(device, os.path.join(base_dir, table["pcap"]))
             stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
@@ -230,10 +235,13 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
     return stack
 
 
-def _make_device(table: dict):
+def _make_device(table: dict, forwarding: bool = False):
     from .link.packet import PacketDevice
     from .link.tap import TapDevice
 
     if "tap" in table:
-        return TapDevice(table["tap"], mtu=table.get("mtu", 1500), host_address=table.get("host_address"))
+        # Offloads hand over 64 KB TCP segments that a router could not forward: off when forwarding.
+        offload = table.get("offload", not forwarding)
+        return TapDevice(table["tap"], mtu=table.get("mtu", 1500), host_address=table.get("host_address"),
+                         offload=offload)
     return PacketDevice(table["interface"], promiscuous=table.get("promiscuous", True))

@@ -166,6 +166,7 @@ class Stack:
                     continue
                 for frame in frames:
                     receive(iface, frame, now)
+            # Poll after every batch: transports answer a batch at once (IPv4Host.delivers_in_batches).
             self.poll(now)
 
     def poll(self, now: float) -> None:

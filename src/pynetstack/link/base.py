@@ -26,6 +26,7 @@ class Device(ABC):
 
     name = "device"
     mtu = 1500
+    gso_max = 0  # the largest TCP datagram send_gso() takes (segmentation offload); 0: none
     mac: Optional[bytes] = None  # a MAC the device imposes (e.g. AF_PACKET's NIC), else None
 
     def fileno(self) -> Optional[int]:
@@ -39,6 +40,11 @@ class Device(ABC):
     @abstractmethod
     def send(self, frame: bytes, now: float) -> None:
         """Put one frame on the wire (a full queue drops it, as a congested wire would)."""
+
+    def send_gso(self, frame: bytes, gso_size: int, now: float) -> None:
+        """Send a TCP frame larger than the MTU for the device to cut into ``gso_size`` pieces.
+        Only devices with ``gso_max`` > 0 are asked."""
+        raise OSError(95, f"{self.name}: no segmentation offload")
 
     def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
@@ -58,6 +64,7 @@ class DeviceWrapper(Device):
         self.name = inner.name
         self.mtu = inner.mtu
         self.mac = inner.mac
+        self.gso_max = inner.gso_max
 
     def fileno(self):
         return self.inner.fileno()
@@ -67,6 +74,9 @@ class DeviceWrapper(Device):
 
     def send(self, frame, now):
         self.inner.send(frame, now)
+
+    def send_gso(self, frame, gso_size, now):
+        self.inner.send_gso(frame, gso_size, now)
 
     def poll(self, now):
         self.inner.poll(now)

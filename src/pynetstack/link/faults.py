@@ -19,6 +19,7 @@ class FaultInjector(DeviceWrapper):
                  reorder: float = 0.0, corrupt: float = 0.0, delay: float = 0.0, jitter: float = 0.0,
                  rate_bps: Optional[float] = None, queue_limit: int = 1000):
         super().__init__(inner)
+        self.gso_max = 0  # faults act on wire-sized frames: the stack must not hand down 64 KB ones
         for name, p in (("loss", loss), ("duplicate", duplicate), ("reorder", reorder), ("corrupt", corrupt)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} probability must be within 0..1, not {p}")
