@@ -125,7 +125,7 @@ def _steps(demo: Demo) -> None:
 
     def download():
         size = 20_000_000
-        result = demo.run("sh", "-c", f"curl -sS --max-time 60 -w '%{{speed_download}}' -o /tmp/pns-demo-dl "
+        result = demo.run("sh", "-c", f"curl -sS --max-time 60 -w '%{{speed_download}}\\n' -o /tmp/pns-demo-dl "
                                       f"http://{STACK_TAP}/bytes/{size} && sha256sum /tmp/pns-demo-dl; rm -f /tmp/pns-demo-dl",
                           timeout=90)
         import hashlib
