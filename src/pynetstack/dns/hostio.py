@@ -79,11 +79,11 @@ class SocketTransport:
     def _tcp(self, wire, server, timeout):
         with socket.create_connection(server, timeout=timeout) as sock:
             sock.sendall(struct.pack("!H", len(wire)) + wire)
-            length = struct.unpack("!H", _recv_exactly(sock, 2))[0]
-            return _recv_exactly(sock, length)
+            length = struct.unpack("!H", recv_exactly(sock, 2))[0]
+            return recv_exactly(sock, length)
 
 
-def _recv_exactly(sock, n: int) -> bytes:
+def recv_exactly(sock, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))

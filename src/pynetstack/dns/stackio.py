@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..api.udp import UdpSocket
+from .hostio import recv_exactly
 from .server import DEFER, DnsServer
 
 WORKERS = 8
@@ -68,20 +69,10 @@ class StackTransport:
         try:
             with create_connection(self.stack, tuple(server), timeout=timeout) as sock:
                 sock.sendall(len(wire).to_bytes(2, "big") + wire)
-                head = _recv_exactly(sock, 2)
-                return _recv_exactly(sock, int.from_bytes(head, "big"))
+                head = recv_exactly(sock, 2)
+                return recv_exactly(sock, int.from_bytes(head, "big"))
         except OSError:
             return None
-
-
-def _recv_exactly(sock, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise OSError("connection closed")
-        buf += chunk
-    return bytes(buf)
 
 
 class _DnsOverTcp:
