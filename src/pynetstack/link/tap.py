@@ -135,6 +135,30 @@ class TapDevice(Device):
             # A full TAP queue drops, as a congested wire would; TCP recovers.
             pass
 
+    def send_parts(self, parts, now: float) -> None:
+        """Send one frame given as a tuple of byte strings (headers, payload): one ``writev``,
+        no join (PyPy, which has no ``os.writev``, joins them)."""
+        try:
+            if self._hdr:
+                writev(self._fd, (vnet.ZERO_HEADER,) + parts)
+            else:
+                writev(self._fd, parts)
+        except (BlockingIOError, OSError):
+            pass
+
+    def send_gso_parts(self, parts, gso_size: int, hdr_len: int, now: float) -> None:
+        """``send_gso`` for a frame given as a tuple of byte strings whose headers (Ethernet,
+        IPv4 without options, TCP) take ``hdr_len`` bytes."""
+        if not self._hdr:
+            raise OSError(95, f"{self.name}: no segmentation offload")
+        length = 0
+        for part in parts:
+            length += len(part)
+        try:
+            writev(self._fd, (vnet.gso_header_for(length - hdr_len, gso_size, hdr_len),) + parts)
+        except (BlockingIOError, OSError):
+            pass
+
     def send_gso(self, frame: bytes, gso_size: int, now: float) -> None:
         """Send an IPv4/TCP frame whose TCP checksum field holds the pseudo-header sum
         (CHECKSUM_PARTIAL) and, when its payload exceeds ``gso_size``, have the kernel cut it

@@ -133,3 +133,11 @@ def gso_header(frame, gso_size: int) -> bytes:
     if len(frame) - hdr_len > gso_size > 0:
         return _pack(F_NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, start, TCP_CSUM_OFFSET)
     return _pack(F_NEEDS_CSUM, GSO_NONE, hdr_len, 0, start, TCP_CSUM_OFFSET)
+
+
+def gso_header_for(payload_length: int, gso_size: int, hdr_len: int, csum_start: int = ETH_HLEN + 20) -> bytes:
+    """``gso_header`` without looking at the frame: its headers take ``hdr_len`` bytes, the TCP
+    header starts at ``csum_start`` and ``payload_length`` bytes follow the headers."""
+    if payload_length > gso_size > 0:
+        return _pack(F_NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, csum_start, TCP_CSUM_OFFSET)
+    return _pack(F_NEEDS_CSUM, GSO_NONE, hdr_len, 0, csum_start, TCP_CSUM_OFFSET)

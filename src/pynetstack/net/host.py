@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections import Counter, OrderedDict, deque
 from typing import Dict, Optional
 
@@ -33,6 +34,90 @@ MIN_PMTU = 552  # Linux's net.ipv4.route.min_pmtu: the floor a path MTU message 
 PMTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)  # RFC 1191 section 7
 PMTU_LIFETIME = 600.0
 PMTU_ENTRIES = 1024
+
+
+_path_hdr = struct.Struct("!16sHH4sH8s")  # Ethernet + IPv4: the template, then length, ident, checksum
+_path_pack = _path_hdr.pack
+
+
+class OutputPath:
+    """A flow's cached way out (DESIGN principle 5): route, egress device, next-hop MAC and a
+    prebuilt Ethernet + IPv4 header, valid while the routing table, the hooks, the interface's
+    neighbour cache and the learned path MTUs keep the generation they had when it was made,
+    and until the neighbour entry (or a learned path MTU) expires.  Only the total length,
+    the identification and the header checksum (updated incrementally, RFC 1624) change per
+    datagram, so a segment costs one struct pack and one device call.
+
+    Made by ``IPv4Host.output_path`` for a unicast, off-host destination when no OUTPUT or
+    POSTROUTING stage is registered (a stage must see every packet); the transport keeps it
+    and calls ``transmit``, which answers False when the path is stale, so the caller sends
+    that datagram through ``ip_send`` and asks for a new path."""
+
+    __slots__ = ("host", "iface", "neighbours", "device", "send", "send_parts", "send_gso", "mtu", "expires",
+                 "route_gen", "hook_gen", "neigh_gen", "pmtu_gen", "prefix", "middle", "addresses",
+                 "base", "ident", "gso_max", "protocol")
+
+    def valid(self, now: float) -> bool:
+        host = self.host
+        return (now < self.expires and host._steps is None and host.routes.generation == self.route_gen
+                and host.hooks.generation == self.hook_gen and self.neighbours.generation == self.neigh_gen
+                and host.pmtu_generation == self.pmtu_gen)
+
+    def header(self, length: int) -> bytes:
+        """The Ethernet + IPv4 header (34 bytes) for a transport segment of ``length`` bytes."""
+        ident = self.ident = (self.ident + 1) & 0xFFFF
+        total = length + 20
+        csum = 0xFFFF - ((self.base + total + ident) % 0xFFFF or 0xFFFF)
+        return _path_pack(self.prefix, total, ident, self.middle, csum, self.addresses)
+
+    def transmit(self, head: bytes, payload, now: float) -> bool:
+        """Send transport header ``head`` and ``payload`` as one datagram; False when the path
+        went stale or the datagram does not fit (the caller then uses ``ip_send``)."""
+        host = self.host
+        length = len(head) + len(payload)
+        if (now >= self.expires or length + 20 > self.mtu or host._steps is not None
+                or host.routes.generation != self.route_gen or host.hooks.generation != self.hook_gen
+                or self.neighbours.generation != self.neigh_gen or host.pmtu_generation != self.pmtu_gen):
+            return False
+        ident = self.ident = (self.ident + 1) & 0xFFFF
+        total = length + 20
+        csum = 0xFFFF - ((self.base + total + ident) % 0xFFFF or 0xFFFF)
+        header = _path_pack(self.prefix, total, ident, self.middle, csum, self.addresses)
+        host.counters["ip_out_requests"] += 1
+        iface = self.iface
+        iface.tx_frames += 1
+        if total < 46:  # Ethernet minimum: pad (the IPv4 total length tells the payload apart)
+            payload = bytes(payload) + bytes(46 - total)
+        iface.tx_bytes += total + 14
+        send_parts = self.send_parts
+        if send_parts is not None:
+            send_parts((header, head, payload), now)
+        else:
+            self.send(b"".join((header, head, payload)), now)
+        return True
+
+    def transmit_gso(self, head: bytes, payload, gso_size: int, now: float) -> bool:
+        """As ``transmit`` for a TCP segment with an unfinished checksum (the field holds the
+        pseudo-header sum) of up to ``gso_max`` bytes, which the device cuts into segments of
+        ``gso_size`` payload bytes (segmentation offload)."""
+        host = self.host
+        length = len(head) + len(payload)
+        if (not self.gso_max or length + 20 > self.gso_max or now >= self.expires or host._steps is not None
+                or host.routes.generation != self.route_gen or host.hooks.generation != self.hook_gen
+                or self.neighbours.generation != self.neigh_gen or host.pmtu_generation != self.pmtu_gen):
+            return False
+        ident = self.ident = (self.ident + 1) & 0xFFFF
+        total = length + 20
+        csum = 0xFFFF - ((self.base + total + ident) % 0xFFFF or 0xFFFF)
+        header = _path_pack(self.prefix, total, ident, self.middle, csum, self.addresses)
+        counters = host.counters
+        counters["ip_out_requests"] += 1
+        counters["ip_out_offloaded"] += 1
+        iface = self.iface
+        iface.tx_frames += 1
+        iface.tx_bytes += total + 14
+        self.send_gso((header, head, payload), gso_size, 34 + len(head), now)
+        return True
 
 
 def _bad_source(src: int) -> bool:
@@ -63,6 +148,7 @@ class IPv4Host:
         self.pmtu: "OrderedDict[int, tuple]" = OrderedDict()  # dst -> (mtu, expires)
         self.echo_listeners = []  # callables(ip, icmp, now) for echo replies (ping clients)
         self._ident = int.from_bytes(os.urandom(2), "big")
+        self.pmtu_generation = 0  # bumped when a learned path MTU changes (cached OutputPaths)
         self._loopback: deque = deque()
         self.tracer = None  # a callable(frame) -> bool choosing frames to trace, with .emit(steps)
         self._steps = None  # the journey of the frame being traced, step by step
@@ -290,6 +376,7 @@ class IPv4Host:
         current = self.path_mtu(dst)
         mtu = max(MIN_PMTU, min(mtu, current))
         self.pmtu[dst] = (mtu, now + PMTU_LIFETIME)
+        self.pmtu_generation += 1
         self.pmtu.move_to_end(dst)
         while len(self.pmtu) > PMTU_ENTRIES:
             self.pmtu.popitem(last=False)
@@ -362,6 +449,66 @@ class IPv4Host:
                     self.drops.drop(DropReason.IP_NO_ROUTE)
                     return False
         return self._output(ip, route, now)
+
+    def output_path(self, src: int, dst: int, protocol: int, now: float, ttl: Optional[int] = None,
+                    tos: int = 0) -> Optional[OutputPath]:
+        """A cached way out for datagrams ``src`` -> ``dst`` (DF set), or None when each must
+        take the full path: a local or broadcast destination, no route, an unresolved next hop,
+        a hook on OUTPUT or POSTROUTING, or a packet being traced."""
+        if dst in self.local_addresses or dst in self.broadcasts or dst == LIMITED_BROADCAST or self._steps is not None:
+            return None
+        hooks = self.hooks
+        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
+            return None
+        route = self.routes.lookup(dst)
+        if route is None:
+            return None
+        iface = route.interface
+        next_hop = route.next_hop(dst)
+        if next_hop in self.broadcasts:
+            return None
+        neighbours = iface.neighbours
+        mac = neighbours.static.get(next_hop)
+        expires = float("inf")
+        if mac is None:
+            entry = neighbours.entries.get(next_hop)
+            if entry is None or entry[1] <= now:
+                return None
+            mac, expires = entry
+        mtu = iface.mtu
+        learned = self.pmtu.get(dst)
+        if learned is not None:
+            if learned[1] <= now:
+                return None  # let the slow path expire it
+            mtu = min(mtu, learned[0])
+            expires = min(expires, learned[1])
+        path = OutputPath()
+        path.host = self
+        path.iface = iface
+        path.neighbours = neighbours
+        device = iface.device
+        path.device = device
+        path.send = device.send
+        path.send_parts = getattr(device, "send_parts", None)
+        path.send_gso = getattr(device, "send_gso_parts", None)
+        path.gso_max = getattr(device, "gso_max", 0) if path.send_gso is not None else 0
+        path.mtu = mtu
+        path.expires = expires
+        path.route_gen = self.routes.generation
+        path.hook_gen = hooks.generation
+        path.neigh_gen = neighbours.generation
+        path.pmtu_gen = self.pmtu_generation
+        ttl = self.default_ttl if ttl is None else ttl
+        path.protocol = protocol
+        path.prefix = mac + iface.mac + bytes((0x08, 0x00, 0x45, tos))
+        path.middle = struct.pack("!HBB", 0x4000, ttl, protocol)
+        path.addresses = struct.pack("!II", src, dst)
+        # the constant words of the IPv4 header, to which each datagram adds length and ident
+        path.base = (0x4500 | tos) + 0x4000 + ((ttl << 8) | protocol) + src + dst
+        self._ident = (self._ident + 1) & 0xFFFF
+        path.ident = self._ident
+        self.counters["output_paths_made"] += 1
+        return path
 
     def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
         route = self.routes.lookup(dst)

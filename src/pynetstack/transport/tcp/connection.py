@@ -12,8 +12,9 @@ Sequence numbers are unwrapped ints (see ``seq.py``): ``wire & 0xFFFFFFFF`` on o
 
 from __future__ import annotations
 
-from ...wire.tcp import (ACK, FIN, PSH, RST, SYN, build_options, build_tcp, build_tcp_partial,
-                         sack_option, timestamp_option)
+import struct
+
+from ...wire.tcp import (ACK, FIN, PSH, RST, SYN, build_options, build_tcp, sack_option, timestamp_option)
 from . import congestion
 from .sack import ReorderQueue, Scoreboard
 from .seq import HALF, MASK
@@ -42,6 +43,13 @@ TS_OPTION_LEN = 12
 PAWS_IDLE = 24 * 86400.0    # RFC 7323 5.5: ts_recent is invalid after 24 days idle
 G = 0.001                   # clock granularity for RFC 6298
 GSO_HEADROOM = 80           # IPv4 header + the largest TCP header, below the offload limit
+PROTO_TCP = 6
+
+_hdr_pack = struct.Struct("!HHIIBBHHH").pack
+_ts_hdr_pack = struct.Struct("!HHIIBBHHH4sII").pack   # the header with NOP NOP TS, in one piece
+_TS_PREFIX = b"\x01\x01\x08\x0a"
+_TS_PREFIX_SUM = 0x0101 + 0x080A
+_from_bytes = int.from_bytes
 
 
 class TcpConnection:
@@ -62,7 +70,7 @@ class TcpConnection:
         "cc", "dupacks", "in_recovery", "recover", "scoreboard", "high_rxt",
         # timers (absolute times or None)
         "t_rexmit", "t_persist", "t_delack", "t_keep", "t_2msl", "persist_backoff",
-        "keep_probes", "last_recv", "deadline", "_sched", "deferred", "gso",
+        "keep_probes", "last_recv", "deadline", "_sched", "deferred", "gso", "path", "csum_base",
         # statistics
         "segs_in", "segs_out", "bytes_acked", "bytes_received", "retransmits", "fast_retransmits",
         "timeouts", "dup_segments", "ooo_segments",
@@ -135,6 +143,10 @@ class TcpConnection:
         self._sched = None
         self.deferred = False
         self.gso = 0  # payload bytes per segment with segmentation offload at the last output
+        self.path = None  # the IP layer's cached OutputPath for this flow (made on first send)
+        # the constant part of the checksum: pseudo-header addresses and protocol, our ports
+        # (a 32-bit value is congruent to the sum of its 16-bit halves modulo 0xFFFF)
+        self.csum_base = local_ip + remote_ip + PROTO_TCP + local_port + remote_port
         self.segs_in = self.segs_out = 0
         self.bytes_acked = self.bytes_received = 0
         self.retransmits = self.fast_retransmits = self.timeouts = 0
@@ -447,27 +459,67 @@ class TcpConnection:
 
     def _send_segment(self, seq: int, flags: int, payload, now: float, gso_size: int = 0) -> None:
         """Send one segment. ``gso_size`` > 0: the path offloads checksums and segmentation, so
-        the checksum is left to the device, which cuts the payload in ``gso_size`` pieces."""
-        opts = b""
-        if self.ts_ok:
-            opts = timestamp_option(self._ts_now(now), self.ts_recent)
-        reorder = self.reorder
-        if reorder is not None and reorder.runs and self.sack_ok:
-            blocks = reorder.sack_blocks(3 if self.ts_ok else 4)
-            opts += sack_option(blocks)
+        the checksum is left to the device, which cuts the payload in ``gso_size`` pieces.
+
+        The header is packed here in one piece and handed to the flow's cached ``OutputPath``
+        (prebuilt Ethernet and IPv4 headers); without a path (or when it went stale and no new
+        one can be had) the segment takes ``layer.output``, the full IP output path."""
         rcv_nxt = self.rcv_nxt
-        if gso_size:
-            seg = build_tcp_partial(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                                    seq & MASK, rcv_nxt & MASK, flags, self._window_field(), payload, opts)
-        else:
-            seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                            seq & MASK, rcv_nxt & MASK, flags, self._window_field(), payload, opts)
+        window = self._window_field()
         self.last_ack_sent = rcv_nxt
         self.ack_pending = 0
         self.ack_now = False
         self.t_delack = None
         self.segs_out += 1
-        self.layer.output(self, seg, now, gso_size)
+        seq &= MASK
+        ack = rcv_nxt & MASK
+        plen = len(payload)
+        reorder = self.reorder
+        sack = reorder is not None and reorder.runs and self.sack_ok
+        if self.ts_ok and not sack:
+            # the usual segment: NOP NOP TS; its checksum from the flow's constant sum
+            ts_val = (int(now * 1000.0) + self.ts_offset) & MASK
+            ts_ecr = self.ts_recent or 0
+            if gso_size:
+                csum = (self.csum_base - self.local_port - self.remote_port + 32 + plen) % 0xFFFF
+            else:
+                value = (self.csum_base + 32 + plen + seq + ack + (0x8000 | flags) + window + _TS_PREFIX_SUM
+                         + ts_val + ts_ecr)
+                if plen:
+                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
+            head = _ts_hdr_pack(self.local_port, self.remote_port, seq, ack, 0x80, flags, window, csum, 0,
+                                _TS_PREFIX, ts_val, ts_ecr)
+        else:
+            opts = b""
+            if self.ts_ok:
+                opts = timestamp_option(self._ts_now(now), self.ts_recent)
+            if sack:
+                opts += sack_option(reorder.sack_blocks(3 if self.ts_ok else 4))
+            hlen = 20 + len(opts)
+            if gso_size:
+                csum = (self.csum_base - self.local_port - self.remote_port + hlen + plen) % 0xFFFF
+            else:
+                value = (self.csum_base + hlen + plen + seq + ack + ((hlen << 10) | flags) + window
+                         + (_from_bytes(opts, "big") if opts else 0))
+                if plen:
+                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
+            head = _hdr_pack(self.local_port, self.remote_port, seq, ack, hlen << 2, flags, window, csum, 0) + opts
+        layer = self.layer
+        for _ in range(2):
+            path = self.path
+            if path is None:
+                break
+            if gso_size:
+                if path.transmit_gso(head, payload, gso_size, now):
+                    return
+            elif path.transmit(head, payload, now):
+                return
+            self.path = layer.output_path(self, now)  # stale: ask once for a new one
+        layer.output(self, head + payload, now, gso_size)
+        if self.path is None:
+            self.path = layer.output_path(self, now)
 
     def _send_rst(self, seq: int, now: float) -> None:
         seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
@@ -505,7 +557,7 @@ class TcpConnection:
                 flags |= PSH
             if self.fin_queued:
                 flags |= FIN
-        payload = bytes(self.snd_buf[start:start + length]) if length else b""
+        payload = self.snd_buf[start:start + length] if length else b""
         if seq < self.snd_max:
             self.retransmits += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:

@@ -114,6 +114,7 @@ class TcpLayer:
         self._accept_ready = []
         self._delivering = False
         self._max_segment = getattr(ip, "max_segment", None)
+        self._output_path = getattr(ip, "output_path", None)
         # an IP layer that polls after every batch of received datagrams lets connections
         # answer a batch once (see TcpConnection.segment_arrives); others get answers at once
         self.batching = bool(getattr(ip, "delivers_in_batches", False))
@@ -168,6 +169,11 @@ class TcpLayer:
             ok = self.ip.ip_send(conn.local_ip, conn.remote_ip, PROTO, segment, now)
         if not ok:
             self.counters["unroutable"] += 1
+
+    def output_path(self, conn, now: float):
+        """The IP layer's cached way out for ``conn`` (an ``OutputPath``), or None."""
+        make = self._output_path
+        return make(conn.local_ip, conn.remote_ip, PROTO, now) if make is not None else None
 
     def max_segment(self, remote_ip: int) -> int:
         """The largest datagram the IP layer takes towards ``remote_ip`` for segmentation
