@@ -1145,7 +1145,10 @@ class TcpConnection:
             rtt = None
             if self.ts_ok and seg.ts_ecr:
                 rtt = ((self._ts_now(now) - seg.ts_ecr) & MASK) / 1000.0
-                if rtt > 120.0:
+                if rtt > 120.0 or (self.first_rexmit is not None and rtt > now - self.first_rexmit + 0.002):
+                    # an echo from before a retransmission timeout (the ACK of data that got
+                    # through while its ACK was lost, answered to a duplicate) measures the
+                    # outage, not the path: Karn's rule for timestamps
                     rtt = None
             elif self.rtt_seq is not None and ack > self.rtt_seq:
                 rtt = now - self.rtt_time

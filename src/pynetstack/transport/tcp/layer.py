@@ -340,8 +340,8 @@ class TcpLayer:
         except Exception:  # a bug must not take the stack down: count it, keep the trace
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
-        if self._events or self._accept_ready:
-            self.deliver_events()
+        if (self._events or self._accept_ready) and not self.batching:
+            self.deliver_events()  # batching: after the batch, in flush(), so data arrives in one piece
 
     def _dispatch(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
         if seg.src_port == 0 or seg.dst_port == 0:
@@ -495,7 +495,9 @@ class TcpLayer:
         self.deliver_events()
 
     def flush(self, now: float) -> None:
-        """Answer the batch of segments received since the last poll."""
+        """Answer the batch of segments received since the last poll: the applications take
+        their data first, so the ACK that follows advertises the window their reads opened."""
+        self.deliver_events()
         while self.deferred:
             pending, self.deferred = self.deferred, []
             for conn in pending:
@@ -507,7 +509,7 @@ class TcpLayer:
             self.deliver_events()
 
     def poll(self, now: float) -> None:
-        if self.deferred:
+        if self.deferred or self._events:
             self.flush(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
