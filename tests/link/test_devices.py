@@ -92,3 +92,17 @@ def test_pcap_device_records_both_directions(tmp_path):
     recorded.close()
     assert sorted(hashlib.sha1(f).hexdigest() for _, f in read_pcap(str(path))) == sorted(
         hashlib.sha1(f).hexdigest() for f in (b"out" * 20, b"in!" * 20))
+
+
+def test_wrappers_pass_frames_given_in_parts(tmp_path):
+    a, b = memory_pair()
+    path = tmp_path / "parts.pcap"
+    recorded = PcapDevice(a, str(path))
+    recorded.send_parts((b"head" * 5, b"body" * 20), 0.0)
+    faulty = FaultInjector(b, seed=1)
+    faulty.send_parts((b"back" * 5, b"again" * 20), 0.0)
+    assert b.receive(0.0) == [b"head" * 5 + b"body" * 20]
+    assert a.receive(0.0) == [b"back" * 5 + b"again" * 20]
+    recorded.close()
+    assert [f for _, f in read_pcap(str(path))] == [b"head" * 5 + b"body" * 20]
+    assert faulty.gso_max == 0

@@ -46,6 +46,14 @@ class Device(ABC):
         Only devices with ``gso_max`` > 0 are asked."""
         raise OSError(95, f"{self.name}: no segmentation offload")
 
+    def send_parts(self, parts, now: float) -> None:
+        """Send one frame given as a tuple of byte strings (a device with writev avoids the join)."""
+        self.send(b"".join(parts), now)
+
+    def send_gso_parts(self, parts, gso_size: int, hdr_len: int, now: float) -> None:
+        """``send_gso`` for a frame given in parts whose headers take ``hdr_len`` bytes."""
+        self.send_gso(b"".join(parts), gso_size, now)
+
     def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
 
@@ -77,6 +85,12 @@ class DeviceWrapper(Device):
 
     def send_gso(self, frame, gso_size, now):
         self.inner.send_gso(frame, gso_size, now)
+
+    def send_parts(self, parts, now):
+        self.inner.send_parts(parts, now)
+
+    def send_gso_parts(self, parts, gso_size, hdr_len, now):
+        self.inner.send_gso_parts(parts, gso_size, hdr_len, now)
 
     def poll(self, now):
         self.inner.poll(now)

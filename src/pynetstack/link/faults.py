@@ -35,6 +35,9 @@ class FaultInjector(DeviceWrapper):
         self.stats = {"sent": 0, "lost": 0, "duplicated": 0, "reordered": 0, "corrupted": 0,
                       "queue_drops": 0}
 
+    def send_parts(self, parts, now: float) -> None:
+        self.send(b"".join(parts), now)  # every frame goes through the faults
+
     def send(self, frame: bytes, now: float) -> None:
         rnd = self.random.random
         if self.loss and rnd() < self.loss:

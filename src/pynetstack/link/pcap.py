@@ -88,6 +88,14 @@ class PcapDevice(DeviceWrapper):
         self.writer.write(frame)
         self.inner.send(frame, now)
 
+    def send_parts(self, parts, now):
+        self.writer.write(b"".join(parts))
+        self.inner.send_parts(parts, now)
+
+    def send_gso_parts(self, parts, gso_size, hdr_len, now):
+        self.writer.write(b"".join(parts))
+        self.inner.send_gso_parts(parts, gso_size, hdr_len, now)
+
     def send_gso(self, frame, gso_size, now):
         # Recorded as handed to the NIC (larger than the MTU, checksum unfinished), as tcpdump
         # shows offloaded traffic on Linux.
