@@ -166,6 +166,22 @@ s.close()
 """
 
 
+# kernel -> stack without curl and head in the way: one Python socket writes N bytes to the
+# stack's discard service (port 9) and waits for the stack's FIN after its own, so the time
+# covers every byte being taken in by the stack.
+SOCKET_SOURCE_SCRIPT = r"""
+import socket, sys, time
+n = int(sys.argv[2]); buf = bytes(1 << 20); view = memoryview(buf)
+s = socket.create_connection((sys.argv[1], 9), timeout=60)
+t = time.perf_counter(); left = n
+while left:
+    left -= s.send(view[:min(left, len(buf))])
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(n / (time.perf_counter() - t) / 1e6)
+"""
+
+
 def _run(lab, ns, *argv, timeout=300):
     return lab.run(ns, *argv, timeout=timeout)
 
@@ -195,7 +211,7 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
             http.install(stack)
             stack.start_background()
             try:
-                down, up = [], []
+                down, up, up_socket = [], [], []
                 for _ in range(runs):
                     r = _run(lab, ns, "sh", "-c", f"curl -sS -o /dev/null -w '%{{speed_download}}' "
                                                   f"http://{STACK}/bytes/{n}")
@@ -203,8 +219,11 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
                     r = _run(lab, ns, "sh", "-c", f"head -c {n} /dev/zero | curl -sS -o /dev/null -w "
                                                   f"'%{{speed_upload}}' --data-binary @- http://{STACK}/sha256")
                     up.append(float(r.stdout or 0) / 1e6)
+                    r = _run(lab, ns, "python3", "-c", SOCKET_SOURCE_SCRIPT, STACK, str(n))
+                    up_socket.append(float(r.stdout or 0))
                 results[f"stack -> kernel, {label} (curl GET /bytes) MB/s"] = (_median(down), down)
                 results[f"kernel -> stack, {label} (curl POST /sha256) MB/s"] = (_median(up), up)
+                results[f"kernel -> stack, {label} (python socket to discard) MB/s"] = (_median(up_socket), up_socket)
                 if offload == modes[0]:
                     r = _run(lab, ns, "python3", "-c", CONNECT_SCRIPT, STACK, "300")
                     mean, median, p99 = (float(x) for x in r.stdout.split())
