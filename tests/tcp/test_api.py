@@ -175,3 +175,24 @@ def test_bind_conflict_and_double_listen(stack):
     a.close()
     b.listen()
     b.close()
+
+
+def test_makefile_reads_lines_and_writes(stack):
+    server = create_server(stack, ("0.0.0.0", 7011))
+
+    def greet(conn):
+        with conn.makefile("rw", encoding="ascii", newline="\r\n") as stream:
+            name = stream.readline().strip()
+            stream.write(f"hello {name}\nbye\n")  # newline="\r\n" turns each \n into CRLF
+            stream.flush()
+        conn.shutdown(socket.SHUT_WR)
+    t = serve_once(server, greet)
+    client = create_connection(stack, (ADDR, 7011), timeout=10)
+    with client.makefile("wb") as out:
+        out.write(b"world\r\n")
+    reader = client.makefile("rb")
+    assert reader.readline() == b"hello world\r\n"
+    assert reader.read() == b"bye\r\n"
+    client.close()
+    t.join(5)
+    server.close()

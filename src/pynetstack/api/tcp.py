@@ -7,6 +7,7 @@ waits on a ``threading.Condition(stack.lock)`` that connection events notify.
 
 from __future__ import annotations
 
+import io
 import socket as _socket
 import threading
 import time
@@ -50,6 +51,27 @@ def _address(host: str) -> int:
     if host == "localhost":
         host = "127.0.0.1"
     return ip_to_int(host)
+
+
+class _SocketIO(io.RawIOBase):
+    """The raw stream under ``TcpSocket.makefile``."""
+
+    def __init__(self, sock, reading: bool, writing: bool):
+        super().__init__()
+        self._sock, self._reading, self._writing = sock, reading, writing
+
+    def readable(self) -> bool:
+        return self._reading
+
+    def writable(self) -> bool:
+        return self._writing
+
+    def readinto(self, buffer) -> int:
+        return self._sock.recv_into(buffer)
+
+    def write(self, data) -> int:
+        self._sock.sendall(data)
+        return len(data)
 
 
 class TcpSocket:
@@ -213,8 +235,25 @@ class TcpSocket:
         view[:len(data)] = data
         return len(data)
 
-    def makefile(self, mode="rb", buffering=None):
-        raise NotImplementedError("makefile() is not supported; use recv/sendall")
+    def makefile(self, mode: str = "r", buffering: Optional[int] = None, encoding: Optional[str] = None,
+                 errors: Optional[str] = None, newline: Optional[str] = None):
+        """A file object over the connection, as ``socket.makefile``: closing it leaves the socket open."""
+        if not set(mode) <= {"r", "w", "b"} or not ({"r", "w"} & set(mode)):
+            raise ValueError(f"invalid mode {mode!r} (only 'r', 'w' and 'b')")
+        raw = _SocketIO(self, "r" in mode, "w" in mode)
+        binary = "b" in mode
+        if buffering == 0:
+            if not binary:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        size = io.DEFAULT_BUFFER_SIZE if buffering is None or buffering < 0 else buffering
+        if raw.readable() and raw.writable():
+            buffer = io.BufferedRWPair(raw, raw, size)
+        elif raw.readable():
+            buffer = io.BufferedReader(raw, size)
+        else:
+            buffer = io.BufferedWriter(raw, size)
+        return buffer if binary else io.TextIOWrapper(buffer, encoding, errors, newline)
 
     # -- closing -----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ retransmission timeouts.  Windows are in bytes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Optional
 
 
@@ -15,7 +16,7 @@ def initial_window(mss: int) -> int:
     return min(10 * mss, max(2 * mss, 14600))
 
 
-class CongestionControl:
+class CongestionControl(ABC):
     """Interface. ``cwnd`` and ``ssthresh`` are public attributes, in bytes."""
 
     name = "base"
@@ -32,13 +33,13 @@ class CongestionControl:
         if self.cwnd < mss:
             self.cwnd = mss
 
+    @abstractmethod
     def on_ack(self, acked: int, now: float, rtt: Optional[float]) -> None:
         """New data was cumulatively ACKed outside loss recovery."""
-        raise NotImplementedError
 
+    @abstractmethod
     def on_congestion(self, now: float, flight: int) -> None:
         """Loss found by duplicate ACKs / SACK: set ssthresh (the caller sets cwnd for recovery)."""
-        raise NotImplementedError
 
     def on_timeout(self, now: float, flight: int) -> None:
         """Retransmission timeout: ssthresh from flight size, cwnd to one segment (RFC 5681 3.1)."""
