@@ -63,13 +63,13 @@ class Stack:
     def add_interface(self, device: Device, address: Optional[str] = None, mac: Optional[str] = None,
                       mtu: Optional[int] = None, name: Optional[str] = None) -> Interface:
         """Attach ``device``; ``address`` is a CIDR string ('10.0.0.2/24') or a list of them."""
+        self._closers.append(device.close)  # first: a device is released even if the rest fails
         iface = Interface(name or device.name, device, mac_to_bytes(mac) if mac else device.mac, mtu)
         with self.lock:
             self.host.add_interface(iface)
             for cidr in ([address] if isinstance(address, str) else address or []):
                 addr, length = parse_cidr(cidr)
                 self.host.add_address(iface, addr, length)
-        self._closers.append(device.close)
         if self._started:
             self._register(iface)
         return iface
