@@ -133,3 +133,108 @@ def test_tcp_uses_one_path_per_flow_and_a_new_hook_sees_the_rest():
     assert len(got) == 300_000
     assert seen, "after a stage is added, the flow's packets go through the hooks again"
     assert a.host.counters["output_paths_made"] == made
+
+
+# -- the receive fast path (IPv4Host._receive_frame): same checks, same outcome, no objects ----
+
+class SegmentSink:
+    """A transport that takes segments on the fast path and as IPv4 objects on the full path."""
+
+    def __init__(self):
+        self.fast, self.full = [], []
+
+    def receive_segment(self, src, dst, data, now, check=True):
+        self.fast.append((src, dst, bytes(data), check))
+
+    def receive(self, ip, now):
+        self.full.append((ip.src, ip.dst, bytes(ip.payload)))
+
+    def poll(self, now):
+        pass
+
+    def next_deadline(self):
+        return None
+
+
+def _rx_host():
+    host, iface = make_host()
+    sink = SegmentSink()
+    host.register_transport(6, sink)
+    return host, iface, sink
+
+
+def _frame(iface, payload=b"x" * 40, src=B, dst=A, frag=False, bad_csum=False, mac=None):
+    datagram = bytearray(build_ipv4(src, dst, 6, payload, 64, 7, not frag))
+    if frag:
+        datagram[6] |= 0x20  # MF
+        datagram[10:12] = bytes(2)
+        datagram[10:12] = (0xFFFF - (int.from_bytes(datagram[:20], "big") % 0xFFFF)).to_bytes(2, "big")
+    if bad_csum:
+        datagram[10] ^= 0x55
+    return build_frame(mac or iface.mac, MAC_B, ETH_IPV4, bytes(datagram) + b"\0" * 6)  # trailing padding
+
+
+def test_receive_fast_path_delivers_the_segment_trimmed_to_the_ip_length():
+    host, iface, sink = _rx_host()
+    host.receive_frame(iface, _frame(iface), 1.0)  # the first frame checks the hooks (full path)
+    host.receive_frame(iface, _frame(iface, b"y" * 33), 1.0)
+    assert sink.full == [(B, A, b"x" * 40)]
+    assert sink.fast == [(B, A, b"y" * 33, True)]
+    assert host.counters["ip_in_receives"] == 2 and host.counters["ip_in_delivers"] == 2
+
+
+def test_receive_fast_path_keeps_every_check_of_the_full_path():
+    host, iface, sink = _rx_host()
+    host.receive_frame(iface, _frame(iface), 1.0)
+    cases = [(_frame(iface, bad_csum=True), "ipv4-bad-checksum"),
+             (_frame(iface, src=A), None),                         # our own address from the wire
+             (_frame(iface, src=ip_to_int("127.0.0.1")), None),   # martian
+             (_frame(iface, src=ip_to_int("224.0.0.1")), None),
+             (_frame(iface, mac=b"\x02\x00\x00\x00\x00\x09"), None),
+             (_frame(iface, dst=C), None)]
+    for frame, reason in cases:
+        before = host.drops.total
+        host.receive_frame(iface, frame, 1.0)
+        assert host.drops.total == before + 1, frame
+        if reason:
+            assert host.drops[reason] == 1
+    assert sink.fast == [] and len(sink.full) == 1
+    host.receive_frame(iface, _frame(iface, frag=True), 1.0)  # a fragment goes to reassembly
+    assert sink.fast == [] and len(sink.full) == 1
+
+
+def test_receive_fast_path_yields_to_prerouting_and_input_stages():
+    for hook in (hk.PREROUTING, hk.INPUT):
+        host, iface, sink = _rx_host()
+        host.receive_frame(iface, _frame(iface), 1.0)
+        host.receive_frame(iface, _frame(iface), 1.0)
+        assert len(sink.fast) == 1
+        seen = []
+        host.hooks.add(hook, lambda ctx: seen.append(ctx) or hk.ACCEPT)
+        host.receive_frame(iface, _frame(iface), 1.0)
+        host.receive_frame(iface, _frame(iface), 1.0)
+        assert len(seen) == 2 and len(sink.fast) == 1 and len(sink.full) == 3
+
+
+def test_stacks_exchange_tcp_over_the_receive_fast_path():
+    sim = Simulation()
+    a, b = sim.stack(), sim.stack()
+    sim.link(a, "10.6.0.1/24", b, "10.6.0.2/24")
+    tb = tcp_layer(b)
+    full = []
+    receive = tb.receive
+    tb.receive = lambda ip, now: (full.append(ip), receive(ip, now))  # the full path's entry
+    listener = tb.listen(7000)
+    client = tcp_layer(a).connect(ip_to_int("10.6.0.2"), 7000, sim.now)
+    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
+    server = listener.accept()
+    client.send(b"z" * 100_000, sim.now)
+    got = bytearray()
+
+    def done():
+        got.extend(server.recv(1 << 20, sim.now))
+        return len(got) == 100_000
+    sim.run(duration=30, until=done)
+    assert bytes(got) == b"z" * 100_000
+    # only the first frame took the full path (it checks the hooks); no IPv4 objects after it
+    assert b.host.counters["ip_in_delivers"] > 60 and len(full) == 1

@@ -330,13 +330,18 @@ class TcpLayer:
     # -- TransportProtocol -------------------------------------------------------------------------
 
     def receive(self, ip, now: float) -> None:
+        self.receive_segment(ip.src, ip.dst, ip.payload, now, not ip.csum_ok)
+
+    def receive_segment(self, src: int, dst: int, data, now: float, check: bool = True) -> None:
+        """A segment ``src`` -> ``dst`` (the IPv4 payload); ``check``: verify its checksum.
+        The IP layer's receive fast path calls this without making an IPv4 object."""
         try:
-            seg = Tcp.parse(ip.payload, ip.src, ip.dst, not ip.csum_ok)
+            seg = Tcp.parse(data, src, dst, check)
         except MalformedPacket as exc:
             self.drops[exc.reason] += 1
             return
         try:
-            self._dispatch(ip.dst, ip.src, seg, now)
+            self._dispatch(dst, src, seg, now)
         except Exception:  # a bug must not take the stack down: count it, keep the trace
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
