@@ -316,3 +316,22 @@ def test_mutated_messages_raise_only_malformed(m, data):
         w.Message.decode(bytes(wire))
     except MalformedPacket:
         pass
+
+
+def test_pointer_chains_are_bounded():
+    """A chain of thousands of backward pointers must be refused at once instead of being
+    followed: referenced again and again it made decoding quadratic (RFC 9267)."""
+    import struct
+
+    from pynetstack.wire import dns as wdns
+    from pynetstack.wire.errors import MalformedPacket
+    buf = bytearray(b"\x01a\x00")
+    previous = 0
+    for _ in range(2000):  # each pointer points at the one before it
+        here = len(buf)
+        buf += struct.pack("!H", 0xC000 | previous)
+        previous = here
+    assert wdns.read_name(bytes(buf), 3)[0] is not None  # a short chain is fine
+    with pytest.raises(MalformedPacket) as info:
+        wdns.read_name(bytes(buf), previous)
+    assert info.value.reason == "dns-too-many-pointers"

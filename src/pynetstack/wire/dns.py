@@ -187,6 +187,9 @@ class Writer:
         buf.append(0)
 
 
+MAX_POINTER_HOPS = 127
+
+
 def _need(buf, off: int, n: int, what: str) -> None:
     if off + n > len(buf):
         raise MalformedPacket("dns-truncated", f"{what} needs {n} bytes at offset {off}, "
@@ -196,6 +199,7 @@ def _need(buf, off: int, n: int, what: str) -> None:
 def read_name(buf, off: int):
     """Return (name, offset after the name in place)."""
     labels, end, limit, total, n = [], None, off, 1, len(buf)
+    hops = 0
     while True:
         if off >= n:
             raise MalformedPacket("dns-truncated", "name runs past the end of the message")
@@ -213,6 +217,11 @@ def read_name(buf, off: int):
                                       f"pointer at {off} to {target} does not point backwards")
             if end is None:
                 end = off + 2
+            # A 255-octet name has at most 127 labels, so it never needs more than 127 pointers;
+            # more is a chain built to make decoding quadratic (RFC 9267 section 2).
+            hops += 1
+            if hops > MAX_POINTER_HOPS:
+                raise MalformedPacket("dns-too-many-pointers", f"more than {MAX_POINTER_HOPS} pointers in one name")
             off = limit = target
             continue
         if kind:
