@@ -210,7 +210,7 @@ def test_receive_fast_path_yields_to_prerouting_and_input_stages():
         host.receive_frame(iface, _frame(iface), 1.0)
         assert len(sink.fast) == 1
         seen = []
-        host.hooks.add(hook, lambda ctx: seen.append(ctx) or hk.ACCEPT)
+        host.hooks.add(hook, lambda ctx, seen=seen: seen.append(ctx) or hk.ACCEPT)
         host.receive_frame(iface, _frame(iface), 1.0)
         host.receive_frame(iface, _frame(iface), 1.0)
         assert len(seen) == 2 and len(sink.fast) == 1 and len(sink.full) == 3

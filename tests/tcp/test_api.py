@@ -196,3 +196,31 @@ def test_makefile_reads_lines_and_writes(stack):
     client.close()
     t.join(5)
     server.close()
+
+
+def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound(stack):
+    """Pipelined requests whose answers are never read: the HTTP service stops reading (the
+    window closes) instead of piling up answers."""
+    import time
+
+    from pynetstack.api.tcp import WRITE_HIGH_WATER
+    from pynetstack.services import http
+    http.install(stack, 8080)
+    client = create_connection(stack, (ADDR, 8080), timeout=10)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    client.settimeout(0.2)
+    sent = 0
+    try:
+        for _ in range(20000):  # bounded: stops when the server's window closes
+            client.sendall(request * 50)
+            sent += 50
+    except (TimeoutError, OSError):
+        pass
+    time.sleep(0.5)
+    with stack.lock:
+        transports = [c.on_event.__self__ for c in stack.tcp.connections.values()
+                      if c.key[1] == 8080 and hasattr(c.on_event, "__self__")]
+        pending = [t.get_write_buffer_size() for t in transports]
+    assert transports and max(pending) <= WRITE_HIGH_WATER + 64 * 1024, (pending, sent)
+    client.close()

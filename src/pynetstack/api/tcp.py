@@ -8,6 +8,7 @@ waits on a ``threading.Condition(stack.lock)`` that connection events notify.
 from __future__ import annotations
 
 import io
+import logging
 import socket as _socket
 import threading
 import time
@@ -51,6 +52,11 @@ def _address(host: str) -> int:
     if host == "localhost":
         host = "127.0.0.1"
     return ip_to_int(host)
+
+
+log = logging.getLogger("pynetstack")
+WRITE_HIGH_WATER = 256 * 1024  # an event transport stops reading while more than this waits to be sent
+WRITE_HARD_LIMIT = 16 * 1024 * 1024  # ...and drops a peer that makes it buffer this much anyway
 
 
 class _SocketIO(io.RawIOBase):
@@ -403,7 +409,8 @@ class TcpHandler:
 class TcpTransport:
     """A connection as seen by a ``TcpHandler``: write/close/abort/pause_reading/resume_reading."""
 
-    __slots__ = ("stack", "conn", "handler", "_pending", "_paused", "_closing", "_eof_seen", "_lost")
+    __slots__ = ("stack", "conn", "handler", "_pending", "_paused", "_closing", "_eof_seen", "_lost",
+                 "_flow_paused")
 
     def __init__(self, stack, conn, handler):
         self.stack = stack
@@ -414,6 +421,7 @@ class TcpTransport:
         self._closing = False
         self._eof_seen = False
         self._lost = False
+        self._flow_paused = False
         conn.on_event = self._event
 
     def get_extra_info(self, name, default=None):
@@ -438,6 +446,13 @@ class TcpTransport:
                 return
             if n < len(data):
                 self._pending += memoryview(data)[n:]
+        pending = len(self._pending)
+        if pending > WRITE_HARD_LIMIT:
+            # A peer that sends requests but never reads the answers: drop it, not the memory.
+            log.warning("aborting %s: %d bytes of replies it does not read", self.get_extra_info("peername"), pending)
+            self.abort()
+        elif pending > WRITE_HIGH_WATER and not self._paused:
+            self._flow_paused = self._paused = True  # read no more until the peer takes what it asked for
 
     def get_write_buffer_size(self) -> int:
         return len(self._pending)
@@ -479,6 +494,10 @@ class TcpTransport:
 
     def _readable(self) -> None:
         conn = self.conn
+        if self._closing:  # we closed: what still arrives is thrown away, not buffered
+            while conn.readable_bytes():
+                conn.recv(1 << 20, self.stack.now())
+            return
         while not self._paused and conn.readable_bytes():
             self.handler.data_received(conn.recv(1 << 20, self.stack.now()))
         if not self._paused and conn.fin_received and not conn.readable_bytes() and not self._eof_seen:
@@ -491,6 +510,9 @@ class TcpTransport:
                 self._readable()
             elif kind == "writable":
                 self._flush()
+                if self._flow_paused and len(self._pending) <= WRITE_HIGH_WATER // 4:
+                    self._flow_paused = False
+                    self.resume_reading()
                 if not self._pending and not self._closing:
                     self.handler.writable()
             elif kind == "closed":

@@ -24,6 +24,9 @@ MAX_PENDING_RECURSIONS = 256
 WORKERS = 8
 
 
+OUTBUF_HIGH_WATER = 256 * 1024  # replies buffered per TCP client before its queries wait
+
+
 def _family(address: str):
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
@@ -270,7 +273,7 @@ class HostServer:
 
     def _frames(self, conn: _TcpConnection) -> None:
         buf = conn.inbuf
-        while len(buf) >= 2:
+        while len(buf) >= 2 and len(conn.outbuf) < OUTBUF_HIGH_WATER:
             length = (buf[0] << 8) | buf[1]
             if len(buf) < 2 + length:
                 return
@@ -297,7 +300,9 @@ class HostServer:
             pass
         except OSError:
             return self._close(conn)
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
+        # Backpressure: while replies wait for a client that does not read, read no more queries.
+        reading = selectors.EVENT_READ if len(conn.outbuf) < OUTBUF_HIGH_WATER else 0
+        want = reading | (selectors.EVENT_WRITE if conn.outbuf else 0)
         self._sel.modify(conn.sock, want, conn)
 
     def _close(self, conn: _TcpConnection) -> None:

@@ -17,6 +17,7 @@ import random
 from ..api.tcp import TcpHandler, serve_events, tcp_layer
 from ..status import status_page, tcp_table  # noqa: F401 - tcp_table re-exported (examples use it)
 
+PIPELINE_HIGH_WATER = 256 * 1024  # pipelined requests wait while this much of the answers is unsent
 BLOCK = 65536
 MAX_HEADER = 16 * 1024
 MAX_BYTES = 1 << 40
@@ -97,7 +98,8 @@ class HttpHandler(TcpHandler):
             self.transport.close()
 
     def _process(self) -> None:
-        while self.buffer and self.streaming is None and not self.closing:
+        while (self.buffer and self.streaming is None and not self.closing
+               and self.transport.get_write_buffer_size() < PIPELINE_HIGH_WATER):
             if self.state == "headers":
                 end = self.buffer.find(b"\r\n\r\n")
                 if end < 0:
@@ -264,6 +266,7 @@ class HttpHandler(TcpHandler):
     def writable(self) -> None:
         body = self.streaming
         if body is None:
+            self._process()  # pipelined requests that waited for the answers to drain
             return
         t = self.transport
         while body.remaining:
