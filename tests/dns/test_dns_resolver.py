@@ -240,3 +240,52 @@ def test_recursive_server_sets_ra(net):
     assert reply.ra and reply.rd and not reply.aa and reply.answer[0].data.address == "192.0.2.10"
     refused = w.Message.decode(server.handle(w.make_query("www.example.test.", w.A, rd=False), "udp", 0.0))
     assert refused.rcode == w.REFUSED and refused.ra
+
+
+def test_zone_whose_glue_expired_before_its_ns_set_still_resolves():
+    """Glue (parent TTL 3600) expiring before the child's own NS set (86400) must send the
+    resolver back to the parent for fresh addresses, not into SERVFAIL for a day."""
+    from dnstest_helpers import VirtualClock, zone_from_text
+
+    from pynetstack.dns.resolver import Resolver
+    from pynetstack.dns.server import DnsServer
+    soa = "@ SOA ns admin 1 3600 600 86400 60\n"
+    root = zone_from_text("$TTL 3600\n" + soa + "@ NS a.root.lab.\na.root.lab. A 10.0.0.1\n"
+                          "test. NS ns.test.\nns.test. A 10.0.0.2\n", ".")
+    test = zone_from_text("$TTL 300\n" + soa + "@ 86400 NS ns\nns 86400 A 10.0.0.2\nwww A 192.0.2.1\n", "test.")
+    servers = {"10.0.0.1": DnsServer([root]), "10.0.0.2": DnsServer([test])}
+    clock = VirtualClock()
+
+    class Net:
+        def exchange(self, wire, server, tcp, timeout):
+            clock.advance(0.001)
+            s = servers.get(server[0])
+            return s.handle(wire, "tcp" if tcp else "udp", clock()) if s else None
+    r = Resolver(root_hints=["10.0.0.1"], transport=Net(), clock=clock)
+    assert r.resolve("test.", "NS").rcode == w.NOERROR
+    assert r.resolve("www.test.", "A").values() == ["192.0.2.1"]
+    clock.advance(3601)
+    assert r.resolve("www.test.", "A").values() == ["192.0.2.1"]
+
+
+def test_cached_answers_do_not_wait_for_resolution():
+    """A server asked (non-blocking) for a name the cache holds answers at once."""
+    from dnstest_helpers import VirtualClock, zone_from_text
+
+    from pynetstack.dns.resolver import Resolver
+    from pynetstack.dns.server import DEFER, DnsServer
+    soa = "@ SOA ns admin 1 3600 600 86400 60\n"
+    root = zone_from_text("$TTL 3600\n" + soa + "@ NS a.root.lab.\na.root.lab. A 10.0.0.1\nx. A 192.0.2.9\n", ".")
+    upstream = DnsServer([root])
+    clock = VirtualClock()
+
+    class Net:
+        def exchange(self, wire, server, tcp, timeout):
+            return upstream.handle(wire, "udp", clock())
+    server = DnsServer([], resolver=Resolver(root_hints=["10.0.0.1"], transport=Net(), clock=clock), recursion=True)
+    query = w.make_query("x.", w.A)
+    assert server.handle(query, "udp", clock(), blocking=False) is DEFER
+    assert w.Message.decode(server.handle(query, "udp", clock())).answer[0].data.address == "192.0.2.9"
+    again = w.make_query("x.", w.A, id=77)
+    reply = server.handle(again, "udp", clock() + 5, blocking=False)
+    assert reply is not DEFER and w.Message.decode(reply).answer[0].data.address == "192.0.2.9"

@@ -52,6 +52,10 @@ class _Budget:
         self.queries = 0
 
 
+class _NotCached(Exception):
+    """query_cached: the answer needs the network."""
+
+
 class Resolver:
     def __init__(self, root_hints=None, forwarders=None, cache: Cache | None = None,
                  transport=None, port: int = 53, timeout: float = 1.5, clock=time.monotonic,
@@ -85,9 +89,17 @@ class Resolver:
         except ResolutionFailed:
             return Result(w.SERVFAIL)
 
+    def query_cached(self, qname: str, qtype: int) -> Result | None:
+        """The answer the cache alone gives (CNAMEs followed), or None when it takes the network:
+        a server answers these at once instead of queueing them behind slow resolutions."""
+        try:
+            return self._resolve(qname, qtype, 0, _Budget(), cache_only=True)
+        except _NotCached:
+            return None
+
     # -- the loop over CNAMEs --------------------------------------------------------------
 
-    def _resolve(self, qname: str, qtype: int, depth: int, budget: _Budget) -> Result:
+    def _resolve(self, qname: str, qtype: int, depth: int, budget: _Budget, cache_only: bool = False) -> Result:
         chain, seen = [], set()
         for _ in range(MAX_CNAME_CHAIN):
             if qname.lower() in seen:
@@ -95,6 +107,8 @@ class Resolver:
             seen.add(qname.lower())
             result = self._from_cache(qname, qtype)
             if result is None:
+                if cache_only:
+                    raise _NotCached()
                 if self.forwarders:
                     result = self._forward(qname, qtype, budget)
                 else:
@@ -125,7 +139,12 @@ class Resolver:
         zone = self._closest_zone(qname)
         for _ in range(MAX_REFERRALS):
             reply = None
-            for server in self._servers_for(zone, depth, budget)[:SERVERS_PER_STEP]:
+            servers = self._servers_for(zone, depth, budget)
+            while not servers and zone != ".":
+                # The NS set outlived its glue: ask the parent again, whose referral brings it back.
+                zone = w.parent_name(zone)
+                servers = self._servers_for(zone, depth, budget)
+            for server in servers[:SERVERS_PER_STEP]:
                 reply = self._ask(server, qname, qtype, rd=False, budget=budget)
                 if reply is not None and _usable(reply, zone, qname):
                     break

@@ -57,10 +57,11 @@ class DnsServer:
         if reply is None:
             return None
         if reply is DEFER:
-            if not blocking:
+            cached = self._cached_answer(msg)
+            if cached is None and not blocking:
                 return DEFER
             reply = _reply_skeleton(msg, self.recursion)
-            lowest_ttl = self._recurse(msg, reply)
+            lowest_ttl = self._recurse(msg, reply, cached)
             data = self._encode(reply, msg, transport)
             if lowest_ttl and reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
                 # TTLs count down in whole seconds, so one reply may be reused for up to a second
@@ -99,11 +100,23 @@ class DnsServer:
         reply.rcode = rcode
         return reply
 
-    def _recurse(self, msg: w.Message, reply: w.Message):
-        """Fill ``reply`` from the resolver; returns the lowest TTL in it (for memoising)."""
+    def _cached_answer(self, msg: w.Message):
+        lookup = getattr(self.resolver, "query_cached", None)
+        if lookup is None:
+            return None
+        try:
+            return lookup(msg.question.name, msg.question.rtype)
+        except Exception:  # noqa: BLE001 - a resolver bug must not escape the receive path
+            self.drops["resolver-error"] += 1
+            return None
+
+    def _recurse(self, msg: w.Message, reply: w.Message, result=None):
+        """Fill ``reply`` from the resolver (or from ``result``, an answer the cache gave);
+        returns the lowest TTL in it (for memoising)."""
         q = msg.question
         try:
-            result = self.resolver.query(q.name, q.rtype)
+            if result is None:
+                result = self.resolver.query(q.name, q.rtype)
         except Exception:  # noqa: BLE001 - a resolver bug must not escape the receive path
             self.drops["resolver-error"] += 1
             reply.rcode = w.SERVFAIL
