@@ -229,9 +229,12 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
             from .dns.stackio import StackTransport, serve_on_stack
             server = build_from_config(config["dns"], base_dir, transport=StackTransport(stack))
             serve_on_stack(stack, server)  # UDP and TCP port 53
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
+        # Validation above covers the stack's own keys; this catches what a section it hands on
+        # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.
         stack.close()
-        raise ConfigError(f"{source}: {exc}") from None
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{source}: {message}") from None
     return stack
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import socket
+import stat
 import threading
 from typing import Optional
 
@@ -36,10 +37,12 @@ class ControlServer:
         self.stack = stack
         self.path = path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        if os.path.exists(path):
+        if os.path.lexists(path):
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise OSError(17, f"{path} exists and is not a socket: choose another --control path")
             if _alive(path):
                 raise OSError(98, f"control socket {path} is in use by another running stack")
-            os.unlink(path)
+            os.unlink(path)  # a socket left behind by a stack that was killed
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(path)
         os.chmod(path, 0o600)

@@ -132,12 +132,12 @@ class Stack:
 
     def wake(self) -> None:
         """Make the loop run now (after an API call queued data or changed a timer)."""
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread or self._wake_w < 0:
             return
         try:
             os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # a wake-up is already pending
+        except OSError:
+            pass  # a wake-up is already pending, or the stack is closing
 
     def step(self, max_wait: float = MAX_SLEEP) -> None:
         """Wait for frames or the next deadline (at most ``max_wait``), then process."""
@@ -224,7 +224,9 @@ class Stack:
             thread.join(timeout=5)
 
     def close(self) -> None:
-        """Stop the loop and release every device (TAPs the stack created disappear)."""
+        """Stop the loop and release every device (TAPs the stack created disappear). Idempotent."""
+        if self._wake_w < 0:
+            return
         self.stop()
         for closer in reversed(self._closers):
             try:
@@ -235,12 +237,13 @@ class Stack:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
-        for fd in (self._wake_r, self._wake_w):
+        fds = (self._wake_r, self._wake_w)
+        self._wake_r = self._wake_w = -1  # first, so no late wake() writes to a reused descriptor
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._wake_r = self._wake_w = -1
 
     def __enter__(self) -> Stack:
         return self

@@ -36,6 +36,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
 def register(subparsers) -> None:
     dns = subparsers.add_parser("dns", help="DNS server, resolver and queries")
     sub = dns.add_subparsers(dest="dns_command", metavar="COMMAND")
@@ -50,7 +56,7 @@ def register(subparsers) -> None:
                        help="root server address for iterative resolution (repeatable)")
     serve.add_argument("--forwarder", action="append", default=[], metavar="HOST[:PORT]",
                        help="forward recursive queries here instead of iterating (repeatable)")
-    serve.add_argument("--upstream-port", type=_positive, default=53,
+    serve.add_argument("--upstream-port", type=_port, default=53,
                        help="port of name servers found by iteration (for test labs)")
     serve.add_argument("--cache-size", type=_positive, default=10000, help="cache entries")
     serve.add_argument("--no-tcp", action="store_true", help="UDP only")
@@ -72,7 +78,7 @@ def register(subparsers) -> None:
     resolve.add_argument("type", nargs="?", default="A", type=_rtype)
     resolve.add_argument("--root-hint", action="append", default=[], metavar="[NAME=]ADDR")
     resolve.add_argument("--forwarder", action="append", default=[], metavar="HOST[:PORT]")
-    resolve.add_argument("--upstream-port", type=_positive, default=53)
+    resolve.add_argument("--upstream-port", type=_port, default=53)
     resolve.set_defaults(func=cmd_resolve)
 
 

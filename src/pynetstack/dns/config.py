@@ -56,6 +56,13 @@ def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
         raise ValueError("dns.upstream_port must be between 1 and 65535")
     if isinstance(hints, str):
         hints = os.path.join(base_dir, hints)
+    for key, values in (("root_hints", hints), ("forwarders", forwarders)):
+        if isinstance(values, list) and not all(isinstance(v, str) for v in values):
+            raise ValueError(f"dns.{key} must be a list of strings like '192.0.2.1' or 'name=192.0.2.1'")
+    if not (0 < timeout < 3600):
+        raise ValueError(f"dns.timeout must be a number of seconds within 0..3600, not {timeout!r}")
+    if cache_bytes is not None and cache_bytes < 1:
+        raise ValueError("dns.cache_bytes must be at least 1")
     resolver = None
     if recursion:
         if not hints and not forwarders:
@@ -77,7 +84,8 @@ def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
 def _load(entry, base_dir: str, index: int):
     if isinstance(entry, str):
         path, origin = entry, None
-    elif isinstance(entry, dict) and isinstance(entry.get("file"), str):
+    elif isinstance(entry, dict) and isinstance(entry.get("file"), str) \
+            and isinstance(entry.get("origin", ""), str):
         path, origin = entry["file"], entry.get("origin")
     else:
         raise ValueError(f"dns.zones[{index}] must be a file name or {{ file = ..., origin = ... }}")

@@ -79,7 +79,7 @@ class _DnsOverTcp:
     """RFC 7766 on the stack's TCP: length-framed queries, several per connection, answered in
     order of completion (each reply carries its query's ID)."""
 
-    MAX_BUFFER = 4 * (65535 + 2)
+    MAX_BUFFER = 65535 + 2
 
     def __init__(self, stack, server: DnsServer, defer):
         from ..api.tcp import TcpHandler
@@ -91,10 +91,6 @@ class _DnsOverTcp:
             def data_received(handler, data: bytes) -> None:
                 buffer = handler.buffer
                 buffer += data
-                if len(buffer) > self.MAX_BUFFER:
-                    server.drops["tcp-buffer-overflow"] += 1
-                    handler.transport.abort()
-                    return
                 while len(buffer) >= 2:
                     length = int.from_bytes(buffer[:2], "big")
                     if len(buffer) < 2 + length:
@@ -106,6 +102,11 @@ class _DnsOverTcp:
                         defer(query, "tcp", handler.reply_later)
                     elif reply is not None:
                         handler.transport.write(len(reply).to_bytes(2, "big") + reply)
+                # What is left is part of one message, which is at most 2 + 65535 bytes; the
+                # transport itself stops reading while replies wait for a slow reader.
+                if len(buffer) > self.MAX_BUFFER:
+                    server.drops["tcp-bad-framing"] += 1
+                    handler.transport.abort()
 
             def reply_later(handler, reply: bytes) -> None:  # from a worker thread
                 with stack.lock:
