@@ -51,7 +51,7 @@ def wire_size(records) -> int:
 
 
 class Cache:
-    def __init__(self, max_entries: int = 10000, max_bytes: int | None = None,
+    def __init__(self, max_entries: int = 10000, max_bytes: int | None = 64 * 1024 * 1024,
                  max_ttl: int = 86400, max_negative_ttl: int = 3 * 3600):
         if max_entries < 1:
             raise ValueError("cache_size must be at least 1")
@@ -72,7 +72,8 @@ class Cache:
         """Store one RRset (all records share owner and type). Its TTL is the lowest in the set."""
         if not records:
             return
-        ttl = min(min(rr.ttl for rr in records), self.max_ttl)
+        # RFC 2181 section 8: a TTL with the top bit set is to be taken as zero.
+        ttl = min(min(0 if rr.ttl & 0x80000000 else rr.ttl for rr in records), self.max_ttl)
         key = (records[0].name.lower(), records[0].rtype)
         self._store(key, CacheEntry(list(records), now + ttl, rank), now)
 

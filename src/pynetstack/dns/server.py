@@ -17,6 +17,7 @@ from .authority import Authority
 UDP_MIN = 512
 UDP_MAX = 4096             # the most we put in one datagram, whatever the client offers
 OUR_EDNS_PAYLOAD = 1232    # what we advertise (the DNS flag day 2020 value)
+MEMO_MAX_REPLY = 4096  # bytes: bigger replies are computed each time, keeping the memo under 16 MiB
 MEMO_ENTRIES = 4096
 DEFER = object()           # handle(..., blocking=False): "this needs recursion, call me in a worker"
 
@@ -158,8 +159,8 @@ class DnsServer:
         return query[:2] + flags.to_bytes(2, "big") + bytes(8)
 
     def _remember(self, key, data: bytes, expiry) -> None:
-        if len(key[1]) > 512:
-            return
+        if len(key[1]) > 512 or len(data) > MEMO_MAX_REPLY:
+            return  # the memo is for the many small answers; large ones would make it large
         memo = self._memo
         memo[key] = (data[2:], expiry)
         while len(memo) > MEMO_ENTRIES:
