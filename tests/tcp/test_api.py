@@ -11,6 +11,7 @@ import pytest
 from pynetstack.api.tcp import TcpSocket, create_connection, create_server
 from pynetstack.link.memory import memory_pair
 from pynetstack.stack import Stack
+from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
 ADDR = "10.77.0.1"
 
@@ -224,3 +225,125 @@ def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound(s
         pending = [t.get_write_buffer_size() for t in transports]
     assert transports and max(pending) <= WRITE_HIGH_WATER + 64 * 1024, (pending, sent)
     client.close()
+
+
+def test_recv_rejects_negative_sizes(stack):
+    server = create_server(stack, (ADDR, 7013))
+    t = serve_once(server, lambda conn: conn.sendall(b"abcdef"))
+    client = create_connection(stack, (ADDR, 7013), timeout=5)
+    with pytest.raises(ValueError):
+        client.recv(-1)
+    with pytest.raises(ValueError):
+        client.recv_into(bytearray(4), -1)
+    with pytest.raises(ValueError):
+        client.recv_into(bytearray(4), 5)
+    assert client.recv(0) == b""
+    data = b""
+    while len(data) < 6:
+        chunk = client.recv(100)
+        assert chunk
+        data += chunk
+    assert data == b"abcdef"  # nothing was lost to the rejected calls
+    t.join(5)
+    client.close()
+    server.close()
+
+
+def test_accepted_socket_does_not_inherit_the_listener_timeout(stack):
+    server = create_server(stack, (ADDR, 7014))
+    server.settimeout(5)
+    clients = []
+    try:
+        clients.append(create_connection(stack, (ADDR, 7014), timeout=5))
+        conn, _ = server.accept()
+        assert conn.gettimeout() is None  # blocking, as socket.accept() gives
+        conn.close()
+        socket.setdefaulttimeout(2.5)
+        clients.append(create_connection(stack, (ADDR, 7014), timeout=5))
+        conn, _ = server.accept()
+        assert conn.gettimeout() == 2.5  # ...unless a default timeout is set
+        conn.close()
+    finally:
+        socket.setdefaulttimeout(None)
+        for client in clients:
+            client.close()
+        server.close()
+
+
+def _wait_for(predicate, timeout=5.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_socket_dropped_without_close_releases_its_connection(stack):
+    import gc
+    import weakref
+    server = create_server(stack, (ADDR, 7015))
+    client = create_connection(stack, (ADDR, 7015), timeout=5)
+    conn, _ = server.accept()
+    client_conn = client.connection
+    ref = weakref.ref(client)
+    del client
+    gc.collect()
+    assert ref() is None, "the stack must hold no reference to the socket"
+    assert _wait_for(lambda: client_conn.state == CLOSED)
+    conn.settimeout(5)
+    with pytest.raises(ConnectionResetError):  # the peer sees the abort
+        conn.recv(10)
+    conn.close()
+
+    # a dropped listener stops listening: its port can be bound again
+    del server
+    gc.collect()
+    again = TcpSocket(stack)
+    again.bind((ADDR, 7015))
+    assert _wait_for(lambda: _listens(again))
+    again.close()
+
+
+def _listens(sock):
+    try:
+        sock.listen()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_closed_socket_is_not_released_again(stack):
+    import gc
+    server = create_server(stack, (ADDR, 7016))
+    client = create_connection(stack, (ADDR, 7016), timeout=5)
+    conn, _ = server.accept()
+    client.shutdown(socket.SHUT_WR)
+    client.close()
+    client_conn = client.connection
+    del client
+    gc.collect()
+    conn.settimeout(5)
+    assert conn.recv(10) == b""  # an orderly FIN, no reset from a finalizer
+    conn.close()
+    assert _wait_for(lambda: client_conn.state in (TIME_WAIT, CLOSED))
+    assert client_conn.error is None
+    server.close()
+
+
+def test_a_socket_dropped_under_the_stack_lock_is_released_after_it(stack):
+    """A finalizer can run anywhere, even inside protocol work under the lock: it must not
+    change connections there, but later, from another thread."""
+    import gc
+    server = create_server(stack, (ADDR, 7017))
+    client = create_connection(stack, (ADDR, 7017), timeout=5)
+    conn, _ = server.accept()
+    client_conn = client.connection
+    with stack.lock:
+        del client
+        gc.collect()
+        assert client_conn.state == ESTABLISHED
+    assert _wait_for(lambda: client_conn.state == CLOSED)
+    conn.close()
+    server.close()

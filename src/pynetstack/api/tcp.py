@@ -12,10 +12,11 @@ import logging
 import socket as _socket
 import threading
 import time
+import weakref
 from typing import Optional, Tuple
 
-from ..transport.tcp import (CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_RECEIVED, SYN_SENT, TcpConfig,
-                             TcpLayer)
+from ..transport.tcp import (CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_RECEIVED, SYN_SENT, TIME_WAIT,
+                             TcpConfig, TcpLayer)
 from ..wire.addr import ip_to_int, ip_to_str
 
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -80,9 +81,54 @@ class _SocketIO(io.RawIOBase):
         return len(data)
 
 
+def _release(stack, owned) -> None:
+    """Finalizer of a TcpSocket dropped without ``close()``: as CPython closes the descriptor,
+    its listener stops and its connection is aborted. Holds no reference to the socket.
+
+    A finalizer may run at any allocation (always so on PyPy), also in a thread that holds
+    ``stack.lock`` in the middle of protocol work, or one holding a lock the loop thread
+    wants; so it acts inline only if it gets the lock without waiting and without
+    re-entering it, and otherwise hands the work to a short-lived thread."""
+    conn, listener = owned
+    if conn is None and listener is None:
+        return
+
+    def release() -> None:
+        now = stack.now()
+        if listener is not None:
+            listener.close(now)
+        if conn is not None and conn.state not in (CLOSED, TIME_WAIT):
+            conn.abort(now, "socket garbage-collected without close()")
+
+    def in_thread() -> None:
+        try:
+            with stack.lock:
+                release()
+            stack.wake()
+        except Exception:  # the stack may be closed by now
+            pass
+
+    lock = stack.lock
+    is_owned = getattr(lock, "_is_owned", None)
+    if is_owned is not None and not is_owned() and lock.acquire(blocking=False):
+        try:
+            release()
+        except Exception:
+            pass
+        finally:
+            lock.release()
+        stack.wake()
+    else:
+        threading.Thread(target=in_thread, name="pynetstack-release", daemon=True).start()
+
+
 class TcpSocket:
     """Blocking by default; ``settimeout(t)`` makes calls raise ``TimeoutError`` after t
-    seconds, ``settimeout(0)`` / ``setblocking(False)`` makes them raise ``BlockingIOError``."""
+    seconds, ``settimeout(0)`` / ``setblocking(False)`` makes them raise ``BlockingIOError``.
+
+    A socket garbage-collected without ``close()`` aborts its connection (and stops its
+    listener), as CPython closes the descriptor of a dropped socket; nothing the stack
+    holds refers back to the socket, so dropping the last reference is enough."""
 
     def __init__(self, stack, config: Optional[TcpConfig] = None, _conn=None):
         self.stack = stack
@@ -95,6 +141,9 @@ class TcpSocket:
         self._timeout: Optional[float] = None
         self._closed = False
         self._read_shut = False
+        self._owned = [None, None]  # (connection, listener) for the finalizer
+        self._finalizer = weakref.finalize(self, _release, stack, self._owned)
+        self._finalizer.atexit = False
         if _conn is not None:
             self._attach(_conn)
 
@@ -106,11 +155,18 @@ class TcpSocket:
 
     def _attach(self, conn) -> None:
         self._conn = conn
+        self._owned[0] = conn
         self._local = (conn.local_ip, conn.local_port)
-        conn.on_event = self._event
+        conn.on_event = self._notifier()
 
-    def _event(self, conn, kind) -> None:  # loop thread, lock held
-        self._cond.notify_all()
+    def _notifier(self):
+        """The event callback (loop thread, lock held): it wakes waiters through the condition
+        only, so the stack holds no reference to the socket and a dropped one can be collected."""
+        cond = self._cond
+
+        def notify(*_args) -> None:
+            cond.notify_all()
+        return notify
 
     def _wait(self, ready, deadline) -> None:
         """Wait (lock held) until ``ready()``; raise on timeout/would-block."""
@@ -152,7 +208,8 @@ class TcpSocket:
             raise OSError(22, "bind() a port before listen()")
         with self.stack.lock:
             self._listener = self.layer.listen(port, ip, backlog, self._config)
-            self._listener.on_accept = lambda listener: self._cond.notify_all()
+            self._owned[1] = self._listener
+            self._listener.on_accept = self._notifier()
 
     def accept(self):
         if self._listener is None:
@@ -164,7 +221,8 @@ class TcpSocket:
                 raise OSError(9, "Bad file descriptor")
             conn = self._listener.accept()
             sock = TcpSocket(self.stack, self._config, _conn=conn)
-        sock._timeout = self._timeout if self._timeout != 0 else None
+        # as socket.accept(): the new socket is blocking unless a default timeout is set
+        sock._timeout = _socket.getdefaulttimeout()
         return sock, (ip_to_str(conn.remote_ip), conn.remote_port)
 
     def connect(self, address: Tuple[str, int]) -> None:
@@ -218,7 +276,11 @@ class TcpSocket:
             view = view[n:]
 
     def recv(self, bufsize: int = 65536) -> bytes:
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
         conn = self._need_conn()
+        if bufsize == 0:
+            return b""
         if self._read_shut:
             return b""
         deadline = self._deadline()
@@ -237,6 +299,13 @@ class TcpSocket:
 
     def recv_into(self, buffer, nbytes: int = 0) -> int:
         view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
+        if not nbytes and not len(view):
+            self._need_conn()
+            return 0
         data = self.recv(nbytes or len(view))
         view[:len(data)] = data
         return len(data)
@@ -275,6 +344,7 @@ class TcpSocket:
     def close(self) -> None:
         if self._closed:
             return
+        self._finalizer.detach()
         with self._cond:
             self._closed = True
             if self._listener is not None:
@@ -286,6 +356,7 @@ class TcpSocket:
 
     def abort(self) -> None:
         """Close with RST (like SO_LINGER with a zero timeout)."""
+        self._finalizer.detach()
         with self._cond:
             self._closed = True
             if self._conn is not None:
