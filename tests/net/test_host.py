@@ -461,3 +461,16 @@ def test_reassembly_of_many_tiny_fragments(pair):
     sim.run(0.1)
     assert got == [body]
     assert b.host.reassembler.bytes_held == 0
+
+
+def test_impossible_ip_option_gets_parameter_problem(pair):
+    sim, a, b, ia, ib = pair
+    ping(sim, a, B, 1)
+    sim.run(1)
+    got, listener = errors_received(a)
+    a.host.register_transport(17, listener)
+    bad = IPv4(A, B, 17, build_udp(A, B, 1, 7, b"x"), options=b"\x01\x07\x00\x00").build()  # NOP, RR of length 0
+    ib.device.inbox.append(raw_ip_frame(ib, ia, bad))
+    sim.run(1)
+    assert b.drops["ipv4-bad-option"] == 1
+    assert got == [(icmpw.PARAMETER_PROBLEM, 0, icmpw.parameter_problem_rest(21), B)]

@@ -19,7 +19,7 @@ from ..wire import icmp as icmpw
 from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_mask
 from ..wire.errors import MalformedPacket
 from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
-from ..wire.ipv4 import PROTO_ICMP, IPv4, build_ipv4
+from ..wire.ipv4 import PROTO_ICMP, IPv4, bad_option_offset, build_ipv4
 from . import hooks as hk
 from .drops import DropCounter, DropReason
 from .fragment import fragment
@@ -269,7 +269,12 @@ class IPv4Host:
                 # VLAN 0 is a priority tag (802.1p): the frame belongs to the untagged LAN.
                 self.drops.drop(DropReason.VLAN_NOT_CONFIGURED)
             elif eth.ethertype == ETH_IPV4:
-                ip = IPv4.parse(eth.payload)
+                try:
+                    ip = IPv4.parse(eth.payload)
+                except MalformedPacket as exc:
+                    if exc.reason == "ipv4-bad-option":
+                        self._parameter_problem(eth.payload, now)
+                    raise
                 if frame.__class__ is TrustedFrame:
                     ip = self._trusted(frame, ip)
                 self._ip_input(iface, ip, now)
@@ -290,6 +295,15 @@ class IPv4Host:
         answer holds for one hooks generation); a frame that finds it stale takes the full path."""
         hooks = self.hooks
         self._rx_fast_gen = -1 if hooks.has_stages(hk.PREROUTING) or hooks.has_stages(hk.INPUT) else hooks.generation
+
+    def _parameter_problem(self, datagram, now: float) -> None:
+        """RFC 1122 3.2.2.5: answer a datagram with an impossible option (its header checksum
+        held: the parser checks that first) with ICMP parameter problem pointing at the option."""
+        ip = IPv4.parse_quoted(datagram)
+        offset = bad_option_offset(ip.options)
+        if offset is not None and ip.dst in self.local_addresses:
+            self.send_icmp_error(ip, icmpw.PARAMETER_PROBLEM, 0, now,
+                                 rest=icmpw.parameter_problem_rest(20 + offset))
 
     def _trusted(self, frame, ip: IPv4) -> IPv4:
         """A datagram whose transport checksum the device vouched for (checksum offload). When

@@ -145,21 +145,29 @@ def build_ipv4(src: int, dst: int, protocol: int, payload: bytes, ttl: int = 64,
 
 def check_options(options: bytes) -> None:
     """Walk the option list; raise MalformedPacket when an option's length is impossible."""
+    bad = bad_option_offset(options)
+    if bad is not None:
+        raise MalformedPacket("ipv4-bad-option", f"option {options[bad]} at option offset {bad} has an impossible length")
+
+
+def bad_option_offset(options: bytes):
+    """The offset in ``options`` of the first option whose length is impossible, or None."""
     i = 0
     n = len(options)
     while i < n:
         kind = options[i]
         if kind == 0:  # end of option list
-            return
+            return None
         if kind == 1:  # no-operation
             i += 1
             continue
         if i + 1 >= n:
-            raise MalformedPacket("ipv4-bad-option", f"option {kind} has no length byte")
+            return i
         length = options[i + 1]
         if length < 2 or i + length > n:
-            raise MalformedPacket("ipv4-bad-option", f"option {kind} length {length}")
+            return i
         i += length
+    return None
 
 
 def copied_options(options: bytes) -> bytes:
