@@ -9,6 +9,7 @@ import pytest
 from pynetstack.api import aio
 from pynetstack.link.memory import memory_pair
 from pynetstack.stack import Stack
+from pynetstack.transport.tcp import SYN_SENT
 
 ADDR = "10.79.0.1"
 
@@ -82,3 +83,42 @@ def test_readexactly_incomplete(stack):
         writer.close()
         server.close()
     asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def _connections_to(stack, port):
+    with stack.lock:
+        return [c for c in stack.tcp.connections.values() if port in (c.local_port, c.remote_port)]
+
+
+def test_a_failing_handler_resets_its_connection(stack):
+    errors = []
+
+    async def handle(reader, writer):
+        await reader.readline()
+        raise RuntimeError("handler bug")
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        server = await aio.start_server(stack, handle, ADDR, 8126)
+        reader, writer = await aio.open_connection(stack, ADDR, 8126, timeout=5)
+        writer.write(b"hello\n")
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        server.close()
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert _connections_to(stack, 8126) == []  # no ESTABLISHED left on the server side
+    assert [type(c.get("exception")) for c in errors] == [RuntimeError]
+
+
+def test_a_cancelled_open_connection_leaves_no_connection(stack):
+    nobody = "10.79.0.2"  # on the link, but nothing answers: the SYN would be retried
+
+    async def main():
+        task = asyncio.ensure_future(aio.open_connection(stack, nobody, 8127))
+        await asyncio.sleep(0.2)
+        assert [c.state for c in _connections_to(stack, 8127)] == [SYN_SENT]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert _connections_to(stack, 8127) == []

@@ -10,11 +10,19 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
-from ..transport.tcp import CLOSED, SYN_RECEIVED, SYN_SENT
+from ..transport.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 from ..wire.addr import ip_to_str
 from .tcp import _address, tcp_layer
 
 HIGH_WATER = 256 * 1024
+
+
+def _abort(stack, conn, why: str) -> None:
+    """Reset ``conn`` unless it is already gone (CLOSED) or done (TIME-WAIT)."""
+    with stack.lock:
+        if conn.state not in (CLOSED, TIME_WAIT):
+            conn.abort(stack.now(), why)
+    stack.wake()
 
 
 class _Bridge:
@@ -254,9 +262,11 @@ async def open_connection(stack, host: str, port: int, timeout: Optional[float] 
     try:
         await asyncio.wait_for(established(), timeout)
     except asyncio.TimeoutError:
-        with stack.lock:
-            conn.abort(stack.now(), "connect timeout")
+        _abort(stack, conn, "connect timeout")
         raise TimeoutError("connect timed out") from None
+    except BaseException:  # cancelled: leave no SYN-SENT connection retrying behind
+        _abort(stack, conn, "connect cancelled")
+        raise
     return StreamReader(bridge), StreamWriter(bridge)
 
 
@@ -289,7 +299,24 @@ class Server:
                 bridge = _Bridge(self.stack, conn, self.loop)
             task = self.loop.create_task(self.callback(StreamReader(bridge), StreamWriter(bridge)))
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(lambda task, conn=conn: self._handler_done(task, conn))
+
+    def _handler_done(self, task, conn) -> None:
+        """As asyncio does, a handler that raised is reported to the loop's exception handler,
+        and its connection (like a cancelled handler's) is not left open: it is reset."""
+        self.tasks.discard(task)
+        if task.cancelled():
+            _abort(self.stack, conn, "client_connected_cb cancelled")
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        self.loop.call_exception_handler({
+            "message": "Unhandled exception in client_connected_cb",
+            "exception": exc,
+            "task": task,
+        })
+        _abort(self.stack, conn, "client_connected_cb failed")
 
     def close(self) -> None:
         with self.stack.lock:
