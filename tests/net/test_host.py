@@ -474,3 +474,14 @@ def test_impossible_ip_option_gets_parameter_problem(pair):
     sim.run(1)
     assert b.drops["ipv4-bad-option"] == 1
     assert got == [(icmpw.PARAMETER_PROBLEM, 0, icmpw.parameter_problem_rest(21), B)]
+
+
+def test_arp_entry_is_locked_briefly_against_a_second_answer(pair):
+    sim, a, b, ia, ib = pair
+    cache = ia.neighbours
+    cache.update(B, ib.mac, sim.now)
+    spoof = b"\x02\x99\x99\x99\x99\x99"
+    cache.update(B, spoof, sim.now + 0.5)
+    assert cache.lookup(B, sim.now + 0.5) == ib.mac
+    cache.update(B, spoof, sim.now + 2.0)  # after the lock time a change is taken (the host moved)
+    assert cache.lookup(B, sim.now + 2.0) == spoof

@@ -25,10 +25,12 @@ class PendingResolution:
 class NeighbourCache:
     def __init__(self, send_request: Callable[[int, float], None], on_failure: Callable[[int, list], None],
                  lifetime: float = 60.0, retry_interval: float = 1.0, max_requests: int = 3,
+                 locktime: float = 1.0,
                  max_entries: int = 4096, max_pending: int = 256, queue_limit: int = 64):
         self._send_request = send_request
         self._on_failure = on_failure
         self.lifetime = lifetime
+        self.locktime = locktime  # like Linux's neigh locktime: a MAC that was just confirmed stays
         self.retry_interval = retry_interval
         self.max_requests = max_requests
         self.max_entries = max_entries
@@ -61,6 +63,9 @@ class NeighbourCache:
         current = entries.get(ip)
         if current is None and not create and ip not in self.pending:
             return []
+        if current is not None and current[0] != mac:
+            if now - (current[1] - self.lifetime) < self.locktime:
+                return []  # a second answer with another MAC within the lock time: keep the first
         if current is None or current[0] != mac:
             self.generation += 1
         if current is not None:
