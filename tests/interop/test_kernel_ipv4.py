@@ -99,14 +99,27 @@ def test_udp_socket_api_to_kernel_server(tap_lab):
 
 
 def test_udp_socket_api_sees_refusal(tap_lab):
+    """As on Linux: a connected UDP socket hears of the kernel's port unreachable."""
     with UdpSocket(tap_lab.stack) as sock:
         sock.settimeout(3)
-        sock.sendto(b"anyone?", (KERNEL_TAP, 9))
+        sock.connect((KERNEL_TAP, 9))
+        sock.send(b"anyone?")
         try:
-            sock.recvfrom(100)
+            sock.recv(100)
         except ConnectionRefusedError:
             return
         raise AssertionError("expected ConnectionRefusedError from the kernel's port unreachable")
+
+
+def test_unconnected_udp_socket_is_not_told_of_refusal(tap_lab):
+    with UdpSocket(tap_lab.stack) as sock:
+        sock.settimeout(1)
+        sock.sendto(b"anyone?", (KERNEL_TAP, 9))
+        try:
+            sock.recvfrom(100)
+        except TimeoutError:
+            return
+        raise AssertionError("an unconnected socket must not get the refusal (Linux behaviour)")
 
 
 def test_no_internal_errors(tap_lab):
