@@ -25,8 +25,10 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", range(1, 13))
 def test_stack_transfer_through_fault_injector(name, seed):
+    # 10 % loss with seeds 4, 9 and 10 once stalled past 600 s: ACKs that echoed an earlier
+    # transmission were taken as RTT samples (see test_states, Karn's rule for timestamps)
     sim = Simulation()
     a, b = sim.stack(), sim.stack()
     faults = FAULTS[name]
@@ -62,3 +64,26 @@ def test_example_runs_clean_and_lossy(capsys):
     assert module.main(["--loss", "0.1", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "SYN-SENT -> ESTABLISHED" in out and "TIME-WAIT -> CLOSED" in out
+
+
+@pytest.mark.xfail(strict=True, reason="sim.py: frames the second stack's FaultInjector releases into "
+                   "the first stack's inbox wait for the next timer (Simulation.run_once counts only "
+                   "received frames; MemoryDevice.next_deadline ignores a non-empty inbox)")
+def test_simulation_delivers_frames_from_the_second_stack_without_waiting_for_a_timer():
+    # Makes the lossy runs above far slower than the link (an ACK can wait a whole backed-off
+    # RTO): once sim.py is fixed this passes, and the marker must go.
+    sim = Simulation()
+    a, b = sim.stack(), sim.stack()
+    sim.link(a, "10.5.0.1/24", b, "10.5.0.2/24", faults_ab=dict(delay=0.002),
+             faults_ba=dict(delay=0.002))
+    ta, tb = tcp_layer(a), tcp_layer(b)
+    listener = tb.listen(5000)
+    client = ta.connect(ip_to_int("10.5.0.2"), 5000, sim.now)
+    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
+    server = listener.accept()
+    sim.run(duration=1)  # idle
+    t0 = sim.now
+    server.send(b"x" * 100, t0)
+    sim.run(duration=5, until=lambda: client.bytes_received == 100)
+    assert client.bytes_received == 100
+    assert sim.now - t0 < 0.01, sim.now - t0  # one link delay (2 ms), not the server's RTO

@@ -440,6 +440,64 @@ def test_rtt_from_timestamps_sets_rto():
     assert conn.rto == pytest.approx(0.2)  # srtt + 4*rttvar < rto_min
 
 
+def test_timestamp_echo_older_than_the_last_retransmission_is_no_rtt_sample():
+    # Karn's rule for timestamps: a retransmission got through but its ACK was lost; the ACK
+    # the next retransmission elicits still echoes the earlier one (the peer takes TSval only
+    # from in-window segments), so it measures the outage (0.4 s), not the path
+    rig = Rig()
+    conn, iss = rig.passive_open(ts=(1, 0))
+    srtt, rto = conn.srtt, conn.rto
+    conn.send(b"k" * 10, rig.now)
+    first = rig.one()
+    rig.run_until(rig.now + 0.2)  # RTO: retransmission (it gets through, its ACK is lost)
+    rexmit = rig.one()
+    assert rexmit.seq == first.seq
+    rig.run_until(rig.now + 0.4)  # again, backed off
+    again = rig.one()
+    assert again.seq == first.seq and again.ts_val > rexmit.ts_val
+    rig.now += 0.001
+    rig.inject(T.ACK, P, iss + 11, ts=(2, rexmit.ts_val))  # echo of the earlier retransmission
+    assert conn.snd_una == iss + 11
+    assert (conn.srtt, conn.rto) == (srtt, rto)
+    # an echo of the latest transmission measures the path again
+    conn.send(b"l" * 10, rig.now)
+    seg = rig.one()
+    rig.now += 0.05
+    rig.inject(T.ACK, P, iss + 21, ts=(3, seg.ts_val))
+    assert conn.srtt == pytest.approx(srtt + (0.05 - srtt) / 8, abs=0.001)
+
+
+def test_synack_echo_from_before_a_retransmitted_syn_is_no_rtt_sample():
+    rig = Rig()
+    conn = rig.layer.connect(0x0A000002, LPORT, rig.now)
+    syn = rig.one()
+    rig.run_until(rig.now + 1.0)  # SYN retransmitted after the initial RTO
+    assert rig.one().flags == T.SYN
+    rig.now += 0.005
+    # the peer's SYN-ACK (retransmitted by its own timer) echoes our first SYN
+    rig.inject(T.SYN | T.ACK, PEER_ISN, syn.seq + 1, sport=LPORT, dport=conn.local_port, mss=1460,
+               ts=(7, syn.ts_val))
+    assert conn.state == "ESTABLISHED"
+    assert conn.srtt is None and conn.rto == pytest.approx(1.0)
+
+
+def test_pure_ack_after_go_back_n_carries_snd_max():
+    # after an RTO SND.NXT is pulled back to SND.UNA; an ACK carrying it would be below the
+    # peer's RCV.NXT when the peer already holds the data, and dropped as out of window
+    rig = Rig()
+    conn, iss = rig.passive_open()
+    conn.send(b"g" * 2920, rig.now)
+    assert len(rig.sent()) == 2
+    rig.run_until(rig.now + 0.2)
+    assert rig.one().seq == iss + 1  # go back N: SND.NXT = SND.UNA + 1 segment
+    assert conn.snd_nxt < conn.snd_max
+    rig.inject(T.ACK | T.PSH, P, iss + 1, payload=b"x" * 100)  # the peer's data, no new ACK
+    rig.advance(0.05)  # (delayed) ACK
+    ack = rig.one()
+    assert ack.flags == T.ACK and not ack.payload and ack.ack == P + 100
+    assert ack.seq == iss + 1 + 2920 == conn.snd_max
+
+
 def test_fast_retransmit_newreno_without_sack():
     rig = Rig()
     conn, iss = rig.passive_open(mss=1000)

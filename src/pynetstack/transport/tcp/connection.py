@@ -66,6 +66,7 @@ class TcpConnection:
         "ts_ok", "ts_offset", "ts_recent", "ts_recent_age", "sack_ok", "ws_ok",
         # RTT / RTO (RFC 6298)
         "srtt", "rttvar", "rto", "backoff", "rtt_seq", "rtt_time", "rexmit_count", "first_rexmit",
+        "rexmit_ts",
         # congestion / recovery
         "cc", "dupacks", "in_recovery", "recover", "scoreboard", "high_rxt",
         # timers (absolute times or None)
@@ -129,6 +130,7 @@ class TcpConnection:
         self.rtt_time = 0.0
         self.rexmit_count = 0
         self.first_rexmit = None
+        self.rexmit_ts = None
         self.cc = None
         self.dupacks = 0
         self.in_recovery = False
@@ -327,6 +329,8 @@ class TcpConnection:
                 sack_permitted=cfg.sack,
                 ts=(self._ts_now(now), 0) if cfg.timestamps else None)
             flags = SYN | (ACK if self.state != SYN_SENT else 0)
+        if self.snd_max != self.iss:
+            self.rexmit_ts = self._ts_now(now)  # a retransmitted SYN (see _ts_rtt)
         window = min(cfg.rcvbuf, 0xFFFF)
         ack = self.rcv_nxt & MASK if flags & ACK else 0
         seg = build_tcp(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
@@ -528,7 +532,12 @@ class TcpConnection:
         self.layer.output(self, seg, now)
 
     def _send_ack(self, now: float) -> None:
-        self._send_segment(self.snd_nxt, ACK, b"", now)
+        # SND.MAX, not SND.NXT: after a retransmission timeout SND.NXT is pulled back to SND.UNA
+        # (go back N), below what the peer may already hold; a bare ACK with that sequence
+        # number fails the peer's acceptability test (RFC 9293 3.10.7.4) and is dropped
+        # unread.  When both ends time out at once, each drops the other's ACKs for good
+        # (as 4.4BSD's tcp_output does: an ACK-only segment carries snd_max).
+        self._send_segment(self.snd_max, ACK, b"", now)
 
     def _sack_overhead(self) -> int:
         """Bytes the SACK option will take in our next segment (it shrinks the payload room)."""
@@ -562,6 +571,8 @@ class TcpConnection:
             self.retransmits += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:
                 self.rtt_seq = None  # Karn: never time a retransmitted segment
+            if self.ts_ok:
+                self.rexmit_ts = self._ts_now(now)
         self._send_segment(seq, flags, payload, now, room if gso and length else 0)
         used = length + (1 if flags & FIN else 0)
         return used
@@ -870,7 +881,9 @@ class TcpConnection:
             self.max_snd_wnd = self.snd_wnd
             self.rcv_adv = self.rcv_nxt + min(self.config.rcvbuf, 0xFFFF << self.rcv_wscale)
             if seg.ts_val is not None and self.ts_ok and seg.ts_ecr:
-                self._rtt_sample(((self._ts_now(now) - seg.ts_ecr) & MASK) / 1000.0)
+                rtt = self._ts_rtt(seg.ts_ecr, now)
+                if rtt is not None:
+                    self._rtt_sample(rtt)
             elif self.rexmit_count == 0:
                 self._rtt_sample(now - self.first_rexmit)
             self._established(now, "SYN-ACK received")
@@ -896,6 +909,24 @@ class TcpConnection:
         if self.fin_queued:
             self._set_state(FIN_WAIT_1, now, "queued close")
         self._notify("connected")
+
+    def _ts_rtt(self, ts_ecr: int, now: float):
+        """The RTT a timestamp echo measures (RFC 7323 4), or None when it is ambiguous.
+
+        Karn's rule for timestamps: an echo older than our latest retransmission is not used.
+        The receiver takes TSval only from in-window, in-order segments (RFC 7323 4.3), so
+        when the ACK of data (or of a SYN) that got through was lost, the ACK that our
+        retransmission elicits -- the retransmission being a duplicate to the receiver --
+        still echoes the earlier transmission: it measures the outage (the whole backed-off
+        RTO), not the path.  Taken as samples, a few of these pushed SRTT and the RTO to
+        seconds on a 4 ms path, so the next loss cost seconds more, and so on."""
+        rtt = ((self._ts_now(now) - ts_ecr) & MASK) / 1000.0
+        if rtt > 120.0:
+            return None  # not an echo of ours (or from long before): no sample
+        rexmit_ts = self.rexmit_ts
+        if rexmit_ts is not None and ((ts_ecr - rexmit_ts) & MASK) >= HALF:
+            return None
+        return rtt
 
     def _rtt_sample(self, r: float) -> None:
         """RFC 6298 2.2-2.4."""
@@ -1015,7 +1046,9 @@ class TcpConnection:
             self.max_snd_wnd = self.snd_wnd
             self.rcv_adv = self.rcv_nxt + min(self.config.rcvbuf, 0xFFFF << self.rcv_wscale)
             if self.ts_ok and seg.ts_ecr:
-                self._rtt_sample(((self._ts_now(now) - seg.ts_ecr) & MASK) / 1000.0)
+                rtt = self._ts_rtt(seg.ts_ecr, now)
+                if rtt is not None:
+                    self._rtt_sample(rtt)
             elif self.rexmit_count == 0 and self.first_rexmit is not None:
                 self._rtt_sample(now - self.first_rexmit)
             self._established(now, "ACK of SYN-ACK")
@@ -1144,12 +1177,7 @@ class TcpConnection:
                 self.snd_buf_seq += drop
             rtt = None
             if self.ts_ok and seg.ts_ecr:
-                rtt = ((self._ts_now(now) - seg.ts_ecr) & MASK) / 1000.0
-                if rtt > 120.0 or (self.first_rexmit is not None and rtt > now - self.first_rexmit + 0.002):
-                    # an echo from before a retransmission timeout (the ACK of data that got
-                    # through while its ACK was lost, answered to a duplicate) measures the
-                    # outage, not the path: Karn's rule for timestamps
-                    rtt = None
+                rtt = self._ts_rtt(seg.ts_ecr, now)
             elif self.rtt_seq is not None and ack > self.rtt_seq:
                 rtt = now - self.rtt_time
                 self.rtt_seq = None
