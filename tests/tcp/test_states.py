@@ -662,6 +662,38 @@ def test_orphaned_fin_wait_2_times_out():
     assert conn.state == "CLOSED"
 
 
+@pytest.mark.parametrize("acked", [False, True])
+def test_data_after_close_gets_rst(acked):
+    # RFC 1122 4.2.2.13, as Linux: FIN-WAIT-1/2 after close(), new data is answered with RST
+    rig = Rig()
+    conn, iss = rig.passive_open()
+    conn.close(rig.now)
+    assert rig.one().flags & T.FIN
+    ack = iss + 2 if acked else iss + 1
+    rig.inject(T.ACK, P, ack)
+    assert conn.state == ("FIN-WAIT-2" if acked else "FIN-WAIT-1")
+    rig.inject(T.ACK | T.PSH, P, ack, b"too late")
+    rst = rig.one()
+    assert rst.flags & T.RST and rst.seq == ack
+    assert conn.state == "CLOSED" and conn.error is None
+    assert rig.layer.drops["data-after-close"] == 1
+
+
+def test_old_duplicate_after_close_gets_only_an_ack():
+    rig = Rig()
+    conn, iss = rig.passive_open()
+    rig.inject(T.ACK | T.PSH, P, iss + 1, b"early")
+    conn.recv(100, rig.now)
+    conn.close(rig.now)
+    rig.sent()
+    rig.inject(T.ACK, P + 5, iss + 2)
+    assert conn.state == "FIN-WAIT-2"
+    rig.inject(T.ACK | T.PSH, P, iss + 2, b"early")  # a retransmission of data already read
+    seg = rig.one()
+    assert not seg.flags & T.RST and seg.ack == P + 5
+    assert conn.state == "FIN-WAIT-2"
+
+
 def test_close_wait_send_then_last_ack_then_closed():
     rig = Rig()
     conn, iss = rig.passive_open()

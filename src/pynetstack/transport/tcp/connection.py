@@ -1100,6 +1100,15 @@ class TcpConnection:
             self._arm_keepalive(now)
 
         # 7. segment text
+        if (seg_len and self.user_closed and st in (FIN_WAIT_1, FIN_WAIT_2)
+                and seq + seg_len > self.rcv_nxt):
+            # RFC 1122 4.2.2.13: new data for an application that closed can never be read;
+            # answer with RST (as Linux does) so the peer stops sending. Its ACK field is its
+            # RCV.NXT: the RST's sequence number matches exactly (RFC 5961 3.2).
+            self._send_rst(ack, now)
+            layer.count("data-after-close")
+            self._close_now(now, "data after close", None)
+            return
         fin = flags & FIN
         if seg_len and st in _RECEIVES_DATA:
             fin = self._receive_data(seq, payload, fin, now)
