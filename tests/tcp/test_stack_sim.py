@@ -66,9 +66,6 @@ def test_example_runs_clean_and_lossy(capsys):
     assert "SYN-SENT -> ESTABLISHED" in out and "TIME-WAIT -> CLOSED" in out
 
 
-@pytest.mark.xfail(strict=True, reason="sim.py: frames the second stack's FaultInjector releases into "
-                   "the first stack's inbox wait for the next timer (Simulation.run_once counts only "
-                   "received frames; MemoryDevice.next_deadline ignores a non-empty inbox)")
 def test_simulation_delivers_frames_from_the_second_stack_without_waiting_for_a_timer():
     # Makes the lossy runs above far slower than the link (an ACK can wait a whole backed-off
     # RTO): once sim.py is fixed this passes, and the marker must go.
