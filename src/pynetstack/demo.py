@@ -162,10 +162,10 @@ def _steps(demo: Demo) -> None:
     demo.step("HTTP upload", f"curl --data-binary @20MB http://{STACK_TAP}/sha256", upload)
     demo.step("Closed TCP port", f"curl http://{STACK_TAP}:81/", tcp_refused)
 
-    def dns(name: str, rtype: str, expect: str):
+    def dns(name: str, rtype: str, expect: str, *options: str):
         def check():
             result = demo.run("dig", f"@{STACK_TAP}", "+time=2", "+tries=1", "+noall", "+answer", "+comments",
-                              name, rtype)
+                              *options, name, rtype)
             status = re.search(r"status: (\w+)", result.stdout)
             answers = [" ".join(line.split()[3:]) for line in result.stdout.splitlines()
                        if line and not line.startswith(";")]
@@ -173,11 +173,13 @@ def _steps(demo: Demo) -> None:
             return ok, f"{status.group(1) if status else 'no answer'}: {', '.join(answers) or '(no records)'}"
         return check
 
-    print("DNS served by the stack (UDP port 53)", flush=True)
+    print("DNS served by the stack (UDP and TCP port 53)", flush=True)
     demo.step("DNS A", f"dig @{STACK_TAP} www.demo.test A", dns("www.demo.test", "A", "192.0.2.80"))
     demo.step("DNS CNAME", f"dig @{STACK_TAP} web.demo.test A", dns("web.demo.test", "A", "CNAME"))
     demo.step("DNS MX", f"dig @{STACK_TAP} demo.test MX", dns("demo.test", "MX", "10 mail.demo.test."))
     demo.step("DNS NXDOMAIN", f"dig @{STACK_TAP} nope.demo.test A", dns("nope.demo.test", "A", "status: NXDOMAIN"))
+    demo.step("DNS over TCP", f"dig +tcp @{STACK_TAP} info.demo.test TXT",
+              dns("info.demo.test", "TXT", "served by pynetstack", "+tcp"))
     print("The same stack on a veth through an AF_PACKET socket", flush=True)
     demo.step("ICMP over veth", f"ping -c 5 {STACK_VETH}", lambda: _ping_check(demo, STACK_VETH))
 
