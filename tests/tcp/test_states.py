@@ -3,6 +3,7 @@ each test asserts exactly what the connection emits and which state it is in."""
 
 import pytest
 
+from pynetstack.transport.tcp import connection
 from pynetstack.wire import tcp as T
 
 from .rig import LPORT, PEER_ISN, PPORT, Rig
@@ -252,6 +253,35 @@ def test_data_delayed_ack_then_ack_every_second_segment():
     rig.inject(T.ACK, P + 1560, iss + 1, b"z" * 1460)
     assert rig.one().ack == P + 2 * 1460 + 100  # second full segment: immediate ACK
     assert conn.recv(10000, rig.now) == b"x" * 100 + b"y" * 1460 + b"z" * 1460
+
+
+def test_batching_ip_one_stretch_ack_per_batch_bounded_and_ooo_at_once():
+    rig = Rig()
+    rig.ip.delivers_in_batches = True
+    rig.layer.batching = True
+    conn, iss = rig.passive_open(sack_permitted=True)
+    for i in range(6):  # one batch of six in-order full segments
+        rig.inject(T.ACK, P + i * 1460, iss + 1, b"a" * 1460)
+    rig.none()  # ...answered at the end of the batch, not every second segment
+    rig.layer.poll(rig.now)
+    assert rig.one().ack == P + 6 * 1460
+    seq = P + 6 * 1460
+    for i in range(connection.STRETCH_ACK_SEGMENTS + 2):  # a long batch: bounded stretch
+        rig.inject(T.ACK, seq + i * 1460, iss + 1, b"b" * 1460)
+    assert rig.one().ack == seq + connection.STRETCH_ACK_SEGMENTS * 1460
+    rig.layer.poll(rig.now)
+    seq += (connection.STRETCH_ACK_SEGMENTS + 2) * 1460
+    assert rig.one().ack == seq
+    rig.inject(T.ACK, seq + 1460, iss + 1, b"c" * 1460)  # out of order: duplicate ACK at once
+    d = rig.one()
+    assert d.ack == seq and d.sack_blocks == ((seq + 1460, seq + 2920),)
+    rig.inject(T.ACK, seq, iss + 1, b"d" * 1460)  # the hole filled: ACK at once
+    assert rig.one().ack == seq + 2920
+    rig.inject(T.ACK | T.PSH, seq + 2920, iss + 1, b"e" * 100)  # one small segment: delayed
+    rig.layer.poll(rig.now)
+    rig.none()
+    rig.advance(0.05)
+    assert rig.one().ack == seq + 3020
 
 
 def test_out_of_order_immediate_dupack_with_sack_then_fill():

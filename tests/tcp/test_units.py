@@ -35,7 +35,14 @@ def test_reno_slow_start_then_avoidance():
     cc = congestion.Reno(1000)
     cc.ssthresh = 20_000
     cc.on_ack(5000, 0.0, 0.1)
-    assert cc.cwnd == 12_000  # ABC: at most 2*SMSS per ACK
+    assert cc.cwnd == 15_000  # ABC counts a stretch ACK's bytes...
+    cc.cwnd = 10_000
+    cc.on_ack(12_000, 0.0, 0.1)
+    assert cc.cwnd == 20_000  # ...up to ssthresh
+    cc.cwnd, cc.ssthresh = 10_000, 100_000
+    cc.on_ack(40_000, 0.0, 0.1)
+    assert cc.cwnd == 10_000 + congestion.SS_ACK_LIMIT * 1000  # and at most L per ACK
+    cc.cwnd, cc.ssthresh = 12_000, 20_000
     while cc.cwnd < 20_000:
         cc.on_ack(2000, 0.0, 0.1)
     assert cc.cwnd == 20_000

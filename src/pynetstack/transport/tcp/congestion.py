@@ -11,6 +11,9 @@ from abc import ABC, abstractmethod
 from typing import Optional
 
 
+SS_ACK_LIMIT = 16  # segments one ACK may add to cwnd in slow start (see _slow_start)
+
+
 def initial_window(mss: int) -> int:
     """RFC 6928: min(10*MSS, max(2*MSS, 14600))."""
     return min(10 * mss, max(2 * mss, 14600))
@@ -50,9 +53,18 @@ class CongestionControl(ABC):
         self.cwnd = max(self.ssthresh, 2 * self.mss)
 
     def _slow_start(self, acked: int) -> int:
-        """Appropriate byte counting (RFC 3465, L = 2*SMSS). Returns bytes left over."""
+        """Appropriate byte counting (RFC 3465) with L = SS_ACK_LIMIT*SMSS. Returns bytes left over.
+
+        RFC 3465 2.3 bounds the growth per ACK by L = 2*SMSS so that a receiver's stretch
+        ACKs (or ACK loss) cannot let one ACK release a line-rate burst, and calls larger L
+        something for experiment.  But with L = 2*SMSS a receiver that ACKs once per batch
+        of segments (as ours and Linux with GRO do) turns slow start nearly linear.  Linux
+        (tcp_slow_start) counts every segment an ACK covers, with no L at all; we count the
+        ACKed bytes up to SS_ACK_LIMIT segments per ACK, which covers a batch's stretch ACK
+        (STRETCH_ACK_SEGMENTS in connection.py) and still bounds what one ACK can add after,
+        say, a run of lost ACKs."""
         room = self.ssthresh - self.cwnd
-        grow = min(acked, 2 * self.mss, room) if room > 0 else 0
+        grow = min(acked, SS_ACK_LIMIT * self.mss, room) if room > 0 else 0
         self.cwnd += grow
         return acked - grow if self.cwnd >= self.ssthresh else 0
 

@@ -43,6 +43,7 @@ TS_OPTION_LEN = 12
 PAWS_IDLE = 24 * 86400.0    # RFC 7323 5.5: ts_recent is invalid after 24 days idle
 G = 0.001                   # clock granularity for RFC 6298
 GSO_HEADROOM = 80           # IPv4 header + the largest TCP header, below the offload limit
+STRETCH_ACK_SEGMENTS = 8      # a batch's stretch ACK covers at most this many full segments
 PROTO_TCP = 6
 
 _hdr_pack = struct.Struct("!HHIIBBHHH").pack
@@ -821,11 +822,21 @@ class TcpConnection:
             self._arrive_synchronized(seg, now)
         if self.state != CLOSED:
             layer = self.layer
-            if self.gso and layer.batching and not self.ack_now and not seg.payload:
-                # the IP layer polls after each batch of datagrams: a batch of pure ACKs is
-                # answered once, so the data they release goes out in one large segment (with
-                # segmentation offload) instead of one small one per ACK.  Segments carrying
-                # data are answered at once: ACK every second segment, duplicate ACKs.
+            if layer.batching and not self.ack_now and (seg.payload or self.gso):
+                # the IP layer polls after each batch of datagrams (a read of up to 64 frames),
+                # so a batch is answered once: a batch of pure ACKs releases its data in one
+                # large segment (with segmentation offload), and in-order data is ACKed once
+                # at the end of its batch (flush) instead of every second segment.  That is
+                # a stretch ACK as Linux sends after GRO has merged a batch: RFC 9293 and RFC
+                # 1122 4.2.3.2 let one ACK cover several segments, and RFC 5681's "SHOULD ACK
+                # every second full-sized segment" is kept in spirit: the ACK leaves right
+                # after the batch, never waits for the delayed-ACK timer when two full
+                # segments are unacknowledged, and covers at most STRETCH_ACK_SEGMENTS
+                # segments (an ACK goes out within the batch beyond that: see
+                # _receive_data).  Anything that wants an immediate ACK (out of order data,
+                # a hole filled, a FIN, a duplicate, a window update after a read) sets
+                # ack_now and is answered at once.  The sender's slow start counts the bytes
+                # such an ACK covers (congestion.SS_ACK_LIMIT), as Linux does.
                 if not self.deferred:
                     self.deferred = True
                     layer.deferred.append(self)
@@ -1313,9 +1324,13 @@ class TcpConnection:
                     self._fin_arrives(now)  # the FIN that waited behind the hole
                     return 0
             self.rcv_nxt = rcv_nxt
-            self.ack_pending += n
-            if self.ack_pending >= 2 * self.rcv_mss:
-                self.ack_now = True
+            pending = self.ack_pending = self.ack_pending + n
+            if pending >= 2 * self.rcv_mss:
+                # with batching the ACK waits for the end of the batch (see segment_arrives
+                # and flush) unless the stretch grew past its bound
+                if (not self.layer.batching or pending >= STRETCH_ACK_SEGMENTS * self.rcv_mss
+                        or pending >= self.config.rcvbuf >> 2):
+                    self.ack_now = True
             elif self.t_delack is None:
                 self.t_delack = now + self.config.delack
             self._notify("readable")
