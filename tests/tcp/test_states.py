@@ -372,6 +372,22 @@ def test_paws_drops_old_timestamp():
     assert rig.layer.drops["paws"] == 1 and conn.recv(100, rig.now) == b"new"
 
 
+def test_bare_acks_of_new_data_fast_path_keeps_paws_and_ts_recent():
+    rig = Rig(nodelay=True)
+    conn, iss = rig.passive_open(ts=(1000, 0))
+    conn.send(b"a" * 3000, rig.now)
+    segs = rig.sent()
+    assert len(segs) == 3
+    rig.inject(T.ACK, P, iss + 1 + 1000, ts=(900, segs[0].ts_val))  # fails PAWS: dropped
+    assert rig.one().ack == P and conn.snd_una == iss + 1
+    assert rig.layer.drops["paws"] == 1
+    rig.inject(T.ACK, P, iss + 1 + 1460, ts=(2000, segs[0].ts_val))  # the fast path
+    assert conn.snd_una == iss + 1 + 1460 and conn.ts_recent == 2000
+    rig.inject(T.ACK, P, iss + 1 + 3000, ts=(2001, segs[2].ts_val))
+    assert conn.snd_una == iss + 1 + 3000 and conn.ts_recent == 2001 and conn.t_rexmit is None
+    rig.none()
+
+
 def test_fin_moves_to_close_wait_and_acks():
     rig = Rig()
     conn, iss = rig.passive_open()

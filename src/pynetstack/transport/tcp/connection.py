@@ -968,6 +968,33 @@ class TcpConnection:
         layer = self.layer
         st = self.state
 
+        # header prediction for the bare ACK of a bulk sender (as Linux's tcp_rcv_established
+        # fast path): ESTABLISHED, only the ACK flag, no data, in sequence, new data ACKed,
+        # no SACK blocks, no recovery, timestamps that pass PAWS.  Such a segment passes
+        # every check below (acceptable, no RST/SYN, ACK within SND.UNA..SND.MAX) and carries
+        # no text or FIN, so it goes straight to ACK processing.
+        if (st == ESTABLISHED and flags == ACK and not seg_len and seq == rcv_nxt
+                and not seg.sack_blocks and not self.in_recovery):
+            ts_val = seg.ts_val
+            ts_recent = self.ts_recent
+            if self.ts_ok and (ts_val is None or ts_recent is None
+                               or ((ts_val - ts_recent) & MASK) >= HALF):
+                pass  # the full path (PAWS, ts_recent)
+            else:
+                snd_una = self.snd_una
+                ack = snd_una + (((seg.ack - snd_una + HALF) & MASK) - HALF)
+                if snd_una < ack <= self.snd_max:
+                    self._process_ack(seg, seq, ack, 0, now)
+                    if ts_val is not None and self.ts_ok and seq <= self.last_ack_sent:
+                        self.ts_recent = ts_val
+                        self.ts_recent_age = now
+                    self.last_recv = now
+                    if self.keep_probes:
+                        self.keep_probes = 0
+                    if self.t_keep is not None or self.config.keepalive:
+                        self._arm_keepalive(now)
+                    return
+
         # RFC 7323 5.3: PAWS, before the sequence check
         if (self.ts_ok and seg.ts_val is not None and not flags & RST and self.ts_recent is not None
                 and ((seg.ts_val - self.ts_recent) & MASK) >= HALF):
