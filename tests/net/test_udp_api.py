@@ -8,22 +8,16 @@ import pytest
 
 from pynetstack.api.udp import UdpSocket
 from pynetstack.dns.stackio import StackTransport
-from pynetstack.link.memory import memory_pair
-from pynetstack.stack import Stack
+
+from tests.stacks import running_stack
 
 ADDR = "10.78.0.1"
 
 
 @pytest.fixture
 def stack():
-    st = Stack()
-    a, _b = memory_pair(names=("udpapi0", "udpapi1"))
-    st.add_interface(a, f"{ADDR}/24")
-    st.start_background()
-    try:
+    with running_stack(ADDR, "udpapi") as st:
         yield st
-    finally:
-        st.close()
 
 
 def test_sendto_recvfrom_round_trip(stack):

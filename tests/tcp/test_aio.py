@@ -7,8 +7,8 @@ import os
 import pytest
 
 from pynetstack.api import aio
-from pynetstack.link.memory import memory_pair
-from pynetstack.stack import Stack
+
+from tests.stacks import running_stack
 from pynetstack.transport.tcp import SYN_SENT
 
 ADDR = "10.79.0.1"
@@ -16,14 +16,8 @@ ADDR = "10.79.0.1"
 
 @pytest.fixture
 def stack():
-    st = Stack()
-    a, _b = memory_pair(names=("tcpaio0", "tcpaio1"))
-    st.add_interface(a, f"{ADDR}/24")
-    st.start_background()
-    try:
+    with running_stack(ADDR, "tcpaio") as st:
         yield st
-    finally:
-        st.close()
 
 
 def test_open_connection_and_start_server(stack):

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from pynetstack.api.tcp import TcpSocket, create_connection, create_server
-from pynetstack.link.memory import memory_pair
-from pynetstack.stack import Stack
+
+from tests.stacks import running_stack
 from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
 ADDR = "10.77.0.1"
@@ -18,14 +18,8 @@ ADDR = "10.77.0.1"
 
 @pytest.fixture
 def stack():
-    st = Stack()
-    a, _b = memory_pair(names=("tcpapi0", "tcpapi1"))
-    st.add_interface(a, f"{ADDR}/24")
-    st.start_background()
-    try:
+    with running_stack(ADDR, "tcpapi") as st:
         yield st
-    finally:
-        st.close()
 
 
 def serve_once(server, handler):
