@@ -7,9 +7,9 @@ import os
 import pytest
 
 from pynetstack.api import aio
+from pynetstack.transport.tcp import SYN_SENT
 
 from tests.stacks import running_stack
-from pynetstack.transport.tcp import SYN_SENT
 
 ADDR = "10.79.0.1"
 

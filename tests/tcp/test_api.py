@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from pynetstack.api.tcp import TcpSocket, create_connection, create_server
+from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
 from tests.stacks import running_stack
-from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
 ADDR = "10.77.0.1"
 
