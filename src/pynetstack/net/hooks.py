@@ -1,12 +1,15 @@
-"""Hook points in netfilter's order, each running priority-ordered stages on a packet context.
+"""Hook points in netfilter's order, network functions registered on them, and the packet context.
 
-A stage is a plain callable ``stage(ctx) -> verdict``.  Priorities follow nftables
-(conntrack -200, dstnat -100, filter 0, srcnat 100); equal priorities run in the order added.
+A stage is a plain callable ``stage(ctx) -> verdict``; a network function is an object that
+registers one per hook it wants (``NetworkFunction``) and may have timers and counters.
+Priorities follow nftables (defrag -400, conntrack -200, dstnat -100, filter 0, srcnat 100,
+conntrack confirm last); equal priorities run in the order added.
 """
 
 from __future__ import annotations
 
 import bisect
+import struct
 from typing import Callable, Dict, List, Optional, Tuple
 
 PREROUTING = "prerouting"
@@ -18,20 +21,35 @@ HOOK_NAMES = (PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING)
 
 ACCEPT = "accept"
 DROP = "drop"
+REJECT = "reject"  # drop and answer: ctx.reject says how (an ICMP error or a TCP reset)
 STOLEN = "stolen"  # the stage took the packet (queued it, answered it): stop without a drop
+VERDICTS = (ACCEPT, DROP, REJECT, STOLEN)
 
+PRIORITY_RAW = -300
 PRIORITY_CONNTRACK = -200
+PRIORITY_MANGLE = -150
 PRIORITY_DSTNAT = -100
 PRIORITY_FILTER = 0
+PRIORITY_SECURITY = 50
 PRIORITY_SRCNAT = 100
+PRIORITY_CONFIRM = 2 ** 31 - 1  # Linux confirms conntrack entries after every other stage
+
+_PORTS = struct.Struct("!HH").unpack_from
+
+PKT_HOST, PKT_BROADCAST, PKT_MULTICAST, PKT_OTHER = "host", "broadcast", "multicast", "other"
 
 
 class PacketContext:
-    """What a stage sees: the parsed datagram, its interfaces and a trace of what happened."""
+    """What a stage sees, computed once per packet and carried from hook to hook (like an skb):
+    the parsed datagram, its flow key and L4 fields, the interfaces, the mark, the conntrack
+    entry, and a trace of what happened.  ``host`` answers for stages that reject."""
 
-    __slots__ = ("ip", "hook", "in_iface", "out_iface", "now", "drop_reason", "trace", "marks")
+    __slots__ = ("ip", "hook", "in_iface", "out_iface", "now", "drop_reason", "trace", "marks", "mark",
+                 "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "ct", "ct_state",
+                 "ct_direction", "pkttype", "reject", "host", "route")
 
-    def __init__(self, ip, hook: str, now: float, in_iface=None, out_iface=None, trace: Optional[list] = None):
+    def __init__(self, ip, hook: str, now: float, in_iface=None, out_iface=None, trace: Optional[list] = None,
+                 host=None, mark: int = 0, pkttype: str = PKT_HOST):
         self.ip = ip
         self.hook = hook
         self.now = now
@@ -39,18 +57,113 @@ class PacketContext:
         self.out_iface = out_iface
         self.drop_reason = None
         self.trace = trace
-        self.marks: Dict[str, object] = {}
+        self.marks: Dict[str, object] = {}  # free-form notes between stages (QoS class, ...)
+        self.mark = mark  # the packet mark (nft meta mark), kept to the device
+        self.ct = None  # the conntrack entry, when conntrack runs
+        self.ct_state = "untracked"
+        self.ct_direction = 0  # 0 original, 1 reply
+        self.pkttype = pkttype
+        self.reject = None  # ("icmp", type, code) or ("tcp-reset",) with the REJECT verdict
+        self.host = host
+        self.route = None  # the routing decision, once made
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the L4 fields again (after a stage rewrote the datagram, as NAT does)."""
+        ip = self.ip
+        proto = self.proto = ip.protocol
+        payload = ip.payload
+        self.sport = self.dport = self.tcp_flags = 0
+        self.icmp_type = self.icmp_code = -1
+        if ip.frag_offset:  # a later fragment carries no L4 header
+            return
+        if (proto == 6 or proto == 17) and len(payload) >= 4:
+            self.sport, self.dport = _PORTS(payload)
+            if proto == 6 and len(payload) >= 14:
+                self.tcp_flags = payload[13]
+        elif proto == 1 and len(payload) >= 2:
+            self.icmp_type = payload[0]
+            self.icmp_code = payload[1]
+
+    # the names nft expressions use
+    @property
+    def iifname(self) -> str:
+        return self.in_iface.name if self.in_iface is not None else ""
+
+    @property
+    def oifname(self) -> str:
+        return self.out_iface.name if self.out_iface is not None else ""
+
+    @property
+    def length(self) -> int:
+        return self.ip.header_length + len(self.ip.payload)
+
+    @property
+    def flow(self) -> Tuple[int, int, int, int, int]:
+        """(protocol, source, source port, destination, destination port); ICMP queries carry
+        their identifier in both port fields, as conntrack keys them."""
+        if self.proto == 1 and self.icmp_type in (0, 8, 13, 14) and len(self.ip.payload) >= 6:
+            ident = (self.ip.payload[4] << 8) | self.ip.payload[5]
+            return (1, self.ip.src, ident, self.ip.dst, ident)
+        return (self.proto, self.ip.src, self.sport, self.ip.dst, self.dport)
+
+    @property
+    def ct_status(self) -> frozenset:
+        ct = self.ct
+        return frozenset(getattr(ct, "status_names", lambda: ())()) if ct is not None else frozenset()
 
     def note(self, text: str) -> None:
         """Record a step of this packet's journey, when it is being traced."""
         if self.trace is not None:
             self.trace.append(f"{self.hook}: {text}")
 
+    def drop(self, reason: str) -> str:
+        """Return DROP, counted under ``reason``."""
+        self.drop_reason = reason
+        return DROP
+
+    def reject_with_icmp(self, icmp_type: int = 3, code: int = 3) -> str:
+        """Return REJECT answered by an ICMP error (default: port unreachable, as nft's reject)."""
+        self.reject = ("icmp", icmp_type, code)
+        return REJECT
+
+    def reject_with_tcp_reset(self) -> str:
+        self.reject = ("tcp-reset",)
+        return REJECT
+
+
+class NetworkFunction:
+    """A network function on the packet path: what it is called, the hooks it sits on with
+    their priorities, and ``process(ctx) -> verdict``; optional timers and counters.
+
+    Register it once with ``IPv4Host.register(function)`` (or ``Stack.register``): it is put on
+    its hooks, its ``poll(now)`` runs in the stack's loop when ``next_deadline()`` comes due, and
+    ``stats()`` appears in the stack's status."""
+
+    name = "function"
+    hooks: Tuple[Tuple[str, int], ...] = ()
+
+    def process(self, ctx: PacketContext) -> str:
+        return ACCEPT
+
+    def poll(self, now: float) -> None:  # noqa: B027 - optional
+        pass
+
+    def next_deadline(self) -> Optional[float]:
+        return None
+
+    def stats(self) -> dict:
+        return {}
+
+    def explain(self) -> str:
+        return self.name
+
 
 class Hooks:
     def __init__(self):
         self._stages: Dict[str, List[Tuple[int, int, str, Callable]]] = {name: [] for name in HOOK_NAMES}
         self._order = 0
+        self.functions: List[NetworkFunction] = []
         self.generation = 0  # bumped on every change, so cached decisions can be invalidated
 
     def add(self, hook: str, stage: Callable, priority: int = PRIORITY_FILTER, name: str = "") -> None:
@@ -61,8 +174,20 @@ class Hooks:
         self.generation += 1
 
     def remove(self, hook: str, stage: Callable) -> None:
-        self._stages[hook] = [entry for entry in self._stages[hook] if entry[3] is not stage]
+        self._stages[hook] = [entry for entry in self._stages[hook] if entry[3] != stage]
         self.generation += 1
+
+    def register(self, function: NetworkFunction) -> None:
+        if function in self.functions:
+            raise ValueError(f"network function {function.name!r} is registered already")
+        for hook, priority in function.hooks:
+            self.add(hook, function.process, priority, function.name)
+        self.functions.append(function)
+
+    def unregister(self, function: NetworkFunction) -> None:
+        for hook, _ in function.hooks:
+            self.remove(hook, function.process)
+        self.functions.remove(function)
 
     def stages(self, hook: str) -> List[Tuple[int, str]]:
         return [(priority, name) for priority, _, name, _ in self._stages[hook]]

@@ -1,0 +1,127 @@
+"""ICMP on the host: echo, errors in (with path MTU discovery, RFC 1191) and errors out (RFC 1122 3.2.2)."""
+
+from __future__ import annotations
+
+from ..wire import icmp as icmpw
+from ..wire.addr import ip_to_str
+from ..wire.ipv4 import PROTO_ICMP, IPv4, bad_option_offset
+from .drops import DropReason
+
+LIMITED_BROADCAST = 0xFFFFFFFF
+MIN_PMTU = 552  # Linux's net.ipv4.route.min_pmtu: the floor a path MTU message may push us to
+PMTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)  # RFC 1191 section 7
+PMTU_LIFETIME = 600.0
+PMTU_ENTRIES = 1024
+
+
+def bad_source(src: int) -> bool:
+    """Sources no host may use (RFC 1122 3.2.1.3): broadcast, multicast, class E, loopback."""
+    top = src >> 24
+    return src == LIMITED_BROADCAST or top >= 224 or top == 127
+
+
+class IcmpMixin:
+    """The ICMP half of ``IPv4Host``."""
+
+    def _parameter_problem(self, datagram, now: float) -> None:
+        """RFC 1122 3.2.2.5: answer a datagram with an impossible option (its header checksum
+        held: the parser checks that first) with ICMP parameter problem pointing at the option."""
+        ip = IPv4.parse_quoted(datagram)
+        offset = bad_option_offset(ip.options)
+        if offset is not None and ip.dst in self.local_addresses:
+            self.send_icmp_error(ip, icmpw.PARAMETER_PROBLEM, 0, now,
+                                 rest=icmpw.parameter_problem_rest(20 + offset))
+
+    def _icmp_input(self, ip: IPv4, now: float) -> None:
+        msg = icmpw.Icmp.parse(ip.payload)
+        self.counters["icmp_in"] += 1
+        kind = msg.type
+        self.note(f"icmp: {icmpw.TYPE_NAMES.get(kind, f'type {kind}')} code {msg.code}")
+        if kind == icmpw.ECHO_REQUEST:
+            # Like Linux (icmp_echo_ignore_broadcasts=1), answer only echoes to our unicast addresses.
+            if self.echo_reply and ip.dst in self.local_addresses:
+                reply = icmpw.build_icmp(icmpw.ECHO_REPLY, 0, msg.rest, bytes(msg.payload))
+                self.note(f"icmp: answering with an echo reply, id {msg.ident} seq {msg.seq}")
+                self.ip_send(ip.dst, ip.src, PROTO_ICMP, reply, now, df=False, tos=ip.tos)
+                self.counters["icmp_echo_replies"] += 1
+            else:
+                self.drops.drop(DropReason.ICMP_UNHANDLED)
+        elif kind == icmpw.ECHO_REPLY:
+            for listener in self.echo_listeners:
+                listener(ip, msg, now)
+        elif msg.is_error:
+            self._icmp_error_input(msg, now)
+        else:
+            self.drops.drop(DropReason.ICMP_UNHANDLED)
+
+    def _icmp_error_input(self, msg, now: float) -> None:
+        inner = IPv4.parse_quoted(msg.payload)
+        if inner.src not in self.local_addresses:
+            self.drops.drop(DropReason.ICMP_NOT_OURS)  # it quotes a datagram we never sent
+            return
+        info = msg.rest
+        if msg.type == icmpw.DEST_UNREACHABLE and msg.code == icmpw.CODE_FRAG_NEEDED:
+            info = self._learn_path_mtu(inner.dst, msg.mtu, inner.total_length, now)
+        transport = self.transports.get(inner.protocol)
+        if transport is not None:
+            transport.icmp_error(msg.type, msg.code, info, inner, bytes(inner.payload), now)
+        self.counters["icmp_errors_in"] += 1
+
+    def _learn_path_mtu(self, dst: int, mtu: int, quoted_length: int, now: float) -> int:
+        """RFC 1191: lower the estimate towards ``dst``; never raise it on an ICMP message (section 3),
+        and never below MIN_PMTU, so a forged message cannot make us send confetti."""
+        if mtu == 0:  # RFC 1191 section 5: a router of RFC 792 vintage; take the next plateau down
+            mtu = next((p for p in PMTU_PLATEAUS if p < quoted_length), MIN_PMTU)
+        current = self.path_mtu(dst)
+        mtu = max(MIN_PMTU, min(mtu, current))
+        self.pmtu[dst] = (mtu, now + PMTU_LIFETIME)
+        self.pmtu_generation += 1
+        self.pmtu.move_to_end(dst)
+        while len(self.pmtu) > PMTU_ENTRIES:
+            self.pmtu.popitem(last=False)
+        return mtu
+
+    def _interface_mtu(self, dst: int) -> int:
+        route = self.routes.lookup(dst)
+        return route.interface.mtu if route else 1500
+
+    def _reassembly_timed_out(self, first: IPv4, now: float) -> None:
+        self.send_icmp_error(first, icmpw.TIME_EXCEEDED, icmpw.REASSEMBLY_TIME_EXCEEDED, now)
+
+    def send_icmp_error(self, ip: IPv4, icmp_type: int, code: int, now: float, rest: int = 0) -> bool:
+        """Send an ICMP error about ``ip`` unless RFC 1122 3.2.2 forbids it or the rate limit bites."""
+        src = ip.src
+        if (ip.frag_offset or bad_source(src) or src == 0 or src in self.broadcasts or self._link_broadcast
+                or ip.dst == LIMITED_BROADCAST or ip.dst in self.broadcasts or ip.dst >> 28 == 14):
+            return False
+        if ip.protocol == PROTO_ICMP:
+            payload = ip.payload
+            if len(payload) < 1 or payload[0] in icmpw.ERROR_TYPES:
+                return False
+        self._icmp_tokens = min(self._icmp_rate, self._icmp_tokens + (now - self._icmp_stamp) * self._icmp_rate)
+        self._icmp_stamp = now
+        if self._icmp_tokens < 1:
+            self.drops.drop(DropReason.ICMP_RATE_LIMITED)
+            return False
+        self._icmp_tokens -= 1
+        quoted = IPv4(ip.src, ip.dst, ip.protocol, ip.payload, ttl=ip.ttl, tos=ip.tos, ident=ip.ident,
+                      df=ip.df, mf=ip.mf, frag_offset=ip.frag_offset, options=ip.options)
+        payload = bytes(ip.payload)
+        original = quoted.build_header(len(payload)) + payload
+        source = ip.dst if ip.dst in self.local_addresses else self.source_address_for(src)
+        if source is None:
+            return False
+        self.counters["icmp_errors_out"] += 1
+        self.note(f"icmp: sending {icmpw.TYPE_NAMES.get(icmp_type, icmp_type)} (code {code}) to {ip_to_str(src)}")
+        return self.ip_send(source, src, PROTO_ICMP, icmpw.build_error(icmp_type, code, original, rest), now,
+                            df=False, tos=0xC0)
+
+    # ------------------------------------------------------------------ IpOutput helpers
+    def path_mtu(self, dst: int) -> int:
+        route = self.routes.lookup(dst)
+        if route is None:
+            return 576
+        learned = self.pmtu.get(dst)
+        return min(learned[0], route.interface.mtu) if learned else route.interface.mtu
+
+    # ------------------------------------------------------------------ timers
