@@ -16,6 +16,8 @@ import time
 from typing import Callable, List, Optional
 
 from .link.base import Device
+from .net.counters import CounterRegistry, DropView, host_sources
+from .net.hooks import NetworkFunction
 from .net.host import IPv4Host
 from .net.interface import Interface
 from .transport.tcp.layer import TcpLayer
@@ -36,7 +38,11 @@ class Stack:
         self.udp = UdpLayer(self.host, self.host.drops)
         self.host.register_transport(PROTO_UDP, self.udp)
         self.tcp = TcpLayer(self.host)
+        self.tcp.drops = DropView(self.host.drops, "tcp-")  # one drop counter for the whole stack
         self.host.register_transport(PROTO_TCP, self.tcp)
+        self.counters = CounterRegistry()
+        host_sources(self.counters, self.host)
+        self.counters.add("tcp", lambda: dict(self.tcp.counters))
         self.lock = threading.RLock()
         self.started_at = clock()
         self._selector: Optional[selectors.BaseSelector] = None
@@ -83,6 +89,14 @@ class Stack:
 
     def set_default_gateway(self, gateway: str):
         return self.add_route("0.0.0.0/0", gateway)
+
+    def register(self, function: NetworkFunction) -> NetworkFunction:
+        """Put a network function on its hooks; its timers run in this loop, its counters show
+        in ``status()`` and ``counters.gather()``."""
+        with self.lock:
+            self.host.register(function)
+        self.wake()
+        return function
 
     def register_transport(self, protocol: int, transport) -> None:
         with self.lock:
@@ -266,6 +280,7 @@ class Stack:
                 "drops": dict(self.host.drops),
                 "udp_ports": sorted(port for _, port in self.udp.endpoints),
                 "tcp_connections": self.tcp.connection_info(),
+                "functions": {f.name: f.stats() for f in self.host.hooks.functions},
             }
 
     @classmethod
