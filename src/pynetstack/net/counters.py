@@ -110,3 +110,4 @@ def host_sources(registry: CounterRegistry, host) -> None:
     registry.add("netdev", netdev)
     registry.add("host", lambda: dict(host.counters))
     registry.add("functions", functions)
+    registry.add("flowtable", host.flowtable.stats)

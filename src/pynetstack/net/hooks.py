@@ -46,7 +46,7 @@ class PacketContext:
 
     __slots__ = ("ip", "hook", "in_iface", "out_iface", "now", "drop_reason", "trace", "marks", "mark",
                  "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "ct", "ct_state",
-                 "ct_direction", "pkttype", "reject", "host", "route")
+                 "ct_direction", "pkttype", "reject", "host", "route", "in_flow", "offload")
 
     def __init__(self, ip, hook: str, now: float, in_iface=None, out_iface=None, trace: Optional[list] = None,
                  host=None, mark: int = 0, pkttype: str = PKT_HOST):
@@ -66,7 +66,9 @@ class PacketContext:
         self.reject = None  # ("icmp", type, code) or ("tcp-reset",) with the REJECT verdict
         self.host = host
         self.route = None  # the routing decision, once made
+        self.offload = False  # conntrack says: established, later packets may take the flow table
         self.refresh()
+        self.in_flow = self.flow  # the flow as it arrived, before any rewrite
 
     def refresh(self) -> None:
         """Read the L4 fields again (after a stage rewrote the datagram, as NAT does)."""

@@ -27,6 +27,7 @@ from . import hooks as hk
 from .arp import ArpMixin
 from .drops import DropCounter, DropReason
 from .egress import OutputPath
+from .flowtable import FlowTable
 from .forward import ForwardMixin
 from .fragment import fragment
 from .icmp import LIMITED_BROADCAST, IcmpMixin, bad_source
@@ -84,6 +85,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         self._rx_fast_gen = -1  # hooks generation the receive fast path was checked against
         self._rx_fast_ok = False
         self._nf_gen = -1
+        self.flowtable = FlowTable(self)
         self.route_error = 0  # why the last ip_send found no way (an errno), for local senders
         self._nf_active = False
         self._icmp_rate = icmp_errors_per_second
@@ -189,6 +191,10 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
                             return
                     elif take is not None:
                         self._rx_fast_check()
+                elif (self.flowtable.flows and mac == iface.mac and typ == _IPV4_NO_OPTIONS and not frag & 0x3FFF
+                      and 28 <= total <= n - 14 and _from_bytes(frame[14:34], "big") % 0xFFFF == 0
+                      and self.flowtable.forward(iface, frame, src, dst, proto, now)):
+                    return  # an established forwarded flow: the flow table sent it on
             eth = Ethernet.parse(frame)
             dst = eth.dst
             self._link_broadcast = dst == BROADCAST_MAC
@@ -545,6 +551,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         for iface in self.interfaces.values():
             iface.neighbours.poll(now)
         self.reassembler.poll(now)
+        if self.flowtable.flows:
+            self.flowtable.poll(now)
         for function in self.hooks.functions:
             deadline = function.next_deadline()
             if deadline is not None and deadline <= now:
@@ -557,6 +565,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
             return 0.0
         deadlines = [iface.neighbours.next_deadline() for iface in self.interfaces.values()]
         deadlines.append(self.reassembler.next_deadline())
+        deadlines.append(self.flowtable.next_deadline())
         deadlines.extend(t.next_deadline() for t in self.transports.values())
         deadlines.extend(f.next_deadline() for f in self.hooks.functions)
         deadlines = [d for d in deadlines if d is not None]
