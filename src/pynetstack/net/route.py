@@ -62,26 +62,3 @@ class RoutingTable:
     def routes(self) -> List[Route]:
         return [route for length in self._lengths for route in self._by_length[length].values()]
 
-
-class Decision:
-    """A routing decision (temporary shape until policy routing lands)."""
-
-    __slots__ = ("route", "type", "interface", "gateway", "next_hop", "table", "rule", "nexthop")
-
-    def __init__(self, route: Route, dst: int):
-        self.route = route
-        self.type = "unicast"
-        self.interface = route.interface
-        self.gateway = route.gateway
-        self.next_hop = route.next_hop(dst)
-        self.table = 254
-        self.rule = 32766
-        self.nexthop = None
-
-
-def _decide(self, dst, src=0, iif=None, mark=0, proto=0, sport=0, dport=0, flow_hash=None, now=0.0):
-    route = self.lookup(dst)
-    return Decision(route, dst) if route is not None else None
-
-
-RoutingTable.decide = _decide
