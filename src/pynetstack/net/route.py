@@ -224,6 +224,10 @@ class RoutingTable:
         self._cache: Dict[int, Optional[Route]] = {}
         self._keys_by_dev: Dict[str, Set[Tuple[int, int]]] = {}  # device name -> prefixes using it
         self._devs: Dict[str, list] = {}  # device name -> [device, up as last seen]
+        self.throw_routes = 0  # a table set may skip its rule walk only while this is 0
+
+    def is_empty(self) -> bool:
+        return not self._rib
 
     def __len__(self) -> int:
         return sum(len(routes) for routes in self._rib.values())
@@ -273,6 +277,7 @@ class RoutingTable:
         for i, other in enumerate(routes):
             if other.metric == route.metric:
                 routes[i] = route
+                self.throw_routes += (route.type == "throw") - (other.type == "throw")
                 self._track(route, key)
                 self._untrack(other, key)
                 self._resync(key)
@@ -288,6 +293,7 @@ class RoutingTable:
         for i, route in enumerate(routes):
             if route.matches(metric, gateway, dev, type):
                 del routes[i]
+                self.throw_routes -= route.type == "throw"
                 if not routes:
                     del self._rib[key]
                 self._untrack(route, key)
@@ -357,6 +363,7 @@ class RoutingTable:
         while at and routes[at - 1].metric > route.metric:
             at -= 1
         routes.insert(at, route)
+        self.throw_routes += route.type == "throw"
         self._track(route, key)
         self._resync(key)
         self._changed()
