@@ -78,7 +78,7 @@ class ResilientGroup:
     on ``select`` (the bucket about to be used, if it may move) and on ``poll(now)``."""
 
     __slots__ = ("id", "nexthops", "buckets", "idle_timer", "unbalanced_timer", "_owner", "_used",
-                 "_wants", "_count", "_unbalanced_since")
+                 "_wants", "_count", "_balanced", "_unbalanced_since")
 
     def __init__(self, id: int, nexthops: Sequence, buckets: int = 128, idle_timer: float = 120.0,
                  unbalanced_timer: float = 0.0):
@@ -96,7 +96,8 @@ class ResilientGroup:
         self._used = [float("-inf")] * buckets  # bucket -> when a flow last hashed to it
         self._wants: Dict[int, int] = {}
         self._count: Dict[int, int] = {}
-        self._unbalanced_since: Optional[float] = None
+        self._balanced = True
+        self._unbalanced_since: Optional[float] = None  # None also when no clock was seen yet
         self.refresh()
 
     # ------------------------------------------------------------------ membership
@@ -149,7 +150,7 @@ class ResilientGroup:
     def select(self, flow: int, now: float):
         b = flow % self.buckets
         nh = self._owner[b]
-        if self._unbalanced_since is not None:
+        if not self._balanced:
             self._maybe_move(b, now, self._forced(now))
             nh = self._owner[b]
         self._used[b] = now
@@ -158,12 +159,12 @@ class ResilientGroup:
     def poll(self, now: float) -> None:
         """Move every bucket that may move now (idle ones, or all over-served ones once the group
         has been unbalanced for ``unbalanced_timer``)."""
-        if self._unbalanced_since is None:
+        if self._balanced:
             return
         forced = self._forced(now)
         for b in range(self.buckets):
             self._maybe_move(b, now, forced)
-            if self._unbalanced_since is None:
+            if self._balanced:
                 break
 
     def bucket_counts(self) -> Dict[object, int]:
@@ -183,8 +184,9 @@ class ResilientGroup:
         return max(self._wants, key=lambda k: self._wants[k] - count[k])
 
     def _forced(self, now: float) -> bool:
-        since = self._unbalanced_since
-        return bool(self.unbalanced_timer) and since is not None and now - since >= self.unbalanced_timer
+        if self._unbalanced_since is None:
+            self._unbalanced_since = now
+        return bool(self.unbalanced_timer) and now - self._unbalanced_since >= self.unbalanced_timer
 
     def _maybe_move(self, b: int, now: float, forced: bool) -> None:
         nh = self._owner[b]
@@ -201,11 +203,11 @@ class ResilientGroup:
         self._note_balance(now)
 
     def _note_balance(self, now: Optional[float]) -> None:
-        balanced = all(self._count[k] <= w for k, w in self._wants.items())
-        if balanced:
+        self._balanced = all(self._count[k] <= w for k, w in self._wants.items())
+        if self._balanced:
             self._unbalanced_since = None
         elif self._unbalanced_since is None:
-            self._unbalanced_since = now if now is not None else 0.0
+            self._unbalanced_since = now
 
     def __repr__(self) -> str:
         members = "/".join(f"{nh!r},{nh.weight}" for nh in self.nexthops)
