@@ -92,14 +92,8 @@ def test_rfc2992_disruption_when_a_next_hop_goes(n):
         moved = {i for i, (a, b) in enumerate(zip(before, after)) if a is not b}
         # exactly the flows whose hash lies where the old and new region owners differ
         survivors = [d for d in devs if d is not devs[removed]]
-
-        def old_owner(h):
-            return devs[h * n // HASH_SPACE]
-
-        def new_owner(h):
-            return survivors[h * (n - 1) // HASH_SPACE]
-
-        predicted = {i for i, h in enumerate(hashes) if old_owner(h) is not new_owner(h)}
+        predicted = {i for i, h in enumerate(hashes)
+                     if devs[h * n // HASH_SPACE] is not survivors[h * (n - 1) // HASH_SPACE]}
         assert moved == predicted
         assert abs(len(moved) / len(hashes) - float(fraction)) < 0.02
         assert all(i in moved for i, d in enumerate(before) if d is devs[removed])
