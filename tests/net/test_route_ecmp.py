@@ -182,3 +182,18 @@ def test_resilient_unbalanced_timer_forces_migration():
     assert nexthops[1] not in group.bucket_counts()
     group.poll(now=6.5)
     assert group.bucket_counts() == {nexthops[0]: 4, nexthops[1]: 4}
+
+
+def test_group_membership_change_reaches_the_table_on_invalidate():
+    devs, nexthops = hops(3)
+    group = ResilientGroup(1, nexthops[:2], buckets=8, idle_timer=0)
+    table = RoutingTable()
+    route = table.add(Route(0, 0, nhgroup=group))
+    group.add(nexthops[2], now=1.0)
+    table.invalidate()
+    assert len(route.nexthops) == 3
+    group.poll(now=2.0)
+    assert nexthops[2] in group.bucket_counts()
+    table.set_interface_state(devs[2], False)  # the table now follows the new member's device
+    assert nexthops[2] not in group.bucket_counts()
+    assert all(route.select(h, 3.0) is not nexthops[2] for h in range(8))

@@ -212,7 +212,7 @@ class Route:
 class RoutingTable:
     """One table (``ip route ... table N``): a RIB of all routes, the FIB, a lookup cache."""
 
-    def __init__(self, id: int = 254, cache_size: int = 65536):
+    def __init__(self, id: int = 254, cache_size: int = 4096):
         self.id = id
         self.cache_size = cache_size
         self.generation = 0
@@ -225,6 +225,7 @@ class RoutingTable:
         self._keys_by_dev: Dict[str, Set[Tuple[int, int]]] = {}  # device name -> prefixes using it
         self._devs: Dict[str, list] = {}  # device name -> [device, up as last seen]
         self.throw_routes = 0  # a table set may skip its rule walk only while this is 0
+        self._group_keys: Set[Tuple[int, int]] = set()  # prefixes with a route through a group
 
     def is_empty(self) -> bool:
         return not self._rib
@@ -246,7 +247,9 @@ class RoutingTable:
         route = self._leaves[v]
         cache = self._cache
         if len(cache) >= self.cache_size:
-            cache.clear()  # the eviction rule: cheap, and the FIB behind it is fast anyway
+            # the eviction rule: start over. A small cache stays in the CPU's caches and is cheap
+            # to refill; a big one costs more to fill than the FIB walk it saves
+            cache.clear()
         cache[dst] = route
         return route
 
@@ -343,11 +346,18 @@ class RoutingTable:
         self._device_changed(iface.name, up)
 
     def invalidate(self) -> None:
-        """Re-read every device's ``.up`` (call it after flipping one), and empty the cache."""
+        """Re-read every device's ``.up`` (call it after flipping one) and every next-hop group's
+        members (call it after changing one), and empty the cache."""
         for name, seen in list(self._devs.items()):
             up = getattr(seen[0], "up", True)
             if up != seen[1]:
                 self._device_changed(name, up)
+        for key in list(self._group_keys):
+            for route in self._rib[key]:
+                self._untrack(route, key)
+                route.refresh()
+                self._track(route, key)
+            self._resync(key, refresh=False)
         self._changed()
 
     # ------------------------------------------------------------------ internals
@@ -370,6 +380,8 @@ class RoutingTable:
         return route
 
     def _track(self, route: Route, key) -> None:
+        if route.nhgroup is not None:
+            self._group_keys.add(key)
         for nh in route.nexthops:
             name = nh.interface.name
             self._keys_by_dev.setdefault(name, set()).add(key)
@@ -377,7 +389,10 @@ class RoutingTable:
                 self._devs[name] = [nh.interface, getattr(nh.interface, "up", True)]
 
     def _untrack(self, route: Route, key) -> None:
-        remaining = {nh.interface.name for r in self._rib.get(key, ()) for nh in r.nexthops}
+        routes = self._rib.get(key, ())
+        if route.nhgroup is not None and not any(r.nhgroup is not None for r in routes if r is not route):
+            self._group_keys.discard(key)
+        remaining = {nh.interface.name for r in routes if r is not route for nh in r.nexthops}
         for nh in route.nexthops:
             name = nh.interface.name
             if name not in remaining:

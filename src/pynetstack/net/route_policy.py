@@ -151,7 +151,7 @@ def _default_rules() -> List[Rule]:
 class RoutingPolicy:
     """Tables by number (and name, as /etc/iproute2/rt_tables), rules, the ECMP flow hash."""
 
-    def __init__(self, hash_seed: Optional[int] = None, hash_policy: int = 0, cache_size: int = 65536):
+    def __init__(self, hash_seed: Optional[int] = None, hash_policy: int = 0, cache_size: int = 4096):
         if hash_policy not in (0, 1):
             raise RouteError(f"hash policy must be 0 (L3) or 1 (L4), not {hash_policy}")
         self.hash_seed = random_seed() if hash_seed is None else hash_seed
