@@ -4,6 +4,7 @@ Compares, in the same run, on 1k, 10k and 100k random prefixes with a BGP-like l
   fib-miss   RoutingTable.lookup on distinct destinations (every lookup misses the cache)
   fib-hit    RoutingTable.lookup on destinations already cached
   fib-only   the compiled FIB alone (Fib.lookup, no cache in front)
+  fib-uniform  fib-miss, but destinations uniform over the address space (most stop at level 1)
   per-length the peer: the old table, one dict per prefix length walked longest first
   dict.get   the ceiling: one dict probe per lookup, what no LPM can beat in Python
 Destinations are drawn inside the table's prefixes, so lookups go as deep as the FIB does.
@@ -117,6 +118,12 @@ def bench(size, rng, lookups):
 
     miss = per_lookup_ns(table.lookup, dsts, new_destinations)
     bare = per_lookup_ns(table._fib.lookup, dsts)
+    anywhere = [rng.getrandbits(32) for _ in range(lookups)]
+
+    def empty_cache():
+        table._cache.clear()
+
+    uniform = per_lookup_ns(table.lookup, anywhere, empty_cache)
     for d in hot[:1000]:
         table.lookup(d)
     hit = per_lookup_ns(table.lookup, hot)
@@ -124,7 +131,7 @@ def bench(size, rng, lookups):
     top = per_lookup_ns(ceiling.get, dsts)
     stats = table.stats()
     print(f"{size:>7} prefixes  build {built:5.2f} s  chunks l2/l3 {stats['chunks_l2']}/{stats['chunks_l3']}")
-    for name, ns in (("fib-miss", miss), ("fib-hit", hit), ("fib-only", bare), ("per-length (peer)", old), ("dict.get (ceiling)", top)):
+    for name, ns in (("fib-miss", miss), ("fib-hit", hit), ("fib-only", bare), ("fib-uniform", uniform), ("per-length (peer)", old), ("dict.get (ceiling)", top)):
         print(f"    {name:<20} {ns:7.0f} ns/lookup  {1e9 / ns / 1e6:6.2f} M lookups/s")
     print(f"    ratio: fib-miss is {old / miss:4.1f}x the peer's speed, fib-hit {old / hit:4.1f}x; "
           f"dict.get is {miss / top:4.1f}x fib-miss")

@@ -197,3 +197,15 @@ def test_group_membership_change_reaches_the_table_on_invalidate():
     table.set_interface_state(devs[2], False)  # the table now follows the new member's device
     assert nexthops[2] not in group.bucket_counts()
     assert all(route.select(h, 3.0) is not nexthops[2] for h in range(8))
+
+
+def test_resilient_addition_takes_only_from_over_served_hops():
+    _, nexthops = hops(3)
+    a, b, c = nexthops
+    group = ResilientGroup(1, [a, b], buckets=3, idle_timer=0)
+    assert group.bucket_counts() == {a: 2, b: 1}
+    b_bucket = next(i for i in range(3) if group.owner(i) is b)
+    group.add(c, now=1.0)
+    group.poll(now=5.0)  # every bucket is idle; b is at its share (1 of 3) and keeps its bucket
+    assert group.bucket_counts() == {a: 1, b: 1, c: 1}
+    assert group.owner(b_bucket) is b
