@@ -1,0 +1,172 @@
+"""Longest-prefix-match speed and memory of the routing table.
+
+Compares, in the same run, on 1k, 10k and 100k random prefixes with a BGP-like length mix:
+  fib-miss   RoutingTable.lookup on distinct destinations (every lookup misses the cache)
+  fib-hit    RoutingTable.lookup on destinations already cached
+  fib-only   the compiled FIB alone (Fib.lookup, no cache in front)
+  fib-uniform  fib-miss, but destinations uniform over the address space (most stop at level 1)
+  per-length the peer: the old table, one dict per prefix length walked longest first
+  dict.get   the ceiling: one dict probe per lookup, what no LPM can beat in Python
+Destinations are drawn inside the table's prefixes, so lookups go as deep as the FIB does.
+Then memory for 100k prefixes (tracemalloc; CPython only) for the table and for the peer.
+
+Run: python benchmarks/bench_route.py  (about a minute on CPython; faster on PyPy)
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from pynetstack.net.route import Route, RoutingTable  # noqa: E402
+from pynetstack.wire.addr import prefix_mask  # noqa: E402
+
+RUNS = 5
+# share of each prefix length, roughly as in a full IPv4 BGP table (most are /24, then /22-/23)
+LENGTH_MIX = [(8, 1), (12, 1), (14, 2), (16, 5), (18, 4), (19, 5), (20, 7), (21, 7), (22, 12), (23, 10),
+              (24, 58), (26, 1), (28, 1), (32, 1)]
+MASKS = [prefix_mask(n) for n in range(33)]
+
+
+class Dev:
+    name = "eth0"
+    up = True
+
+
+class PerLengthTable:
+    """The named peer: the routing table this one replaced (one dict per prefix length)."""
+
+    def __init__(self):
+        self._by_length = {}
+        self._lengths = []
+
+    def add(self, route):
+        self._by_length.setdefault(route.length, {})[route.prefix] = route
+        self._lengths = sorted(self._by_length, reverse=True)
+
+    def lookup(self, dst):
+        by_length = self._by_length
+        for length in self._lengths:
+            route = by_length[length].get(dst & MASKS[length])
+            if route is not None:
+                return route
+        return None
+
+
+def random_prefixes(count, rng):
+    lengths, weights = zip(*LENGTH_MIX)
+    seen = set()
+    while len(seen) < count:
+        length = rng.choices(lengths, weights)[0]
+        seen.add((rng.getrandbits(32) & MASKS[length], length))
+    return sorted(seen)
+
+
+def destinations(prefixes, count, rng):
+    out = []
+    for _ in range(count):
+        prefix, length = prefixes[rng.randrange(len(prefixes))]
+        out.append(prefix | (rng.getrandbits(32) & ~MASKS[length] & 0xFFFFFFFF))
+    return out
+
+
+def build(prefixes):
+    dev = Dev()
+    table, peer = RoutingTable(), PerLengthTable()
+    for i, (prefix, length) in enumerate(prefixes):
+        route = Route(prefix, length, dev, 0x0A000001 + (i & 0xFF))
+        table.add(route)
+        peer.add(route)
+    return table, peer
+
+
+def per_lookup_ns(fn, dsts, prepare=None):
+    times = []
+    for _ in range(RUNS):
+        if prepare is not None:
+            prepare()
+        start = time.perf_counter()
+        for d in dsts:
+            fn(d)
+        times.append((time.perf_counter() - start) / len(dsts) * 1e9)
+    return statistics.median(times)
+
+
+def bench(size, rng, lookups):
+    prefixes = random_prefixes(size, rng)
+    start = time.perf_counter()
+    table, peer = build(prefixes)
+    built = time.perf_counter() - start
+    dsts = destinations(prefixes, lookups, rng)
+    for d in dsts[:2000]:  # the table agrees with the peer
+        assert table.lookup(d) is peer.lookup(d)
+    ceiling = {d: 1 for d in dsts}
+    hot = dsts[:1000] * (lookups // 1000)
+    fresh = iter(range(RUNS * 2))
+
+    def new_destinations():  # every run looks up addresses it has never seen: all misses
+        table._cache.clear()
+        rng2 = random.Random(next(fresh))
+        dsts[:] = destinations(prefixes, lookups, rng2)
+
+    miss = per_lookup_ns(table.lookup, dsts, new_destinations)
+    bare = per_lookup_ns(table._fib.lookup, dsts)
+    anywhere = [rng.getrandbits(32) for _ in range(lookups)]
+
+    def empty_cache():
+        table._cache.clear()
+
+    uniform = per_lookup_ns(table.lookup, anywhere, empty_cache)
+    for d in hot[:1000]:
+        table.lookup(d)
+    hit = per_lookup_ns(table.lookup, hot)
+    old = per_lookup_ns(peer.lookup, dsts)
+    top = per_lookup_ns(ceiling.get, dsts)
+    stats = table.stats()
+    print(f"{size:>7} prefixes  build {built:5.2f} s  chunks l2/l3 {stats['chunks_l2']}/{stats['chunks_l3']}")
+    for name, ns in (("fib-miss", miss), ("fib-hit", hit), ("fib-only", bare), ("fib-uniform", uniform), ("per-length (peer)", old), ("dict.get (ceiling)", top)):
+        print(f"    {name:<20} {ns:7.0f} ns/lookup  {1e9 / ns / 1e6:6.2f} M lookups/s")
+    print(f"    ratio: fib-miss is {old / miss:4.1f}x the peer's speed, fib-hit {old / hit:4.1f}x; "
+          f"dict.get is {miss / top:4.1f}x fib-miss")
+
+
+def memory(size, rng):
+    import tracemalloc  # CPython only
+
+    prefixes = random_prefixes(size, rng)
+    gc.collect()
+    tracemalloc.start()
+    table, _ = build(prefixes)
+    table_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del table
+    gc.collect()
+    tracemalloc.start()
+    peer = PerLengthTable()
+    dev = Dev()
+    for prefix, length in prefixes:
+        peer.add(Route(prefix, length, dev, 0x0A000001))
+    peer_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"memory, {size} prefixes (routes included): RoutingTable {table_bytes / 1e6:.1f} MB, "
+          f"per-length peer {peer_bytes / 1e6:.1f} MB")
+
+
+def main():
+    print(f"{platform.python_implementation()} {platform.python_version()}; medians of {RUNS} runs")
+    rng = random.Random(2992)
+    for size in (1000, 10000, 100000):
+        bench(size, rng, 100000)
+    if platform.python_implementation() == "CPython":
+        memory(100000, rng)
+
+
+if __name__ == "__main__":
+    main()
