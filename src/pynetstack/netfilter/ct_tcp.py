@@ -292,9 +292,9 @@ def packet(track: TcpTrack, direction: int, seg: Segment, liberal: bool) -> int:
     kind = seg.kind
     new = TRANSITIONS[direction][kind][old]
     if new == SYN_SENT and old >= TIME_WAIT:
-        # RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME-WAIT; Linux lets it when we
-        # saw the close start from the other side or the last segment was our RST.
-        if (track.seen[1 - direction].flags & F_CLOSE_INIT
+        # RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME-WAIT; Linux lets it when the
+        # connection was closed with FINs or the last segment was this side's RST.
+        if ((track.seen[0].flags | track.seen[1].flags) & F_CLOSE_INIT
                 or (track.last_dir == direction and track.last_kind == K_RST) or old == CLOSE):
             return REOPEN
         new = IG
