@@ -269,7 +269,10 @@ class Conntrack:
         if status != entry.status:
             changed = True
             entry.status = status
-        self._account(entry, direction, ip)
+        counters = entry.counters
+        i = direction << 1
+        counters[i] += 1
+        counters[i + 1] += 20 + len(ip.options) + len(payload)
         deadline = now + timeout
         entry.deadline = deadline
         if deadline < entry.scheduled and status & S_CONFIRMED:

@@ -236,34 +236,39 @@ def in_window(track: TcpTrack, direction: int, seg: Segment, liberal: bool) -> b
     if flags & RST and seq == 0 and state == SYN_SENT:
         seq = end = sender.td_end  # RST answering a SYN
 
-    in_recv_win = receiver.td_maxwin == 0 or _after(end, (sender.td_end - receiver.td_maxwin - 1) & _M32)
+    # The four conditions of the window check (_before/_after inlined: this is the hot path).
+    # I: seq is not beyond what the receiver's window allowed; II: the segment's end is not
+    # older than a window ago; III: the ACK is not for data never sent; IV: nor far below.
+    td_end_r = receiver.td_end
+    maxwin_r = receiver.td_maxwin
     maxackwin = sender.td_maxwin if sender.td_maxwin > MAXACKWINCONST else MAXACKWINCONST
-    ok = (_before(seq, (sender.td_maxend + 1) & _M32) and in_recv_win
-          and _before(sack, (receiver.td_end + 1) & _M32)
-          and _after(sack, (receiver.td_end - maxackwin - 1) & _M32))
-    if not ok and not (liberal or sender.flags & F_BE_LIBERAL):
-        return False
+    ok = (((seq - sender.td_maxend - 1) & _M32) > 0x7FFFFFFF
+          and (maxwin_r == 0 or ((sender.td_end - maxwin_r - 1 - end) & _M32) > 0x7FFFFFFF)
+          and ((sack - td_end_r - 1) & _M32) > 0x7FFFFFFF
+          and ((td_end_r - maxackwin - 1 - sack) & _M32) > 0x7FFFFFFF)
     if not ok:
-        return True  # liberal: accept, but learn nothing from an out-of-window segment
+        # liberal: accept, but learn nothing from an out-of-window segment
+        return bool(liberal or sender.flags & F_BE_LIBERAL)
     if not flags & SYN:
         win <<= sender.td_scale
     swin = win + ((sack - ack) & _M32)
     if sender.td_maxwin < swin:
         sender.td_maxwin = swin
-    if _after(end, sender.td_end):
+    if ((sender.td_end - end) & _M32) > 0x7FFFFFFF:  # end after td_end
         sender.td_end = end
         sender.flags |= F_DATA_UNACKNOWLEDGED
     if flags & ACK:
         if not sender.flags & F_MAXACK_SET:
             sender.td_maxack = ack
             sender.flags |= F_MAXACK_SET
-        elif _after(ack, sender.td_maxack):
+        elif ((sender.td_maxack - ack) & _M32) > 0x7FFFFFFF:
             sender.td_maxack = ack
-    if receiver.td_maxwin != 0 and _after(end, sender.td_maxend):
+    if maxwin_r != 0 and ((sender.td_maxend - end) & _M32) > 0x7FFFFFFF:
         receiver.td_maxwin += (end - sender.td_maxend) & _M32
-    if _after((sack + win) & _M32, (receiver.td_maxend - 1) & _M32):
-        receiver.td_maxend = (sack + win + (1 if win == 0 else 0)) & _M32
-    if ack == receiver.td_end:
+    right = (sack + win) & _M32
+    if ((receiver.td_maxend - 1 - right) & _M32) > 0x7FFFFFFF:
+        receiver.td_maxend = (right + 1) & _M32 if win == 0 else right
+    if ack == td_end_r:
         receiver.flags &= ~F_DATA_UNACKNOWLEDGED
     return True
 
