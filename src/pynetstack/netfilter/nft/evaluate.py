@@ -121,6 +121,8 @@ def _run_rule(rule: Rule, pkt, decision: Decision):
                 decision.nat = item.spec
             return "accept", None
         elif kind == STEP_REJECT:
+            if fn[0] == "tcp-reset" and pkt.proto != 6:
+                return None  # nft gives "reject with tcp reset" an implicit tcp match
             decision.reject = fn
             return "reject", None
         elif kind == STEP_MARK:

@@ -78,11 +78,12 @@ class Match:
     names); ``is_set`` when written as an anonymous set ``{ ... }``; ``flags`` for a comma list of
     bitmask flags; ``mask`` for ``tcp flags syn / syn,ack`` (value under mask)."""
 
-    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc")
+    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range")
 
     def __init__(self, field: Field, op: str, values: List, is_set: bool = False,
                  flags: Optional[int] = None, mask: Optional[int] = None,
-                 loc: Optional[Location] = None):
+                 loc: Optional[Location] = None, as_range: bool = False):
+        self.as_range = as_range
         self.field = field
         self.op = op
         self.values = values
@@ -94,12 +95,19 @@ class Match:
     # -- listing -----------------------------------------------------------------------------
     def format(self) -> str:
         dtype = self.field.dtype
+        if self.mask is not None and self.op == "!=" and self.mask == self.flags \
+                and self.mask & (self.mask - 1) == 0:
+            return (f"{self.field.name} & {_flag_expr(dtype, self.mask)} != "
+                    f"{_flag_expr(dtype, self.flags)}")
         if self.mask is not None:
             body = f"{dtype.format(self.flags)} / {dtype.format(self.mask)}"
         elif self.flags is not None:
             body = dtype.format(self.flags)
         elif self.is_set:
             body = "{ " + ", ".join(self._format_value(v) for v in self._sorted()) + " }"
+        elif self.as_range:
+            lo, hi = self.values[0]
+            body = f"{dtype.format(lo)}-{dtype.format(hi)}"
         else:
             body = self._format_value(self.values[0])
         op = self.op
@@ -153,6 +161,11 @@ class Match:
         if op == "!=":
             return lambda v: not inside(v)
         return inside
+
+
+def _flag_expr(dtype, value: int) -> str:
+    names = dtype.format(value).split(",")
+    return names[0] if len(names) == 1 else "(" + " | ".join(names) + ")"
 
 
 def _interval_test(values: List[Tuple[int, int]], op: str) -> Callable:

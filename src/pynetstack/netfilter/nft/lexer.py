@@ -61,7 +61,7 @@ def tokenize(text: str, filename: str) -> List[Token]:
                     j += 1
                 if j == i + 1:
                     raise NftError("syntax error, unexpected junk", loc(i, i + 1))
-                out.append(Token("var", line[i + 1:j], loc(i, j)))
+                out.append(Token("var", line[i + 1:j], loc(i + 1, j)))
                 i = j
             elif _is_word_char(c):
                 j = i

@@ -79,7 +79,9 @@ class Loader:
             cur.next()
             base = os.path.dirname(filename) if filename and not filename.startswith("<") else "."
             path = path_tok.value if os.path.isabs(path_tok.value) else os.path.join(base, path_tok.value)
-            self.include(path, cur.span(tok), path_tok.value)
+            where = cur.span(tok)
+            where = Location(where.filename, where.line, where.col, where.end_col + 1, where.text)
+            self.include(path, where, path_tok.value)
             cur.end_statement()
         elif w == "flush":
             cur.next()
@@ -201,7 +203,7 @@ class Loader:
                     break
                 if tok.kind == "word" and tok.value == "chain":
                     cur.next()
-                    self._chain(cur, table, "add", pending)
+                    self._chain(cur, table, "add", pending, strict=True)
                 elif tok.kind == "word" and tok.value in ("define", "redefine"):
                     cur.next()
                     self._define(cur)
@@ -215,7 +217,8 @@ class Loader:
                 self._attach(chain, rule)
         cur.end_statement()
 
-    def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List]) -> None:
+    def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List],
+               strict: bool = False) -> None:
         name = cur.name("chain name")
         chain = table.chains.get(name.value)
         if chain is not None and verb == "create":
@@ -255,6 +258,8 @@ class Loader:
                     self._attach(ch, rule)
             else:
                 pending.extend(rules)
+            if strict and cur.at_kind("}"):  # nft wants a newline or ';' after a chain block
+                raise cur.unexpected("newline or semicolon")
         cur.end_statement()
 
     def _chain_type(self, cur: Cursor, chain: Chain) -> None:

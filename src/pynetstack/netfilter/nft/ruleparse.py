@@ -79,7 +79,14 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 raise unsupported(f"ip {key.value}", key.loc)
             raise unsupported(f"{w} {key.value}", key.loc)
         cur.next()
-        return _parse_match(cur, ctx, FIELDS[f"{w} {key.value}"], tok)
+        field = FIELDS[f"{w} {key.value}"]
+        if field.proto is not None:
+            have = _rule_proto(items)
+            if have is not None and have != field.proto:
+                names = S.PROTOCOL_NAMES
+                raise NftError(f"conflicting protocols specified: {names.get(have, have)} vs. {w}",
+                               tok.loc.span(key.loc))
+        return _parse_match(cur, ctx, field, tok)
     if w in ("iifname", "oifname"):
         cur.next()
         return _parse_match(cur, ctx, FIELDS[w], tok)
@@ -134,12 +141,14 @@ def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> M
     if dtype.bitmask:
         return _parse_bitmask_match(cur, ctx, field, op, first)
     if cur.at_kind("{"):
-        values = _parse_set(cur, ctx, dtype)
+        values = _merge(_parse_set(cur, ctx, dtype), dtype)
         return Match(field, op, values, True, loc=cur.span(first))
+    before = cur.pos
     value = _parse_element(cur, dtype)
     if op in ("<", ">", "<=", ">=") and value[0] != value[1]:
         raise NftError(f"Relational expression {op} needs a single value", cur.span(first))
-    return Match(field, op, [value], False, loc=cur.span(first))
+    as_range = dtype is T.IPV4 and any(t.kind == "-" for t in cur.tokens[before:cur.pos])
+    return Match(field, op, [value], False, loc=cur.span(first), as_range=as_range)
 
 
 def _parse_set(cur: Cursor, ctx: RuleContext, dtype) -> List:
@@ -158,6 +167,19 @@ def _parse_set(cur: Cursor, ctx: RuleContext, dtype) -> List:
     if not values:
         raise cur.unexpected()
     return values
+
+
+def _merge(values: List, dtype) -> List:
+    """nft merges the elements of an interval set that touch or overlap ({ 1-2, 3 } is { 1-3 })."""
+    if dtype is T.IFNAME or all(lo == hi for lo, hi in values):
+        return values
+    out: List = []
+    for lo, hi in sorted(values):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def _parse_element(cur: Cursor, dtype):
@@ -263,7 +285,10 @@ def _parse_limit(cur: Cursor) -> Limit:
         raise NftError("invalid limit rate 0", first.loc)
     burst = 0
     if cur.accept("burst"):
+        burst_tok = cur.peek()
         burst = _plain_int(cur)
+        if burst == 0:
+            raise NftError("packet limit burst must be > 0", cur.span(first).span(burst_tok.loc))
         unit = cur.word("packets")
         if unit.value != "packets":
             raise unsupported("byte burst", unit.loc)
@@ -272,8 +297,11 @@ def _parse_limit(cur: Cursor) -> Limit:
 
 def _parse_reject(cur: Cursor, ctx: RuleContext) -> Reject:
     first = cur.next()
+    if ctx.chain_type == "nat":
+        raise NftError("Could not process rule: Operation not supported", first.loc)
     if not cur.accept("with"):
-        return Reject(None, 3, "port-unreachable", first.loc)
+        return Reject(None, 3 if ctx.family == "ip" else 1, "port-unreachable", first.loc,
+                      "icmp" if ctx.family == "ip" else "icmpx")
     kind = cur.word("icmp, icmpx or tcp")
     if kind.value == "tcp":
         cur.expect("reset")
@@ -289,7 +317,20 @@ def _parse_reject(cur: Cursor, ctx: RuleContext) -> Reject:
     table = S.ICMPX_CODES if kind.value == "icmpx" else S.REJECT_ICMP_CODES
     if code_tok.value not in table:
         raise NftError(f"Could not parse {kind.value} code expression", code_tok.loc)
-    return Reject(kind.value, table[code_tok.value], code_tok.value, cur.span(first))
+    return Reject(kind.value, table[code_tok.value], code_tok.value, cur.span(first),
+                  "icmp" if ctx.family == "ip" else "icmpx")
+
+
+def _rule_proto(items: List) -> Optional[int]:
+    """The transport protocol the rule's earlier matches pin down, if any."""
+    for item in items:
+        if isinstance(item, Match):
+            if item.field.proto is not None:
+                return item.field.proto
+            proto = item.implies_proto()
+            if proto is not None:
+                return proto
+    return None
 
 
 def _has_l4_match(items: List) -> bool:
@@ -305,7 +346,9 @@ def _parse_nat(cur: Cursor, ctx: RuleContext, items: List) -> Nat:
             raise unsupported(f"{kind} ip6", cur.peek().loc)
         ip_kw = bool(cur.accept("ip"))
         if ctx.family == "inet" and not ip_kw:
-            raise unsupported(f"{kind} without 'ip' in an inet table (write '{kind} ip to ...')", first.loc)
+            if not any(isinstance(i, Match) and i.field.name.startswith("ip ") for i in items):
+                raise NftError("ip or ip6 must be specified with address for inet tables.", first.loc)
+            ip_kw = True  # nft lists it as "snat ip to"
         cur.expect("to")
     addr_min = addr_max = port_min = port_max = None
     ports_tok = None

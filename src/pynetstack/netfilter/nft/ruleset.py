@@ -72,6 +72,8 @@ def _implied_by_later(items: List, i: int) -> bool:
     if proto is None:
         return False
     for later in items[i + 1:]:
+        if isinstance(later, Reject) and later.how == "tcp reset":
+            return proto == 6 and items[i].field.name == "ip protocol"
         if not isinstance(later, Match) or later.field.is_l4proto:
             return False
         if later.field.proto is not None:

@@ -128,17 +128,18 @@ class Reject:
     """``reject`` [with icmp|icmpx [type] CODE | with tcp reset].  ``how`` is None, "icmp", "icmpx"
     or "tcp reset"; ``code`` the icmp code, or the icmpx code for "icmpx"."""
 
-    __slots__ = ("how", "code", "code_name", "loc")
+    __slots__ = ("how", "code", "code_name", "loc", "default_how")
 
     def __init__(self, how: Optional[str] = None, code: int = 3, code_name: str = "",
-                 loc: Optional[Location] = None):
-        self.how = how
+                 loc: Optional[Location] = None, default_how: str = "icmp"):
+        self.how = how or default_how
         self.code = code
-        self.code_name = code_name
+        self.code_name = code_name or "port-unreachable"
         self.loc = loc
+        self.default_how = default_how
 
     def format(self) -> str:
-        if self.how is None:
+        if self.how == self.default_how and self.code_name == "port-unreachable":
             return "reject"
         if self.how == "tcp reset":
             return "reject with tcp reset"
