@@ -121,7 +121,11 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
         target = cur.name("chain name")
         return Verdict(w, target.value, target.loc)
     if w == "reject":
-        return _parse_reject(cur, ctx)
+        stmt = _parse_reject(cur, ctx)
+        if stmt.how == "tcp reset" and ctx.family == "inet" and _rule_proto(items) is None:
+            # nft adds (and lists) the dependency itself in inet tables
+            items.append(Match(FIELDS["meta l4proto"], "", [(6, 6)], loc=stmt.loc))
+        return stmt
     if w in NAT_HOOKS:
         return _parse_nat(cur, ctx, items)
     if w in KNOWN_UNSUPPORTED or w in ("mark",):

@@ -35,9 +35,10 @@ class Rule:
     def format(self) -> str:
         """The rule as ``nft list ruleset`` prints it (implied protocol matches left out)."""
         items = self.items
+        inet = self.chain is not None and self.chain.table.family == "inet"
         parts = []
         for i, item in enumerate(items):
-            if isinstance(item, Match) and _implied_by_later(items, i):
+            if isinstance(item, Match) and _implied_by_later(items, i, inet):
                 continue
             parts.append(item.format())
         return " ".join(parts)
@@ -65,11 +66,12 @@ class Rule:
         self.steps = tuple(steps)
 
 
-def _implied_by_later(items: List, i: int) -> bool:
+def _implied_by_later(items: List, i: int, inet: bool) -> bool:
     """nft drops ``ip protocol tcp`` / ``meta l4proto tcp`` from a listing when a later tcp header
-    match (with only matches between) implies it."""
+    match (with only matches between) implies it.  In inet tables only ``meta l4proto`` is the
+    dependency nft itself would add, so only that one is dropped."""
     proto = items[i].implies_proto()
-    if proto is None:
+    if proto is None or (inet and items[i].field.name != "meta l4proto"):
         return False
     for later in items[i + 1:]:
         if isinstance(later, Reject) and later.how == "tcp reset":
