@@ -277,8 +277,8 @@ class Loader:
             raise NftError("unknown chain hook", hook.loc)
         if cur.at("device"):
             raise unsupported("chain device", cur.peek().loc)
-        cur.expect("priority")
-        prio = self._priority(cur, hook.value)
+        prio_tok = cur.expect("priority")
+        prio = self._priority(cur, hook.value, prio_tok)
         if ctype.value == "nat" and hook.value == "forward":
             raise NftError("Could not process rule: Operation not supported", chain.loc)
         if chain.is_base and (chain.type, chain.hook, chain.priority) != (ctype.value, hook.value, prio):
@@ -286,8 +286,7 @@ class Loader:
         chain.type, chain.hook, chain.priority = ctype.value, hook.value, prio
         cur.end_statement()
 
-    def _priority(self, cur: Cursor, hook: str) -> int:
-        first = cur.peek()
+    def _priority(self, cur: Cursor, hook: str, first: Token) -> int:
         negative = bool(cur.accept("-"))
         tok = cur.word("priority")
         names = dict(S.STD_PRIORITIES)

@@ -137,6 +137,8 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
 
 def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> Match:
     dtype = field.dtype
+    if cur.at("set"):
+        raise unsupported(f"{field.name} set", cur.span(first).span(cur.peek().loc))
     op = ""
     if cur.peek().kind in MATCH_OPS:
         op = cur.next().kind
