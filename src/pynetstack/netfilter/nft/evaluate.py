@@ -74,7 +74,7 @@ def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list])
                 continue
             kind, target = outcome
             if trace is not None:
-                shown = kind if target is None else f"{kind} {target.name}"
+                shown = "accept" if kind == "nat" else kind if target is None else f"{kind} {target.name}"
                 trace.append(f"{_trace_head(chain, pkt)} rule {rule.format()} (verdict {shown})")
             if kind == "continue":
                 continue
@@ -89,6 +89,8 @@ def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list])
                     break
             if kind == "return":
                 break
+            if kind == "nat":  # only the NAT that took effect is recorded as the deciding rule
+                return "accept"
             decision.rule, decision.chain = rule, chain
             return kind
         if jumped:
@@ -119,7 +121,8 @@ def _run_rule(rule: Rule, pkt, decision: Decision):
         elif kind == STEP_NAT:
             if decision.nat is None:
                 decision.nat = item.spec
-            return "accept", None
+                decision.rule, decision.chain = rule, rule.chain
+            return "nat", None
         elif kind == STEP_REJECT:
             if fn[0] == "tcp-reset" and pkt.proto != 6:
                 return None  # nft gives "reject with tcp reset" an implicit tcp match
