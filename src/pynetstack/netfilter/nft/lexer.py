@@ -38,7 +38,7 @@ def tokenize(text: str, filename: str) -> List[Token]:
     for lineno, line in enumerate(lines, 1):
         i, n = 0, len(line)
 
-        def loc(a: int, b: int) -> Location:
+        def loc(a: int, b: int, lineno: int = lineno, line: str = line) -> Location:
             return Location(filename, lineno, a + 1, b, line)
 
         while i < n:

@@ -354,17 +354,17 @@ class Loader:
             edges = {c.name: [(i, i.target) for r in c.rules for i in r.items
                               if isinstance(i, Verdict) and i.target] for c in table.chains.values()}
             state: Dict[str, int] = {}
-
-            def visit(name: str, depth: int) -> None:
-                state[name] = 1
-                for verdict, target in edges.get(name, ()):
-                    if state.get(target) == 1 or depth > 16:
-                        raise NftError("Could not process rule: Too many levels of symbolic links",
-                                       verdict.loc)
-                    if state.get(target) is None:
-                        visit(target, depth + 1)
-                state[name] = 2
-
             for name in edges:
                 if name not in state:
-                    visit(name, 0)
+                    _visit(edges, state, name, 0)
+
+
+def _visit(edges: Dict, state: Dict[str, int], name: str, depth: int) -> None:
+    """Depth-first walk of jump/goto edges; a chain reached again while on the path is a loop."""
+    state[name] = 1
+    for verdict, target in edges.get(name, ()):
+        if state.get(target) == 1 or depth > 16:
+            raise NftError("Could not process rule: Too many levels of symbolic links", verdict.loc)
+        if state.get(target) is None:
+            _visit(edges, state, target, depth + 1)
+    state[name] = 2

@@ -32,7 +32,7 @@ KNOWN_UNSUPPORTED = {
     "frag", "dst", "mh", "ah", "esp", "comp", "udplite", "gre", "geneve", "vxlan", "ip6ext",
     "comment", "flow", "secmark", "objref", "iif", "oif", "iiftype", "oiftype", "skuid", "skgid",
     "nfproto", "priority", "length", "protocol", "cpu", "cgroup", "rtclassid", "ibrname", "obrname",
-    "time", "day", "hour", "sdif", "sdifname", "ipsec", "random", "nftrace", "iifgroup", "oifgroup",
+    "time", "day", "hour", "sdif", "sdifname", "random", "nftrace", "iifgroup", "oifgroup",
     "xt", "last",
 }
 NAT_HOOKS = {"snat": ("postrouting", "input"), "masquerade": ("postrouting",),
