@@ -69,6 +69,9 @@ def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list])
         while index < len(rules):
             rule = rules[index]
             index += 1
+            test = rule.test
+            if test is not None and not test(pkt):
+                continue
             outcome = _run_rule(rule, pkt, decision)
             if outcome is None:
                 continue

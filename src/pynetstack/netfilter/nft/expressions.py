@@ -32,38 +32,38 @@ class Field:
     """One thing a rule can look at: its nft spelling, datatype, the transport protocol it needs
     (its dependency, printed away by nft when implied) and how to read it from a packet."""
 
-    __slots__ = ("name", "dtype", "proto", "get", "is_l4proto")
+    __slots__ = ("name", "dtype", "proto", "source", "is_l4proto")
 
-    def __init__(self, name: str, dtype, get: Callable, proto: Optional[int] = None, is_l4proto=False):
+    def __init__(self, name: str, dtype, source: str, proto: Optional[int] = None, is_l4proto=False):
         self.name = name
         self.dtype = dtype
         self.proto = proto
-        self.get = get
+        self.source = source  # a Python expression reading the field from packet ``p``
         self.is_l4proto = is_l4proto
 
 
 FIELDS = {f.name: f for f in [
-    Field("ip saddr", T.IPV4, lambda p: _addr(p.ip.src)),
-    Field("ip daddr", T.IPV4, lambda p: _addr(p.ip.dst)),
-    Field("ip protocol", T.PROTOCOL, lambda p: p.ip.protocol, is_l4proto=True),
-    Field("ip length", T.U16, lambda p: p.ip.total_length),
-    Field("ip ttl", T.U8, lambda p: p.ip.ttl),
-    Field("ip dscp", T.DSCP, lambda p: p.ip.tos >> 2),
-    Field("meta l4proto", T.PROTOCOL, lambda p: p.proto, is_l4proto=True),
-    Field("meta mark", T.MARK, lambda p: p.mark),
-    Field("meta pkttype", T.PKTTYPE, lambda p: _PKTTYPES.get(p.pkttype, 3)),
-    Field("tcp sport", T.SERVICE, lambda p: p.sport, TCP),
-    Field("tcp dport", T.SERVICE, lambda p: p.dport, TCP),
-    Field("udp sport", T.SERVICE, lambda p: p.sport, UDP),
-    Field("udp dport", T.SERVICE, lambda p: p.dport, UDP),
-    Field("tcp flags", T.TCP_FLAGS, lambda p: p.tcp_flags, TCP),
-    Field("icmp type", T.ICMP_TYPE, lambda p: p.icmp_type, ICMP),
-    Field("icmp code", T.ICMP_CODE, lambda p: p.icmp_code, ICMP),
-    Field("ct state", T.CT_STATE, lambda p: _CT_STATE_BITS.get(p.ct_state, 0)),
-    Field("ct direction", T.CT_DIR, lambda p: _DIRECTIONS.get(p.ct_direction, 0)),
-    Field("ct status", T.CT_STATUS, lambda p: _status_bits(p.ct_status)),
-    Field("iifname", T.IFNAME, lambda p: p.iifname or ""),
-    Field("oifname", T.IFNAME, lambda p: p.oifname or ""),
+    Field("ip saddr", T.IPV4, "_addr(p.ip.src)"),
+    Field("ip daddr", T.IPV4, "_addr(p.ip.dst)"),
+    Field("ip protocol", T.PROTOCOL, "p.ip.protocol", is_l4proto=True),
+    Field("ip length", T.U16, "p.ip.total_length"),
+    Field("ip ttl", T.U8, "p.ip.ttl"),
+    Field("ip dscp", T.DSCP, "(p.ip.tos >> 2)"),
+    Field("meta l4proto", T.PROTOCOL, "p.proto", is_l4proto=True),
+    Field("meta mark", T.MARK, "p.mark"),
+    Field("meta pkttype", T.PKTTYPE, "_PKTTYPES.get(p.pkttype, 3)"),
+    Field("tcp sport", T.SERVICE, "p.sport", TCP),
+    Field("tcp dport", T.SERVICE, "p.dport", TCP),
+    Field("udp sport", T.SERVICE, "p.sport", UDP),
+    Field("udp dport", T.SERVICE, "p.dport", UDP),
+    Field("tcp flags", T.TCP_FLAGS, "p.tcp_flags", TCP),
+    Field("icmp type", T.ICMP_TYPE, "p.icmp_type", ICMP),
+    Field("icmp code", T.ICMP_CODE, "p.icmp_code", ICMP),
+    Field("ct state", T.CT_STATE, "_CT_STATE_BITS.get(p.ct_state, 0)"),
+    Field("ct direction", T.CT_DIR, "_DIRECTIONS.get(p.ct_direction, 0)"),
+    Field("ct status", T.CT_STATUS, "_status_bits(p.ct_status)"),
+    Field("iifname", T.IFNAME, "(p.iifname or '')"),
+    Field("oifname", T.IFNAME, "(p.oifname or '')"),
 ]}
 # aliases nft accepts for the same field
 FIELDS["meta iifname"] = FIELDS["iifname"]
@@ -131,36 +131,62 @@ class Match:
         return None
 
     # -- evaluation --------------------------------------------------------------------------
-    def compile(self) -> Callable:
-        test = self._compile_value_test()
-        get = self.field.get
-        proto = self.field.proto
-        if proto is None:
-            return lambda p: test(get(p))
-        return lambda p: p.proto == proto and test(get(p))
-
-    def _compile_value_test(self) -> Callable:
+    # A match compiles to a Python expression over the packet ``p``; a rule's matches are joined
+    # into one lambda at load time, so a rule costs one call per packet, not one per match.
+    def source(self, env: dict) -> str:
+        """A Python expression that is true when ``p`` matches; constants it needs go in ``env``."""
+        x = self.field.source
         op = self.op
-        dtype = self.field.dtype
         if self.mask is not None:
-            mask, want = self.mask, self.flags
-            if op == "!=":
-                return lambda v: (v & mask) != want
-            return lambda v: (v & mask) == want
-        if self.flags is not None:
-            flags = self.flags
+            expr = f"(({x}) & {self.mask}) {'!=' if op == '!=' else '=='} {self.flags}"
+        elif self.flags is not None:
             if op == "==":
-                return lambda v: v == flags
-            if op == "!=":
-                return lambda v: (v & flags) == 0
-            return lambda v: (v & flags) != 0
-        if dtype is T.IFNAME:
-            inside = _ifname_test(self.values)
+                expr = f"{x} == {self.flags}"
+            elif op == "!=":
+                expr = f"(({x}) & {self.flags}) == 0"
+            else:
+                expr = f"(({x}) & {self.flags}) != 0"
         else:
-            inside = _interval_test(self.values, op)
-        if op == "!=":
-            return lambda v: not inside(v)
-        return inside
+            expr = self._value_source(x, env)
+            if op == "!=":
+                expr = f"not ({expr})"
+        if self.field.proto is not None:
+            expr = f"p.proto == {self.field.proto} and ({expr})"
+        return expr
+
+    def _value_source(self, x: str, env: dict) -> str:
+        values = self.values
+        if self.field.dtype is T.IFNAME:
+            if len(values) == 1 and not values[0].endswith("*"):
+                return f"{x} == {values[0]!r}"
+            return f"{_const(env, _ifname_test(values))}({x})"
+        if self.op in ("<", ">", "<=", ">="):
+            return f"{x} {self.op} {values[0][0]}"
+        if len(values) == 1:
+            lo, hi = values[0]
+            return f"{x} == {lo}" if lo == hi else f"{lo} <= {x} <= {hi}"
+        if all(lo == hi for lo, hi in values):
+            return f"{x} in {_const(env, frozenset(lo for lo, _ in values))}"
+        return f"{_const(env, _interval_test(values))}({x})"
+
+    def compile(self) -> Callable:
+        return compile_conjunction([self])
+
+
+
+
+def _const(env: dict, value) -> str:
+    name = f"_k{len(env)}"
+    env[name] = value
+    return name
+
+
+def compile_conjunction(matches: List[Match]) -> Callable:
+    """One function ``p -> bool`` that is true when every match is (built once, at load time)."""
+    env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
+           "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
+    body = " and ".join(f"({m.source(env)})" for m in matches) or "True"
+    return eval(f"lambda p: {body}", env)  # noqa: S307 - source built from parsed ints and reprs
 
 
 def _flag_expr(dtype, value: int) -> str:
@@ -168,22 +194,9 @@ def _flag_expr(dtype, value: int) -> str:
     return names[0] if len(names) == 1 else "(" + " | ".join(names) + ")"
 
 
-def _interval_test(values: List[Tuple[int, int]], op: str) -> Callable:
-    if op in ("<", ">", "<=", ">="):
-        bound = values[0][0]
-        return {"<": lambda v: v < bound, ">": lambda v: v > bound,
-                "<=": lambda v: v <= bound, ">=": lambda v: v >= bound}[op]
+def _interval_test(values: List[Tuple[int, int]]) -> Callable:
     singles = frozenset(lo for lo, hi in values if lo == hi)
     ranges = tuple((lo, hi) for lo, hi in values if lo != hi)
-    if not ranges:
-        if len(singles) == 1:
-            (one,) = singles
-            return lambda v: v == one
-        return singles.__contains__
-    if not singles and len(ranges) == 1:
-        ((lo, hi),) = ranges
-        return lambda v: lo <= v <= hi
-
     def test(v) -> bool:
         if v in singles:
             return True

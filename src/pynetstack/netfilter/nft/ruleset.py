@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from .expressions import Match
+from .expressions import Match, compile_conjunction
 from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict
 from .symbols import priority_name
 
@@ -15,7 +15,7 @@ STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NA
 
 
 class Rule:
-    __slots__ = ("items", "handle", "chain", "loc", "steps", "_text")
+    __slots__ = ("items", "handle", "chain", "loc", "steps", "test", "_text")
 
     def __init__(self, items: List, loc=None):
         self.items = items
@@ -23,6 +23,7 @@ class Rule:
         self.chain: Optional[Chain] = None
         self.loc = loc
         self.steps: Tuple = ()
+        self.test = None  # the leading matches as one closure (None: no leading match)
         self._text: Optional[str] = None
 
     @property
@@ -44,8 +45,13 @@ class Rule:
         return " ".join(parts)
 
     def compile(self) -> None:
+        items = self.items
+        lead = 0
+        while lead < len(items) and isinstance(items[lead], Match):
+            lead += 1
+        self.test = compile_conjunction(items[:lead]) if lead else None
         steps = []
-        for item in self.items:
+        for item in items[lead:]:
             if isinstance(item, Match):
                 steps.append((STEP_MATCH, item.compile(), item))
             elif isinstance(item, Limit):
