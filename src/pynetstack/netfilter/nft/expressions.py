@@ -32,9 +32,10 @@ class Field:
     """One thing a rule can look at: its nft spelling, datatype, the transport protocol it needs
     (its dependency, printed away by nft when implied) and how to read it from a packet."""
 
-    __slots__ = ("name", "dtype", "proto", "source", "is_l4proto")
+    __slots__ = ("name", "dtype", "proto", "source", "is_l4proto", "ipv4_only")
 
     def __init__(self, name: str, dtype, source: str, proto: Optional[int] = None, is_l4proto=False):
+        self.ipv4_only = name.startswith("ip ") or name.startswith("icmp ")
         self.name = name
         self.dtype = dtype
         self.proto = proto
@@ -51,6 +52,7 @@ FIELDS = {f.name: f for f in [
     Field("ip dscp", T.DSCP, "(p.ip.tos >> 2)"),
     Field("meta l4proto", T.PROTOCOL, "p.proto", is_l4proto=True),
     Field("meta mark", T.MARK, "p.mark"),
+    Field("meta nfproto", T.NFPROTO, "2"),  # the evaluator sees IPv4 packets only
     Field("meta pkttype", T.PKTTYPE, "_PKTTYPES.get(p.pkttype, 3)"),
     Field("tcp sport", T.SERVICE, "p.sport", TCP),
     Field("tcp dport", T.SERVICE, "p.dport", TCP),
@@ -78,12 +80,13 @@ class Match:
     names); ``is_set`` when written as an anonymous set ``{ ... }``; ``flags`` for a comma list of
     bitmask flags; ``mask`` for ``tcp flags syn / syn,ack`` (value under mask)."""
 
-    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range")
+    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact")
 
     def __init__(self, field: Field, op: str, values: List, is_set: bool = False,
                  flags: Optional[int] = None, mask: Optional[int] = None,
-                 loc: Optional[Location] = None, as_range: bool = False):
+                 loc: Optional[Location] = None, as_range: bool = False, exact: bool = False):
         self.as_range = as_range
+        self.exact = exact  # flags compared for equality though listed without "==" ({ syn })
         self.field = field
         self.op = op
         self.values = values
@@ -101,6 +104,8 @@ class Match:
                     f"{_flag_expr(dtype, self.flags)}")
         if self.mask is not None:
             body = f"{dtype.format(self.flags)} / {dtype.format(self.mask)}"
+        elif self.flags is not None and self.op == "==" and self.flags & (self.flags - 1):
+            body = f"0x{self.flags:x}"  # nft lists an exact multi-flag value in hex
         elif self.flags is not None:
             body = dtype.format(self.flags)
         elif self.is_set:
@@ -140,7 +145,7 @@ class Match:
         if self.mask is not None:
             expr = f"(({x}) & {self.mask}) {'!=' if op == '!=' else '=='} {self.flags}"
         elif self.flags is not None:
-            if op == "==":
+            if op == "==" or self.exact:
                 expr = f"{x} == {self.flags}"
             elif op == "!=":
                 expr = f"(({x}) & {self.flags}) == 0"

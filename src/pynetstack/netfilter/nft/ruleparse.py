@@ -21,7 +21,7 @@ SUBKEYS = {
     "tcp": ("sport", "dport", "flags"),
     "udp": ("sport", "dport"),
     "icmp": ("type", "code"),
-    "meta": ("l4proto", "mark", "pkttype", "iifname", "oifname"),
+    "meta": ("l4proto", "mark", "pkttype", "iifname", "oifname", "nfproto"),
     "ct": ("state", "direction", "status"),
 }
 # words nft knows as the start of an expression or statement that pynetstack does not implement
@@ -122,9 +122,21 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
         return Verdict(w, target.value, target.loc)
     if w == "reject":
         stmt = _parse_reject(cur, ctx)
-        if stmt.how == "tcp reset" and ctx.family == "inet" and _rule_proto(items) is None:
-            # nft adds (and lists) the dependency itself in inet tables
-            items.append(Match(FIELDS["meta l4proto"], "", [(6, 6)], loc=stmt.loc))
+        if stmt.how == "tcp reset":
+            if any(isinstance(i, Match) and ((i.field.proto or 6) != 6 or (
+                    i.field.is_l4proto and i.implies_proto() not in (None, 6)) or (
+                    i.field.is_l4proto and i.implies_proto() is None)) for i in items):
+                raise NftError("you cannot use tcp reset with this protocol", stmt.loc)
+            if _rule_proto(items) is None:
+                # nft adds the dependency itself, first in the rule (the listing may drop it again)
+                items.insert(0, Match(FIELDS["meta l4proto"], "", [(6, 6)], loc=stmt.loc))
+        elif ctx.family == "inet":
+            ipv4_only = any(isinstance(i, Match) and i.field.ipv4_only for i in items)
+            if stmt.how == "icmp" and not ipv4_only:
+                # an icmp reject is IPv4-only: nft adds "meta nfproto ipv4" first in the rule
+                items.insert(0, Match(FIELDS["meta nfproto"], "", [(2, 2)], loc=stmt.loc))
+            elif stmt.how == "icmpx" and stmt.code == 1 and ipv4_only:
+                stmt.how, stmt.code = "icmp", 3  # after an IPv4 match nft rejects with plain icmp
         return stmt
     if w in NAT_HOOKS:
         return _parse_nat(cur, ctx, items)
@@ -146,14 +158,22 @@ def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> M
             raise NftError(f"Relational expression {op} is not supported here", cur.peek().loc)
     if dtype.bitmask:
         return _parse_bitmask_match(cur, ctx, field, op, first)
-    if cur.at_kind("{"):
+    if cur.at_kind("{") and not _one_element_set(cur):
         values = _merge(_parse_set(cur, ctx, dtype), dtype)
         return Match(field, op, values, True, loc=cur.span(first))
+    braced = bool(cur.accept("{"))  # nft turns a one-element set into a plain comparison
+    if braced:
+        cur.skip_separators()
     before = cur.pos
     value = _parse_element(cur, dtype)
     if op in ("<", ">", "<=", ">=") and value[0] != value[1]:
         raise NftError(f"Relational expression {op} needs a single value", cur.span(first))
     as_range = dtype is T.IPV4 and any(t.kind == "-" for t in cur.tokens[before:cur.pos])
+    if braced:
+        cur.skip_separators()
+        cur.accept(",")
+        cur.skip_separators()
+        cur.expect("}", "comma or '}'")
     return Match(field, op, [value], False, loc=cur.span(first), as_range=as_range)
 
 
@@ -175,10 +195,29 @@ def _parse_set(cur: Cursor, ctx: RuleContext, dtype) -> List:
     return values
 
 
+def _one_element_set(cur: Cursor) -> bool:
+    """Whether the ``{`` at the cursor opens a set written with exactly one element."""
+    depth, commas, i = 0, 0, 0
+    while True:
+        tok = cur.peek(i)
+        if tok.kind == "eof":
+            return False
+        if tok.kind == "{":
+            depth += 1
+        elif tok.kind == "}":
+            depth -= 1
+            if depth == 0:
+                nonsep = [cur.peek(j) for j in range(1, i) if cur.peek(j).kind not in ("nl", ";")]
+                return commas == 0 or (commas == 1 and nonsep and nonsep[-1].kind == ",")
+        elif tok.kind == "," and depth == 1:
+            commas += 1
+        i += 1
+
+
 def _merge(values: List, dtype) -> List:
     """nft merges the elements of an interval set that touch or overlap ({ 1-2, 3 } is { 1-3 })."""
     if dtype is T.IFNAME or all(lo == hi for lo, hi in values):
-        return values
+        return list(dict.fromkeys(values))  # the kernel keeps one of each element
     out: List = []
     for lo, hi in sorted(values):
         if out and lo <= out[-1][1] + 1:
@@ -235,8 +274,9 @@ def _plain_int(cur: Cursor) -> int:
 
 
 def _parse_flag_list(cur: Cursor, dtype, sep: str = ",") -> int:
+    """``syn,ack`` or ``syn|ack`` (nft takes either between flags)."""
     value = _int_value(cur, dtype)
-    while cur.accept(sep):
+    while cur.accept(sep) or cur.accept("|"):
         value |= _int_value(cur, dtype)
     return value
 
@@ -258,7 +298,10 @@ def _parse_bitmask_match(cur: Cursor, ctx: RuleContext, field: Field, op: str, f
         m = Match(field, "" if op_tok.kind == "==" else "!=", [], flags=value, mask=mask, loc=cur.span(first))
         return m
     if cur.at_kind("{"):
-        values = _parse_set(cur, ctx, dtype)
+        one = _one_element_set(cur)
+        values = _merge(_parse_set(cur, ctx, dtype), dtype)
+        if one:  # a one-element set is a plain comparison, listed without "=="
+            return Match(field, op, [], flags=values[0][0], loc=cur.span(first), exact=op != "!=")
         return Match(field, op, values, True, loc=cur.span(first))
     value = _parse_flag_list(cur, dtype)
     if cur.accept("/"):

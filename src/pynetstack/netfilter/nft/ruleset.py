@@ -76,12 +76,19 @@ def _implied_by_later(items: List, i: int, inet: bool) -> bool:
     """nft drops ``ip protocol tcp`` / ``meta l4proto tcp`` from a listing when a later tcp header
     match (with only matches between) implies it.  In inet tables only ``meta l4proto`` is the
     dependency nft itself would add, so only that one is dropped."""
+    if items[i].field.name == "meta nfproto":  # the dependency of an inet "reject with icmp"
+        for later in items[i + 1:]:
+            if isinstance(later, Reject):
+                return later.how == "icmp"
+            if not isinstance(later, Match):
+                return False
+        return False
     proto = items[i].implies_proto()
     if proto is None or (inet and items[i].field.name != "meta l4proto"):
         return False
     for later in items[i + 1:]:
         if isinstance(later, Reject) and later.how == "tcp reset":
-            return proto == 6 and items[i].field.name == "ip protocol"
+            return proto == 6 and not inet
         if not isinstance(later, Match) or later.field.is_l4proto:
             return False
         if later.field.proto is not None:
