@@ -1,0 +1,220 @@
+"""Match expressions (``ip saddr 10.0.0.0/8``, ``tcp dport { 22, 80 }``, ``ct state new``...):
+their fields, how nft prints them, and how they compile to one closure per match."""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+from . import datatypes as T
+from .errors import Location
+
+TCP, UDP, ICMP = 6, 17, 1
+_CT_STATE_BITS = {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}
+_CT_STATUS_BITS = T.CT_STATUS.symbols
+_DIRECTIONS = {"original": 0, "reply": 1, 0: 0, 1: 1}
+_PKTTYPES = {"host": 0, "broadcast": 1, "multicast": 2, "other": 3}
+
+
+def _addr(value) -> int:
+    if value.__class__ is int:
+        return value
+    return T.parse_ipv4(str(value)) or 0
+
+
+def _status_bits(status) -> int:
+    bits = 0
+    for name in status or ():
+        bits |= _CT_STATUS_BITS.get(name, 0)
+    return bits
+
+
+class Field:
+    """One thing a rule can look at: its nft spelling, datatype, the transport protocol it needs
+    (its dependency, printed away by nft when implied) and how to read it from a packet."""
+
+    __slots__ = ("name", "dtype", "proto", "source", "is_l4proto", "ipv4_only")
+
+    def __init__(self, name: str, dtype, source: str, proto: Optional[int] = None, is_l4proto=False):
+        self.ipv4_only = name.startswith("ip ") or name.startswith("icmp ")
+        self.name = name
+        self.dtype = dtype
+        self.proto = proto
+        self.source = source  # a Python expression reading the field from packet ``p``
+        self.is_l4proto = is_l4proto
+
+
+FIELDS = {f.name: f for f in [
+    Field("ip saddr", T.IPV4, "_addr(p.ip.src)"),
+    Field("ip daddr", T.IPV4, "_addr(p.ip.dst)"),
+    Field("ip protocol", T.PROTOCOL, "p.ip.protocol", is_l4proto=True),
+    Field("ip length", T.U16, "p.ip.total_length"),
+    Field("ip ttl", T.U8, "p.ip.ttl"),
+    Field("ip dscp", T.DSCP, "(p.ip.tos >> 2)"),
+    Field("meta l4proto", T.PROTOCOL, "p.proto", is_l4proto=True),
+    Field("meta mark", T.MARK, "p.mark"),
+    Field("meta nfproto", T.NFPROTO, "2"),  # the evaluator sees IPv4 packets only
+    Field("meta pkttype", T.PKTTYPE, "_PKTTYPES.get(p.pkttype, 3)"),
+    Field("tcp sport", T.SERVICE, "p.sport", TCP),
+    Field("tcp dport", T.SERVICE, "p.dport", TCP),
+    Field("udp sport", T.SERVICE, "p.sport", UDP),
+    Field("udp dport", T.SERVICE, "p.dport", UDP),
+    Field("tcp flags", T.TCP_FLAGS, "p.tcp_flags", TCP),
+    Field("icmp type", T.ICMP_TYPE, "p.icmp_type", ICMP),
+    Field("icmp code", T.ICMP_CODE, "p.icmp_code", ICMP),
+    Field("ct state", T.CT_STATE, "_CT_STATE_BITS.get(p.ct_state, 0)"),
+    Field("ct direction", T.CT_DIR, "_DIRECTIONS.get(p.ct_direction, 0)"),
+    Field("ct status", T.CT_STATUS, "_status_bits(p.ct_status)"),
+    Field("iifname", T.IFNAME, "(p.iifname or '')"),
+    Field("oifname", T.IFNAME, "(p.oifname or '')"),
+]}
+# aliases nft accepts for the same field
+FIELDS["meta iifname"] = FIELDS["iifname"]
+FIELDS["meta oifname"] = FIELDS["oifname"]
+FIELDS["mark"] = FIELDS["meta mark"]
+FIELDS["l4proto"] = FIELDS["meta l4proto"]
+FIELDS["pkttype"] = FIELDS["meta pkttype"]
+
+
+class Match:
+    """``FIELD [OP] VALUE``.  ``values`` is a list of (lo, hi) intervals (strings for interface
+    names); ``is_set`` when written as an anonymous set ``{ ... }``; ``flags`` for a comma list of
+    bitmask flags; ``mask`` for ``tcp flags syn / syn,ack`` (value under mask)."""
+
+    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact")
+
+    def __init__(self, field: Field, op: str, values: List, is_set: bool = False,
+                 flags: Optional[int] = None, mask: Optional[int] = None,
+                 loc: Optional[Location] = None, as_range: bool = False, exact: bool = False):
+        self.as_range = as_range
+        self.exact = exact  # flags compared for equality though listed without "==" ({ syn })
+        self.field = field
+        self.op = op
+        self.values = values
+        self.is_set = is_set
+        self.flags = flags
+        self.mask = mask
+        self.loc = loc
+
+    # -- listing -----------------------------------------------------------------------------
+    def format(self) -> str:
+        dtype = self.field.dtype
+        if self.mask is not None and self.op == "!=" and self.mask == self.flags \
+                and self.mask & (self.mask - 1) == 0:
+            return (f"{self.field.name} & {_flag_expr(dtype, self.mask)} != "
+                    f"{_flag_expr(dtype, self.flags)}")
+        if self.mask is not None:
+            body = f"{dtype.format(self.flags)} / {dtype.format(self.mask)}"
+        elif self.flags is not None and self.op == "==" and self.flags & (self.flags - 1):
+            body = f"0x{self.flags:x}"  # nft lists an exact multi-flag value in hex
+        elif self.flags is not None:
+            body = dtype.format(self.flags)
+        elif self.is_set:
+            body = "{ " + ", ".join(self._format_value(v) for v in self._sorted()) + " }"
+        elif self.as_range:
+            lo, hi = self.values[0]
+            body = f"{dtype.format(lo)}-{dtype.format(hi)}"
+        else:
+            body = self._format_value(self.values[0])
+        op = self.op
+        if op == "==" and not dtype.bitmask:
+            op = ""
+        return f"{self.field.name} {op + ' ' if op else ''}{body}"
+
+    def _sorted(self) -> List:
+        return sorted(self.values)
+
+    def _format_value(self, v) -> str:
+        if self.field.dtype is T.IFNAME:
+            return '"' + v + '"'
+        return self.field.dtype.format_interval(v[0], v[1])
+
+    def implies_proto(self) -> Optional[int]:
+        """The transport protocol this match pins down (``ip protocol tcp``), for dependency printing."""
+        if self.field.is_l4proto and self.op in ("", "==") and not self.is_set and self.values:
+            lo, hi = self.values[0]
+            return lo if lo == hi else None
+        return None
+
+    # -- evaluation --------------------------------------------------------------------------
+    # A match compiles to a Python expression over the packet ``p``; a rule's matches are joined
+    # into one lambda at load time, so a rule costs one call per packet, not one per match.
+    def source(self, env: dict) -> str:
+        """A Python expression that is true when ``p`` matches; constants it needs go in ``env``."""
+        x = self.field.source
+        op = self.op
+        if self.mask is not None:
+            expr = f"(({x}) & {self.mask}) {'!=' if op == '!=' else '=='} {self.flags}"
+        elif self.flags is not None:
+            if op == "==" or self.exact:
+                expr = f"{x} == {self.flags}"
+            elif op == "!=":
+                expr = f"(({x}) & {self.flags}) == 0"
+            else:
+                expr = f"(({x}) & {self.flags}) != 0"
+        else:
+            expr = self._value_source(x, env)
+            if op == "!=":
+                expr = f"not ({expr})"
+        if self.field.proto is not None:
+            expr = f"p.proto == {self.field.proto} and ({expr})"
+        return expr
+
+    def _value_source(self, x: str, env: dict) -> str:
+        values = self.values
+        if self.field.dtype is T.IFNAME:
+            if len(values) == 1 and not values[0].endswith("*"):
+                return f"{x} == {values[0]!r}"
+            return f"{_const(env, _ifname_test(values))}({x})"
+        if self.op in ("<", ">", "<=", ">="):
+            return f"{x} {self.op} {values[0][0]}"
+        if len(values) == 1:
+            lo, hi = values[0]
+            return f"{x} == {lo}" if lo == hi else f"{lo} <= {x} <= {hi}"
+        if all(lo == hi for lo, hi in values):
+            return f"{x} in {_const(env, frozenset(lo for lo, _ in values))}"
+        return f"{_const(env, _interval_test(values))}({x})"
+
+    def compile(self) -> Callable:
+        return compile_conjunction([self])
+
+
+
+
+def _const(env: dict, value) -> str:
+    name = f"_k{len(env)}"
+    env[name] = value
+    return name
+
+
+def compile_conjunction(matches: List[Match]) -> Callable:
+    """One function ``p -> bool`` that is true when every match is (built once, at load time)."""
+    env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
+           "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
+    body = " and ".join(f"({m.source(env)})" for m in matches) or "True"
+    return eval(f"lambda p: {body}", env)  # noqa: S307 - source built from parsed ints and reprs
+
+
+def _flag_expr(dtype, value: int) -> str:
+    names = dtype.format(value).split(",")
+    return names[0] if len(names) == 1 else "(" + " | ".join(names) + ")"
+
+
+def _interval_test(values: List[Tuple[int, int]]) -> Callable:
+    singles = frozenset(lo for lo, hi in values if lo == hi)
+    ranges = tuple((lo, hi) for lo, hi in values if lo != hi)
+    def test(v) -> bool:
+        if v in singles:
+            return True
+        for lo, hi in ranges:
+            if lo <= v <= hi:
+                return True
+        return False
+    return test
+
+
+def _ifname_test(names: List[str]) -> Callable:
+    exact = frozenset(n for n in names if not n.endswith("*"))
+    prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
+    if not prefixes:
+        return exact.__contains__
+    return lambda v: v in exact or v.startswith(prefixes)

@@ -1,0 +1,160 @@
+"""Every malformed input gives one NftError printed like nft's own errors (the expected texts
+marked "as nft" were printed by nft 1.0.6 for the same file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pynetstack.netfilter.nft import NftError, load, loads
+
+AS_NFT = [
+    ("table ip t {\n chain c { type filter hook input priority 0; ip saddr 1.2.3.4/33 accept; }\n}\n",
+     "e.nft:2:56-65: Error: Prefix length 33 is invalid for type of 32 bits width\n"
+     " chain c { type filter hook input priority 0; ip saddr 1.2.3.4/33 accept; }\n"
+     "                                                       ^^^^^^^^^^"),
+    ("table ip t {\n chain c { tcp dport 70000 accept; }\n}\n",
+     "e.nft:2:22-26: Error: Service out of range\n chain c { tcp dport 70000 accept; }\n"
+     "                     ^^^^^"),
+    ("table ip t {\n chain c { jump nope; }\n}\n",
+     "e.nft:2:17-20: Error: Could not process rule: No such file or directory\n chain c { jump nope; }\n"
+     "                ^^^^"),
+    ("table ip t {\n chain c { ip saddr $X; }\n}\n",
+     "e.nft:2:22-22: Error: unknown identifier 'X'\n chain c { ip saddr $X; }\n                     ^"),
+    ("table ip t {\n chain c { type filter hook bogus priority 0; }\n}\n",
+     "e.nft:2:29-33: Error: unknown chain hook\n chain c { type filter hook bogus priority 0; }\n"
+     "                            ^^^^^"),
+    ("table ip t {\n chain c { type nat hook forward priority 0; }\n}\n",
+     "e.nft:2:8-8: Error: Could not process rule: Operation not supported\n"
+     " chain c { type nat hook forward priority 0; }\n       ^"),
+    ("table ip t {\n chain c { tcp dport foo; }\n}\n",
+     "e.nft:2:22-24: Error: Could not resolve service: Servname not supported for ai_socktype\n"
+     " chain c { tcp dport foo; }\n                     ^^^"),
+    ("table ip t {\n chain c { accept; }\n\n",
+     "e.nft:4:1-1: Error: syntax error, unexpected end of file\n\n^"),
+    ("table ip t {\n chain c { ip protocol tcp dnat to 1.2.3.4:99999; }\n}\n",
+     "e.nft:2:44-48: Error: Service out of range\n chain c { ip protocol tcp dnat to 1.2.3.4:99999; }\n"
+     "                                           ^^^^^"),
+    ("create table ip t\ncreate table ip t\n",
+     "e.nft:2:17-17: Error: Could not process rule: File exists\ncreate table ip t\n                ^"),
+    ("table inet t {\n chain c { type nat hook postrouting priority 0; snat to 1.2.3.4; }\n}\n",
+     "e.nft:2:50-53: Error: ip or ip6 must be specified with address for inet tables.\n"
+     " chain c { type nat hook postrouting priority 0; snat to 1.2.3.4; }\n"
+     "                                                 ^^^^"),
+    ("table ip t { chain c { tcp dport 1; } }\n",
+     "e.nft:1:39-39: Error: syntax error, unexpected '}', expecting newline or semicolon\n"
+     "table ip t { chain c { tcp dport 1; } }\n                                      ^"),
+    ("table ip t {\n chain c { type nat hook input priority srcnat; }\n}\n",
+     "e.nft:2:32-46: Error: invalid priority expression value in this context.\n"
+     " chain c { type nat hook input priority srcnat; }\n                               ^^^^^^^^^^^^^^^"),
+    ("table ip t {\n chain c { meta l4proto udp tcp dport 1; }\n}\n",
+     "e.nft:2:29-37: Error: conflicting protocols specified: udp vs. tcp\n"
+     " chain c { meta l4proto udp tcp dport 1; }\n                            ^^^^^^^^^"),
+]
+
+
+@pytest.mark.parametrize("text,expected", AS_NFT)
+def test_error_text_is_what_nft_prints(text, expected):
+    with pytest.raises(NftError) as info:
+        loads(text, "e.nft")
+    assert str(info.value) == expected
+
+
+# (source, line, first column, words the message must contain)
+MALFORMED = [
+    ('table ip t {\n\tchain c {\n\t\tiifname "eth0 accept\n\t}\n}\n', 3, 11, "unterminated string"),
+    ("table ip t {\n chain c { frobnicate 1; }\n}\n", 2, 12, "unexpected frobnicate"),
+    ("tabel ip t {\n}\n", 1, 1, "unexpected tabel"),
+    ("table ip t {\n chain c { ip saddr 10.0.0.256 accept; }\n}\n", 2, 21, "ipv4_addr"),
+    ("table ip t {\n chain c { ip daddr 10.0.0.9-10.0.0.1 accept; }\n}\n", 2, 21, "zero or negative"),
+    ("table ip t {\n chain c { tcp dport 10-65536 accept; }\n}\n", 2, 25, "Service out of range"),
+    ("table ip t {\n chain c { tcp dport { 22, 80 accept; }\n}\n", 2, 31, "unexpected accept"),
+    ("table ip t {\n chain c {\n", 3, 1, "end of file"),
+    ("table ip t {\n chain c { jump c; }\n}\n", 2, 17, "Too many levels"),
+    ("table ip t {\n chain c { type filter hook input priority 0; }\n chain d { jump c; }\n}\n", 3, 17,
+     "Operation not supported"),
+    ("table ip t {\n chain c { type filter hook input priority 0; policy reject; }\n}\n", 2, 54,
+     "accept or drop"),
+    ("table ip t {\n chain c { type nat hook prerouting priority 0; snat to 1.1.1.1; }\n}\n", 2, 49,
+     "Operation not supported"),
+    ("table ip t {\n chain c { type nat hook postrouting priority 0; masquerade to :80; }\n}\n", 2, 65,
+     "transport protocol mapping"),
+    ("table ip t {\n chain c { type filter hook input priority 0; reject with icmpx type no-route; }\n}\n",
+     2, 59, "icmpx is only supported"),
+    ("table ip t {\n chain c { limit rate 10/fortnight; }\n}\n", 2, 26, "unknown unit"),
+    ("table ip t {\n chain c { icmp type echo-bogus; }\n}\n", 2, 22, "icmp_type"),
+    ("table ip t {\n chain c { ct state fresh; }\n}\n", 2, 21, "ct_state"),
+    ("add rule ip nope c accept\n", 1, 13, "No such file or directory"),
+    ("add table ip t\nadd rule ip t nope accept\n", 2, 15, "No such file or directory"),
+    ("define X = $X\n", 1, 8, "recursive definition"),
+    ("table ip t {\n chain c { type filter hook input priority 0; }\n chain c { type filter hook output priority 0; }\n}\n",
+     3, 12, "Device or resource busy"),
+    ('table ip t {\n chain c { iifname "abcdefghijklmnopq"; }\n}\n', 2, 20, "Interface name too long"),
+]
+
+
+@pytest.mark.parametrize("text,line,col,words", MALFORMED)
+def test_malformed_input_names_file_line_and_column(text, line, col, words):
+    with pytest.raises(NftError) as info:
+        loads(text, "bad.nft")
+    msg = str(info.value)
+    assert msg.startswith(f"bad.nft:{line}:{col}-"), msg
+    assert words in msg
+    head, source, marker = msg.split("\n")
+    assert source == text.split("\n")[line - 1]
+    assert marker.lstrip().startswith("^") and len(marker) >= col
+
+
+UNSUPPORTED = [
+    ("table ip6 t {\n}\n", 1, 7, "family ip6"),
+    ("table ip t {\n chain c { ip6 saddr ::1 accept; }\n}\n", 2, 12, "ip6"),
+    ("table ip t {\n chain c { th dport 53 accept; }\n}\n", 2, 12, "th"),
+    ("table ip t {\n chain c { ip dscp set cs0; }\n}\n", 2, 12, "ip dscp set"),
+    ("table ip t {\n set s { type ipv4_addr; }\n}\n", 2, 2, "table set"),
+    ("table ip t {\n chain c { type filter hook ingress priority 0; }\n}\n", 2, 29, "hook ingress"),
+    ("table ip t {\n chain c { log level warn; }\n}\n", 2, 16, "log level"),
+    ("table ip t {\n chain c { ct mark 1; }\n}\n", 2, 15, "ct mark"),
+    ("list ruleset\n", 1, 1, "the 'list' command"),
+    ("table ip t {\n chain c { limit rate 10 mbytes/second; }\n}\n", 2, 26, "byte rate"),
+]
+
+
+@pytest.mark.parametrize("text,line,col,words", UNSUPPORTED)
+def test_unsupported_features_are_named_never_ignored(text, line, col, words):
+    with pytest.raises(NftError) as info:
+        loads(text, "u.nft")
+    msg = str(info.value)
+    assert msg.startswith(f"u.nft:{line}:{col}-"), msg
+    assert words in msg
+
+
+def test_include_of_a_missing_file(tmp_path):
+    main = tmp_path / "main.nft"
+    main.write_text('include "missing.nft"\n')
+    with pytest.raises(NftError) as info:
+        load(str(main))
+    assert str(info.value).startswith(f"{main}:1:1-22: Error: File not found: missing.nft")
+
+
+def test_include_loop(tmp_path):
+    (tmp_path / "a.nft").write_text('include "b.nft"\n')
+    (tmp_path / "b.nft").write_text('table ip t {\n}\ninclude "a.nft"\n')
+    with pytest.raises(NftError, match="Include nested too deeply"):
+        load(str(tmp_path / "a.nft"))
+
+
+def test_error_inside_an_included_file_names_that_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "rules.nft").write_text("table ip t {\n chain c { tcp dport 99999; }\n}\n")
+    (tmp_path / "main.nft").write_text('include "sub/rules.nft"\n')
+    with pytest.raises(NftError) as info:
+        load(str(tmp_path / "main.nft"))
+    assert str(info.value).startswith(str(tmp_path / "sub" / "rules.nft") + ":2:22-26: Error: Service")
+
+
+def test_load_of_a_missing_file_is_an_nft_error(tmp_path):
+    with pytest.raises(NftError, match="File not found"):
+        load(str(tmp_path / "nope.nft"))
+
+
+def test_nft_error_is_a_value_error():
+    assert issubclass(NftError, ValueError)

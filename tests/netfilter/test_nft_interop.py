@@ -1,0 +1,76 @@
+"""The kernel is the oracle: the same files loaded by the real ``nft`` into a throw-away network
+namespace list exactly as pynetstack lists them, and nft rejects what pynetstack rejects with the
+same first error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from pynetstack.netfilter.nft import NftError, load, loads
+
+from .nftstub import DATA, EXAMPLES
+from .test_nft_errors import AS_NFT
+
+pytestmark = pytest.mark.interop
+
+NFT = shutil.which("nft") or ("/usr/sbin/nft" if os.path.exists("/usr/sbin/nft") else None)
+if NFT is None and not os.environ.get("PYNETSTACK_REQUIRE_INTEROP"):
+    pytest.skip("nft is not installed", allow_module_level=True)
+
+
+def _namespace():
+    name = f"nfthelper-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+netns = pytest.fixture(scope="module")(_namespace)
+fresh_netns = pytest.fixture(scope="function")(_namespace)
+
+
+def nft(netns: str, *args: str, cwd: str = DATA) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", netns, NFT, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=30)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_kernel_lists_the_file_as_pynetstack_does(netns, name):
+    assert nft(netns, "flush", "ruleset").returncode == 0
+    loaded = nft(netns, "-I", DATA, "-f", name)
+    assert loaded.returncode == 0, loaded.stderr
+    kernel = nft(netns, "list", "ruleset")
+    assert kernel.returncode == 0, kernel.stderr
+    ours = load(os.path.join(DATA, name)).list_ruleset()
+    assert ours == kernel.stdout
+    # and the kernel's own listing loads back into pynetstack unchanged
+    assert loads(kernel.stdout).list_ruleset() == kernel.stdout
+
+
+@pytest.mark.parametrize("text,expected", AS_NFT)
+def test_nft_check_prints_the_same_first_error(netns, tmp_path, text, expected):
+    (tmp_path / "e.nft").write_text(text)
+    assert nft(netns, "flush", "ruleset").returncode == 0  # else nft suggests names it has seen
+    checked = nft(netns, "-c", "-f", "e.nft", cwd=str(tmp_path))
+    assert checked.returncode != 0
+    assert "\n".join(checked.stderr.split("\n")[:3]) == expected
+    with pytest.raises(NftError) as info:
+        loads(text, "e.nft")
+    assert str(info.value) == expected
+
+
+def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
+    netns = fresh_netns  # table handles count per namespace, from 1 in a new one
+    # counters written in the file survive into the kernel's listing and ours
+    rs = load(os.path.join(DATA, "include_main.nft"))
+    (tmp_path / "r.nft").write_text("flush ruleset\n" + rs.list_ruleset())
+    assert nft(netns, "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
+    kernel = nft(netns, "-a", "list", "ruleset")
+    assert loads((tmp_path / "r.nft").read_text()).list_ruleset(handles=True) == kernel.stdout
