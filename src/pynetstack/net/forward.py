@@ -83,10 +83,10 @@ class ForwardMixin:
             self.send_icmp_error(ip, icmpw.TIME_EXCEEDED, icmpw.TTL_EXCEEDED, now)
             return
         if ctx is not None:
-            decision = self.routes.decide(ip.dst, ip.src, iface, ctx.mark, ctx.proto, ctx.sport, ctx.dport,
+            decision = self.routes.decide(ip.dst, ip.src, iface.name, ctx.mark, ctx.proto, ctx.sport, ctx.dport,
                                           self._flow_hash(ctx), now)
         else:
-            decision = self.routes.decide(ip.dst, ip.src, iface, 0, ip.protocol, now=now)
+            decision = self.routes.decide(ip.dst, ip.src, iface.name, 0, ip.protocol, now=now)
         if decision is None:
             self.drops.drop(DropReason.IP_NO_ROUTE)
             self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_NET, now)
@@ -131,9 +131,7 @@ class ForwardMixin:
     def _flow_hash(self, ctx):
         """The ECMP hash of a packet's flow; ICMP errors hash on the datagram they quote, so they
         follow the path of the flow they are about."""
-        flow_hash = getattr(self.routes, "flow_hash", None)
-        if flow_hash is None:
-            return None
+        flow_hash = self.routes.flow_hash
         ip = ctx.ip
         if ctx.proto == 1 and ctx.icmp_type in icmpw.ERROR_TYPES and len(ip.payload) >= 28:
             inner = ip.payload[8:]

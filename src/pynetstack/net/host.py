@@ -34,7 +34,8 @@ from .icmp import LIMITED_BROADCAST, IcmpMixin, bad_source
 from .interface import Interface
 from .neighbour import NeighbourCache
 from .reassembly import Reassembler
-from .route import Route, RoutingTable
+from .route import Route, RouteError
+from .route_policy import RoutingPolicy
 
 log = logging.getLogger("pynetstack")
 _ROUTE_DROPS = {"blackhole": DropReason.ROUTE_BLACKHOLE, "unreachable": DropReason.ROUTE_UNREACHABLE,
@@ -65,7 +66,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         self.default_ttl = default_ttl
         self.echo_reply = echo_reply
         self.interfaces: Dict[str, Interface] = {}
-        self.routes = RoutingTable()
+        self.routes = RoutingPolicy()
         self.hooks = hk.Hooks()
         self.drops = DropCounter()
         self.counters: Counter = Counter()
@@ -108,7 +109,10 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         if length <= 30:
             mask = prefix_mask(length)
             self.broadcasts[(address & mask) | (~mask & 0xFFFFFFFF)] = iface
-        self.routes.add(Route(address, length, iface))
+        try:
+            self.routes.add(Route(address, length, iface))  # the connected route (proto kernel scope link)
+        except RouteError:
+            pass  # a second address on a subnet the interface has a route for already
 
     def add_route(self, prefix: int, length: int, gateway: Optional[int] = None,
                   iface: Optional[Interface] = None, metric: int = 0) -> Route:
@@ -383,7 +387,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
             return None
         route = self.routes.lookup(dst)
-        if route is None:
+        if route is None or route.interface is None or route.multipath:
             return None
         iface = route.interface
         next_hop = route.next_hop(dst)
@@ -434,6 +438,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
 
     def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
         route = self.routes.lookup(dst)
+        if route is not None and (route.interface is None or route.multipath):
+            route = None  # not a plain unicast route: let ip_send decide
         device = route.interface.device if route is not None else None
         if (dst in self.local_addresses or route is None or not getattr(device, "gso_max", 0)
                 or self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
@@ -514,10 +520,10 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
     def source_address_for(self, dst: int) -> Optional[int]:
         if dst in self.local_addresses:
             return dst
-        route = self.routes.lookup(dst)
-        if route is None:
+        decision = self.routes.decide(dst)
+        if decision is None or decision.interface is None:
             return None
-        return route.interface.address_for(route.next_hop(dst))
+        return decision.interface.address_for(decision.next_hop)
 
     def is_local_address(self, address: int) -> bool:
         return address in self.local_addresses
@@ -533,7 +539,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
             return 0
         route = self.routes.lookup(dst)
-        if route is None:
+        if route is None or route.interface is None or route.multipath:
             return 0
         return getattr(route.interface.device, "gso_max", 0)
 

@@ -83,7 +83,7 @@ class IcmpMixin:
 
     def _interface_mtu(self, dst: int) -> int:
         route = self.routes.lookup(dst)
-        return route.interface.mtu if route else 1500
+        return route.interface.mtu if route is not None and route.interface is not None else 1500
 
     def _reassembly_timed_out(self, first: IPv4, now: float) -> None:
         self.send_icmp_error(first, icmpw.TIME_EXCEEDED, icmpw.REASSEMBLY_TIME_EXCEEDED, now)
@@ -119,7 +119,7 @@ class IcmpMixin:
     # ------------------------------------------------------------------ IpOutput helpers
     def path_mtu(self, dst: int) -> int:
         route = self.routes.lookup(dst)
-        if route is None:
+        if route is None or route.interface is None:
             return 576
         learned = self.pmtu.get(dst)
         return min(learned[0], route.interface.mtu) if learned else route.interface.mtu
