@@ -40,6 +40,7 @@ class Stack:
         self.tcp = TcpLayer(self.host)
         self.tcp.drops = DropView(self.host.drops, "tcp-")  # one drop counter for the whole stack
         self.host.register_transport(PROTO_TCP, self.tcp)
+        self.router = None  # conntrack, NAT and the ruleset, once installed (netfilter.router)
         self.counters = CounterRegistry()
         host_sources(self.counters, self.host)
         self.counters.add("tcp", lambda: dict(self.tcp.counters))

@@ -37,6 +37,7 @@ class DropReason:
     ROUTE_PROHIBIT = "ipv4-route-prohibit"
     CT_INVALID = "conntrack-invalid"
     CT_TABLE_FULL = "conntrack-table-full"
+    CT_INSERT_FAILED = "conntrack-insert-failed"
     NAT_NO_MAPPING = "nat-no-mapping"
     ICMP_NOT_OURS = "icmp-error-not-about-us"
     ICMP_UNHANDLED = "icmp-unhandled-type"

@@ -46,7 +46,7 @@ class PacketContext:
 
     __slots__ = ("ip", "hook", "in_iface", "out_iface", "now", "drop_reason", "trace", "marks", "mark",
                  "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "ct", "ct_state",
-                 "ct_direction", "pkttype", "reject", "host", "route", "in_flow", "offload")
+                 "ct_dir", "pkttype", "reject", "host", "route", "in_flow", "offload")
 
     def __init__(self, ip, hook: str, now: float, in_iface=None, out_iface=None, trace: Optional[list] = None,
                  host=None, mark: int = 0, pkttype: str = PKT_HOST):
@@ -61,7 +61,7 @@ class PacketContext:
         self.mark = mark  # the packet mark (nft meta mark), kept to the device
         self.ct = None  # the conntrack entry, when conntrack runs
         self.ct_state = "untracked"
-        self.ct_direction = 0  # 0 original, 1 reply
+        self.ct_dir = 0  # 0 original, 1 reply
         self.pkttype = pkttype
         self.reject = None  # ("icmp", type, code) or ("tcp-reset",) with the REJECT verdict
         self.host = host
@@ -110,6 +110,10 @@ class PacketContext:
         return (self.proto, self.ip.src, self.sport, self.ip.dst, self.dport)
 
     @property
+    def ct_direction(self) -> str:
+        return "reply" if self.ct_dir else "original"
+
+    @property
     def ct_status(self) -> frozenset:
         ct = self.ct
         return frozenset(getattr(ct, "status_names", lambda: ())()) if ct is not None else frozenset()
@@ -148,6 +152,11 @@ class NetworkFunction:
     def process(self, ctx: PacketContext) -> str:
         return ACCEPT
 
+    def stages(self) -> List[Tuple[str, int, Callable, str]]:
+        """(hook, priority, stage, name) for every stage: by default ``process`` on each of
+        ``hooks``; a function with several stages on one hook (one per nft chain) says so here."""
+        return [(hook, priority, self.process, self.name) for hook, priority in self.hooks]
+
     def poll(self, now: float) -> None:  # noqa: B027 - optional
         pass
 
@@ -166,6 +175,7 @@ class Hooks:
         self._stages: Dict[str, List[Tuple[int, int, str, Callable]]] = {name: [] for name in HOOK_NAMES}
         self._order = 0
         self.functions: List[NetworkFunction] = []
+        self._registered: Dict[int, list] = {}
         self.generation = 0  # bumped on every change, so cached decisions can be invalidated
 
     def add(self, hook: str, stage: Callable, priority: int = PRIORITY_FILTER, name: str = "") -> None:
@@ -182,13 +192,15 @@ class Hooks:
     def register(self, function: NetworkFunction) -> None:
         if function in self.functions:
             raise ValueError(f"network function {function.name!r} is registered already")
-        for hook, priority in function.hooks:
-            self.add(hook, function.process, priority, function.name)
+        stages = function.stages()
+        for hook, priority, stage, name in stages:
+            self.add(hook, stage, priority, name)
+        self._registered[id(function)] = stages
         self.functions.append(function)
 
     def unregister(self, function: NetworkFunction) -> None:
-        for hook, _ in function.hooks:
-            self.remove(hook, function.process)
+        for hook, _, stage, _ in self._registered.pop(id(function), ()):
+            self.remove(hook, stage)
         self.functions.remove(function)
 
     def stages(self, hook: str) -> List[Tuple[int, str]]:

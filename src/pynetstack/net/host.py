@@ -181,8 +181,14 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
                 # no PREROUTING or INPUT stage: the same checks as the full path, without its
                 # Ethernet and IPv4 objects.  Anything else takes the full path below.
                 mac, typ, total, frag, proto, src, dst = _rx_hdr_unpack(frame)
-                if (mac == iface.mac and typ == _IPV4_NO_OPTIONS and not frag & 0x3FFF
-                        and 20 <= total <= n - 14 and dst in self.local_addresses):
+                plain = mac == iface.mac and typ == _IPV4_NO_OPTIONS and not frag & 0x3FFF and 20 <= total <= n - 14
+                # An established forwarded flow (either direction, NAT included): the flow table
+                # sends it on with the decision the full path made for its first packets.
+                if (plain and self.flowtable.flows and total >= 28
+                        and _from_bytes(frame[14:34], "big") % 0xFFFF == 0
+                        and self.flowtable.forward(iface, frame, src, dst, proto, now)):
+                    return
+                if plain and dst in self.local_addresses:
                     take = self._rx_fast.get(proto)
                     if take is not None and self.hooks.generation == self._rx_fast_gen:
                         top = src >> 24
@@ -195,10 +201,6 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
                             return
                     elif take is not None:
                         self._rx_fast_check()
-                elif (self.flowtable.flows and mac == iface.mac and typ == _IPV4_NO_OPTIONS and not frag & 0x3FFF
-                      and 28 <= total <= n - 14 and _from_bytes(frame[14:34], "big") % 0xFFFF == 0
-                      and self.flowtable.forward(iface, frame, src, dst, proto, now)):
-                    return  # an established forwarded flow: the flow table sent it on
             eth = Ethernet.parse(frame)
             dst = eth.dst
             self._link_broadcast = dst == BROADCAST_MAC

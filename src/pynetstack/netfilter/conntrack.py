@@ -89,6 +89,10 @@ class Timeouts:
         return {k: getattr(self, k) for k in _TIMEOUT_KEYS}
 
 
+_STATUS_NAMES = ((S_EXPECTED, "expected"), (S_SEEN_REPLY, "seen-reply"), (S_ASSURED, "assured"),
+                 (S_CONFIRMED, "confirmed"), (S_SRC_NAT, "snat"), (S_DST_NAT, "dnat"), (S_DYING, "dying"))
+
+
 class CtEntry:
     """One tracked connection.  ``original``/``reply`` are the tuples of each direction as
     seen on the wire (NAT alters ``reply``); ``counters`` is [packets, bytes] original then
@@ -113,6 +117,10 @@ class CtEntry:
     @property
     def confirmed(self) -> bool:
         return bool(self.status & S_CONFIRMED)
+
+    def status_names(self):
+        """The status bits as nft's ``ct status`` names them."""
+        return [name for bit, name in _STATUS_NAMES if self.status & bit]
 
     @property
     def tcp_state(self):

@@ -58,6 +58,14 @@ def evaluate(ruleset, hook: str, pkt) -> Decision:
     return decision
 
 
+def evaluate_chain(base: Chain, pkt) -> Decision:
+    """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
+    trace = getattr(pkt, "trace", None)
+    decision = Decision(trace)
+    decision.verdict = _run_base_chain(base, pkt, decision, trace)
+    return decision
+
+
 def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list]) -> str:
     if trace is not None:
         trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")

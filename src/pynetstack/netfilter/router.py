@@ -1,0 +1,263 @@
+"""The router's network functions on the packet path: connection tracking, NAT, an nft ruleset.
+
+    router = install_router(stack, ruleset_path="rules.nft")      # or ruleset_text=..., or neither
+    print(router.conntrack_list())                                   # like conntrack -L
+    router.replace_ruleset(nft.load("new.nft"))                      # like nft -f, atomically
+
+Where each stage sits follows Linux: conntrack at -200 on PREROUTING and OUTPUT, and its
+confirmation after every other stage on INPUT and POSTROUTING (a packet dropped on the way
+leaves no entry); NAT at -100 (destination, on PREROUTING and OUTPUT) and 100 (source, on
+POSTROUTING and INPUT), where the ruleset's nat chains are asked once per connection and the
+binding applies to every later packet of it, in both directions; each filter chain of the
+ruleset at its own hook and priority.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import List, Optional
+
+from ..net import hooks as hk
+from ..net.drops import DropReason
+from ..wire.addr import ip_to_str
+from . import nft
+from .conntrack import S_CONFIRMED, S_DST_NAT, S_DYING, S_SEEN_REPLY, S_SRC_NAT, Conntrack, Timeouts
+from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
+from .ct_tcp import F_BE_LIBERAL, TcpTrack
+from .nat import Nat
+from .nft.evaluate import evaluate_chain
+from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
+
+NAT_HOOKS = ((hk.PREROUTING, hk.PRIORITY_DSTNAT), (hk.OUTPUT, hk.PRIORITY_DSTNAT),
+             (hk.POSTROUTING, hk.PRIORITY_SRCNAT), (hk.INPUT, hk.PRIORITY_SRCNAT))
+_NAT_BITS = S_SRC_NAT | S_DST_NAT
+
+
+class ConntrackFunction(hk.NetworkFunction):
+    """Connection tracking: every packet gets its entry, direction and state in the context."""
+
+    name = "conntrack"
+
+    def __init__(self, conntrack: Conntrack):
+        self.ct = conntrack
+
+    def stages(self):
+        return [(hk.PREROUTING, hk.PRIORITY_CONNTRACK, self.track, "conntrack"),
+                (hk.OUTPUT, hk.PRIORITY_CONNTRACK, self.track, "conntrack"),
+                (hk.INPUT, hk.PRIORITY_CONFIRM, self.confirm, "conntrack confirm"),
+                (hk.POSTROUTING, hk.PRIORITY_CONFIRM, self.confirm, "conntrack confirm")]
+
+    def track(self, ctx: hk.PacketContext) -> str:
+        if ctx.ct is not None:  # the packet was tracked already (a locally generated reply)
+            return hk.ACCEPT
+        entry, direction, state = self.ct.track(ctx.ip, ctx.now)
+        if entry is None and self.ct.refused:
+            return ctx.drop(self.ct.refused)  # the table is full and nothing could be dropped early
+        ctx.ct, ctx.ct_dir, ctx.ct_state = entry, direction, state
+        if ctx.trace is not None:
+            ctx.note(f"conntrack: {state}" + (f", {'reply' if direction else 'original'} direction of entry "
+                                             f"{entry.id}" if entry is not None else ""))
+        return hk.ACCEPT
+
+    def confirm(self, ctx: hk.PacketContext) -> str:
+        entry = ctx.ct
+        if entry is None:
+            return hk.ACCEPT
+        status = entry.status
+        if not status & S_CONFIRMED:
+            if not self.ct.confirm(entry, ctx.now):
+                return ctx.drop(DropReason.CT_INSERT_FAILED)
+        elif ctx.ct_state == CT_ESTABLISHED and status & S_SEEN_REPLY and ctx.proto in (6, 17):
+            if ctx.proto == 17:
+                ctx.offload = True  # the flow table may take the rest of this direction
+            elif entry.tcp_state == "ESTABLISHED":
+                # Segments the flow table sends past conntrack leave its window data behind: as
+                # Linux does when it offloads a flow, stop checking windows for this connection.
+                for side in entry.proto_state.seen:
+                    side.flags |= F_BE_LIBERAL
+                ctx.offload = True
+        return hk.ACCEPT
+
+    # the flow table's view of an entry
+    def alive(self, entry, now: float) -> bool:
+        """An offloaded flow ends with its entry, and a TCP one when it leaves ESTABLISHED (its
+        FIN or RST took the full path: Linux tears the offload down the same way)."""
+        if entry.status & S_DYING or entry.deadline <= now:
+            return False
+        track = entry.proto_state
+        return track.__class__ is not TcpTrack or track.state == TCP_ESTABLISHED
+
+    def refresh(self, entry, nbytes: int, now: float) -> None:
+        """A packet of an offloaded flow passed: keep the entry alive as conntrack would."""
+        timeouts = self.ct.timeouts
+        timeout = timeouts.tcp_established if entry.original[0] == 6 else timeouts.udp_stream
+        deadline = now + timeout
+        if deadline > entry.deadline:
+            entry.deadline = deadline  # the timer heap reschedules lazily
+
+    def poll(self, now: float) -> None:
+        self.ct.poll(now)
+
+    def next_deadline(self) -> Optional[float]:
+        return self.ct.next_deadline()
+
+    def stats(self) -> dict:
+        return self.ct.stats()
+
+
+class RulesetFunction(hk.NetworkFunction):
+    """An nft ruleset on the packet path: each filter chain a stage at its hook and priority, the
+    nat chains asked by NAT stages at -100 and 100 (once per connection)."""
+
+    name = "nft"
+
+    def __init__(self, ruleset: nft.Ruleset, nat: Optional[Nat] = None):
+        self.ruleset = ruleset
+        self.nat = nat
+        self.nat_chains = {}
+        for chain in ruleset.chains():
+            if chain.is_base and chain.type == "nat":
+                self.nat_chains.setdefault(chain.hook, []).append(chain)
+        for chains in self.nat_chains.values():
+            chains.sort(key=lambda c: c.priority)  # sorted() is stable: equal priorities keep file order
+        self.counters = {"drops": 0, "rejects": 0, "nat-failed": 0}
+
+    def stages(self):
+        out = []
+        for chain in self.ruleset.chains():
+            if chain.is_base and chain.type != "nat" and chain.hook in hk.HOOK_NAMES:
+                name = f"nft {chain.table.family} {chain.table.name} {chain.name}"
+                out.append((chain.hook, chain.priority, functools.partial(self.run_chain, chain), name))
+        if self.nat is not None:
+            for hook, priority in NAT_HOOKS:
+                out.append((hook, priority, self.nat_stage, f"nat {hook}"))
+        return out
+
+    def run_chain(self, chain, ctx: hk.PacketContext) -> str:
+        decision = evaluate_chain(chain, ctx)
+        if decision.mark is not None:
+            ctx.mark = decision.mark
+        verdict = decision.verdict
+        if verdict == "accept":
+            return hk.ACCEPT
+        where = f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
+        ctx.drop_reason = where
+        if verdict == "reject":
+            self.counters["rejects"] += 1
+            ctx.reject = decision.reject or ("icmp", 3, 3)
+            return hk.REJECT
+        self.counters["drops"] += 1
+        return hk.DROP
+
+    def nat_stage(self, ctx: hk.PacketContext) -> str:
+        entry = ctx.ct
+        if entry is None:
+            return hk.ACCEPT
+        hook = ctx.hook
+        if ctx.ct_state == CT_NEW and not entry.status & S_CONFIRMED:
+            verdict = self._bind(ctx, entry, hook)
+            if verdict != hk.ACCEPT:
+                return verdict
+        if entry.status & _NAT_BITS:
+            ctx.ip = self.nat.translate(ctx.ip, entry, ctx.ct_dir, hook)
+            ctx.refresh()
+        return hk.ACCEPT
+
+    def _bind(self, ctx: hk.PacketContext, entry, hook: str) -> str:
+        """The first packet of a connection: ask the nat chains of this hook for a binding."""
+        if hook == hk.PREROUTING:
+            self.nat.inbound(ctx.ip, ctx.now, entry)  # endpoint-independent filtering, if chosen
+        for chain in self.nat_chains.get(hook, ()):
+            decision = evaluate_chain(chain, ctx)
+            if decision.verdict != "accept":
+                ctx.drop_reason = f"nft-{chain.table.name}-{chain.name}-" + (
+                    "policy" if decision.rule is None else "rule")
+                return hk.DROP
+            spec = decision.nat
+            if spec is None:
+                continue
+            address = None
+            if spec.kind == MASQUERADE and ctx.out_iface is not None:
+                route = ctx.route
+                address = ctx.out_iface.address_for(route.next_hop if route is not None else ctx.ip.dst)
+            elif spec.kind == REDIRECT:
+                iface = ctx.in_iface if ctx.in_iface is not None else ctx.out_iface
+                address = iface.address_for(ctx.ip.src) if iface is not None else None
+            if (spec.kind == MASQUERADE or spec.kind == REDIRECT) and address is None:
+                continue  # no address to use: as Linux, the rule does nothing
+            if not self.nat.setup(entry, spec, ctx.now, address):
+                # RFC 5508 / RFC 4787: no mapping could be made; say so with ICMP 3/13
+                self.counters["nat-failed"] += 1
+                ctx.drop_reason = DropReason.NAT_NO_MAPPING
+                return ctx.reject_with_icmp(3, 13)
+            if ctx.trace is not None:
+                ctx.note(f"nat: {spec.kind} binding, reply tuple now {_tuple_text(entry.reply)}")
+            break
+        return hk.ACCEPT
+
+    def stats(self) -> dict:
+        out = dict(self.counters)
+        if self.nat is not None:
+            out.update({f"nat-{key}": value for key, value in self.nat.stats().items()})
+        return out
+
+
+def _tuple_text(t) -> str:
+    return f"{t[0]} {ip_to_str(t[1])}:{t[2]} -> {ip_to_str(t[3])}:{t[4]}"
+
+
+class Router:
+    """Conntrack, NAT and a ruleset as installed on one stack."""
+
+    def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset], flowtable: bool):
+        self.stack = stack
+        self.conntrack = conntrack
+        self.nat = nat
+        self.ct_function = ConntrackFunction(conntrack)
+        self.ruleset_function: Optional[RulesetFunction] = None
+        host = stack.host
+        stack.register(self.ct_function)
+        if flowtable:
+            host.flowtable.ct_alive = self.ct_function.alive
+            host.flowtable.ct_refresh = self.ct_function.refresh
+        else:
+            host.flowtable.max_flows = 0
+        self.replace_ruleset(ruleset or nft.loads(""))
+
+    @property
+    def ruleset(self) -> nft.Ruleset:
+        return self.ruleset_function.ruleset
+
+    def replace_ruleset(self, ruleset: nft.Ruleset) -> None:
+        """Swap the whole ruleset at once (as ``nft -f`` does): packets see the old or the new."""
+        new = RulesetFunction(ruleset, self.nat)
+        stack = self.stack
+        with stack.lock:
+            if self.ruleset_function is not None:
+                stack.host.hooks.unregister(self.ruleset_function)
+            stack.host.register(new)
+            stack.host.flowtable.flush()
+            self.ruleset_function = new
+        stack.wake()
+
+    def conntrack_list(self) -> List[str]:
+        now = self.stack.now()
+        with self.stack.lock:
+            return [self.conntrack.format_entry(entry, now) for entry in self.conntrack.entries()]
+
+
+def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
+                   ruleset_path: Optional[str] = None, max_entries: int = 65536, timeouts=None,
+                   liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: bool = True) -> Router:
+    """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``."""
+    if ruleset is None and ruleset_text is not None:
+        ruleset = nft.loads(ruleset_text)
+    if ruleset is None and ruleset_path is not None:
+        ruleset = nft.load(ruleset_path)
+    if timeouts == "linux":
+        timeouts = Timeouts.linux()
+    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal)
+    nat = Nat(conntrack, filtering=nat_filtering)
+    router = Router(stack, conntrack, nat, ruleset, flowtable)
+    stack.router = router
+    return router
