@@ -526,3 +526,28 @@ def test_sack_beyond_sent_data_is_invalid():
     assert f.s(ACK, options=bad)[2] == CT_INVALID
     good = b"\x01\x01\x05\x0a" + (f.cseq - 50).to_bytes(4, "big") + f.cseq.to_bytes(4, "big")
     assert f.s(ACK, options=good)[2] == CT_ESTABLISHED
+
+
+def test_synack_that_does_not_ack_the_syn_is_invalid():
+    ct = Conntrack()
+    f = Flow(ct)
+    assert ct.track(tcp(S, C, 80, 40000, 5000, 77777, SYN | ACK), 0.1)[2] == CT_INVALID
+    assert state(f.entry) == "SYN_SENT"
+    assert f.s(SYN | ACK, options=WS7)[2] == CT_ESTABLISHED
+
+
+def test_timer_heap_is_rebuilt_when_stale_items_pile_up():
+    ct = Conntrack(timeouts=Timeouts.linux())
+    flows = []
+    for port in range(600):
+        e, _, _ = ct.track(udp(C, S, port, 9), 0.0)
+        ct.confirm(e, 0.0)
+        flows.append(e)
+    for e in flows:
+        ct.delete(e)  # leaves 600 stale heap items behind
+    for port in range(600, 2000):
+        e, _, _ = ct.track(udp(C, S, port, 9), 0.0)
+        ct.confirm(e, 0.0)
+        ct.delete(e)
+    ct.poll(1.0)
+    assert len(ct._heap) == 0 and len(ct) == 0
