@@ -41,10 +41,11 @@ def icmp_error(src, dst, quoted: IPv4, type=3, code=3):
 class Flow:
     """A TCP connection C:40000 -> S:80 driven segment by segment on a virtual clock."""
 
-    def __init__(self, ct, now=0.0, wscale=True):
+    def __init__(self, ct, now=0.0, wscale=True, opts=None):
         self.ct = ct
         self.cseq, self.sseq = 1000, 5000
-        opts = WS7 if wscale else b""
+        if opts is None:
+            opts = WS7 if wscale else b""
         e, d, s = ct.track(tcp(C, S, 40000, 80, self.cseq, 0, SYN, options=opts), now)
         assert (d, s) == (0, CT_NEW)
         assert ct.confirm(e, now)
@@ -499,3 +500,54 @@ def test_tcp_state_table_shape():
     assert len(ct_tcp.TRANSITIONS) == 2
     for direction in ct_tcp.TRANSITIONS:
         assert len(direction) == 6 and all(len(row) == 10 for row in direction)
+
+
+def test_unconfirmed_entries_are_bounded_and_replaced():
+    ct = Conntrack(max_unconfirmed=4)
+    freed = []
+    ct.destroy_hooks.append(freed.append)
+    first = ct.track(udp(C, S, 1, 2), 0.0)[0]
+    again = ct.track(udp(C, S, 1, 2), 0.1)[0]  # the first packet was dropped, here is another
+    assert freed == [first] and again is not first
+    for port in range(10, 20):
+        ct.track(udp(C, S, port, 2), 0.2)
+    assert len(ct._unconfirmed) == 4 and len(freed) == 8
+
+
+def test_sack_beyond_sent_data_is_invalid():
+    ct = Conntrack()
+    f = Flow(ct, opts=b"\x01\x01\x04\x02")  # the client accepts SACK blocks
+    f.s(SYN | ACK, options=b"\x01\x01\x04\x02")
+    f.c(ACK)
+    f.c(ACK, b"a" * 100)
+    f.s(ACK)
+    sack_block = (f.cseq + 500).to_bytes(4, "big")
+    bad = b"\x01\x01\x05\x0a" + (f.cseq + 400).to_bytes(4, "big") + sack_block
+    assert f.s(ACK, options=bad)[2] == CT_INVALID
+    good = b"\x01\x01\x05\x0a" + (f.cseq - 50).to_bytes(4, "big") + f.cseq.to_bytes(4, "big")
+    assert f.s(ACK, options=good)[2] == CT_ESTABLISHED
+
+
+def test_synack_that_does_not_ack_the_syn_is_invalid():
+    ct = Conntrack()
+    f = Flow(ct)
+    assert ct.track(tcp(S, C, 80, 40000, 5000, 77777, SYN | ACK), 0.1)[2] == CT_INVALID
+    assert state(f.entry) == "SYN_SENT"
+    assert f.s(SYN | ACK, options=WS7)[2] == CT_ESTABLISHED
+
+
+def test_timer_heap_is_rebuilt_when_stale_items_pile_up():
+    ct = Conntrack(timeouts=Timeouts.linux())
+    flows = []
+    for port in range(600):
+        e, _, _ = ct.track(udp(C, S, port, 9), 0.0)
+        ct.confirm(e, 0.0)
+        flows.append(e)
+    for e in flows:
+        ct.delete(e)  # leaves 600 stale heap items behind
+    for port in range(600, 2000):
+        e, _, _ = ct.track(udp(C, S, port, 9), 0.0)
+        ct.confirm(e, 0.0)
+        ct.delete(e)
+    ct.poll(1.0)
+    assert len(ct._heap) == 0 and len(ct) == 0

@@ -385,3 +385,32 @@ def test_no_two_internal_endpoints_share_an_external_endpoint(flows, eim):
                 assert owners.setdefault(key, internal) == internal
         for (proto, _ext, _port), m in r.nat.by_external.items():
             assert m.proto == proto and m.refs > 0
+
+
+addresses = st.integers(0x01000000, 0xDFFFFFFF)
+ports = st.integers(1, 0xFFFF)
+
+
+@settings(max_examples=80, deadline=None)
+@given(addresses, addresses, addresses, ports, ports, st.binary(max_size=41), st.booleans(),
+       st.integers(1, 0xFFFF), st.sampled_from(["snat", "dnat"]))
+def test_rewritten_checksums_always_hold(src, dst, new_addr, sport, dport, data, is_tcp, new_port, kind):
+    """Any addresses, ports and payload (odd lengths included): scapy agrees with every
+    checksum after the rewrite, in both directions."""
+    if len({src, dst, new_addr}) < 3:
+        return
+    r = Router()
+    spec = NatSpec(kind, new_addr, port_min=new_port)
+    make = tcp if is_tcp else udp
+    first = make(src, dst, sport, dport, 1, 0, SYN, data=data) if is_tcp else make(src, dst, sport, dport, data)
+    pkt, _ = r.forward(first, snat=spec if kind == "snat" else None, dnat=spec if kind == "dnat" else None)
+    layer = TCP if is_tcp else UDP
+    assert_checksums(pkt, [IP, layer])
+    out = ep(pkt)
+    assert (out[0], out[1]) == ((new_addr, new_port) if kind == "snat" else (src, sport))
+    assert (out[2], out[3]) == ((new_addr, new_port) if kind == "dnat" else (dst, dport))
+    back = (tcp(out[2], out[0], out[3], out[1], 7, 2, SYN | ACK, data=data) if is_tcp
+            else udp(out[2], out[0], out[3], out[1], data))
+    pkt, state = r.forward(back)
+    assert state == CT_ESTABLISHED and ep(pkt) == (dst, dport, src, sport)
+    assert_checksums(pkt, [IP, layer])

@@ -168,7 +168,13 @@ class Conntrack:
     # -- the packet path -------------------------------------------------------------------------
 
     def track(self, ip, now: float):
-        """Classify ``ip``: returns ``(entry, direction, ct_state)``; entry None when invalid."""
+        """Classify ``ip``: returns ``(entry, direction, ct_state)``; entry None when invalid.
+
+        As in Linux, packets in the original direction are "new" until a reply has been seen
+        (a retransmitted SYN is new too, on the same entry); replies and everything after are
+        "established"; ICMP errors about a tracked connection are "related".  When the table
+        is full and nothing can be early-dropped, ``refused`` names the reason: drop the packet.
+        """
         self._now = now
         self.refused = None
         proto = ip.protocol
@@ -328,6 +334,9 @@ class Conntrack:
         self._next_id += 1
         self._account(entry, 0, ip)
         unconfirmed = self._unconfirmed
+        stale = unconfirmed.pop(key, None)
+        if stale is not None:  # an earlier first packet of this flow that was never confirmed
+            self._destroy(stale)
         if len(unconfirmed) >= self.max_unconfirmed:
             self._destroy(unconfirmed.popitem(last=False)[1])
         unconfirmed[key] = entry
