@@ -29,9 +29,10 @@ from pynetstack.net.route import Route, RoutingTable  # noqa: E402
 from pynetstack.wire.addr import prefix_mask  # noqa: E402
 
 RUNS = 5
-# share of each prefix length, roughly as in a full IPv4 BGP table (most are /24, then /22-/23)
-LENGTH_MIX = [(8, 1), (12, 1), (14, 2), (16, 5), (18, 4), (19, 5), (20, 7), (21, 7), (22, 12), (23, 10),
-              (24, 58), (26, 1), (28, 1), (32, 1)]
+# share of each prefix length, roughly as in a full IPv4 BGP table (every length from 8 to 24 is
+# present, most are /24, then /22-/23) plus a few longer ones as an IGP adds
+LENGTH_MIX = [(8, 1), (9, 1), (10, 1), (11, 1), (12, 1), (13, 1), (14, 2), (15, 2), (16, 5), (17, 3), (18, 4),
+              (19, 5), (20, 7), (21, 7), (22, 12), (23, 10), (24, 58)] + [(n, 0.5) for n in range(25, 33)]
 MASKS = [prefix_mask(n) for n in range(33)]
 
 

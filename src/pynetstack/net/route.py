@@ -221,7 +221,8 @@ class RoutingTable:
         self._fib = Fib()
         self._l1, self._l2, self._l3 = self._fib.levels  # mutated in place, never replaced
         self._leaves = self._fib.leaves
-        self._cache: Dict[int, Optional[Route]] = {}
+        self._cache: Dict[int, Optional[Route]] = {}  # emptied, never replaced: _cache_get stays bound
+        self._cache_get = self._cache.get
         self._keys_by_dev: Dict[str, Set[Tuple[int, int]]] = {}  # device name -> prefixes using it
         self._devs: Dict[str, list] = {}  # device name -> [device, up as last seen]
         self.throw_routes = 0  # a table set may skip its rule walk only while this is 0
@@ -236,7 +237,7 @@ class RoutingTable:
     # ------------------------------------------------------------------ the hot path
     def lookup(self, dst: int) -> Optional[Route]:
         """The route the longest live prefix covering ``dst`` resolves to, or None."""
-        route = self._cache.get(dst, _MISS)
+        route = self._cache_get(dst, _MISS)
         if route is not _MISS:
             return route
         v = self._l1[dst >> 16]
