@@ -13,6 +13,7 @@ import pytest
 
 from pynetstack.netfilter.nft import NftError, load, loads
 
+from .nftgen import random_rules, ruleset_text
 from .nftstub import DATA, EXAMPLES
 from .test_nft_errors import AS_NFT
 
@@ -74,3 +75,27 @@ def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
     assert nft(netns, "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
     kernel = nft(netns, "-a", "list", "ruleset")
     assert loads((tmp_path / "r.nft").read_text()).list_ruleset(handles=True) == kernel.stdout
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_rules_agree_with_nft(netns, tmp_path, seed):
+    """nft and pynetstack accept and reject the same random rules, and list the accepted ones alike."""
+    family = "ip" if seed % 2 else "inet"
+    good = []
+    for rule in random_rules(seed, 25):
+        text = ruleset_text(family, [rule])
+        (tmp_path / "r.nft").write_text(text)
+        kernel_ok = nft(netns, "-c", "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
+        try:
+            loads(text)
+            ours_ok = True
+        except NftError:
+            ours_ok = False
+        assert ours_ok == kernel_ok, rule
+        if kernel_ok:
+            good.append(rule)
+    text = "flush ruleset\n" + ruleset_text(family, good)
+    (tmp_path / "all.nft").write_text(text)
+    assert nft(netns, "-f", "all.nft", cwd=str(tmp_path)).returncode == 0
+    kernel = nft(netns, "list", "ruleset").stdout
+    assert loads(text).list_ruleset() == kernel

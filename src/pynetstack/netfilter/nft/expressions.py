@@ -147,7 +147,7 @@ class Match:
         elif self.flags is not None:
             if op == "==" or self.exact:
                 expr = f"{x} == {self.flags}"
-            elif op == "!=":
+            elif op == "!=" or op == "!":
                 expr = f"(({x}) & {self.flags}) == 0"
             else:
                 expr = f"(({x}) & {self.flags}) != 0"

@@ -56,7 +56,38 @@ def parse_rule(cur: Cursor, ctx: RuleContext) -> Tuple[List, Location]:
         items.append(_parse_item(cur, ctx, items))
     if not items:
         raise cur.unexpected()
+    _merge_payloads(items)
     return items, cur.span(first)
+
+
+# pairs of adjacent header fields nft merges into one comparison when both are compared for
+# equality with one value; the pair then sits where the anchor (first name) was in the rule
+MERGED_PAIRS = (("tcp sport", "tcp dport"), ("udp sport", "udp dport"), ("icmp type", "icmp code"),
+                ("ip protocol", "ip ttl"))
+OFFSET_ORDER = {"ip ttl": 0, "ip protocol": 1}
+
+
+def _merge_payloads(items: List) -> None:
+    """Reorder like nft's payload merging, which moves the pair (in header order) to the anchor."""
+    for anchor, other in MERGED_PAIRS:
+        where = {}
+        for i, item in enumerate(items):
+            if isinstance(item, Match) and item.field.name in (anchor, other):
+                where.setdefault(item.field.name, []).append(i)
+        if len(where.get(anchor, ())) != 1 or len(where.get(other, ())) != 1:
+            continue
+        a, b = items[where[anchor][0]], items[where[other][0]]
+        if not (_mergeable(a) and _mergeable(b)):
+            continue
+        pair = sorted((a, b), key=lambda m: OFFSET_ORDER.get(m.field.name, m.field.name != anchor))
+        pos = where[anchor][0] - (1 if where[other][0] < where[anchor][0] else 0)
+        rest = [i for i in items if i is not a and i is not b]
+        items[:] = rest[:pos] + pair + rest[pos:]
+
+
+def _mergeable(m: Match) -> bool:
+    return (m.op in ("", "==") and not m.is_set and m.mask is None and m.flags is None and len(m.values) == 1
+            and m.values[0][0] == m.values[0][1])
 
 
 def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
@@ -81,11 +112,12 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
         cur.next()
         field = FIELDS[f"{w} {key.value}"]
         if field.proto is not None:
-            have = _rule_proto(items)
-            if have is not None and have != field.proto:
-                names = S.PROTOCOL_NAMES
-                raise NftError(f"conflicting protocols specified: {names.get(have, have)} vs. {w}",
-                               tok.loc.span(key.loc))
+            _check_protocol_conflict(items, field, w, tok.loc.span(key.loc))
+            if not any(isinstance(i, Match) and (i.field.proto is not None or i.field.is_l4proto)
+                       for i in items):
+                # nft puts the header's dependency in the rule; the listing drops it again
+                # unless a statement ends up between the two (see _merge_payloads)
+                items.append(Match(FIELDS["meta l4proto"], "", [(field.proto, field.proto)], loc=tok.loc))
         return _parse_match(cur, ctx, field, tok)
     if w in ("iifname", "oifname"):
         cur.next()
@@ -123,11 +155,13 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
     if w == "reject":
         stmt = _parse_reject(cur, ctx)
         if stmt.how == "tcp reset":
-            if any(isinstance(i, Match) and ((i.field.proto or 6) != 6 or (
-                    i.field.is_l4proto and i.implies_proto() not in (None, 6)) or (
-                    i.field.is_l4proto and i.implies_proto() is None)) for i in items):
-                raise NftError("you cannot use tcp reset with this protocol", stmt.loc)
-            if _rule_proto(items) is None:
+            # nft ignores an "ip protocol" it has no header description for (gre, 47...)
+            known = [i for i in items if isinstance(i, Match) and not (
+                i.field.name == "ip protocol" and i.implies_proto() not in KNOWN_L4 and not i.is_set)]
+            if any((i.field.proto or 6) != 6 or (i.field.is_l4proto and i.implies_proto() != 6)
+                   for i in known):
+                raise NftError("you cannot use tcp reset with this protocol", tok.loc)
+            if _rule_proto(known) is None:
                 # nft adds the dependency itself, first in the rule (the listing may drop it again)
                 items.insert(0, Match(FIELDS["meta l4proto"], "", [(6, 6)], loc=stmt.loc))
         elif ctx.family == "inet":
@@ -283,6 +317,8 @@ def _parse_flag_list(cur: Cursor, dtype, sep: str = ",") -> int:
 
 def _parse_bitmask_match(cur: Cursor, ctx: RuleContext, field: Field, op: str, first: Token) -> Match:
     dtype = field.dtype
+    if not op and cur.accept("!"):
+        op = "!"  # "tcp flags ! syn": none of these flags set
     if cur.accept("&"):  # tcp flags & (syn|ack) == syn
         if op:
             raise cur.unexpected()
@@ -295,8 +331,9 @@ def _parse_bitmask_match(cur: Cursor, ctx: RuleContext, field: Field, op: str, f
             raise cur.unexpected("'==' or '!='")
         cur.next()
         value = _parse_flag_list(cur, dtype, "|") if not cur.at_kind("(") else _paren_flags(cur, dtype)
-        m = Match(field, "" if op_tok.kind == "==" else "!=", [], flags=value, mask=mask, loc=cur.span(first))
-        return m
+        if value == 0:  # "& (fin|syn) != 0" is the flag test "fin,syn"; "== 0" is "! fin,syn"
+            return Match(field, "!" if op_tok.kind == "==" else "", [], flags=mask, loc=cur.span(first))
+        return Match(field, "" if op_tok.kind == "==" else "!=", [], flags=value, mask=mask, loc=cur.span(first))
     if cur.at_kind("{"):
         one = _one_element_set(cur)
         values = _merge(_parse_set(cur, ctx, dtype), dtype)
@@ -368,6 +405,31 @@ def _parse_reject(cur: Cursor, ctx: RuleContext) -> Reject:
         raise NftError(f"Could not parse {kind.value} code expression", code_tok.loc)
     return Reject(kind.value, table[code_tok.value], code_tok.value, cur.span(first),
                   "icmp" if ctx.family == "ip" else "icmpx")
+
+
+# transport protocols nft 1.0 knows the headers of (its protocol descriptions)
+KNOWN_L4 = {1, 2, 6, 17, 33, 50, 51, 108, 132, 136}
+
+
+def _check_protocol_conflict(items: List, field: Field, word: str, loc: Location) -> None:
+    for item in items:
+        if not isinstance(item, Match):
+            continue
+        if item.field.is_l4proto and item.is_set and item.op in ("", "=="):
+            # nft 1.0 cannot take a header's dependency from a protocol set ({ tcp, udp })
+            others = [lo for lo, hi in sorted(item.values) if lo != field.proto]
+            if others:
+                name = S.PROTOCOL_NAMES.get(others[0], "unknown") if others[0] in KNOWN_L4 else "unknown"
+                raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
+        have = item.field.proto
+        if have is None:
+            have = item.implies_proto()
+            if have is None or (have not in KNOWN_L4 and item.field.name == "ip protocol"):
+                continue
+        if have != field.proto:
+            name = S.PROTOCOL_NAMES.get(have, "unknown") if have in KNOWN_L4 else "unknown"
+            raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
+        return
 
 
 def _rule_proto(items: List) -> Optional[int]:
