@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import List, Optional
@@ -23,7 +24,13 @@ def _up(args) -> int:
                                           ("--no-offload", args.no_offload or None)) if value is not None]
         if given:
             raise ConfigError(f"--config FILE describes the whole stack: put {', '.join(given)} in the file instead")
-        stack = build_stack(args.config)
+        if args.ruleset:
+            from .config import load
+            config = load(args.config)
+            config.setdefault("netfilter", {})["ruleset"] = os.path.abspath(args.ruleset)
+            stack = build_stack(config, base_dir=os.path.dirname(os.path.abspath(args.config)), source=args.config)
+        else:
+            stack = build_stack(args.config)
     else:
         if not (args.tap or args.interface):
             raise ConfigError("say which device to use: --tap NAME, --interface NAME or --config FILE")
@@ -51,6 +58,8 @@ def _up(args) -> int:
                                "http": False if args.no_http else 80}}
         if args.gateway:
             config["gateway"] = args.gateway
+        if args.ruleset:
+            config["netfilter"] = {"ruleset": os.path.abspath(args.ruleset)}
         stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
     from .control import ControlServer, default_path
     try:
@@ -157,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-offload", action="store_true",
                     help="TAP without checksum/segmentation offload (every frame MTU-sized, checksums computed)")
     up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
+    up.add_argument("--ruleset", metavar="FILE.nft",
+                    help="an nftables ruleset (the file nft -f loads): conntrack, NAT and filter rules")
     up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")
     up.add_argument("--no-udp-echo", action="store_true", help="no UDP echo service on port 7")
     up.add_argument("--no-tcp-echo", action="store_true", help="no TCP echo service on port 7")
@@ -185,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build a lab of namespaces, exercise the stack with Linux tools, report")
     demo.set_defaults(func=_demo)
+
+    from .routercli import register as register_router
+    register_router(sub)
 
     try:
         from .dns.cli import register as register_dns

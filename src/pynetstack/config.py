@@ -32,6 +32,7 @@ try:
 except ImportError:  # Python < 3.11 (PyPy 3.9)
     import tomli as tomllib
 
+from . import config_router
 from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr, prefix_mask
 
 
@@ -42,10 +43,9 @@ class ConfigError(ValueError):
 _STACK_KEYS = {"forwarding"}
 _INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap",
                    "offload"}
-_ROUTE_KEYS = {"destination", "gateway", "interface", "metric"}
 _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
-_TOP_KEYS = {"stack", "interface", "route", "services", "dns", "gateway"}
+_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -109,7 +109,7 @@ def _typed(table: dict, key: str, kind, where: str, default=None):
     return value
 
 
-def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
+def validate(config: Dict[str, Any], source: str = "config", base_dir: str = ".") -> Dict[str, Any]:
     """Check the whole configuration before anything is created; raise ConfigError."""
     _check_keys(config, _TOP_KEYS, source)
     _check_keys(config.get("stack", {}), _STACK_KEYS, f"{source}: [stack]")
@@ -161,24 +161,18 @@ def validate(config: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
         if _typed(table, "offload", bool, where) is not None and "tap" not in table:
             raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
-    routes = config.get("route", [])
-    if not isinstance(routes, list):
-        raise ConfigError(f"{source}: 'route' must be an array of tables ([[route]])")
-    for i, table in enumerate(routes):
-        where = f"{source}: route #{i + 1}"
-        _check_keys(table, _ROUTE_KEYS, where)
-        if "destination" not in table:
-            raise ConfigError(f"{where}: 'destination' is required")
-        _cidrs(table["destination"], f"{where}: destination", many=False)
-        if "gateway" in table:
-            _ip(table["gateway"], f"{where}: gateway")
-        if _typed(table, "interface", str, where) is not None and table["interface"] not in names:
-            raise ConfigError(f"{where}: no interface named {table['interface']!r} (have {', '.join(names)})")
-        if "gateway" not in table and "interface" not in table:
-            raise ConfigError(f"{where}: give a gateway, an interface, or both")
-        metric = _typed(table, "metric", int, where, 0)
-        if metric < 0:
-            raise ConfigError(f"{where}: metric must be 0 or more")
+    try:
+        config_router.validate(config, source, names)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    ruleset = config.get("netfilter", {}).get("ruleset")
+    if ruleset is not None:  # a broken ruleset stops the stack before any device exists
+        from .netfilter import nft
+        path = os.path.join(base_dir, ruleset)
+        try:
+            nft.load(path)
+        except nft.NftError as exc:
+            raise ConfigError(f"{source}: [netfilter] ruleset:\n{exc}") from None
     if "gateway" in config:
         _ip(config["gateway"], f"{source}: gateway")
     services = config.get("services", {})
@@ -202,7 +196,7 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         source = str(config)
         base_dir = os.path.dirname(os.path.abspath(source))
         config = load(source)
-    validate(config, source)
+    validate(config, source, base_dir)
     stack = Stack(forwarding=bool(config.get("stack", {}).get("forwarding", False)),
                   echo_reply=bool(config.get("services", {}).get("icmp_echo", True)))
     try:
@@ -213,8 +207,7 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
                 device = PcapDevice(device, os.path.join(base_dir, table["pcap"]))
             stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
                                 mtu=table.get("mtu"))
-        for table in config.get("route", []):
-            stack.add_route(table["destination"], table.get("gateway"), table.get("interface"), table.get("metric", 0))
+        config_router.build(stack, config, base_dir)
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
         services = config.get("services", {})

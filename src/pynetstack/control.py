@@ -56,21 +56,29 @@ class ControlServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            with conn:
-                try:
-                    conn.settimeout(2.0)
-                    command = conn.recv(MAX_COMMAND).decode(errors="replace").strip()
-                    conn.sendall(self.answer(command).encode())
-                except OSError:
+            try:
+                conn.settimeout(2.0)
+                command = conn.recv(MAX_COMMAND).decode(errors="replace").strip()
+                reply = self.answer(command)
+                if not isinstance(reply, str):  # a reply that streams (conntrack events)
+                    threading.Thread(target=_stream, args=(conn, reply), daemon=True).start()
                     continue
+                conn.sendall(reply.encode())
+            except OSError:
+                pass
+            conn.close()
 
-    def answer(self, command: str) -> str:
+    def answer(self, command: str):
+        from .router_control import answer as router_answer
+        reply = router_answer(self.stack, command)
+        if reply is not None:
+            return reply
         if command == "status":
             return status_page(self.stack)
         if command == "connections":
             with self.stack.lock:
                 return tcp_table(self.stack.tcp) + "\n"
-        return f"unknown command {command!r}; commands: status, connections\n"
+        return (f"unknown command {command!r}; commands: status, connections, route, conntrack, nft\n")
 
     def close(self) -> None:
         try:
@@ -80,6 +88,19 @@ class ControlServer:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+def _stream(conn, lines) -> None:
+    """Write a streaming reply until it ends or the reader goes away."""
+    try:
+        conn.settimeout(5.0)
+        for line in lines:
+            conn.sendall(line.encode())
+    except OSError:
+        pass
+    finally:
+        lines.close()
+        conn.close()
 
 
 def _alive(path: str) -> bool:
@@ -106,7 +127,7 @@ def find_socket(path: Optional[str]) -> str:
     return candidates[0]
 
 
-def query(command: str, path: Optional[str] = None, timeout: float = 5.0) -> str:
+def query(command: str, path: Optional[str] = None, timeout: Optional[float] = 5.0, out=None) -> str:
     path = find_socket(path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -120,5 +141,9 @@ def query(command: str, path: Optional[str] = None, timeout: float = 5.0) -> str
             chunk = sock.recv(65536)
             if not chunk:
                 break
+            if out is not None:  # a streaming reply: pass it on as it comes
+                out.write(chunk.decode(errors="replace"))
+                out.flush()
+                continue
             chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")

@@ -267,13 +267,9 @@ class Conntrack:
                 if itype != ICMP_QUERY_REPLY[outstanding[0]]:
                     self.counters["invalid"] += 1
                     return _INVALID
-                outstanding[1] -= 1
-                if outstanding[1] <= 0:
-                    # Every query answered: the entry is done (as Linux used to kill it).
-                    self._account(entry, direction, ip)
-                    entry.status = status | S_SEEN_REPLY
-                    self._destroy(entry)
-                    return entry, 1, CT_ESTABLISHED
+                # Answered queries do not end the entry: Linux stopped deleting it on the reply
+                # (duplicate replies, and the next echo of a ping reuses it) and lets it time out.
+                outstanding[1] = max(0, outstanding[1] - 1)
             timeout = timeouts.icmp
         else:
             changed = False

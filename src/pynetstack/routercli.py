@@ -1,0 +1,85 @@
+"""``pynetstack route``, ``pynetstack conntrack`` and ``pynetstack nft``: the router's commands,
+spoken like iproute2, conntrack-tools and nft, answered by a running stack (router_control)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _ask(args, command: str, stream: bool = False) -> int:
+    from .control import query
+    if stream:
+        try:
+            query(command, args.control, timeout=None, out=sys.stdout)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    reply = query(command, args.control)
+    if reply.startswith("error: "):
+        print(f"pynetstack: {reply[7:]}", end="", file=sys.stderr)
+        return 1
+    print(reply, end="")
+    return 0
+
+
+def _route(args) -> int:
+    words = args.words or ["show"]
+    if words[0] not in ("show", "list", "rules", "get"):
+        print("pynetstack: route: show [table T] | rules | get ADDR [from S] [iif I] [mark M] [ipproto P] "
+              "[sport N] [dport N]", file=sys.stderr)
+        return 2
+    if words[0] == "list":
+        words[0] = "show"
+    return _ask(args, "route " + " ".join(words))
+
+
+def _conntrack(args) -> int:
+    if args.events:
+        return _ask(args, "conntrack events", stream=True)
+    what = "stats" if args.stats else "flush" if args.flush else "list"
+    return _ask(args, f"conntrack {what}")
+
+
+def _nft(args) -> int:
+    from .netfilter import nft
+    if args.file:
+        path = os.path.abspath(args.file)
+        try:
+            nft.load(path)  # errors name file, line and column, as nft's do
+        except nft.NftError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        if args.check:
+            return 0
+        return _ask(args, f"nft load {path}")
+    if args.check:
+        print("pynetstack: nft: -c needs -f FILE", file=sys.stderr)
+        return 2
+    if args.words[:2] not in (["list", "ruleset"], []):
+        print("pynetstack: nft: list ruleset | -f FILE | -c -f FILE", file=sys.stderr)
+        return 2
+    return _ask(args, "nft list")
+
+
+def register(sub) -> None:
+    route = sub.add_parser("route", help="a running stack's routes: show, rules, get ADDR (like ip route)")
+    route.add_argument("words", nargs="*", metavar="show|rules|get ADDR [from S] [iif I] [ipproto P] [dport N]")
+    route.set_defaults(func=_route)
+
+    ct = sub.add_parser("conntrack", help="a running stack's connection table (like conntrack -L/-E/-S/-F)")
+    mode = ct.add_mutually_exclusive_group()
+    mode.add_argument("-L", "--dump", action="store_true", help="list the entries (default)")
+    mode.add_argument("-E", "--event", dest="events", action="store_true", help="print events as they happen")
+    mode.add_argument("-S", "--stats", action="store_true", help="statistics")
+    mode.add_argument("-F", "--flush", action="store_true", help="empty the table")
+    ct.set_defaults(func=_conntrack)
+
+    nf = sub.add_parser("nft", help="a running stack's nftables ruleset: list ruleset, -f FILE, -c -f FILE")
+    nf.add_argument("-f", "--file", metavar="FILE", help="replace the ruleset with FILE, atomically")
+    nf.add_argument("-c", "--check", action="store_true", help="only check FILE (no stack needed)")
+    nf.add_argument("words", nargs="*", metavar="list ruleset")
+    nf.set_defaults(func=_nft)
+
+    for parser in (route, ct, nf):
+        parser.add_argument("--control", metavar="PATH", help="the stack's control socket (default: the only one)")
