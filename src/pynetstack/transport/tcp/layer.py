@@ -106,6 +106,7 @@ class TcpLayer:
         self.time_wait_count = 0
         self._timers = []
         self._timer_seq = 0
+        self._app_timers = []   # (when, seq, callback): timers of the applications on this layer
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_time = None
         self.on_state_change = None   # optional observer: (conn, old, new, why, now)
@@ -499,6 +500,24 @@ class TcpLayer:
             self.last_error = traceback.format_exc()
         self.deliver_events()
 
+    def call_at(self, when: float, callback) -> None:
+        """Run ``callback(now)`` from ``poll`` once ``when`` has passed, in the loop thread with
+        the stack's lock held: how services built on this layer keep their timers (idle timeouts)
+        on the stack's clock, virtual in a simulation.  A callback that is no longer wanted
+        should return at once; keeping at most one armed per connection bounds the heap."""
+        self._timer_seq += 1
+        heapq.heappush(self._app_timers, (when, self._timer_seq, callback))
+
+    def _run_app_timers(self, now: float) -> None:
+        timers = self._app_timers
+        while timers and timers[0][0] <= now:
+            callback = heapq.heappop(timers)[2]
+            try:
+                callback(now)
+            except Exception:  # an application timer must not break the stack
+                self.drops["app-callback-error"] += 1
+                self.last_error = traceback.format_exc()
+
     def flush(self, now: float) -> None:
         """Answer the batch of segments received since the last poll: the applications take
         their data first, so the ACK that follows advertises the window their reads opened."""
@@ -530,6 +549,8 @@ class TcpLayer:
             except Exception:
                 self.drops["internal-error"] += 1
                 self.last_error = traceback.format_exc()
+        if self._app_timers and self._app_timers[0][0] <= now:
+            self._run_app_timers(now)
         self.deliver_events()
 
     def next_deadline(self) -> Optional[float]:
@@ -538,7 +559,10 @@ class TcpLayer:
         timers = self._timers
         while timers and timers[0][2]._sched != timers[0][0]:
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        first = timers[0][0] if timers else None
+        if self._app_timers and (first is None or self._app_timers[0][0] < first):
+            first = self._app_timers[0][0]
+        return first
 
     def idle_connections_established(self) -> int:
         return sum(1 for c in self.connections.values() if c.state == ESTABLISHED)
