@@ -15,6 +15,11 @@ from ..wire.errors import MalformedPacket
 from ..wire.udp import PROTO, Udp, build_udp
 
 EPHEMERAL_FIRST, EPHEMERAL_LAST = 32768, 60999  # Linux's default ip_local_port_range
+# Services that answer whatever arrives (echo, daytime, quote of the day, chargen, time: RFC 862,
+# 867, 865, 864, 868), and port 0, which asks for no answer.  A service that answers a datagram
+# from one of these to a spoofed source starts a loop between two hosts that never ends; so
+# services must not answer them (the classic inetd rule; DNS servers drop them too).
+REFLECTING_PORTS = frozenset((0, 7, 13, 17, 19, 37))
 Handler = Callable[[bytes, int, int, int, float], None]
 
 
