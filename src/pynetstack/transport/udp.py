@@ -81,6 +81,17 @@ class UdpLayer:
             self.ip.note(f"udp: {datagram.src_port} > {port}, {len(datagram.payload)} bytes to its endpoint")
         handler(bytes(datagram.payload), ip.src, datagram.src_port, ip.dst, now)
 
+    def icmp_error_acceptable(self, inner_ip, inner_payload) -> bool:
+        """An ICMP error is believed (a path MTU learned from it) only if it quotes a datagram
+        from a port bound here, as Linux looks up the socket before it acts."""
+        if len(inner_payload) < 8:
+            return False
+        port = int.from_bytes(inner_payload[0:2], "big")
+        if (inner_ip.src, port) in self.endpoints or (0, port) in self.endpoints:
+            return True
+        self.drops.drop("udp-icmp-no-socket")
+        return False
+
     def icmp_error(self, icmp_type, code, info, inner_ip, inner_payload, now) -> None:
         if len(inner_payload) < 4:
             return

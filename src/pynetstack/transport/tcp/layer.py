@@ -20,7 +20,7 @@ from ...wire.errors import MalformedPacket
 from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_options, build_tcp
 from .config import TcpConfig
 from .connection import (CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT, TcpConnection)
-from .seq import MASK
+from .seq import HALF, MASK
 
 _key_pack = struct.Struct("!IHIH").pack
 _unpack_ports_seq = struct.Struct("!HHI").unpack_from
@@ -482,6 +482,26 @@ class TcpLayer:
         return True
 
     # -- ICMP, timers ------------------------------------------------------------------------------
+
+    def icmp_error_acceptable(self, inner_ip, inner_payload) -> bool:
+        """Whether an ICMP error quoting ``inner_ip`` (and the first bytes of its segment) may be
+        believed, before the IP layer acts on it (a path MTU): it must quote a connection we
+        have and a sequence number in flight, SND.UNA <= SEG.SEQ <= SND.MAX (RFC 5927 4.1, as
+        Linux checks), or anyone could lower our path MTU with one forged message."""
+        if len(inner_payload) < 8:
+            self.drops["icmp-short-quote"] += 1
+            return False
+        sport, dport, wire_seq = _unpack_ports_seq(inner_payload)
+        conn = self.connections.get((inner_ip.src, sport, inner_ip.dst, dport))
+        if conn is None:
+            self.drops["icmp-no-connection"] += 1
+            return False
+        una = conn.snd_una
+        seq = una + (((wire_seq - una + HALF) & MASK) - HALF)
+        if not una <= seq <= conn.snd_max:
+            self.drops["icmp-bad-seq"] += 1
+            return False
+        return True
 
     def icmp_error(self, icmp_type: int, code: int, info: int, inner_ip, inner_payload: bytes,
                    now: float) -> None:
