@@ -93,16 +93,41 @@ def _up(args) -> int:
     return 0
 
 
+def _is_loopback(ifname: str) -> bool:
+    try:
+        with open(f"/sys/class/net/{ifname}/type") as handle:
+            return int(handle.read()) == 772  # ARPHRD_LOOPBACK
+    except (OSError, ValueError):
+        return False
+
+
 def _capture(args) -> int:
+    import select
+    import signal
+
     from .link.packet import PacketDevice
     from .link.pcap import PcapWriter
     from .wire.describe import dissect, summary
 
-    device = PacketDevice(args.interface, promiscuous=args.promiscuous, include_outgoing=True, as_captured=True)
-    writer = PcapWriter(args.write) if args.write else None
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"capture: --count must be at least 1, not {args.count}")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise ConfigError(f"capture: --timeout must be a positive number of seconds, not {args.timeout}")
+    # On the loopback device the kernel shows every packet twice, going out and coming in;
+    # like libpcap, keep only the incoming copy.  Elsewhere both directions are wanted.
+    device = PacketDevice(args.interface, promiscuous=args.promiscuous,
+                          include_outgoing=not _is_loopback(args.interface), as_captured=True)
+    try:
+        writer = PcapWriter(args.write) if args.write else None
+    except OSError as exc:
+        device.close()
+        raise OSError(exc.errno, f"cannot write {args.write}: {exc.strerror}") from None
+
+    def on_sigterm(_signum, _frame):
+        raise KeyboardInterrupt  # end like Ctrl-C: the finally below closes the file
+    old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     seen = 0
     end = time.monotonic() + args.timeout if args.timeout else None
-    import select
     try:
         while args.count is None or seen < args.count:
             wait = None if end is None else max(0.0, end - time.monotonic())
@@ -121,26 +146,34 @@ def _capture(args) -> int:
                       flush=True)
                 if args.count is not None and seen >= args.count:
                     break
+            if writer:
+                writer.flush()  # what was printed is in the file too, whatever ends the capture
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, old_sigterm)
         device.close()
         if writer:
             writer.close()
-    print(f"{seen} frames captured", file=sys.stderr)
+    print(f"{seen} frames captured" + (f", written to {args.write}" if writer else ""), file=sys.stderr)
+    return 0
+
+
+def _ask(command: str, args) -> int:
+    from .control import describe_socket, find_socket, query
+    path = find_socket(args.control)
+    reply = query(command, path)
+    print(f"# {describe_socket(path)}", flush=True)
+    print(reply, end="")
     return 0
 
 
 def _status(args) -> int:
-    from .control import query
-    print(query("status", args.control), end="")
-    return 0
+    return _ask("status", args)
 
 
 def _connections(args) -> int:
-    from .control import query
-    print(query("connections", args.control), end="")
-    return 0
+    return _ask("connections", args)
 
 
 def _demo(args) -> int:
@@ -217,8 +250,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if getattr(args, "count", None) is not None and args.count < 1:
-        parser.error("--count must be at least 1")
     try:
         return args.func(args) or 0
     except ConfigError as exc:

@@ -20,6 +20,10 @@
     tcp_echo = 7
     discard = 9
     http = 80
+    max_connections = 1024        # per TCP service; beyond it new connections are reset
+    idle_timeout = 300.0          # seconds of silence before echo/discard close a connection
+    http_keepalive_timeout = 5.0  # HTTP: seconds between requests on a kept-alive connection
+    http_request_timeout = 60.0   # HTTP: seconds to read a request header, or between reads/writes
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ class ConfigError(ValueError):
 _STACK_KEYS = {"forwarding"}
 _INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap",
                    "offload"}
-_SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http"}
+_SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_connections", "idle_timeout",
+                 "http_keepalive_timeout", "http_request_timeout"}
+_LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeout",
+               "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
 _TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway"}
 
@@ -183,7 +190,24 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         port = services.get(name, default)
         if port is not False and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
             raise ConfigError(f"{source}: [services] {name} must be a port number or false")
+    try:
+        service_limits(services)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [services] {exc}") from None
     return config
+
+
+def service_limits(services: dict):
+    """The ``ServiceLimits`` that [services] asks for (defaults like common servers')."""
+    from .services.guard import ServiceLimits
+    try:
+        return ServiceLimits(**{field: services[key] for key, field in _LIMIT_KEYS.items() if key in services})
+    except ValueError as exc:  # name the key as the file spells it
+        message = str(exc)
+        for key, field in _LIMIT_KEYS.items():
+            if message.startswith(field + " "):
+                message = key + message[len(field):]
+        raise ValueError(message) from None
 
 
 def build_stack(config, base_dir: str = ".", source: str = "config"):
@@ -213,10 +237,14 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         services = config.get("services", {})
         installers = {"udp_echo": udp_echo.install, "tcp_echo": tcp_echo.install, "discard": discard.install,
                       "http": http.install}
+        limits = service_limits(services)
         for name, default in SERVICE_PORTS.items():
             port = services.get(name, default)
             if port:
-                installers[name](stack, port)
+                if name == "udp_echo":
+                    installers[name](stack, port)
+                else:
+                    installers[name](stack, port, limits=limits)
         if "dns" in config:
             from .dns.config import build_from_config
             from .dns.stackio import StackTransport, serve_on_stack

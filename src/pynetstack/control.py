@@ -1,6 +1,7 @@
 """A control socket, so `pynetstack status` and `pynetstack connections` can ask a running stack.
 
-`pynetstack up` listens on a UNIX socket (by default /run/pynetstack/<netns>-<interface>.sock). A client
+`pynetstack up` listens on a UNIX socket (by default /run/pynetstack/<netns inode>-<interface>.sock, the
+inode number of the network namespace, as in /proc/self/ns/net -> net:[<inode>]). A client
 sends one command line and reads the text reply until the server closes the connection.
 UNIX socket paths are visible from every network namespace, so this works across a lab.
 """
@@ -18,6 +19,7 @@ from .status import status_page, tcp_table
 
 CONTROL_DIR = "/run/pynetstack"
 MAX_COMMAND = 256
+STATUS_ROWS = 50
 
 
 def _netns_id() -> str:
@@ -36,7 +38,12 @@ class ControlServer:
     def __init__(self, stack, path: str):
         self.stack = stack
         self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        if directory == CONTROL_DIR:
+            os.makedirs(directory, mode=0o755, exist_ok=True)  # the default place: made on first use
+        elif not os.path.isdir(directory):
+            # a path the user gave: a typo must not leave new directories behind
+            raise OSError(2, f"cannot create the control socket {path}: no directory {directory}")
         if os.path.lexists(path):
             if not stat.S_ISSOCK(os.lstat(path).st_mode):
                 raise OSError(17, f"{path} exists and is not a socket: choose another --control path")
@@ -73,8 +80,9 @@ class ControlServer:
         reply = router_answer(self.stack, command)
         if reply is not None:
             return reply
-        if command == "status":
-            return status_page(self.stack)
+        if command == "status":  # the full table is `connections`
+            with self.stack.lock:
+                return status_page(self.stack, max_rows=STATUS_ROWS, heading=f"control socket {self.path}")
         if command == "connections":
             with self.stack.lock:
                 return tcp_table(self.stack.tcp) + "\n"
@@ -115,16 +123,42 @@ def _alive(path: str) -> bool:
 
 
 def find_socket(path: Optional[str]) -> str:
+    """The control socket to talk to: ``path``, else the only live one of this network
+    namespace, else the only live one at all (``describe_socket`` says which it is)."""
     if path:
         return path
-    live = sorted(p for p in glob.glob(os.path.join(CONTROL_DIR, "*.sock")) if _alive(p))
-    here = [p for p in live if os.path.basename(p).startswith(_netns_id() + "-")]
+    if os.path.isdir(CONTROL_DIR) and not os.access(CONTROL_DIR, os.R_OK | os.X_OK):
+        raise PermissionError(13, f"permission denied: cannot look for running stacks in {CONTROL_DIR} "
+                                  "(run as root, or give --control PATH)")
+    sockets = sorted(glob.glob(os.path.join(CONTROL_DIR, "*.sock")))
+    live = [p for p in sockets if _alive(p)]
+    here = [p for p in live if _is_local(p)]
     candidates = here or live  # prefer the stacks of the namespace we run in
     if not candidates:
+        denied = [p for p in sockets if not os.access(p, os.R_OK | os.W_OK)]
+        if denied:
+            raise PermissionError(13, f"permission denied: {denied[0]} belongs to another user "
+                                      "(run as root, or give --control PATH)")
         raise OSError(2, f"no running stack found (no live socket in {CONTROL_DIR}); start one with 'pynetstack up'")
     if len(candidates) > 1:
         raise OSError(22, f"several stacks are running ({', '.join(candidates)}); choose one with --control PATH")
     return candidates[0]
+
+
+def _is_local(path: str) -> bool:
+    return os.path.basename(path).startswith(_netns_id() + "-")
+
+
+def describe_socket(path: str) -> str:
+    """Which stack a control socket belongs to, for the first line of a report."""
+    name = os.path.basename(path)
+    netns, sep, rest = name.partition("-")
+    if os.path.dirname(os.path.abspath(path)) != CONTROL_DIR or not sep or not netns.isdigit():
+        return f"the stack at {path}"
+    interface = rest[:-5] if rest.endswith(".sock") else rest
+    where = "this network namespace" if _is_local(path) else \
+        f"ANOTHER network namespace (net:[{netns}]; this one is net:[{_netns_id()}])"
+    return f"the stack on {interface} in {where}, control socket {path}"
 
 
 def query(command: str, path: Optional[str] = None, timeout: Optional[float] = 5.0, out=None) -> str:
@@ -133,6 +167,9 @@ def query(command: str, path: Optional[str] = None, timeout: Optional[float] = 5
         sock.settimeout(timeout)
         try:
             sock.connect(path)
+        except PermissionError:
+            raise PermissionError(13, f"permission denied: {path} (run as root, or as the user who "
+                                      "started the stack)") from None
         except OSError as exc:
             raise OSError(exc.errno, f"cannot reach the stack at {path}: {exc.strerror}") from None
         sock.sendall(command.encode() + b"\n")

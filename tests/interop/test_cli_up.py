@@ -25,13 +25,13 @@ def test_up_from_config_and_clean_shutdown(lab, tmp_path):
     assert echoed.stdout == "via config\n"
     # A slow download keeps one TCP connection open while `connections` asks the stack about it.
     download = lab.popen(host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "100k",
-                         "http://10.99.3.2/bytes/400000")
+                         "http://10.99.3.2/bytes/4000000")  # lasts seconds at 100k/s
     time.sleep(1.0)
     table = lab.run(host, sys.executable, "-m", "pynetstack", "connections", env=env)
     assert table.returncode == 0, table.stderr
     assert "ESTABLISHED  10.99.3.2:80" in table.stdout and "LISTEN" in table.stdout, table.stdout
     status = lab.run(host, sys.executable, "-m", "pynetstack", "status", env=env)
-    assert "pnscli0" in status.stdout
+    assert "pnscli0" in status.stdout and "# the stack on pnscli0 in this network namespace" in status.stdout
     download.terminate()
     # `ip netns exec` runs the stack as its child: signal the whole group, as a terminal would.
     os.killpg(process.pid, signal.SIGTERM)

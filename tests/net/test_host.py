@@ -370,8 +370,8 @@ def test_subnet_broadcast_source_is_dropped(pair):
 
 def test_loopback_echo_between_own_ports_is_bounded_per_poll(pair):
     sim, a, b, _, _ = pair
-    from pynetstack.services import udp_echo
-    udp_echo.install(b)
+    # a naive reflector (the echo service refuses privileged source ports, so it cannot be one)
+    b.udp.bind(7, lambda payload, src, sport, dst, now: b.udp.sendto(payload, 7, src, sport, now, src=dst))
     b.udp.sendto(b"ping-pong", 7, B, 7, sim.now)  # echo to echo: each poll moves it once, never spins
     b.host.poll(sim.now)
     b.host.poll(sim.now)
@@ -431,6 +431,7 @@ def frag_needed_about(src, dst, mtu):
 def test_path_mtu_has_a_floor_and_never_rises(pair):
     sim, a, b, ia, ib = pair
     far = ip_to_int("10.0.0.77")
+    a.udp.bind(1, lambda *args: None)  # the quoted datagram's socket: only errors about ours count
     for mtu, expected in ((1200, 1200), (1400, 1200), (68, 552)):
         ia.device.inbox.append(raw_ip_frame(ia, ib, frag_needed_about(A, far, mtu)))
         sim.run(0.1)

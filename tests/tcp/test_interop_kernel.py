@@ -15,6 +15,7 @@ import pytest
 
 from pynetstack.api.tcp import TcpHandler, TcpSocket, create_connection, serve_events
 from pynetstack.services import discard, http, tcp_echo
+from pynetstack.services.guard import ServiceLimits
 
 pytestmark = pytest.mark.interop
 
@@ -58,7 +59,9 @@ def rig():
         tap = TapDevice("pnstcp0", host_address=f"{KERNEL}/24", netns=ns)
         stack.add_interface(tap, f"{STACK}/24")
         tcp_echo.install(stack)
-        discard.install(stack)
+        # test_ten_thousand_concurrent_connections holds 10,000 connections to discard: more
+        # than a service takes by default (1024, like nginx), so this one is configured for it
+        discard.install(stack, limits=ServiceLimits(max_connections=20_000))
         http.install(stack)
         stack.start_background()
         try:

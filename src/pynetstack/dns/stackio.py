@@ -14,7 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..api.udp import UdpSocket
-from .hostio import recv_exactly
+from ..transport.udp import REFLECTING_PORTS
+from .hostio import MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT, recv_exactly
 from .server import DEFER, DnsServer
 
 WORKERS = 8
@@ -118,7 +119,10 @@ class _DnsOverTcp:
 
 
 def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True) -> int:
-    """Answer DNS on the stack's UDP ``port`` (and TCP ``port``); returns the bound port."""
+    """Answer DNS on the stack's UDP ``port`` (and TCP ``port``); returns the bound port.
+
+    Over TCP, as ``dns serve`` on host sockets: at most MAX_TCP_CONNECTIONS at once, and a
+    connection silent for TCP_IDLE_TIMEOUT seconds is closed (RFC 7766 section 6.2.3)."""
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dns-stack")
     slots = threading.BoundedSemaphore(MAX_PENDING)  # resolutions waiting or running
 
@@ -140,6 +144,11 @@ def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True) -
         pool.submit(resolve_later, data, transport, deliver)
 
     def udp(data: bytes, peer):
+        if peer[1] in REFLECTING_PORTS:
+            # an answer to chargen, echo or time would be answered in turn, a FORMERR to that
+            # answer again...: a loop between two hosts (responses, QR=1, are never answered)
+            server.drops["reflecting-source-port"] += 1
+            return None
         reply = server.handle(bytes(data), "udp", time.monotonic(), blocking=False)
         if reply is DEFER:
             defer(bytes(data), "udp", lambda answer: stack.send_udp(bound, answer, peer))
@@ -148,7 +157,8 @@ def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True) -
 
     bound = stack.add_udp_service(port, udp)
     if tcp:
-        from ..api.tcp import serve_events
-        serve_events(stack, bound, _DnsOverTcp(stack, server, defer).factory)
+        from ..services.guard import ServiceLimits, serve_guarded
+        limits = ServiceLimits(max_connections=MAX_TCP_CONNECTIONS, idle_timeout=TCP_IDLE_TIMEOUT)
+        serve_guarded(stack, bound, _DnsOverTcp(stack, server, defer).factory, limits=limits, name="dns-tcp")
     stack.on_close(lambda: pool.shutdown(wait=False))
     return bound

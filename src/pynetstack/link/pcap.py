@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from typing import BinaryIO, Iterator, Tuple
@@ -17,7 +18,14 @@ _record = struct.Struct("<IIII")
 class PcapWriter:
     def __init__(self, path_or_file, snaplen: int = 262144):
         self._own = isinstance(path_or_file, (str, bytes)) or hasattr(path_or_file, "__fspath__")
-        self.file: BinaryIO = open(path_or_file, "wb") if self._own else path_or_file
+        if self._own:
+            try:
+                self.file: BinaryIO = open(path_or_file, "wb")
+            except OSError as exc:  # name the file: "No such file or directory" alone says nothing
+                raise OSError(exc.errno, f"cannot write the pcap file {os.fsdecode(path_or_file)}: "
+                                         f"{exc.strerror}") from None
+        else:
+            self.file = path_or_file
         self.snaplen = snaplen
         self.count = 0
         self.file.write(_global.pack(MAGIC_USEC, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET))

@@ -59,10 +59,14 @@ class IcmpMixin:
         if inner.src not in self.local_addresses:
             self.drops.drop(DropReason.ICMP_NOT_OURS)  # it quotes a datagram we never sent
             return
+        transport = self.transports.get(inner.protocol)
+        acceptable = getattr(transport, "icmp_error_acceptable", None)
+        if acceptable is not None and not acceptable(inner, inner.payload):
+            self.drops.drop(DropReason.ICMP_NOT_OURS)  # it quotes no flow of ours (RFC 5927)
+            return
         info = msg.rest
         if msg.type == icmpw.DEST_UNREACHABLE and msg.code == icmpw.CODE_FRAG_NEEDED:
             info = self._learn_path_mtu(inner.dst, msg.mtu, inner.total_length, now)
-        transport = self.transports.get(inner.protocol)
         if transport is not None:
             transport.icmp_error(msg.type, msg.code, info, inner, bytes(inner.payload), now)
         self.counters["icmp_errors_in"] += 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..api.tcp import TcpHandler, serve_events
+from ..api.tcp import TcpHandler
+from .guard import ServiceLimits, serve_guarded
 
 
 class DiscardHandler(TcpHandler):
@@ -12,5 +13,5 @@ class DiscardHandler(TcpHandler):
         DiscardHandler.total += len(data)
 
 
-def install(stack, port: int = 9, host: str = "0.0.0.0"):
-    return serve_events(stack, port, DiscardHandler, host)
+def install(stack, port: int = 9, host: str = "0.0.0.0", limits: ServiceLimits = None):
+    return serve_guarded(stack, port, DiscardHandler, host, limits, "discard")

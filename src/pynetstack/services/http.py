@@ -1,6 +1,7 @@
 """A small HTTP/1.1 server with keep-alive, event-driven in the stack's loop thread.
 
-* ``GET /``          a status page of the stack (interfaces, counters, TCP connections like ``ss``)
+* ``GET /``          a status page of the stack (interfaces, counters, a bounded summary of the
+                     TCP connections: counts by state and the first rows, like ``ss``)
 * ``GET /bytes/N``   N deterministic pseudo-random bytes (see ``deterministic_bytes``)
 * ``POST /sha256``   the hex SHA-256 of the request body, then a newline
 
@@ -14,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import random
 
-from ..api.tcp import TcpHandler, serve_events, tcp_layer
+from ..api.tcp import TcpHandler, tcp_layer
 from ..status import status_page, tcp_table  # noqa: F401 - tcp_table re-exported (examples use it)
+from .guard import ServiceLimits, serve_guarded
 
 PIPELINE_HIGH_WATER = 256 * 1024  # pipelined requests wait while this much of the answers is unsent
 BLOCK = 65536
 MAX_HEADER = 16 * 1024
 MAX_BYTES = 1 << 40
+STATUS_ROWS = 50  # connections listed on the status page; the rest are counted by state
 SERVER = "pynetstack"
 
 
@@ -85,19 +88,45 @@ class HttpHandler(TcpHandler):
         self.streaming = None        # a _BytesBody being sent
         self.closing = False
         self.requests = 0
+        self.eof = False
+        self.waiting_since = stack.now()   # since when the next request is awaited
+        self.request_since = 0.0           # when the first byte of the request being read came
+
+    # -- timeouts (asked by the ServiceGuard) ------------------------------------------------------
+
+    def idle_deadline(self, last_recv: float, limits: ServiceLimits) -> float:
+        if self.streaming is not None or self.state != "headers" or self.transport.get_write_buffer_size():
+            return last_recv + limits.request_timeout  # a body or an answer on the way: progress counts
+        if self.buffer:
+            return self.request_since + limits.request_timeout  # the whole header in this time
+        if not self.requests:
+            return self.waiting_since + limits.request_timeout
+        return max(last_recv, self.waiting_since) + limits.keepalive_timeout
 
     # -- input -------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if not self.buffer and self.state == "headers":
+            self.request_since = self.stack.now()
         self.buffer += data
         self._process()
 
     def eof_received(self) -> None:
+        # Nothing more will arrive: complete requests still get their answers, then the
+        # connection closes; a request cut short by the FIN is never answered (and must not
+        # keep the connection in CLOSE-WAIT).
         self.keep_alive = False
-        if self.streaming is None and not self.buffer:
-            self.transport.close()
+        self.eof = True
+        self._process()
 
     def _process(self) -> None:
+        self._process_requests()
+        if (self.eof and self.streaming is None and not self.closing
+                and self.transport.get_write_buffer_size() < PIPELINE_HIGH_WATER):
+            self.closing = True
+            self.transport.close()
+
+    def _process_requests(self) -> None:
         while (self.buffer and self.streaming is None and not self.closing
                and self.transport.get_write_buffer_size() < PIPELINE_HIGH_WATER):
             if self.state == "headers":
@@ -154,6 +183,7 @@ class HttpHandler(TcpHandler):
                 if end == 0:
                     self._finish_request()
         if self.streaming is None and not self.buffer and not self.keep_alive and self.state == "headers":
+            self.closing = True
             self.transport.close()
 
     def _start_request(self, head: str) -> None:
@@ -175,6 +205,8 @@ class HttpHandler(TcpHandler):
             self.keep_alive = "keep-alive" in connection
         else:
             self.keep_alive = "close" not in connection
+        if self.eof:
+            self.keep_alive = False
         self.request = (method, target, version, headers)
         self.requests += 1
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -215,7 +247,7 @@ class HttpHandler(TcpHandler):
             self._respond(200, "OK", body, "text/plain")
         elif method in ("GET", "HEAD"):
             if target == "/":
-                body = status_page(self.stack).encode()
+                body = status_page(self.stack, max_rows=STATUS_ROWS).encode()
                 self._respond(200, "OK", body, "text/plain; charset=utf-8", head=method == "HEAD")
             elif target.startswith("/bytes/"):
                 try:
@@ -259,6 +291,7 @@ class HttpHandler(TcpHandler):
 
     def _after_response(self) -> None:
         self.request = None
+        self.waiting_since = self.stack.now()
         if not self.keep_alive:
             self.closing = True
             self.transport.close()
@@ -281,6 +314,7 @@ class HttpHandler(TcpHandler):
             self._process()
 
 
-def install(stack, port: int = 80, host: str = "0.0.0.0"):
+def install(stack, port: int = 80, host: str = "0.0.0.0", limits: ServiceLimits = None):
+    """Serve HTTP; returns the ``EventServer`` (``.guard`` holds its limits and counts)."""
     tcp_layer(stack)
-    return serve_events(stack, port, lambda: HttpHandler(stack), host)
+    return serve_guarded(stack, port, lambda: HttpHandler(stack), host, limits, "http")

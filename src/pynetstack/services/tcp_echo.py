@@ -6,7 +6,8 @@ receive window closes and the peer slows down; nothing is buffered without bound
 
 from __future__ import annotations
 
-from ..api.tcp import TcpHandler, serve_events
+from ..api.tcp import TcpHandler
+from .guard import ServiceLimits, serve_guarded
 
 HIGH_WATER = 256 * 1024
 
@@ -22,6 +23,6 @@ class EchoHandler(TcpHandler):
         self.transport.resume_reading()
 
 
-def install(stack, port: int = 7, host: str = "0.0.0.0"):
+def install(stack, port: int = 7, host: str = "0.0.0.0", limits: ServiceLimits = None):
     """Serve TCP echo; returns the ``EventServer`` (``.close()`` stops it)."""
-    return serve_events(stack, port, EchoHandler, host)
+    return serve_guarded(stack, port, EchoHandler, host, limits, "tcp-echo")

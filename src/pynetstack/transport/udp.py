@@ -15,6 +15,11 @@ from ..wire.errors import MalformedPacket
 from ..wire.udp import PROTO, Udp, build_udp
 
 EPHEMERAL_FIRST, EPHEMERAL_LAST = 32768, 60999  # Linux's default ip_local_port_range
+# Services that answer whatever arrives (echo, daytime, quote of the day, chargen, time: RFC 862,
+# 867, 865, 864, 868), and port 0, which asks for no answer.  A service that answers a datagram
+# from one of these to a spoofed source starts a loop between two hosts that never ends; so
+# services must not answer them (the classic inetd rule; DNS servers drop them too).
+REFLECTING_PORTS = frozenset((0, 7, 13, 17, 19, 37))
 Handler = Callable[[bytes, int, int, int, float], None]
 
 
@@ -75,6 +80,17 @@ class UdpLayer:
         if getattr(self.ip, "_steps", None) is not None:
             self.ip.note(f"udp: {datagram.src_port} > {port}, {len(datagram.payload)} bytes to its endpoint")
         handler(bytes(datagram.payload), ip.src, datagram.src_port, ip.dst, now)
+
+    def icmp_error_acceptable(self, inner_ip, inner_payload) -> bool:
+        """An ICMP error is believed (a path MTU learned from it) only if it quotes a datagram
+        from a port bound here, as Linux looks up the socket before it acts."""
+        if len(inner_payload) < 8:
+            return False
+        port = int.from_bytes(inner_payload[0:2], "big")
+        if (inner_ip.src, port) in self.endpoints or (0, port) in self.endpoints:
+            return True
+        self.drops.drop("udp-icmp-no-socket")
+        return False
 
     def icmp_error(self, icmp_type, code, info, inner_ip, inner_payload, now) -> None:
         if len(inner_payload) < 4:

@@ -3,8 +3,11 @@
 
 Neither function raises on bad input: a frame our parsers refuse is shown up to the layer that
 failed, followed by ``[malformed: reason]`` with the parser's own drop reason.  Checksums are not
-a reason to stop here: ``summary`` reports a bad one as malformed (that is what the stack would
-do), while ``dissect`` decodes the layer anyway and marks the checksum invalid.
+a reason to stop here: ``summary`` decodes a TCP or UDP segment with a bad checksum anyway (as
+tcpdump does) and marks it ``[malformed: tcp-bad-checksum]``, what the stack would drop it for;
+a checksum left unfinished by checksum offload (the frame was captured on its way to the NIC,
+the field holds only the pseudo-header's sum) is not flagged at all.  ``dissect`` decodes every
+layer and marks each checksum valid, invalid or offloaded.
 """
 
 from __future__ import annotations
@@ -253,15 +256,36 @@ def _first_fragment(ip) -> str:
     return f"{_proto_name(proto)}, length {len(payload)}"
 
 
+def offloaded_checksum(ip) -> bool:
+    """True when the TCP/UDP checksum of ``ip`` holds just the folded pseudo-header sum: Linux
+    leaves it so for the NIC to finish (CHECKSUM_PARTIAL), and a capture sees it that way."""
+    payload = ip.payload
+    if len(payload) < (18 if ip.protocol == _ip.PROTO_TCP else 8):
+        return False
+    stored = int.from_bytes(payload[16:18] if ip.protocol == _ip.PROTO_TCP else payload[6:8], "big")
+    folded = _ck.pseudo_header_sum(ip.src, ip.dst, ip.protocol, len(payload)) % 0xFFFF or 0xFFFF
+    return stored in (folded, ~folded & 0xFFFF)
+
+
 def _transport_summary(ip) -> str:
+    try:
+        return _transport_text(ip, True)
+    except MalformedPacket as exc:
+        if exc.reason not in ("tcp-bad-checksum", "udp-bad-checksum"):
+            raise
+        text = _transport_text(ip, False)
+        return text if offloaded_checksum(ip) else text + f" [malformed: {exc.reason}]"
+
+
+def _transport_text(ip, check: bool) -> str:
     proto = ip.protocol
     if proto == _ip.PROTO_ICMP:
         return _icmp_summary(_icmp.Icmp.parse(ip.payload), len(ip.payload))
     if proto == _ip.PROTO_UDP:
-        u = _udp.Udp.parse(ip.payload, ip.src, ip.dst)
+        u = _udp.Udp.parse(ip.payload, ip.src, ip.dst, check=check)
         return f"UDP {u.src_port} > {u.dst_port}, length {len(u.payload)}"
     if proto == _ip.PROTO_TCP:
-        t = _tcp.Tcp.parse(ip.payload, ip.src, ip.dst)
+        t = _tcp.Tcp.parse(ip.payload, ip.src, ip.dst, check)
         text = f"TCP {t.src_port} > {t.dst_port}: Flags [{_tcp.flags_to_str(t.flags)}], seq {t.seq}"
         if t.flags & _tcp.ACK:
             text += f", ack {t.ack}"
@@ -436,6 +460,10 @@ def _dissect_ipv4(data, out: list) -> None:
     _padding(out, trailer)
 
 
+def _offload_text(stored: int, ip) -> str:
+    return f"0x{stored:04x} (offloaded: the pseudo-header sum, for the NIC to complete)"
+
+
 def _checksum_text(stored: int, ok, fragment: bool) -> str:
     if fragment:
         return f"0x{stored:04x} (not verifiable in a fragment)"
@@ -492,7 +520,8 @@ def _dissect_udp(ip, out: list, fragment: bool) -> None:
         _field(out, "checksum", "0x0000 (none: the sender computed no checksum)")
     else:
         ok = _ck.transport_verify(ip.src, ip.dst, _udp.PROTO, data[:length])
-        _field(out, "checksum", _checksum_text(u.checksum, ok, False))
+        _field(out, "checksum", _offload_text(u.checksum, ip) if not ok and offloaded_checksum(ip)
+               else _checksum_text(u.checksum, ok, False))
     _field(out, "data", f"{len(u.payload)} bytes" + (f": {_hex_preview(u.payload)}" if len(u.payload) else ""))
 
 
@@ -513,7 +542,8 @@ def _dissect_tcp(ip, out: list, fragment: bool) -> None:
     _field(out, "flags", f"0x{t.flags:02x} ({', '.join(names) if names else 'none'})")
     _field(out, "window", t.window)
     ok = _ck.transport_verify(ip.src, ip.dst, _tcp.PROTO, data)
-    _field(out, "checksum", _checksum_text(t.checksum, ok, fragment))
+    _field(out, "checksum", _offload_text(t.checksum, ip) if not ok and not fragment and offloaded_checksum(ip)
+           else _checksum_text(t.checksum, ok, fragment))
     _field(out, "urgent pointer", t.urgent)
     if t.options:
         _field(out, "options", f"{len(t.options)} bytes")

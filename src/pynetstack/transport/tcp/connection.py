@@ -843,6 +843,16 @@ class TcpConnection:
             return
         data_end = self.snd_buf_seq + len(self.snd_buf)
         if self.snd_wnd == 0:
+            # A peer that answers keeps being probed (RFC 9293 3.8.6.1); one silent through
+            # retries2 probes and for longer than R2 (100 s, RFC 9293 3.8.3) is gone, as Linux's
+            # probe timer gives up after tcp_retries2.  An answered probe moves last_recv, and
+            # probes are at most rto_max apart, so a live peer never looks silent this long.
+            if (self.persist_backoff >= self.config.retries2
+                    and now - self.last_recv > max(self.config.rto_max, 100.0)):
+                self._send_rst(self.snd_nxt, now)
+                self._close_now(now, "zero-window probes unanswered",
+                                TimeoutError(110, "TCP connection timed out (zero-window probes unanswered)"))
+                return
             # zero-window probe: an old sequence number makes the peer answer with its window
             self._send_segment(self.snd_una - 1, ACK, b"", now)
             self.persist_backoff += 1

@@ -20,7 +20,7 @@ from ...wire.errors import MalformedPacket
 from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_options, build_tcp
 from .config import TcpConfig
 from .connection import (CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT, TcpConnection)
-from .seq import MASK
+from .seq import HALF, MASK
 
 _key_pack = struct.Struct("!IHIH").pack
 _unpack_ports_seq = struct.Struct("!HHI").unpack_from
@@ -106,6 +106,7 @@ class TcpLayer:
         self.time_wait_count = 0
         self._timers = []
         self._timer_seq = 0
+        self._app_timers = []   # (when, seq, callback): timers of the applications on this layer
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_time = None
         self.on_state_change = None   # optional observer: (conn, old, new, why, now)
@@ -482,6 +483,26 @@ class TcpLayer:
 
     # -- ICMP, timers ------------------------------------------------------------------------------
 
+    def icmp_error_acceptable(self, inner_ip, inner_payload) -> bool:
+        """Whether an ICMP error quoting ``inner_ip`` (and the first bytes of its segment) may be
+        believed, before the IP layer acts on it (a path MTU): it must quote a connection we
+        have and a sequence number in flight, SND.UNA <= SEG.SEQ <= SND.MAX (RFC 5927 4.1, as
+        Linux checks), or anyone could lower our path MTU with one forged message."""
+        if len(inner_payload) < 8:
+            self.drops["icmp-short-quote"] += 1
+            return False
+        sport, dport, wire_seq = _unpack_ports_seq(inner_payload)
+        conn = self.connections.get((inner_ip.src, sport, inner_ip.dst, dport))
+        if conn is None:
+            self.drops["icmp-no-connection"] += 1
+            return False
+        una = conn.snd_una
+        seq = una + (((wire_seq - una + HALF) & MASK) - HALF)
+        if not una <= seq <= conn.snd_max:
+            self.drops["icmp-bad-seq"] += 1
+            return False
+        return True
+
     def icmp_error(self, icmp_type: int, code: int, info: int, inner_ip, inner_payload: bytes,
                    now: float) -> None:
         try:
@@ -498,6 +519,24 @@ class TcpLayer:
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
         self.deliver_events()
+
+    def call_at(self, when: float, callback) -> None:
+        """Run ``callback(now)`` from ``poll`` once ``when`` has passed, in the loop thread with
+        the stack's lock held: how services built on this layer keep their timers (idle timeouts)
+        on the stack's clock, virtual in a simulation.  A callback that is no longer wanted
+        should return at once; keeping at most one armed per connection bounds the heap."""
+        self._timer_seq += 1
+        heapq.heappush(self._app_timers, (when, self._timer_seq, callback))
+
+    def _run_app_timers(self, now: float) -> None:
+        timers = self._app_timers
+        while timers and timers[0][0] <= now:
+            callback = heapq.heappop(timers)[2]
+            try:
+                callback(now)
+            except Exception:  # an application timer must not break the stack
+                self.drops["app-callback-error"] += 1
+                self.last_error = traceback.format_exc()
 
     def flush(self, now: float) -> None:
         """Answer the batch of segments received since the last poll: the applications take
@@ -530,6 +569,8 @@ class TcpLayer:
             except Exception:
                 self.drops["internal-error"] += 1
                 self.last_error = traceback.format_exc()
+        if self._app_timers and self._app_timers[0][0] <= now:
+            self._run_app_timers(now)
         self.deliver_events()
 
     def next_deadline(self) -> Optional[float]:
@@ -538,7 +579,10 @@ class TcpLayer:
         timers = self._timers
         while timers and timers[0][2]._sched != timers[0][0]:
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        first = timers[0][0] if timers else None
+        if self._app_timers and (first is None or self._app_timers[0][0] < first):
+            first = self._app_timers[0][0]
+        return first
 
     def idle_connections_established(self) -> int:
         return sum(1 for c in self.connections.values() if c.state == ESTABLISHED)

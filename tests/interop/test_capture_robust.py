@@ -1,0 +1,47 @@
+"""`pynetstack capture` as tcpdump behaves: a SIGTERM keeps the file, `lo` shows each packet
+once, and segments whose checksum the kernel left to offload are decoded with their ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from pynetstack.link.pcap import read_pcap
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def capture(lab, ns, *args):
+    return lab.popen(ns, sys.executable, "-m", "pynetstack", "capture", "-i", "lo", *args, env=ENV)
+
+
+def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
+    ns = lab.netns("caplo")
+    path = tmp_path / "t.pcap"
+    proc = capture(lab, ns, "-w", str(path))
+    time.sleep(1.5)  # listening
+    lab.run(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # timeout 4 pynetstack capture -i lo -w t.pcap
+    out, err = proc.communicate(timeout=10)
+    lines = out.decode().strip().splitlines()
+    assert sum("echo request" in line for line in lines) == 3, out.decode()
+    assert sum("echo reply" in line for line in lines) == 3, out.decode()
+    frames = [frame for _, frame in read_pcap(str(path))]
+    assert len(frames) == len(lines), (len(frames), err.decode())
+    assert f"written to {path}" in err.decode()
+
+
+def test_offloaded_checksums_on_lo_are_decoded(lab):
+    ns = lab.netns("capck")
+    proc = capture(lab, ns, "--timeout", "4")
+    time.sleep(1.5)
+    lab.run(ns, sys.executable, "-c", "import socket; s = socket.socket(); s.settimeout(1); "
+            "s.connect_ex(('127.0.0.1', 9))")
+    out, err = proc.communicate(timeout=15)
+    text = out.decode()
+    assert "> 9: Flags [S]" in text, text + err.decode()
+    assert "9 > " in text and "Flags [R.]" in text, text
+    assert "malformed" not in text, text
