@@ -113,6 +113,7 @@ def test_reject_answers_icmp_admin_prohibited(routed):
     sim, a, r, b = routed
     r.register(Recorder({hk.FORWARD: hk.REJECT}))
     errors = []
+    a.udp.bind(4000, lambda *args: None)  # an ICMP error is believed only for a port we have
     a.udp.icmp_error = lambda *args: errors.append(args[:2])
     a.host.ip_send(A, B, 17, build_udp(A, B, 4000, 5000, b"x"), sim.now)
     sim.run(1)

@@ -110,6 +110,7 @@ def test_tcp_bulk_through_nat_and_flow_table(nat_lab):
 def test_icmp_port_unreachable_is_translated_back(nat_lab):
     sim, lan, r, wan, router = nat_lab
     errors = []
+    lan.udp.bind(4100, lambda *args: None)  # an ICMP error is believed only for a port we have
     lan.udp.icmp_error = lambda *args: errors.append(args)
     lan.host.ip_send(LAN_HOST, WAN_HOST, 17, build_udp(LAN_HOST, WAN_HOST, 4100, 9999, b"nobody"), sim.now)
     sim.run(0.5)
