@@ -122,9 +122,7 @@ def _nft(stack, words: List[str]) -> Reply:
         with stack.lock:
             return router.ruleset.list_ruleset()
     if words[0] == "load" and len(words) == 2:
-        from .netfilter import nft
-        ruleset = nft.load(words[1])  # NftError: the old ruleset stays, the error goes back
-        router.replace_ruleset(ruleset)
+        router.load(path=words[1])  # NftError: the old ruleset stays, the error goes back
         return ""
     raise CommandError("nft: list | load PATH")
 
