@@ -196,3 +196,44 @@ def test_stages_sit_where_linux_puts_them(nat_lab):
     sim, lan, r, wan, router = nat_lab
     assert r.host.hooks.stages(hk.PREROUTING) == [(-200, "conntrack"), (-100, "nat prerouting")]
     assert r.host.hooks.stages(hk.POSTROUTING) == [(100, "nat postrouting"), (2 ** 31 - 1, "conntrack confirm")]
+
+
+def test_failover_to_the_next_route_when_a_link_goes_down():
+    sim = Simulation()
+    lan, r, w1, w2 = sim.stack(), sim.stack(forwarding=True), sim.stack(), sim.stack()
+    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
+    sim.link(r, "10.1.0.1/24", w1, "10.1.0.2/24", names=("wan0", "eth0"))
+    sim.link(r, "10.2.0.1/24", w2, "10.2.0.2/24", names=("wan1", "eth0"))
+    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    r.add_route("0.0.0.0/0", "10.1.0.2", metric=10)
+    r.add_route("0.0.0.0/0", "10.2.0.2", metric=20)
+    server = "192.0.2.1"
+    got = {}
+    for name, stack, back in (("w1", w1, "10.1.0.1"), ("w2", w2, "10.2.0.1")):
+        stack.host.add_address(stack.interfaces["eth0"], ip_to_int(server), 32)
+        stack.add_route("192.168.1.0/24", back)
+        stack.add_udp_service(9000, lambda data, peer, name=name: got.setdefault(name, []).append(data))
+    lan.udp.sendto(b"first", 4000, ip_to_int(server), 9000, sim.now)
+    sim.run(0.5)
+    r.set_link("wan0", False)
+    lan.udp.sendto(b"second", 4000, ip_to_int(server), 9000, sim.now)
+    sim.run(0.5)
+    r.set_link("wan0", True)
+    lan.udp.sendto(b"third", 4000, ip_to_int(server), 9000, sim.now)
+    sim.run(0.5)
+    assert got == {"w1": [b"first", b"third"], "w2": [b"second"]}
+
+
+def test_masquerade_entries_go_with_the_address():
+    sim = Simulation()
+    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
+    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
+    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
+    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    router = install_router(r, ruleset_text=MASQUERADE)
+    udp_service(wan, 9000)
+    lan.udp.sendto(b"x", 4000, WAN_HOST, 9000, sim.now)
+    sim.run(0.5)
+    assert len(router.conntrack_list()) == 1
+    r.remove_address("wan0", "203.0.113.1/24")
+    assert router.conntrack_list() == [], "Linux flushes masquerade entries when the address goes away"

@@ -87,6 +87,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         self._rx_fast_ok = False
         self._nf_gen = -1
         self.flowtable = FlowTable(self)
+        self.address_listeners = []  # callables(iface, address) told when an address goes away
         self.route_error = 0  # why the last ip_send found no way (an errno), for local senders
         self._nf_active = False
         self._icmp_rate = icmp_errors_per_second
@@ -113,6 +114,32 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
             self.routes.add(Route(address, length, iface))  # the connected route (proto kernel scope link)
         except RouteError:
             pass  # a second address on a subnet the interface has a route for already
+
+    def remove_address(self, iface: Interface, address: int, length: int) -> None:
+        """Take an address away (``ip addr del``): its connected route goes, and whoever listens in
+        ``address_listeners`` hears of it (NAT forgets the masquerade entries that used it)."""
+        if (address, length) not in iface.addresses:
+            raise ValueError(f"{iface.name} has no address {ip_to_str(address)}/{length}")
+        iface.addresses.remove((address, length))
+        self.local_addresses.pop(address, None)
+        mask = prefix_mask(length)
+        if length <= 30 and not any(a & mask == address & mask for a, n in iface.addresses if n == length):
+            self.broadcasts.pop((address & mask) | (~mask & 0xFFFFFFFF), None)
+        try:
+            self.routes.delete(address, length, dev=iface)
+        except RouteError:
+            pass  # another address of the subnet holds the route
+        self.flowtable.flush()
+        for listener in self.address_listeners:
+            listener(iface, address)
+
+    def set_link(self, iface: Interface, up: bool) -> None:
+        """Bring an interface down or up (``ip link set dev X down``): routes through it stop or
+        start being chosen, so traffic fails over to the next-best route (a higher metric, the
+        other next hops of a multipath route)."""
+        iface.up = up
+        self.routes.set_interface_state(iface, up)
+        self.flowtable.flush()
 
     def add_route(self, prefix: int, length: int, gateway: Optional[int] = None,
                   iface: Optional[Interface] = None, metric: int = 0) -> Route:
@@ -170,6 +197,9 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
             self._receive_frame(iface, frame, now)
 
     def _receive_frame(self, iface: Interface, frame, now: float) -> None:
+        if not iface.up:
+            self.drops.drop(DropReason.LINK_DOWN)
+            return
         iface.rx_frames += 1
         n = len(frame)
         iface.rx_bytes += n

@@ -221,6 +221,7 @@ class Router:
         self.ct_function = ConntrackFunction(conntrack)
         self.ruleset_function: Optional[RulesetFunction] = None
         host = stack.host
+        host.address_listeners.append(lambda iface, address: nat.address_changed(address))
         stack.register(self.ct_function)
         if flowtable:
             host.flowtable.ct_alive = self.ct_function.alive
