@@ -111,7 +111,8 @@ class ForwardMixin:
             if self.hooks.has_stages(hk.FORWARD) and not self._run_hook(ctx, hk.FORWARD):
                 return
         self.counters["ip_forwarded"] += 1
-        if self._output(ip, out, decision.next_hop, now, ctx) and ctx is not None and ctx.offload:
+        if (self._output(ip, out, decision.next_hop, now, ctx) and ctx is not None and ctx.offload
+                and not self.hooks.every_packet):
             self.flowtable.offer(ctx.in_flow, ctx.ip, out, decision.next_hop, ctx.ct, now)
 
     def _route_refuses(self, kind: str, ip, now: float) -> None:
