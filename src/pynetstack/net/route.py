@@ -220,6 +220,7 @@ class RoutingTable:
         self._rib: Dict[Tuple[int, int], List[Route]] = {}
         self._fib = Fib()
         self._l1, self._l2, self._l3 = self._fib.levels  # mutated in place, never replaced
+        self._base2, self._base3 = self._fib.bases[1:]
         self._leaves = self._fib.leaves
         self._cache: Dict[int, Optional[Route]] = {}  # emptied, never replaced: _cache_get stays bound
         self._cache_get = self._cache.get
@@ -241,10 +242,13 @@ class RoutingTable:
         if route is not _MISS:
             return route
         v = self._l1[dst >> 16]
-        if v < 0:
-            v = self._l2[(~v << 8) | ((dst >> 8) & 255)]
-            if v < 0:
-                v = self._l3[(~v << 8) | (dst & 255)]
+        if v < 0:  # the FIB walk of route_fib.Fib.lookup, inlined
+            chunk = ~v
+            w = self._l2[(chunk << 8) | ((dst >> 8) & 255)]
+            if w < 0:
+                x = self._l3[(~w << 8) | (dst & 255)]
+                w = x if x else self._base3[~w]
+            v = w if w else self._base2[chunk]
         route = self._leaves[v]
         cache = self._cache
         if len(cache) >= self.cache_size:
