@@ -134,6 +134,11 @@ def bench(size, rng, lookups):
     print(f"{size:>7} prefixes  build {built:5.2f} s  chunks l2/l3 {stats['chunks_l2']}/{stats['chunks_l3']}")
     for name, ns in (("fib-miss", miss), ("fib-hit", hit), ("fib-only", bare), ("fib-uniform", uniform), ("per-length (peer)", old), ("dict.get (ceiling)", top)):
         print(f"    {name:<20} {ns:7.0f} ns/lookup  {1e9 / ns / 1e6:6.2f} M lookups/s")
+    start = time.perf_counter()
+    table.add(Route(0, 0, Dev(), 1, metric=4242))
+    table.delete(0, 0, metric=4242)
+    flap = (time.perf_counter() - start) * 1e3
+    print(f"    add + delete of a default route under this table: {flap:.1f} ms")
     print(f"    ratio: fib-miss is {old / miss:4.1f}x the peer's speed, fib-hit {old / hit:4.1f}x; "
           f"dict.get is {miss / top:4.1f}x fib-miss")
 

@@ -113,3 +113,15 @@ def test_updating_a_prefix_value_keeps_the_slots():
     fib.install(0, 0, "a")
     fib.install(0, 0, "b")
     assert fib.lookup(12345) == "b" and len(fib) == 1
+
+
+def test_a_short_prefix_leaves_the_chunks_below_alone():
+    fib = Fib()
+    fib.install(0x0A010200, 24, "deep")
+    before = fib.levels[1].tobytes()
+    fib.install(0, 0, "default")
+    assert fib.levels[1].tobytes() == before  # only the chunk's base changed
+    assert fib.lookup(0x0A010201) == "deep" and fib.lookup(0x0A010301) == "default"
+    fib.uninstall(0, 0)
+    assert fib.levels[1].tobytes() == before
+    assert fib.lookup(0x0A010301) is None and fib.lookup(0x0A010201) == "deep"
