@@ -41,7 +41,7 @@ class Rule:
     """One ``ip rule``. Selectors left None match anything; ``invert`` is ``not``."""
 
     __slots__ = ("priority", "action", "table", "src", "dst", "iif", "fwmark", "fwmask", "ipproto",
-                 "sport", "dport", "invert", "wildcard")
+                 "sport", "dport", "invert", "wildcard", "_src_mask", "_dst_mask")
 
     def __init__(self, priority: int, action: str = "lookup", table: Optional[int] = 254, src=None,
                  dst=None, iif: Optional[str] = None, fwmark: Optional[int] = None,
@@ -55,6 +55,8 @@ class Rule:
         self.table = table if action == "lookup" else None
         self.src = self._prefix(src, "from")
         self.dst = self._prefix(dst, "to")
+        self._src_mask = prefix_mask(self.src[1]) if self.src else 0
+        self._dst_mask = prefix_mask(self.dst[1]) if self.dst else 0
         self.iif = iif
         self.fwmark = fwmark
         self.fwmask = fwmask
@@ -82,8 +84,8 @@ class Rule:
                 dport: int) -> bool:
         if self.wildcard:
             return True
-        hit = ((self.src is None or src & prefix_mask(self.src[1]) == self.src[0])
-               and (self.dst is None or dst & prefix_mask(self.dst[1]) == self.dst[0])
+        hit = ((self.src is None or src & self._src_mask == self.src[0])
+               and (self.dst is None or dst & self._dst_mask == self.dst[0])
                and (self.iif is None or self.iif == (iif or "lo"))  # no iif: sent by this host
                and (self.fwmark is None or mark & self.fwmask == self.fwmark)
                and (self.ipproto is None or proto == self.ipproto)
@@ -297,7 +299,7 @@ class RoutingPolicy:
                         flow_hash = _flow_hash(self.hash_seed, self.hash_policy, src, dst, proto, sport, dport)
                     nexthop = route.select(flow_hash, now)
                 else:
-                    nexthop = route._first
+                    nexthop = route.nexthop
             return Decision(route, route.type, nexthop, dst, route.table, rule.priority)
         return None
 
