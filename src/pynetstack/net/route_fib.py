@@ -1,6 +1,6 @@
 """The compiled FIB: a 16-8-8 multibit trie (a DIR-16-8-8 variant) for IPv4 LPM.
 
-Why this shape: on CPython the cost of a lookup is the number of bytecodes, not cache lines. A
+Why this shape: on CPython a lookup costs its bytecodes (and, in big tables, its cache misses). A
 16-8-8 trie answers any address in at most three array indexings, whatever the number of prefixes
 or of distinct prefix lengths (the per-length dict walk it replaces costs one dict probe per
 length present). Memory stays bounded because the levels are flat ``array('i')`` of 4-byte slots:
