@@ -158,8 +158,9 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
             # nft ignores an "ip protocol" it has no header description for (gre, 47...)
             known = [i for i in items if isinstance(i, Match) and not (
                 i.field.name == "ip protocol" and i.implies_proto() not in KNOWN_L4 and not i.is_set)]
+            last = [i for i in known if i.field.proto is not None or i.field.is_l4proto][-1:]
             if any((i.field.proto or 6) != 6 or (i.field.is_l4proto and i.implies_proto() != 6)
-                   for i in known):
+                   for i in last):
                 raise NftError("you cannot use tcp reset with this protocol", tok.loc)
             if _rule_proto(known) is None:
                 # nft adds the dependency itself, first in the rule (the listing may drop it again)
@@ -412,24 +413,27 @@ KNOWN_L4 = {1, 2, 6, 17, 33, 50, 51, 108, 132, 136}
 
 
 def _check_protocol_conflict(items: List, field: Field, word: str, loc: Location) -> None:
+    """nft checks a header match against its transport protocol context: set by header matches
+    and ``ip protocol`` (the latest wins), by ``meta l4proto`` only while nothing else set it."""
+    context = None  # a list of protocol numbers
     for item in items:
         if not isinstance(item, Match):
             continue
-        if item.field.is_l4proto and item.is_set and item.op in ("", "=="):
-            # nft 1.0 cannot take a header's dependency from a protocol set ({ tcp, udp })
-            others = [lo for lo, hi in sorted(item.values) if lo != field.proto]
-            if others:
-                name = S.PROTOCOL_NAMES.get(others[0], "unknown") if others[0] in KNOWN_L4 else "unknown"
-                raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
-        have = item.field.proto
-        if have is None:
-            have = item.implies_proto()
-            if have is None or (have not in KNOWN_L4 and item.field.name == "ip protocol"):
-                continue
-        if have != field.proto:
-            name = S.PROTOCOL_NAMES.get(have, "unknown") if have in KNOWN_L4 else "unknown"
-            raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
+        if item.field.proto is not None:
+            context = [item.field.proto]
+        elif item.field.is_l4proto and item.op in ("", "=="):
+            protos = [lo for lo, hi in sorted(item.values) if lo == hi]
+            if item.field.name == "ip protocol":
+                if item.is_set or protos[0] in KNOWN_L4:
+                    context = protos
+            elif context is None:
+                context = protos
+    if context is None:
         return
+    others = [p for p in context if p != field.proto]
+    if others:
+        name = S.PROTOCOL_NAMES.get(others[0], "unknown") if others[0] in KNOWN_L4 else "unknown"
+        raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
 
 
 def _rule_proto(items: List) -> Optional[int]:
