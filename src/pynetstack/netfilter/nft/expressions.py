@@ -190,7 +190,11 @@ def compile_conjunction(matches: List[Match]) -> Callable:
     """One function ``p -> bool`` that is true when every match is (built once, at load time)."""
     env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
            "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
-    body = " and ".join(f"({m.source(env)})" for m in matches) or "True"
+    # a protocol match that a later header match of this conjunction checks again is redundant
+    needed = [m for i, m in enumerate(matches)
+              if not (m.op == "" and m.implies_proto() is not None
+                      and any(later.field.proto == m.implies_proto() for later in matches[i + 1:]))]
+    body = " and ".join(f"({m.source(env)})" for m in needed) or "True"
     return eval(f"lambda p: {body}", env)  # noqa: S307 - source built from parsed ints and reprs
 
 
