@@ -36,8 +36,10 @@ def _parse(text: str) -> None:
         assert str(err)  # the message renders
         return
     assert isinstance(rs, Ruleset)
-    listing = rs.list_ruleset()
-    assert loads(listing).list_ruleset() == listing
+    # a listing loads back; from the second listing on it is a fixed point (the first may still
+    # spell out what nft infers, as nft itself does: "meta l4proto icmp icmp type 8 reject")
+    second = loads(rs.list_ruleset()).list_ruleset()
+    assert loads(second).list_ruleset() == second
 
 
 @text_settings

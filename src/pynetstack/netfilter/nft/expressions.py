@@ -35,7 +35,7 @@ class Field:
     __slots__ = ("name", "dtype", "proto", "source", "is_l4proto", "ipv4_only")
 
     def __init__(self, name: str, dtype, source: str, proto: Optional[int] = None, is_l4proto=False):
-        self.ipv4_only = name.startswith("ip ") or name.startswith("icmp ")
+        self.ipv4_only = name.startswith("ip ")  # puts an inet rule in IPv4 context
         self.name = name
         self.dtype = dtype
         self.proto = proto
@@ -80,13 +80,14 @@ class Match:
     names); ``is_set`` when written as an anonymous set ``{ ... }``; ``flags`` for a comma list of
     bitmask flags; ``mask`` for ``tcp flags syn / syn,ack`` (value under mask)."""
 
-    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact")
+    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact", "implicit")
 
     def __init__(self, field: Field, op: str, values: List, is_set: bool = False,
                  flags: Optional[int] = None, mask: Optional[int] = None,
                  loc: Optional[Location] = None, as_range: bool = False, exact: bool = False):
         self.as_range = as_range
         self.exact = exact  # flags compared for equality though listed without "==" ({ syn })
+        self.implicit = False  # a dependency nft added itself (not written in the rule)
         self.field = field
         self.op = op
         self.values = values

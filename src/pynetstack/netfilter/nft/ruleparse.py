@@ -117,7 +117,9 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                        for i in items):
                 # nft puts the header's dependency in the rule; the listing drops it again
                 # unless a statement ends up between the two (see _merge_payloads)
-                items.append(Match(FIELDS["meta l4proto"], "", [(field.proto, field.proto)], loc=tok.loc))
+                dep = Match(FIELDS["meta l4proto"], "", [(field.proto, field.proto)], loc=tok.loc)
+                dep.implicit = True
+                items.append(dep)
         return _parse_match(cur, ctx, field, tok)
     if w in ("iifname", "oifname"):
         cur.next()
@@ -166,7 +168,9 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 # nft adds the dependency itself, first in the rule (the listing may drop it again)
                 items.insert(0, Match(FIELDS["meta l4proto"], "", [(6, 6)], loc=stmt.loc))
         elif ctx.family == "inet":
-            ipv4_only = any(isinstance(i, Match) and i.field.ipv4_only for i in items)
+            # IPv4 context: an ip match, or an icmp match whose dependencies nft added itself
+            ipv4_only = any(isinstance(i, Match) and (i.field.ipv4_only or (i.implicit and i.values == [(1, 1)]))
+                            for i in items)
             if stmt.how == "icmp" and not ipv4_only:
                 # an icmp reject is IPv4-only: nft adds "meta nfproto ipv4" first in the rule
                 items.insert(0, Match(FIELDS["meta nfproto"], "", [(2, 2)], loc=stmt.loc))
