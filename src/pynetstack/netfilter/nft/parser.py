@@ -90,7 +90,8 @@ class Loader:
             cur.next()
             what = cur.word("table, chain or rule")
             self._object(cur, what, w)
-        elif w in ("table", "chain"):
+        elif w in ("table", "chain"):  # "table ip t { ... }" is "add table ip t { ... }"
+            cur.next()
             self._object(cur, tok, "add")
         elif w in ("delete", "destroy", "list", "reset", "rename", "replace", "monitor", "describe",
                    "export", "import", "get"):
@@ -161,12 +162,10 @@ class Loader:
 
     def _object(self, cur: Cursor, what: Token, verb: str) -> None:
         if what.value == "table":
-            cur.next() if cur.peek() is what else None
             if verb == "insert":
                 raise cur.unexpected("rule", what)
             self._table(cur, verb)
         elif what.value == "chain":
-            cur.next() if cur.peek() is what else None
             if verb == "insert":
                 raise cur.unexpected("rule", what)
             table = self._lookup_table(cur)
