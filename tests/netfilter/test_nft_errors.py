@@ -107,7 +107,7 @@ def test_malformed_input_names_file_line_and_column(text, line, col, words):
 UNSUPPORTED = [
     ("table ip6 t {\n}\n", 1, 7, "family ip6"),
     ("table ip t {\n chain c { ip6 saddr ::1 accept; }\n}\n", 2, 12, "ip6"),
-    ("table ip t {\n chain c { th dport 53 accept; }\n}\n", 2, 12, "th"),
+    ("table ip t {\n chain c { ether saddr 00:11:22:33:44:55 accept; }\n}\n", 2, 12, "ether"),
     ("table ip t {\n chain c { ip dscp set cs0; }\n}\n", 2, 12, "ip dscp set"),
     ("table ip t {\n set s { type ipv4_addr; }\n}\n", 2, 2, "table set"),
     ("table ip t {\n chain c { type filter hook ingress priority 0; }\n}\n", 2, 29, "hook ingress"),

@@ -246,3 +246,14 @@ def test_interface_wildcards(ifname, patterns):
     rs = filter_rs("\t\tiifname { " + ", ".join(f'"{p}"' for p in patterns) + " } drop")
     want = any(ifname == p or (p.endswith("*") and ifname.startswith(p[:-1])) for p in patterns)
     assert (rs.evaluate("input", Pkt(iifname=ifname)).verdict == "drop") == want
+
+
+def test_th_ports_match_tcp_and_udp_only():
+    rs = filter_rs("\t\tmeta l4proto { tcp, udp } th dport 53 drop\n\t\tth sport != 7 counter")
+    assert rs.evaluate("input", Pkt(proto=17, dport=53)).verdict == "drop"
+    assert rs.evaluate("input", Pkt(proto=6, dport=53)).verdict == "drop"
+    assert rs.evaluate("input", Pkt(proto=6, dport=54)).verdict == "accept"
+    assert rs.evaluate("input", icmp(8)).verdict == "accept"
+    # the tcp packet to 54, and the icmp one: it has no ports here (the kernel would compare the
+    # type and code bytes), so "th sport != 7" holds for it as it would in the kernel
+    assert rs.rules()[1].counter.packets == 2

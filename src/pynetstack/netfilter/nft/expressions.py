@@ -59,6 +59,9 @@ FIELDS = {f.name: f for f in [
     Field("udp sport", T.SERVICE, "p.sport", UDP),
     Field("udp dport", T.SERVICE, "p.dport", UDP),
     Field("tcp flags", T.TCP_FLAGS, "p.tcp_flags", TCP),
+    # th: the transport header's ports whatever the protocol (only TCP and UDP carry them here)
+    Field("th sport", T.SERVICE, "(p.sport if p.proto == 6 or p.proto == 17 else -1)"),
+    Field("th dport", T.SERVICE, "(p.dport if p.proto == 6 or p.proto == 17 else -1)"),
     Field("icmp type", T.ICMP_TYPE, "p.icmp_type", ICMP),
     Field("icmp code", T.ICMP_CODE, "p.icmp_code", ICMP),
     Field("ct state", T.CT_STATE, "_CT_STATE_BITS.get(p.ct_state, 0)"),

@@ -26,7 +26,7 @@ SUBKEYS = {
 }
 # words nft knows as the start of an expression or statement that pynetstack does not implement
 KNOWN_UNSUPPORTED = {
-    "ip6", "th", "ether", "arp", "vlan", "sctp", "dccp", "icmpv6", "igmp", "fib", "rt", "quota",
+    "ip6", "ether", "arp", "vlan", "sctp", "dccp", "icmpv6", "igmp", "fib", "rt", "quota",
     "notrack", "queue", "set", "update", "add", "delete", "dup", "fwd", "tproxy", "synproxy",
     "numgen", "jhash", "symhash", "osf", "socket", "exthdr", "tcpopt", "ipsec", "hbh", "rt0",
     "frag", "dst", "mh", "ah", "esp", "comp", "udplite", "gre", "geneve", "vxlan", "ip6ext",
@@ -121,6 +121,17 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 dep.implicit = True
                 items.append(dep)
         return _parse_match(cur, ctx, field, tok)
+    if w == "th":
+        cur.next()
+        key = cur.word("sport or dport")
+        if key.value not in ("sport", "dport"):
+            raise unsupported(f"th {key.value}", key.loc)
+        context = _protocol_context(items)
+        if context is not None and len(context) == 1 and context[0] in (6, 17):
+            # with the protocol known, nft treats (and lists) th as that protocol's header
+            name = S.PROTOCOL_NAMES[context[0]]
+            return _parse_match(cur, ctx, FIELDS[f"{name} {key.value}"], tok)
+        return _parse_match(cur, ctx, FIELDS[f"th {key.value}"], tok)
     if w in ("iifname", "oifname"):
         cur.next()
         return _parse_match(cur, ctx, FIELDS[w], tok)
@@ -171,7 +182,8 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
             # IPv4 context: an ip match, or an icmp match whose dependencies nft added itself
             ipv4_only = any(isinstance(i, Match) and (i.field.ipv4_only or (i.implicit and i.values == [(1, 1)]))
                             for i in items)
-            if stmt.how == "icmp" and not ipv4_only:
+            icmp_l4 = any(isinstance(i, Match) and i.field.is_l4proto and i.implies_proto() == 1 for i in items)
+            if stmt.how == "icmp" and not ipv4_only and not icmp_l4:
                 # an icmp reject is IPv4-only: nft adds "meta nfproto ipv4" first in the rule
                 items.insert(0, Match(FIELDS["meta nfproto"], "", [(2, 2)], loc=stmt.loc))
             elif stmt.how == "icmpx" and stmt.code == 1 and ipv4_only:
@@ -417,8 +429,28 @@ KNOWN_L4 = {1, 2, 6, 17, 33, 50, 51, 108, 132, 136}
 
 
 def _check_protocol_conflict(items: List, field: Field, word: str, loc: Location) -> None:
-    """nft checks a header match against its transport protocol context: set by header matches
-    and ``ip protocol`` (the latest wins), by ``meta l4proto`` only while nothing else set it."""
+    """nft refuses a header match when any earlier protocol match in the rule names another
+    transport protocol (it names the first such one)."""
+    for item in items:
+        if not isinstance(item, Match):
+            continue
+        if item.field.proto is not None:
+            protos = [item.field.proto]
+        elif item.field.is_l4proto and item.op in ("", "=="):
+            protos = [lo for lo, hi in sorted(item.values) if lo == hi]
+            if item.field.name == "ip protocol" and not item.is_set and protos[0] not in KNOWN_L4:
+                continue  # nft has no header description for it and ignores it here
+        else:
+            continue
+        others = [p for p in protos if p != field.proto]
+        if others:
+            name = S.PROTOCOL_NAMES.get(others[0], "unknown") if others[0] in KNOWN_L4 else "unknown"
+            raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
+
+
+def _protocol_context(items: List) -> Optional[List[int]]:
+    """The transport protocols nft believes the rule is on: set by header matches and
+    ``ip protocol`` (the latest wins), by ``meta l4proto`` only while nothing else set it."""
     context = None  # a list of protocol numbers
     for item in items:
         if not isinstance(item, Match):
@@ -432,12 +464,7 @@ def _check_protocol_conflict(items: List, field: Field, word: str, loc: Location
                     context = protos
             elif context is None:
                 context = protos
-    if context is None:
-        return
-    others = [p for p in context if p != field.proto]
-    if others:
-        name = S.PROTOCOL_NAMES.get(others[0], "unknown") if others[0] in KNOWN_L4 else "unknown"
-        raise NftError(f"conflicting protocols specified: {name} vs. {word}", loc)
+    return context
 
 
 def _rule_proto(items: List) -> Optional[int]:
