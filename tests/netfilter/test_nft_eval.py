@@ -257,3 +257,20 @@ def test_th_ports_match_tcp_and_udp_only():
     # the tcp packet to 54, and the icmp one: it has no ports here (the kernel would compare the
     # type and code bytes), so "th sport != 7" holds for it as it would in the kernel
     assert rs.rules()[1].counter.packets == 2
+
+
+def test_named_sets():
+    rs = load(os.path.join(DATA, "sets.nft"))
+    ev = rs.evaluate
+    assert ev("input", Pkt(src="198.51.100.9")).verdict == "drop"
+    assert ev("input", Pkt(src="203.0.113.15", ct_state="established")).verdict == "accept"
+    assert ev("input", Pkt(src="203.0.113.15")).rule.format().startswith("ip saddr @blocklist")
+    assert ev("input", Pkt(src="10.0.0.5", dport=8443)).verdict == "accept"
+    d = ev("input", Pkt(src="10.0.0.7", dport=22, iifname="eth0"))
+    assert d.reject == ("tcp-reset",)
+    assert ev("input", Pkt(src="10.0.0.7", dport=22, iifname="wg0")).verdict == "drop"  # policy
+    assert ev("input", Pkt(proto=17, mark=0x20)).verdict == "accept"
+    assert ev("input", Pkt(dport=8050)).verdict == "accept"
+    assert ev("input", Pkt(dport=8100)).verdict == "drop"
+    blocklist = rs.tables[("inet", "filter")].sets["blocklist"]
+    assert blocklist.interval and (0xCB00710A, 0xCB007114) in blocklist.elements

@@ -24,7 +24,8 @@ WORDS = ["table", "chain", "ip", "inet", "nat", "filter", "type", "hook", "prior
          "flags", "syn", "ack", "10.0.0.1", "1.2.3.0/24", "80", "65536", "0x10", "-", "+", ":", ",", ";",
          "{", "}", "(", ")", "/", "&", "|", "==", "!=", "<", ">=", "\n", '"eth*"', '"', "#", "add", "rule",
          "flush", "ruleset", "prerouting", "postrouting", "input", "srcnat", "dstnat", "X", "=", "log",
-         "prefix", "random", "persistent", "fully-random", "new", "established", "\\\n", "insert"]
+         "prefix", "random", "persistent", "fully-random", "new", "established", "\\\n", "insert", "@",
+         "@blocklist", "elements", "interval", "ipv4_addr", "inet_service", "typeof", "th"]
 
 text_settings = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -83,7 +83,8 @@ class Match:
     names); ``is_set`` when written as an anonymous set ``{ ... }``; ``flags`` for a comma list of
     bitmask flags; ``mask`` for ``tcp flags syn / syn,ack`` (value under mask)."""
 
-    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact", "implicit")
+    __slots__ = ("field", "op", "values", "is_set", "flags", "mask", "loc", "as_range", "exact", "implicit",
+                 "set_ref")
 
     def __init__(self, field: Field, op: str, values: List, is_set: bool = False,
                  flags: Optional[int] = None, mask: Optional[int] = None,
@@ -91,6 +92,7 @@ class Match:
         self.as_range = as_range
         self.exact = exact  # flags compared for equality though listed without "==" ({ syn })
         self.implicit = False  # a dependency nft added itself (not written in the rule)
+        self.set_ref = None  # the NamedSet of "@name" (its name until the ruleset is complete)
         self.field = field
         self.op = op
         self.values = values
@@ -102,6 +104,9 @@ class Match:
     # -- listing -----------------------------------------------------------------------------
     def format(self) -> str:
         dtype = self.field.dtype
+        if self.set_ref is not None:
+            name = self.set_ref if isinstance(self.set_ref, str) else self.set_ref.name
+            return f"{self.field.name} {'!= ' if self.op == '!=' else ''}@{name}"
         if self.mask is not None and self.op == "!=" and self.mask == self.flags \
                 and self.mask & (self.mask - 1) == 0:
             return (f"{self.field.name} & {_flag_expr(dtype, self.mask)} != "
@@ -148,7 +153,7 @@ class Match:
         op = self.op
         if self.mask is not None:
             expr = f"(({x}) & {self.mask}) {'!=' if op == '!=' else '=='} {self.flags}"
-        elif self.flags is not None:
+        elif self.flags is not None and self.set_ref is None:
             if op == "==" or self.exact:
                 expr = f"{x} == {self.flags}"
             elif op == "!=" or op == "!":
@@ -164,7 +169,11 @@ class Match:
         return expr
 
     def _value_source(self, x: str, env: dict) -> str:
-        values = self.values
+        values = self.values if self.set_ref is None else self.set_ref.elements
+        if self.set_ref is not None:
+            if self.field.dtype is T.IFNAME:
+                return f"{_const(env, _ifname_test(values))}({x})"
+            return f"{_const(env, _interval_test(values))}({x})"
         if self.field.dtype is T.IFNAME:
             if len(values) == 1 and not values[0].endswith("*"):
                 return f"{x} == {values[0]!r}"

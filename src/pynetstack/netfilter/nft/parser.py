@@ -10,7 +10,9 @@ from . import symbols as S
 from .cursor import Cursor
 from .errors import Location, NftError, unsupported
 from .lexer import Token, tokenize
-from .ruleparse import RuleContext, parse_rule
+from .expressions import FIELDS
+from .ruleparse import RuleContext, parse_element, parse_rule
+from .sets import DESCRIPTIONS, NamedSet, parse_set_body
 from .ruleset import HOOKS, Chain, Rule, Ruleset, Table
 from .statements import Verdict
 
@@ -28,6 +30,7 @@ class Loader:
         self.defines: Dict[str, List[Token]] = {}
         self.include_stack: List[str] = []
         self.jumps: List = []  # (chain, verdict) to resolve once everything is declared
+        self.set_refs: List = []  # (table, match) for "@name" matches
 
     # -- files -----------------------------------------------------------------------------------
     def load_text(self, text: str, filename: str) -> None:
@@ -170,6 +173,10 @@ class Loader:
                 raise cur.unexpected("rule", what)
             table = self._lookup_table(cur)
             self._chain(cur, table, verb, pending=None)
+        elif what.value == "set":
+            table = self._lookup_table(cur)
+            self._set(cur, table).handle = table.new_handle()
+            return
         elif what.value == "rule":
             table = self._lookup_table(cur)
             chain = self._lookup_chain(cur, table)
@@ -194,7 +201,8 @@ class Loader:
             self.ruleset.next_table_handle += 1
             self.ruleset.tables[key] = table
         if cur.accept("{"):
-            pending: List = []  # the kernel numbers a block's chains first, then its rules
+            pending: List = []  # the kernel numbers a block's chains first, then sets, then rules
+            new_sets: List = []
             while True:
                 cur.skip_separators()
                 tok = cur.peek()
@@ -206,15 +214,33 @@ class Loader:
                 elif tok.kind == "word" and tok.value in ("define", "redefine"):
                     cur.next()
                     self._define(cur)
-                elif tok.kind == "word" and tok.value in ("set", "map", "flowtable", "counter", "quota",
+                elif tok.kind == "word" and tok.value == "set":
+                    cur.next()
+                    new_sets.append(self._set(cur, table))
+                elif tok.kind == "word" and tok.value in ("map", "flowtable", "counter", "quota",
                                                            "flags", "comment", "ct", "limit", "secmark",
                                                            "synproxy"):
                     raise unsupported(f"table {tok.value}", tok.loc)
                 else:
                     raise cur.unexpected()
+            for nset in new_sets:
+                nset.handle = table.new_handle()
             for chain, rule in pending:
                 self._attach(chain, rule)
         cur.end_statement()
+
+    def _set(self, cur: Cursor, table: Table):
+        name = cur.name("set name")
+        if name.value in table.sets:
+            raise NftError("Could not process rule: File exists", name.loc)
+        nset = NamedSet(name.value, table, name.loc)
+        cur.expect("{")
+        parse_set_body(cur, nset, parse_element, FIELDS)
+        table.sets[name.value] = nset
+        if cur.at_kind("}"):  # nft wants a newline or ';' after a set block
+            raise cur.unexpected("newline or semicolon")
+        cur.end_statement()
+        return nset
 
     def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List],
                strict: bool = False) -> None:
@@ -317,6 +343,7 @@ class Loader:
     def _rule(self, cur: Cursor, chain: Chain) -> Rule:
         ctx = RuleContext(chain.table.family, chain.type, chain.hook)
         items, loc = parse_rule(cur, ctx)
+        self.set_refs.extend((chain.table, m) for m in ctx.set_refs)
         rule = Rule(items, loc)
         rule.handle = ctx.sets  # anonymous sets to number before the rule; fixed in _attach
         for item in items:
@@ -344,6 +371,17 @@ class Loader:
                 raise NftError("Could not process rule: No such file or directory", verdict.loc)
             if target.is_base:
                 raise NftError("Could not process rule: Operation not supported", verdict.loc)
+        for table, match in self.set_refs:
+            if self.ruleset.tables.get((table.family, table.name)) is not table:
+                continue  # flushed away later in the file
+            nset = table.sets.get(match.set_ref) if isinstance(match.set_ref, str) else match.set_ref
+            if nset is None:
+                raise NftError("No such file or directory", match.loc)
+            if nset.dtype is not match.field.dtype:
+                want = DESCRIPTIONS.get(match.field.dtype.name, match.field.dtype.name)
+                raise NftError(f"datatype mismatch, expected {want}, expression has type "
+                               f"{DESCRIPTIONS[nset.type_name]}", match.loc)
+            match.set_ref = nset
         self._check_loops()
         self.ruleset.compile()
         return self.ruleset

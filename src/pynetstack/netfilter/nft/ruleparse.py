@@ -47,6 +47,7 @@ class RuleContext:
         self.chain_type = chain_type
         self.hook = hook
         self.sets = 0  # anonymous sets used (each takes a handle in the kernel)
+        self.set_refs: List[Match] = []  # "@name" matches to resolve
 
 
 def parse_rule(cur: Cursor, ctx: RuleContext) -> Tuple[List, Location]:
@@ -205,6 +206,18 @@ def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> M
     op = ""
     if cur.peek().kind in MATCH_OPS:
         op = cur.next().kind
+    if cur.at_kind("@"):  # a named set, resolved once the whole ruleset is read
+        at = cur.next()
+        name = cur.word("set name")
+        if op not in ("", "==", "!="):
+            raise NftError(f"Relational expression {op} is not supported here", at.loc)
+        m = Match(field, op, [], loc=at.loc.span(name.loc))
+        m.set_ref = name.value
+        ctx.set_refs.append(m)
+        return m
+    if cur.peek().kind in MATCH_OPS:
+        raise cur.unexpected()
+    if op:
         if op in ("<", ">", "<=", ">=") and (dtype.bitmask or dtype is T.IFNAME or cur.at_kind("{")):
             raise NftError(f"Relational expression {op} is not supported here", cur.peek().loc)
     if dtype.bitmask:
@@ -276,6 +289,11 @@ def _merge(values: List, dtype) -> List:
         else:
             out.append((lo, hi))
     return out
+
+
+def parse_element(cur: Cursor, dtype):
+    """One value, range or prefix of ``dtype`` (shared with named set declarations)."""
+    return _parse_element(cur, dtype)
 
 
 def _parse_element(cur: Cursor, dtype):

@@ -130,12 +130,13 @@ class Chain:
 
 
 class Table:
-    __slots__ = ("family", "name", "chains", "handle", "next_handle", "loc")
+    __slots__ = ("family", "name", "chains", "sets", "handle", "next_handle", "loc")
 
     def __init__(self, family: str, name: str, handle: int, loc=None):
         self.family = family
         self.name = name
         self.chains: Dict[str, Chain] = {}
+        self.sets: Dict = {}  # name -> NamedSet
         self.handle = handle
         self.next_handle = 1
         self.loc = loc
@@ -147,7 +148,8 @@ class Table:
 
     def format(self, handles: bool = False) -> str:
         head = f"table {self.family} {self.name} {{" + (f" # handle {self.handle}" if handles else "")
-        body = "\n\n".join(c.format(handles) for c in self.chains.values())
+        parts = [s.format(handles) for s in self.sets.values()] + [c.format(handles) for c in self.chains.values()]
+        body = "\n\n".join(parts)
         return head + ("\n" + body if body else "") + "\n}"
 
 
