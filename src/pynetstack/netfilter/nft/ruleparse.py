@@ -183,7 +183,8 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
             # IPv4 context: an ip match, or an icmp match whose dependencies nft added itself
             ipv4_only = any(isinstance(i, Match) and (i.field.ipv4_only or (i.implicit and i.values == [(1, 1)]))
                             for i in items)
-            icmp_l4 = any(isinstance(i, Match) and i.field.is_l4proto and i.implies_proto() == 1 for i in items)
+            icmp_l4 = any(isinstance(i, Match) and ((i.field.is_l4proto and i.implies_proto() == 1)
+                                                    or i.field.name == "meta nfproto") for i in items)
             if stmt.how == "icmp" and not ipv4_only and not icmp_l4:
                 # an icmp reject is IPv4-only: nft adds "meta nfproto ipv4" first in the rule
                 items.insert(0, Match(FIELDS["meta nfproto"], "", [(2, 2)], loc=stmt.loc))
