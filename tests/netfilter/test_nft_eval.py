@@ -274,3 +274,23 @@ def test_named_sets():
     assert ev("input", Pkt(dport=8100)).verdict == "drop"
     blocklist = rs.tables[("inet", "filter")].sets["blocklist"]
     assert blocklist.interval and (0xCB00710A, 0xCB007114) in blocklist.elements
+
+
+def test_verdict_maps():
+    rs = load(os.path.join(DATA, "vmap.nft"))
+    ev = rs.evaluate
+    assert ev("input", Pkt(ct_state="established", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(ct_state="invalid", iifname="lo")).verdict == "drop"
+    assert ev("input", Pkt(iifname="lo", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(iifname="wg0", src="10.8.0.7", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(iifname="wg1", src="10.8.1.1", dport=9)).verdict == "drop"
+    # no element for the source: back from vpn, on to the l4proto map and tcp_in
+    assert ev("input", Pkt(iifname="wg1", src="10.9.0.1", dport=8080)).verdict == "accept"
+    assert ev("input", icmp(8, iifname="eth0")).verdict == "accept"
+    assert ev("input", icmp(11, iifname="eth0")).verdict == "drop"  # returns, counter, policy
+    d = ev("input", Pkt(iifname="eth0", dport=25))
+    assert d.verdict == "drop" and d.chain.name == "tcp_in"
+    # goto tcp_in never returns to input: the reset decides
+    assert ev("input", Pkt(iifname="eth0", dport=26)).reject == ("tcp-reset",)
+    assert ev("input", Pkt(proto=17, iifname="eth0", dport=26)).verdict == "drop"
+    assert rs.tables[("inet", "filter")].chains["input"].rules[-1].counter.packets == 2

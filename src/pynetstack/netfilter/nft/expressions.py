@@ -235,3 +235,41 @@ def _ifname_test(names: List[str]) -> Callable:
     if not prefixes:
         return exact.__contains__
     return lambda v: v in exact or v.startswith(prefixes)
+
+
+def compile_verdict_map(vmap, chains: dict) -> Callable:
+    """``p -> (verdict kind, target chain) or None`` for a verdict map."""
+    field = vmap.match_field
+    env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
+           "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
+    get = eval(f"lambda p: {field.source}", env)  # noqa: S307 - a fixed field expression
+    resolved = [(key, (v.kind, chains.get(v.target) if v.target else None)) for key, v in vmap.entries]
+    if field.dtype is T.IFNAME:
+        exact = {k: out for k, out in resolved if not k.endswith("*")}
+        prefixes = [(k[:-1], out) for k, out in resolved if k.endswith("*")]
+        singles: dict = {}
+        ranges: list = []
+    else:
+        exact, prefixes = {}, []
+        singles = {k[0]: out for k, out in resolved if k[0] == k[1]}
+        ranges = [(k[0], k[1], out) for k, out in resolved if k[0] != k[1]]
+    proto = field.proto
+
+    def lookup(p):
+        if proto is not None and p.proto != proto:
+            return None
+        key = get(p)
+        if exact or prefixes:
+            out = exact.get(key)
+            if out is None:
+                for prefix, hit in prefixes:
+                    if key.startswith(prefix):
+                        return hit
+            return out
+        out = singles.get(key)
+        if out is None:
+            for lo, hi, hit in ranges:
+                if lo <= key <= hi:
+                    return hit
+        return out
+    return lookup

@@ -14,7 +14,7 @@ from .expressions import FIELDS
 from .ruleparse import RuleContext, parse_element, parse_rule
 from .sets import DESCRIPTIONS, NamedSet, parse_set_body
 from .ruleset import HOOKS, Chain, Rule, Ruleset, Table
-from .statements import Verdict
+from .statements import Verdict, VerdictMap
 
 FAMILIES = ("ip", "inet")
 OTHER_FAMILIES = ("ip6", "arp", "bridge", "netdev")
@@ -349,6 +349,8 @@ class Loader:
         for item in items:
             if isinstance(item, Verdict) and item.target is not None:
                 self.jumps.append((chain, item))
+            elif isinstance(item, VerdictMap):
+                self.jumps.extend((chain, v) for _, v in item.entries if v.target is not None)
         return rule
 
     def _attach(self, chain: Chain, rule: Rule, front: bool = False) -> None:
@@ -388,12 +390,22 @@ class Loader:
 
     def _check_loops(self) -> None:
         for table in self.ruleset.tables.values():
-            edges = {c.name: [(i, i.target) for r in c.rules for i in r.items
-                              if isinstance(i, Verdict) and i.target] for c in table.chains.values()}
+            edges = {c.name: [(v, v.target) for r in c.rules for v in _verdicts(r.items) if v.target]
+                     for c in table.chains.values()}
             state: Dict[str, int] = {}
             for name in edges:
                 if name not in state:
                     _visit(edges, state, name, 0)
+
+
+def _verdicts(items: List) -> List[Verdict]:
+    out: List[Verdict] = []
+    for item in items:
+        if isinstance(item, Verdict):
+            out.append(item)
+        elif isinstance(item, VerdictMap):
+            out.extend(v for _, v in item.entries)
+    return out
 
 
 def _visit(edges: Dict, state: Dict[str, int], name: str, depth: int) -> None:

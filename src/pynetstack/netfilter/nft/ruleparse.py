@@ -11,7 +11,7 @@ from .cursor import Cursor
 from .errors import Location, NftError, unsupported
 from .expressions import FIELDS, Field, Match
 from .lexer import Token
-from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict
+from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict, VerdictMap
 
 RULE_END = ("nl", ";", "}", "eof")
 MATCH_OPS = ("==", "!=", "<", ">", "<=", ">=")
@@ -200,8 +200,10 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
 
 # -- matches -------------------------------------------------------------------------------------
 
-def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> Match:
+def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token):
     dtype = field.dtype
+    if cur.at("vmap"):
+        return _parse_vmap(cur, ctx, field, first)
     if cur.at("set"):
         raise unsupported(f"{field.name} set", cur.span(first).span(cur.peek().loc))
     op = ""
@@ -388,6 +390,42 @@ def _paren_flags(cur: Cursor, dtype) -> int:
     value = _parse_flag_list(cur, dtype, "|")
     cur.expect(")")
     return value
+
+
+def _parse_vmap(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> VerdictMap:
+    cur.next()
+    cur.expect("{")
+    ctx.sets += 1
+    entries: List = []
+    while True:
+        cur.skip_separators()
+        if cur.accept("}"):
+            break
+        key_tok = cur.peek()
+        if field.dtype.bitmask:
+            value = _int_value(cur, field.dtype)
+            key = (value, value)
+        else:
+            key = _parse_element(cur, field.dtype)
+        if any(k == key for k, _ in entries):
+            raise NftError("duplicate element in verdict map", cur.span(key_tok))
+        cur.expect(":", "colon")
+        vtok = cur.word("verdict")
+        if vtok.value in ("accept", "drop", "continue", "return"):
+            verdict = Verdict(vtok.value, None, vtok.loc)
+        elif vtok.value in ("jump", "goto"):
+            target = cur.name("chain name")
+            verdict = Verdict(vtok.value, target.value, target.loc)
+        else:
+            raise cur.unexpected("verdict", vtok)
+        entries.append((key, verdict))
+        cur.skip_separators()
+        if cur.accept("}"):
+            break
+        cur.expect(",", "comma or '}'")
+    if not entries:
+        raise cur.unexpected()
+    return VerdictMap(field, entries, cur.span(first))
 
 
 # -- statements ----------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from .expressions import Match, compile_conjunction
-from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict
+from .expressions import Match, compile_conjunction, compile_verdict_map
+from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict, VerdictMap
 from .symbols import priority_name
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # step kinds of a compiled rule
-STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT = range(8)
+STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT, STEP_VMAP = range(9)
 
 
 class Rule:
@@ -69,6 +69,8 @@ class Rule:
                 steps.append((STEP_NAT, None, item))
             elif isinstance(item, Reject):
                 steps.append((STEP_REJECT, item.decision(), item))
+            elif isinstance(item, VerdictMap):
+                steps.append((STEP_VMAP, compile_verdict_map(item, self.chain.table.chains), item))
         self.steps = tuple(steps)
 
 
@@ -89,6 +91,8 @@ def _implied_by_later(items: List, i: int, inet: bool) -> bool:
     for later in items[i + 1:]:
         if isinstance(later, Reject) and later.how == "tcp reset":
             return proto == 6 and not inet
+        if isinstance(later, VerdictMap) and later.match_field.proto is not None:
+            return later.match_field.proto == proto
         if not isinstance(later, Match) or later.field.is_l4proto:
             return False
         if later.field.proto is not None:

@@ -152,3 +152,23 @@ class Reject:
         if self.how == "icmpx":
             return ("icmp", 3, ICMPX_TO_ICMP[self.code])
         return ("icmp", 3, self.code)
+
+
+class VerdictMap:
+    """``FIELD vmap { KEY : VERDICT, ... }``: the verdict of the element the packet's field hits;
+    when none does, the rule goes on as a failed match would."""
+
+    __slots__ = ("match_field", "entries", "loc")
+
+    def __init__(self, match_field, entries, loc: Optional[Location] = None):
+        self.match_field = match_field  # an expressions.Field
+        self.entries = entries  # [(key, Verdict)]: key (lo, hi) or an interface name
+        self.loc = loc
+
+    def format(self) -> str:
+        dtype = self.match_field.dtype
+        parts = []
+        for key, verdict in sorted(self.entries, key=lambda e: e[0]):
+            text = f'"{key}"' if isinstance(key, str) else dtype.format_interval(key[0], key[1])
+            parts.append(f"{text} : {verdict.format()}")
+        return f"{self.match_field.name} vmap {{ {', '.join(parts)} }}"
