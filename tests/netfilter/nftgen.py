@@ -55,7 +55,9 @@ def random_rules(seed: int, count: int) -> List[str]:
     ]
     verdicts = ["accept", "drop", "continue", "return", "jump sub", "goto sub", "reject",
                 "reject with icmp type host-unreachable", "reject with tcp reset",
-                "reject with icmpx type admin-prohibited", ""]
+                "reject with icmpx type admin-prohibited", "", "tcp dport vmap { 22 : accept, 80-90 : jump sub }",
+                "ct state vmap { established : accept, invalid : drop }", 'iifname vmap { "lo" : accept }',
+                "ip saddr vmap { 10.0.0.0/8 : goto sub, 11.1.1.1 : continue }", "ip saddr vmap { 10.0.0.0/8 : drop, 10.1.1.1 : continue }"]
     rules = []
     for _ in range(count):
         parts = [r.choice(matches)() for _ in range(r.randint(0, 3))]
