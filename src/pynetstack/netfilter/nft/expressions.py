@@ -148,18 +148,20 @@ class Match:
     # A match compiles to a Python expression over the packet ``p``; a rule's matches are joined
     # into one lambda at load time, so a rule costs one call per packet, not one per match.
     def source(self, env: dict) -> str:
-        """A Python expression that is true when ``p`` matches; constants it needs go in ``env``."""
+        """A Python expression that is true when ``p`` matches.  The values it compares with go
+        in ``env`` as ``_k0, _k1...``, so rules of one shape share one compiled function."""
         x = self.field.source
         op = self.op
         if self.mask is not None:
-            expr = f"(({x}) & {self.mask}) {'!=' if op == '!=' else '=='} {self.flags}"
+            expr = f"(({x}) & {_const(env, self.mask)}) {'!=' if op == '!=' else '=='} {_const(env, self.flags)}"
         elif self.flags is not None and self.set_ref is None:
+            flags = _const(env, self.flags)
             if op == "==" or self.exact:
-                expr = f"{x} == {self.flags}"
+                expr = f"{x} == {flags}"
             elif op == "!=" or op == "!":
-                expr = f"(({x}) & {self.flags}) == 0"
+                expr = f"(({x}) & {flags}) == 0"
             else:
-                expr = f"(({x}) & {self.flags}) != 0"
+                expr = f"(({x}) & {flags}) != 0"
         else:
             expr = self._value_source(x, env)
             if op == "!=":
@@ -170,19 +172,19 @@ class Match:
 
     def _value_source(self, x: str, env: dict) -> str:
         values = self.values if self.set_ref is None else self.set_ref.elements
-        if self.set_ref is not None:
-            if self.field.dtype is T.IFNAME:
-                return f"{_const(env, _ifname_test(values))}({x})"
-            return f"{_const(env, _interval_test(values))}({x})"
         if self.field.dtype is T.IFNAME:
-            if len(values) == 1 and not values[0].endswith("*"):
-                return f"{x} == {values[0]!r}"
+            if self.set_ref is None and len(values) == 1 and not values[0].endswith("*"):
+                return f"{x} == {_const(env, values[0])}"
             return f"{_const(env, _ifname_test(values))}({x})"
+        if self.set_ref is not None:
+            return f"{_const(env, _interval_test(values))}({x})"
         if self.op in ("<", ">", "<=", ">="):
-            return f"{x} {self.op} {values[0][0]}"
+            return f"{x} {self.op} {_const(env, values[0][0])}"
         if len(values) == 1:
             lo, hi = values[0]
-            return f"{x} == {lo}" if lo == hi else f"{lo} <= {x} <= {hi}"
+            if lo == hi:
+                return f"{x} == {_const(env, lo)}"
+            return f"{_const(env, lo)} <= {x} <= {_const(env, hi)}"
         if all(lo == hi for lo, hi in values):
             return f"{x} in {_const(env, frozenset(lo for lo, _ in values))}"
         return f"{_const(env, _interval_test(values))}({x})"
@@ -199,16 +201,36 @@ def _const(env: dict, value) -> str:
     return name
 
 
+_HELPERS = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
+            "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
+# compiled function factories by source shape; bounded (shapes are few, this is a safety net)
+_FACTORIES: dict = {}
+MAX_FACTORIES = 4096
+
+
+def _build(body: str, env: dict) -> Callable:
+    """``lambda p: body`` with ``env``'s values bound.  One code object per shape of body keeps the
+    per-packet calls monomorphic, which PyPy's JIT needs when a chain has hundreds of rules."""
+    names = list(env)
+    factory = _FACTORIES.get(body)
+    if factory is None:
+        namespace = dict(_HELPERS)
+        exec(f"def _factory({', '.join(names)}):\n    return lambda p: {body}\n", namespace)  # noqa: S102
+        factory = namespace["_factory"]
+        if len(_FACTORIES) < MAX_FACTORIES:
+            _FACTORIES[body] = factory
+    return factory(*[env[n] for n in names])
+
+
 def compile_conjunction(matches: List[Match]) -> Callable:
     """One function ``p -> bool`` that is true when every match is (built once, at load time)."""
-    env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
-           "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
+    env: dict = {}
     # a protocol match that a later header match of this conjunction checks again is redundant
     needed = [m for i, m in enumerate(matches)
               if not (m.op == "" and m.implies_proto() is not None
                       and any(later.field.proto == m.implies_proto() for later in matches[i + 1:]))]
     body = " and ".join(f"({m.source(env)})" for m in needed) or "True"
-    return eval(f"lambda p: {body}", env)  # noqa: S307 - source built from parsed ints and reprs
+    return _build(body, env)
 
 
 def _flag_expr(dtype, value: int) -> str:
@@ -240,9 +262,7 @@ def _ifname_test(names: List[str]) -> Callable:
 def compile_verdict_map(vmap, chains: dict) -> Callable:
     """``p -> (verdict kind, target chain) or None`` for a verdict map."""
     field = vmap.match_field
-    env = {"_addr": _addr, "_PKTTYPES": _PKTTYPES, "_CT_STATE_BITS": _CT_STATE_BITS,
-           "_DIRECTIONS": _DIRECTIONS, "_status_bits": _status_bits}
-    get = eval(f"lambda p: {field.source}", env)  # noqa: S307 - a fixed field expression
+    get = _build(field.source, {})
     resolved = [(key, (v.kind, chains.get(v.target) if v.target else None)) for key, v in vmap.entries]
     if field.dtype is T.IFNAME:
         exact = {k: out for k, out in resolved if not k.endswith("*")}
