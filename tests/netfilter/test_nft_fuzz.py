@@ -25,7 +25,7 @@ WORDS = ["table", "chain", "ip", "inet", "nat", "filter", "type", "hook", "prior
          "{", "}", "(", ")", "/", "&", "|", "==", "!=", "<", ">=", "\n", '"eth*"', '"', "#", "add", "rule",
          "flush", "ruleset", "prerouting", "postrouting", "input", "srcnat", "dstnat", "X", "=", "log",
          "prefix", "random", "persistent", "fully-random", "new", "established", "\\\n", "insert", "@",
-         "@blocklist", "elements", "interval", "ipv4_addr", "inet_service", "typeof", "th", "vmap"]
+         "@blocklist", "elements", "interval", "ipv4_addr", "inet_service", "typeof", "th", "vmap", "comment"]
 
 text_settings = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -3,6 +3,7 @@ chains, into a :class:`Ruleset`.  Rules are parsed by :mod:`.ruleparse`."""
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Dict, List, Optional
 
@@ -84,7 +85,12 @@ class Loader:
             path = path_tok.value if os.path.isabs(path_tok.value) else os.path.join(base, path_tok.value)
             where = cur.span(tok)
             where = Location(where.filename, where.line, where.col, where.end_col + 1, where.text)
-            self.include(path, where, path_tok.value)
+            if any(c in path_tok.value for c in "*?["):
+                # a pattern includes every match in name order; matching nothing is fine (as nft)
+                for match in sorted(glob.glob(path)):
+                    self.include(match, where, match)
+            else:
+                self.include(path, where, path_tok.value)
             cur.end_statement()
         elif w == "flush":
             cur.next()
@@ -269,6 +275,9 @@ class Loader:
                         raise NftError("Could not process rule: Operation not supported", pol.loc)
                     chain.policy = pol.value
                     cur.end_statement()
+                elif cur.at("define", "redefine"):
+                    cur.next()
+                    self._define(cur)
                 elif cur.at("comment", "flags", "devices", "device"):
                     raise unsupported(f"chain {cur.peek().value}", cur.peek().loc)
                 else:
@@ -345,6 +354,7 @@ class Loader:
         items, loc = parse_rule(cur, ctx)
         self.set_refs.extend((chain.table, m) for m in ctx.set_refs)
         rule = Rule(items, loc)
+        rule.comment = ctx.comment
         rule.handle = ctx.sets  # anonymous sets to number before the rule; fixed in _attach
         for item in items:
             if isinstance(item, Verdict) and item.target is not None:

@@ -45,16 +45,31 @@ class RuleContext:
         self.hook = hook
         self.sets = 0  # anonymous sets used (each takes a handle in the kernel)
         self.set_refs: List[Match] = []  # "@name" matches to resolve
+        self.comment: Optional[str] = None  # the rule's trailing comment "..."
 
 
 def parse_rule(cur: Cursor, ctx: RuleContext) -> Tuple[List, Location]:
     first = cur.peek()
     items: List = []
+    comment = None
     while not cur.at_kind(*RULE_END):
+        if cur.at("comment") and items:
+            cur.next()
+            text = cur.peek()
+            if text.kind != "string":
+                raise cur.unexpected("quoted string")
+            cur.next()
+            if len(text.value) > 128:
+                raise NftError("comment too long, 128 characters maximum allowed", text.loc)
+            comment = text.value
+            if not cur.at_kind(*RULE_END):
+                raise cur.unexpected("newline or semicolon")
+            break
         items.append(_parse_item(cur, ctx, items))
     if not items:
         raise cur.unexpected()
     _merge_payloads(items)
+    ctx.comment = comment
     return items, cur.span(first)
 
 

@@ -15,7 +15,7 @@ STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NA
 
 
 class Rule:
-    __slots__ = ("items", "handle", "chain", "loc", "steps", "test", "_text")
+    __slots__ = ("items", "handle", "chain", "loc", "steps", "test", "comment", "_text")
 
     def __init__(self, items: List, loc=None):
         self.items = items
@@ -24,6 +24,7 @@ class Rule:
         self.loc = loc
         self.steps: Tuple = ()
         self.test = None  # the leading matches as one closure (None: no leading match)
+        self.comment: Optional[str] = None
         self._text: Optional[str] = None
 
     @property
@@ -42,6 +43,8 @@ class Rule:
             if isinstance(item, Match) and _implied_by_later(items, i, inet):
                 continue
             parts.append(item.format())
+        if self.comment is not None:
+            parts.append(f'comment "{self.comment}"')
         return " ".join(parts)
 
     def compile(self) -> None:
