@@ -25,6 +25,7 @@ if NFT is None and not os.environ.get("PYNETSTACK_REQUIRE_INTEROP"):
 
 
 def _namespace():
+    assert NFT, "nft is not installed but PYNETSTACK_REQUIRE_INTEROP is set"
     name = f"nfthelper-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
