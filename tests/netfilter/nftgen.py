@@ -34,6 +34,7 @@ def random_rules(seed: int, count: int) -> List[str]:
         lambda: f"meta l4proto {r.choice(['tcp', 'udp', 'icmp'])}",
         lambda: "iifname " + op() + r.choice(['"eth0"', '"wan*"', 'lo']),
         lambda: "oifname " + r.choice(['{ "a", "b*" }', '"x"']),
+        lambda: "iif " + r.choice(['"lo"', "!= lo", "{ lo }"]),
         lambda: "ct state " + r.choice(["new", "established,related", "{ new, invalid }", "!= established",
                                         "== new", "{ untracked }"]),
         lambda: "ct status " + r.choice(["dnat", "snat,dnat", "assured"]),
@@ -50,6 +51,7 @@ def random_rules(seed: int, count: int) -> List[str]:
     ]
     statements = [
         lambda: "counter", lambda: 'log prefix "p "', lambda: "log", lambda: f"meta mark set {r.randint(0, 1000)}",
+        lambda: "log level " + r.choice(["info", "warn", "debug"]) + r.choice(["", ' prefix "q"']),
         lambda: (f"limit rate {r.choice(['', 'over '])}{r.randint(1, 100)}/"
                  f"{r.choice(['second', 'minute', 'hour', 'day'])}{r.choice(['', ' burst 7 packets'])}"),
     ]

@@ -68,11 +68,16 @@ FIELDS = {f.name: f for f in [
     Field("ct direction", T.CT_DIR, "_DIRECTIONS.get(p.ct_direction, 0)"),
     Field("ct status", T.CT_STATUS, "_status_bits(p.ct_status)"),
     Field("iifname", T.IFNAME, "(p.iifname or '')"),
+    # iif/oif name an interface by index in the kernel; here the name stands for it (no wildcard)
+    Field("iif", T.IFINDEX, "(p.iifname or '')"),
+    Field("oif", T.IFINDEX, "(p.oifname or '')"),
     Field("oifname", T.IFNAME, "(p.oifname or '')"),
 ]}
 # aliases nft accepts for the same field
 FIELDS["meta iifname"] = FIELDS["iifname"]
 FIELDS["meta oifname"] = FIELDS["oifname"]
+FIELDS["meta iif"] = FIELDS["iif"]
+FIELDS["meta oif"] = FIELDS["oif"]
 FIELDS["mark"] = FIELDS["meta mark"]
 FIELDS["l4proto"] = FIELDS["meta l4proto"]
 FIELDS["pkttype"] = FIELDS["meta pkttype"]
@@ -133,7 +138,7 @@ class Match:
         return sorted(self.values)
 
     def _format_value(self, v) -> str:
-        if self.field.dtype is T.IFNAME:
+        if self.field.dtype is T.IFNAME or self.field.dtype is T.IFINDEX:
             return '"' + v + '"'
         return self.field.dtype.format_interval(v[0], v[1])
 
@@ -172,6 +177,10 @@ class Match:
 
     def _value_source(self, x: str, env: dict) -> str:
         values = self.values if self.set_ref is None else self.set_ref.elements
+        if self.field.dtype is T.IFINDEX:
+            if len(values) == 1:
+                return f"{x} == {_const(env, values[0])}"
+            return f"{x} in {_const(env, frozenset(values))}"
         if self.field.dtype is T.IFNAME:
             if self.set_ref is None and len(values) == 1 and not values[0].endswith("*"):
                 return f"{x} == {_const(env, values[0])}"
@@ -264,9 +273,10 @@ def compile_verdict_map(vmap, chains: dict) -> Callable:
     field = vmap.match_field
     get = _build(field.source, {})
     resolved = [(key, (v.kind, chains.get(v.target) if v.target else None)) for key, v in vmap.entries]
-    if field.dtype is T.IFNAME:
-        exact = {k: out for k, out in resolved if not k.endswith("*")}
-        prefixes = [(k[:-1], out) for k, out in resolved if k.endswith("*")]
+    if field.dtype is T.IFNAME or field.dtype is T.IFINDEX:
+        wildcard = field.dtype is T.IFNAME
+        exact = {k: out for k, out in resolved if not (wildcard and k.endswith("*"))}
+        prefixes = [(k[:-1], out) for k, out in resolved if wildcard and k.endswith("*")]
         singles: dict = {}
         ranges: list = []
     else:

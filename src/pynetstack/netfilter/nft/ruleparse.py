@@ -15,6 +15,7 @@ from .stmtparse import NAT_HOOKS, parse_limit, parse_nat, parse_reject, parse_vm
 from .values import int_value, merge_elements, one_element_set, parse_element, parse_flag_list, plain_int
 
 RULE_END = ("nl", ";", "}", "eof")
+LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit")
 MATCH_OPS = ("==", "!=", "<", ">", "<=", ">=")
 # keys of the supported payload/meta/ct expressions, by their first word
 SUBKEYS = {
@@ -22,7 +23,7 @@ SUBKEYS = {
     "tcp": ("sport", "dport", "flags"),
     "udp": ("sport", "dport"),
     "icmp": ("type", "code"),
-    "meta": ("l4proto", "mark", "pkttype", "iifname", "oifname", "nfproto"),
+    "meta": ("l4proto", "mark", "pkttype", "iifname", "oifname", "nfproto", "iif", "oif"),
     "ct": ("state", "direction", "status"),
 }
 # words nft knows as the start of an expression or statement that pynetstack does not implement
@@ -31,7 +32,7 @@ KNOWN_UNSUPPORTED = {
     "notrack", "queue", "set", "update", "add", "delete", "dup", "fwd", "tproxy", "synproxy",
     "numgen", "jhash", "symhash", "osf", "socket", "exthdr", "tcpopt", "ipsec", "hbh", "rt0",
     "frag", "dst", "mh", "ah", "esp", "comp", "udplite", "gre", "geneve", "vxlan", "ip6ext",
-    "comment", "flow", "secmark", "objref", "iif", "oif", "iiftype", "oiftype", "skuid", "skgid",
+    "comment", "flow", "secmark", "objref", "iiftype", "oiftype", "skuid", "skgid",
     "nfproto", "priority", "length", "protocol", "cpu", "cgroup", "rtclassid", "ibrname", "obrname",
     "time", "day", "hour", "sdif", "sdifname", "random", "nftrace", "iifgroup", "oifgroup",
     "xt", "last",
@@ -145,7 +146,7 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
             name = S.PROTOCOL_NAMES[context[0]]
             return _parse_match(cur, ctx, FIELDS[f"{name} {key.value}"], tok)
         return _parse_match(cur, ctx, FIELDS[f"th {key.value}"], tok)
-    if w in ("iifname", "oifname"):
+    if w in ("iifname", "oifname", "iif", "oif"):
         cur.next()
         return _parse_match(cur, ctx, FIELDS[w], tok)
     if w == "counter":
@@ -159,8 +160,15 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
     if w == "log":
         cur.next()
         prefix = None
+        level = "warn"
         while cur.at("prefix", "level", "group", "snaplen", "queue-threshold", "flags"):
             opt = cur.next()
+            if opt.value == "level":
+                lvl = cur.word("log level")
+                if lvl.value not in LOG_LEVELS:
+                    raise NftError(f"invalid log level: {lvl.value}", lvl.loc)
+                level = lvl.value
+                continue
             if opt.value != "prefix":
                 raise unsupported(f"log {opt.value}", opt.loc)
             s = cur.peek()
@@ -168,7 +176,7 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 raise cur.unexpected("quoted string")
             cur.next()
             prefix = s.value
-        return Log(prefix, cur.span(tok))
+        return Log(prefix, cur.span(tok), level)
     if w == "limit":
         return parse_limit(cur)
     if w in ("accept", "drop", "continue", "return"):
@@ -233,7 +241,7 @@ def _parse_match(cur: Cursor, ctx: RuleContext, field: Field, first: Token):
     if cur.peek().kind in MATCH_OPS:
         raise cur.unexpected()
     if op:
-        if op in ("<", ">", "<=", ">=") and (dtype.bitmask or dtype is T.IFNAME or cur.at_kind("{")):
+        if op in ("<", ">", "<=", ">=") and (dtype.bitmask or dtype in (T.IFNAME, T.IFINDEX) or cur.at_kind("{")):
             raise NftError(f"Relational expression {op} is not supported here", cur.peek().loc)
     if dtype.bitmask:
         return _parse_bitmask_match(cur, ctx, field, op, first)

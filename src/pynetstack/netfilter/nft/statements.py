@@ -25,14 +25,16 @@ class Counter:
 
 
 class Log:
-    __slots__ = ("prefix", "loc")
+    __slots__ = ("prefix", "loc", "level")
 
-    def __init__(self, prefix: Optional[str], loc: Optional[Location] = None):
+    def __init__(self, prefix: Optional[str], loc: Optional[Location] = None, level: str = "warn"):
         self.prefix = prefix
         self.loc = loc
+        self.level = level  # syslog level; nft lists it unless it is the default, warn
 
     def format(self) -> str:
-        return "log" if self.prefix is None else f'log prefix "{self.prefix}"'
+        text = "log" if self.prefix is None else f'log prefix "{self.prefix}"'
+        return text if self.level == "warn" else f"{text} level {self.level}"
 
 
 class MarkSet:

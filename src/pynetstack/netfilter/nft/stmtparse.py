@@ -36,7 +36,7 @@ def parse_vmap(cur: Cursor, ctx: RuleContext, field: Field, first: Token) -> Ver
             key = (value, value)
         else:
             key = parse_element(cur, field.dtype)
-        if field.dtype is not T.IFNAME and any(k[0] <= key[1] and key[0] <= k[1] for k, _ in entries):
+        if not isinstance(key, str) and any(k[0] <= key[1] and key[0] <= k[1] for k, _ in entries):
             raise NftError("conflicting intervals specified", cur.span(key_tok))
         if any(k == key for k, _ in entries):
             raise NftError("duplicate element in verdict map", cur.span(key_tok))

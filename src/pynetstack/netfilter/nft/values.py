@@ -37,7 +37,7 @@ def parse_element(cur: Cursor, dtype):
 
 def _parse_element(cur: Cursor, dtype):
     tok = cur.peek()
-    if dtype is T.IFNAME:
+    if dtype is T.IFNAME or dtype is T.IFINDEX:
         if tok.kind not in ("string", "word"):
             raise cur.unexpected("string")
         cur.next()
@@ -65,7 +65,7 @@ def _parse_element(cur: Cursor, dtype):
 
 def merge_elements(values: List, dtype) -> List:
     """nft merges the elements of an interval set that touch or overlap ({ 1-2, 3 } is { 1-3 })."""
-    if dtype is T.IFNAME or all(lo == hi for lo, hi in values):
+    if dtype is T.IFNAME or dtype is T.IFINDEX or all(lo == hi for lo, hi in values):
         return list(dict.fromkeys(values))  # the kernel keeps one of each element
     out: List = []
     for lo, hi in sorted(values):
