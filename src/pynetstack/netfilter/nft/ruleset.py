@@ -196,5 +196,8 @@ class Ruleset:
     def evaluate(self, hook: str, pkt):
         """Run ``pkt`` through the base chains of ``hook`` with the kernel's semantics; see
         :func:`pynetstack.netfilter.nft.evaluate.evaluate`."""
-        from .evaluate import evaluate
-        return evaluate(self, hook, pkt)
+        return _evaluation.evaluate(self, hook, pkt)
+
+
+# at the end, as a module: evaluate.py imports the names above
+from . import evaluate as _evaluation  # noqa: E402
