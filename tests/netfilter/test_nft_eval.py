@@ -294,3 +294,14 @@ def test_verdict_maps():
     assert ev("input", Pkt(iifname="eth0", dport=26)).reject == ("tcp-reset",)
     assert ev("input", Pkt(proto=17, iifname="eth0", dport=26)).verdict == "drop"
     assert rs.tables[("inet", "filter")].chains["input"].rules[-1].counter.packets == 2
+
+
+def test_addresses_may_be_ints_bytes_text_or_ipaddress_objects():
+    rs = filter_rs("\t\tip saddr 10.1.2.0/24 drop")
+    for src in (0x0A010203, b"\x0a\x01\x02\x03", "10.1.2.3", ipaddress.ip_address("10.1.2.3")):
+        pkt = Pkt()
+        pkt.ip.src = src
+        assert rs.evaluate("input", pkt).verdict == "drop", src
+    pkt = Pkt()
+    pkt.ip.src = b"\x0a\x01\x03\x03"
+    assert rs.evaluate("input", pkt).verdict == "accept"

@@ -16,9 +16,17 @@ _PKTTYPES = {"host": 0, "broadcast": 1, "multicast": 2, "other": 3}
 
 
 def _addr(value) -> int:
+    """An IPv4 address as a host-order int, from an int, 4 bytes, an ipaddress object or text."""
     if value.__class__ is int:
         return value
-    return T.parse_ipv4(str(value)) or 0
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) == 4:
+        return int.from_bytes(value, "big")
+    if isinstance(value, str):
+        return T.parse_ipv4(value) or 0
+    try:
+        return int(value)  # ipaddress.IPv4Address
+    except (TypeError, ValueError):
+        return 0
 
 
 def _status_bits(status) -> int:
