@@ -305,3 +305,24 @@ def test_addresses_may_be_ints_bytes_text_or_ipaddress_objects():
     pkt = Pkt()
     pkt.ip.src = b"\x0a\x01\x03\x03"
     assert rs.evaluate("input", pkt).verdict == "accept"
+
+
+def test_home_router_example():
+    rs = load(os.path.join(DATA, "router.nft"))
+    ev = rs.evaluate
+    d = ev("prerouting", Pkt(src="198.51.100.1", dst="203.0.113.2", dport=443, iifname="eth0"))
+    assert d.nat == types.NatSpec(types.DNAT, 0xC0A8010A)
+    d = ev("prerouting", Pkt(proto=17, dport=51820, iifname="eth0"))
+    assert d.nat == types.NatSpec(types.DNAT, 0xC0A80114, None, 51820)
+    d = ev("prerouting", Pkt(dst="9.9.9.9", dport=53, iifname="br-lan"))
+    assert d.nat == types.NatSpec(types.REDIRECT, None, None, 5353)
+    assert ev("prerouting", Pkt(dst="192.168.1.1", dport=53, iifname="br-lan")).nat is None
+    assert ev("postrouting", Pkt(src="192.168.1.5", oifname="eth0")).nat.kind == "masquerade"
+    assert ev("postrouting", Pkt(src="10.0.0.5", oifname="eth0")).nat is None
+    fwd = [("br-lan", "eth0", "new", (), "accept"), ("eth0", "br-lan", "new", (), "drop"),
+           ("eth0", "br-lan", "new", ("dnat",), "accept"), ("eth0", "br-lan", "established", (), "accept"),
+           ("eth0", "br-lan", "invalid", ("dnat",), "drop")]
+    for iif, oif, state, status, want in fwd:
+        d = ev("forward", Pkt(iifname=iif, oifname=oif, ct_state=state, ct_status=status))
+        assert d.verdict == want, (iif, oif, state, status)
+    assert ev("forward", icmp(11, iifname="eth0", oifname="br-lan")).verdict == "accept"
