@@ -3,10 +3,10 @@ import random
 
 import pytest
 
-from dnstest_helpers import VirtualClock, zone_from_text
+from dnstest_helpers import VirtualClock, VirtualNet, zone_from_text
 from pynetstack.dns.cache import Cache
 from pynetstack.dns.resolver import Resolver
-from pynetstack.dns.server import DnsServer
+from pynetstack.dns.server import DEFER, DnsServer
 from pynetstack.wire import dns as w
 
 SOA = "@ SOA ns admin 1 3600 600 86400 60\n"
@@ -43,12 +43,11 @@ big TXT """ + " ".join(['"' + c * 200 + '"' for c in "abcdefgh"]) + "\n"),
 }
 
 
-class FakeNet:
-    """exchange() routes a query to the in-process server at that address, advancing the clock."""
+class FakeNet(VirtualNet):
+    """The lab's servers at their addresses, on a virtual clock (see dnstest_helpers.VirtualNet)."""
 
     def __init__(self, clock):
-        self.clock, self.servers, self.delay, self.dead, self.log = clock, {}, {}, set(), []
-        self.tamper = {}
+        super().__init__(clock)
         zones_at = {}
         for origin, (addresses, text) in ZONES.items():
             zone = zone_from_text("$TTL 300\n" + text, origin)
@@ -56,23 +55,6 @@ class FakeNet:
                 zones_at.setdefault(address, []).append(zone)
         for address, zones in zones_at.items():
             self.servers[address] = DnsServer(zones)
-
-    def exchange(self, wire, server, tcp, timeout):
-        address = server[0]
-        query = w.Message.decode(wire)
-        self.log.append((address, tcp, query))
-        if address in self.dead or address not in self.servers:
-            self.clock.advance(timeout)
-            return None
-        self.clock.advance(self.delay.get(address, 0.002))
-        reply = self.servers[address].handle(wire, "tcp" if tcp else "udp", self.clock())
-        if address in self.tamper:
-            reply = self.tamper[address](reply)
-        return reply
-
-    def asked(self, name=None, address=None):
-        return [q for a, _, q in self.log if (name is None or q.question.name == name)
-                and (address is None or a == address)]
 
 
 @pytest.fixture
@@ -82,7 +64,7 @@ def net():
 
 def make_resolver(net, **kw):
     kw.setdefault("root_hints", ["a.root.lab.=10.0.0.1"])
-    return Resolver(transport=net, clock=net.clock, rng=random.Random(7), **kw)
+    return Resolver(rng=random.Random(7), **kw)
 
 
 def texts(result):
@@ -91,7 +73,7 @@ def texts(result):
 
 def test_iterative_resolution_with_priming(net):
     r = make_resolver(net)
-    result = r.resolve("www.example.test", "A")
+    result = net.resolve(r, "www.example.test", "A")
     assert result.rcode == w.NOERROR and result.values() == ["192.0.2.10"]
     first = net.log[0][2]
     assert first.question.name == "." and first.question.rtype == w.NS  # priming
@@ -102,57 +84,57 @@ def test_iterative_resolution_with_priming(net):
 
 def test_second_lookup_from_cache_with_ttl_countdown(net):
     r = make_resolver(net)
-    r.resolve("www.example.test", "A")
+    net.resolve(r, "www.example.test", "A")
     before = len(net.log)
     net.clock.advance(100)
-    again = r.resolve("www.example.test", "A")
+    again = net.resolve(r, "www.example.test", "A")
     assert len(net.log) == before
     assert again.answers[0].ttl == 200
     assert r.cache.stats.hits >= 1
 
 
 def test_cname_across_zones(net):
-    result = make_resolver(net).resolve("alias.example.test", "A")
+    result = net.resolve(make_resolver(net), "alias.example.test", "A")
     assert texts(result) == [("alias.example.test.", "CNAME", "www.other."),
                              ("www.other.", "A", "192.0.2.40")]
 
 
 def test_cname_inside_zone_in_one_reply(net):
     r = make_resolver(net)
-    result = r.resolve("inzone.example.test", "AAAA")
+    result = net.resolve(r, "inzone.example.test", "AAAA")
     assert texts(result)[-1] == ("www.example.test.", "AAAA", "2001:db8::10")
 
 
 def test_glueless_delegation(net):
-    result = make_resolver(net).resolve("host.glueless.test", "A")
+    result = net.resolve(make_resolver(net), "host.glueless.test", "A")
     assert result.values() == ["192.0.2.60"]
 
 
 def test_nxdomain_and_negative_cache(net):
     r = make_resolver(net)
-    result = r.resolve("nope.example.test", "A")
+    result = net.resolve(r, "nope.example.test", "A")
     assert result.rcode == w.NXDOMAIN and result.authority[0].rtype == w.SOA
     count = len(net.log)
-    assert r.resolve("nope.example.test", "MX").rcode == w.NXDOMAIN
+    assert net.resolve(r, "nope.example.test", "MX").rcode == w.NXDOMAIN
     assert len(net.log) == count
     net.clock.advance(61)  # SOA minimum is 60
-    assert r.resolve("nope.example.test", "A").rcode == w.NXDOMAIN
+    assert net.resolve(r, "nope.example.test", "A").rcode == w.NXDOMAIN
     assert len(net.log) > count
 
 
 def test_nodata(net):
     r = make_resolver(net)
-    result = r.resolve("www.example.test", "MX")
+    result = net.resolve(r, "www.example.test", "MX")
     assert result.rcode == w.NOERROR and result.answers == [] and result.authority[0].rtype == w.SOA
     count = len(net.log)
-    r.resolve("www.example.test", "MX")
+    net.resolve(r, "www.example.test", "MX")
     assert len(net.log) == count
 
 
 def test_truncated_reply_is_retried_over_tcp(net):
     r = make_resolver(net)
     # both servers of example.test truncate the 1.6 kB answer at 1232 bytes over UDP
-    result = r.resolve("big.example.test", "TXT")
+    result = net.resolve(r, "big.example.test", "TXT")
     assert len(result.answers) == 1 and len(result.answers[0].data.strings) == 8
     assert any(tcp for _, tcp, q in net.log if q.question.name == "big.example.test.")
 
@@ -170,9 +152,9 @@ def test_out_of_bailiwick_glue_and_answers_are_ignored(net):
     net.tamper["10.0.0.3"] = poison
     net.tamper["10.0.0.13"] = poison
     r = make_resolver(net)
-    assert r.resolve("www.example.test", "A").values() == ["192.0.2.10"]
+    assert net.resolve(r, "www.example.test", "A").values() == ["192.0.2.10"]
     assert r.cache.get("www.other.", w.A, net.clock()) is None
-    assert r.resolve("www.other", "A").values() == ["192.0.2.40"]
+    assert net.resolve(r, "www.other", "A").values() == ["192.0.2.40"]
 
 
 def test_timeout_moves_to_another_server_and_is_remembered(net):
@@ -180,7 +162,7 @@ def test_timeout_moves_to_another_server_and_is_remembered(net):
     r = make_resolver(net)
     r.srtt["10.0.0.13"] = 0.5  # looks slower than an unmeasured server, so the dead one goes first
     for i in range(6):
-        assert r.resolve(f"h{i}.wild.example.test", "A").values() == ["192.0.2.99"]
+        assert net.resolve(r, f"h{i}.wild.example.test", "A").values() == ["192.0.2.99"]
     dead_tries = len(net.asked(address="10.0.0.3"))
     assert dead_tries == 1
     assert r.srtt["10.0.0.3"] > r.srtt["10.0.0.13"]
@@ -190,7 +172,7 @@ def test_fastest_server_is_preferred(net):
     net.delay["10.0.0.3"], net.delay["10.0.0.13"] = 0.200, 0.005
     r = make_resolver(net)
     for i in range(30):
-        r.resolve(f"n{i}.wild.example.test", "A")
+        net.resolve(r, f"n{i}.wild.example.test", "A")
     slow, fast = len(net.asked(address="10.0.0.3")), len(net.asked(address="10.0.0.13"))
     assert fast >= 25 and slow <= 5
 
@@ -198,17 +180,17 @@ def test_fastest_server_is_preferred(net):
 def test_root_hint_fallback_when_first_hint_is_dead(net):
     net.dead.add("10.0.0.1")
     r = make_resolver(net, root_hints=["a.root.lab.=10.0.0.1", "b.root.lab.=10.0.0.11"])
-    assert r.resolve("www.other", "A").values() == ["192.0.2.40"]
+    assert net.resolve(r, "www.other", "A").values() == ["192.0.2.40"]
 
 
 def test_all_servers_dead_is_servfail(net):
     net.dead.update(["10.0.0.3", "10.0.0.13"])
-    assert make_resolver(net).resolve("www.example.test", "A").rcode == w.SERVFAIL
+    assert net.resolve(make_resolver(net), "www.example.test", "A").rcode == w.SERVFAIL
 
 
 def test_ids_random_and_wrong_id_rejected(net):
     r = make_resolver(net)
-    r.resolve("www.example.test", "A")
+    net.resolve(r, "www.example.test", "A")
     ids = [q.id for _, _, q in net.log]
     assert len(set(ids)) == len(ids)
 
@@ -218,26 +200,27 @@ def test_ids_random_and_wrong_id_rejected(net):
     net2 = FakeNet(VirtualClock())
     net2.tamper["10.0.0.3"] = wrong_id
     net2.tamper["10.0.0.13"] = wrong_id
-    assert make_resolver(net2).resolve("www.example.test", "A").rcode == w.SERVFAIL
+    assert net2.resolve(make_resolver(net2), "www.example.test", "A").rcode == w.SERVFAIL
 
 
 def test_forwarding_mode(net):
     upstream = DnsServer([], resolver=make_resolver(net), recursion=True)
     net.servers["10.0.0.53"] = upstream
-    fwd = Resolver(forwarders=["10.0.0.53"], transport=net, clock=net.clock, rng=random.Random(1))
-    assert fwd.resolve("alias.example.test", "A").values() == ["www.other.", "192.0.2.40"]
+    fwd = Resolver(forwarders=["10.0.0.53"], rng=random.Random(1))
+    assert net.resolve(fwd, "alias.example.test", "A").values() == ["www.other.", "192.0.2.40"]
     to_forwarder = net.asked(address="10.0.0.53")
     assert to_forwarder and all(q.rd for q in to_forwarder)
     count = len(net.log)
-    fwd.resolve("alias.example.test", "A")
+    net.resolve(fwd, "alias.example.test", "A")
     assert len(net.log) == count
-    assert fwd.resolve("nope.example.test", "A").rcode == w.NXDOMAIN
+    assert net.resolve(fwd, "nope.example.test", "A").rcode == w.NXDOMAIN
 
 
 def test_recursive_server_sets_ra(net):
     server = DnsServer([], resolver=make_resolver(net, cache=Cache(100)), recursion=True)
-    reply = w.Message.decode(server.handle(w.make_query("www.example.test.", w.A, id=5), "udp", 0.0))
+    reply = w.Message.decode(net.ask(server, w.make_query("www.example.test.", w.A, id=5)))
     assert reply.ra and reply.rd and not reply.aa and reply.answer[0].data.address == "192.0.2.10"
+    assert reply.id == 5
     refused = w.Message.decode(server.handle(w.make_query("www.example.test.", w.A, rd=False), "udp", 0.0))
     assert refused.rcode == w.REFUSED and refused.ra
 
@@ -245,47 +228,27 @@ def test_recursive_server_sets_ra(net):
 def test_zone_whose_glue_expired_before_its_ns_set_still_resolves():
     """Glue (parent TTL 3600) expiring before the child's own NS set (86400) must send the
     resolver back to the parent for fresh addresses, not into SERVFAIL for a day."""
-    from dnstest_helpers import VirtualClock, zone_from_text
-
-    from pynetstack.dns.resolver import Resolver
-    from pynetstack.dns.server import DnsServer
     soa = "@ SOA ns admin 1 3600 600 86400 60\n"
     root = zone_from_text("$TTL 3600\n" + soa + "@ NS a.root.lab.\na.root.lab. A 10.0.0.1\n"
                           "test. NS ns.test.\nns.test. A 10.0.0.2\n", ".")
     test = zone_from_text("$TTL 300\n" + soa + "@ 86400 NS ns\nns 86400 A 10.0.0.2\nwww A 192.0.2.1\n", "test.")
-    servers = {"10.0.0.1": DnsServer([root]), "10.0.0.2": DnsServer([test])}
-    clock = VirtualClock()
-
-    class Net:
-        def exchange(self, wire, server, tcp, timeout):
-            clock.advance(0.001)
-            s = servers.get(server[0])
-            return s.handle(wire, "tcp" if tcp else "udp", clock()) if s else None
-    r = Resolver(root_hints=["10.0.0.1"], transport=Net(), clock=clock)
-    assert r.resolve("test.", "NS").rcode == w.NOERROR
-    assert r.resolve("www.test.", "A").values() == ["192.0.2.1"]
-    clock.advance(3601)
-    assert r.resolve("www.test.", "A").values() == ["192.0.2.1"]
+    net = VirtualNet(VirtualClock(), {"10.0.0.1": DnsServer([root]), "10.0.0.2": DnsServer([test])})
+    r = Resolver(root_hints=["10.0.0.1"])
+    assert net.resolve(r, "test.", "NS").rcode == w.NOERROR
+    assert net.resolve(r, "www.test.", "A").values() == ["192.0.2.1"]
+    net.clock.advance(3601)
+    assert net.resolve(r, "www.test.", "A").values() == ["192.0.2.1"]
 
 
 def test_cached_answers_do_not_wait_for_resolution():
-    """A server asked (non-blocking) for a name the cache holds answers at once."""
-    from dnstest_helpers import VirtualClock, zone_from_text
-
-    from pynetstack.dns.resolver import Resolver
-    from pynetstack.dns.server import DEFER, DnsServer
+    """A server asked for a name the cache holds answers at once, without the resolver."""
     soa = "@ SOA ns admin 1 3600 600 86400 60\n"
     root = zone_from_text("$TTL 3600\n" + soa + "@ NS a.root.lab.\na.root.lab. A 10.0.0.1\nx. A 192.0.2.9\n", ".")
-    upstream = DnsServer([root])
-    clock = VirtualClock()
-
-    class Net:
-        def exchange(self, wire, server, tcp, timeout):
-            return upstream.handle(wire, "udp", clock())
-    server = DnsServer([], resolver=Resolver(root_hints=["10.0.0.1"], transport=Net(), clock=clock), recursion=True)
+    net = VirtualNet(VirtualClock(), {"10.0.0.1": DnsServer([root])})
+    server = DnsServer([], resolver=Resolver(root_hints=["10.0.0.1"]), recursion=True)
     query = w.make_query("x.", w.A)
-    assert server.handle(query, "udp", clock(), blocking=False) is DEFER
-    assert w.Message.decode(server.handle(query, "udp", clock())).answer[0].data.address == "192.0.2.9"
+    assert server.handle(query, "udp", net.clock()) is DEFER
+    assert w.Message.decode(net.ask(server, query)).answer[0].data.address == "192.0.2.9"
     again = w.make_query("x.", w.A, id=77)
-    reply = server.handle(again, "udp", clock() + 5, blocking=False)
+    reply = server.handle(again, "udp", net.clock() + 5)
     assert reply is not DEFER and w.Message.decode(reply).answer[0].data.address == "192.0.2.9"

@@ -26,9 +26,12 @@ class Answer:
 class Authority:
     """The set of zones this server is authoritative for."""
 
-    def __init__(self, zones=(), minimal: bool = True):
+    def __init__(self, zones=(), minimal_responses: bool = False):
         self.zones = {}
-        self.minimal = minimal  # False: also put the zone's NS set in positive answers' authority
+        # As NSD (and BIND for non-recursive queries): positive answers carry the zone's NS set
+        # in authority and the servers' addresses in additional; True leaves them out (BIND's
+        # minimal-responses).
+        self.minimal = minimal_responses
         for z in zones:
             self.add_zone(z)
 
