@@ -30,15 +30,20 @@ glueless NS ns.other.
 """),
     "example.test.": (["10.0.0.3", "10.0.0.13"], SOA + """@ NS ns1
 @ NS ns2
-ns1 A 10.0.0.3
+@ NS ns3.other.
+ns1 120 A 10.0.0.3
 ns2 A 10.0.0.13
+loop1 CNAME loop2
+loop2 CNAME loop1
+xloop CNAME xloop.other.
 www A 192.0.2.10
 www AAAA 2001:db8::10
 alias CNAME www.other.
 inzone CNAME www
 *.wild A 192.0.2.99
 big TXT """ + " ".join(['"' + c * 200 + '"' for c in "abcdefgh"]) + "\n"),
-    "other.": (["10.0.0.4"], SOA + "@ NS ns\nns A 10.0.0.4\nwww A 192.0.2.40\n"),
+    "other.": (["10.0.0.4"], SOA + "@ NS ns\nns A 10.0.0.4\nns3 A 10.0.0.3\nwww A 192.0.2.40\n"
+                            "xloop CNAME xloop.example.test.\nhost A 192.0.2.41\n"),
     "glueless.test.": (["10.0.0.4"], SOA + "@ NS ns.other.\nhost A 192.0.2.60\n"),
 }
 
@@ -252,3 +257,145 @@ def test_cached_answers_do_not_wait_for_resolution():
     again = w.make_query("x.", w.A, id=77)
     reply = server.handle(again, "udp", net.clock() + 5)
     assert reply is not DEFER and w.Message.decode(reply).answer[0].data.address == "192.0.2.9"
+
+
+# --- RFC 2181 5.4.1, CNAME loops, DNAME, retries and concurrency, all on the virtual clock -------
+
+
+def test_referral_ns_set_and_glue_never_answer_a_client(net):
+    """The parent's referral says example.test has ns1 and ns2 (glue TTL 300); the child says
+    ns1, ns2 and ns3.other. (ns1 with TTL 120). Clients get the child's data."""
+    r = make_resolver(net)
+    net.resolve(r, "www.example.test", "A")       # caches the referral and its glue
+    before = len(net.asked(name="example.test."))
+    ns = net.resolve(r, "example.test", "NS")
+    assert sorted(ns.values()) == ["ns1.example.test.", "ns2.example.test.", "ns3.other."]
+    assert len(net.asked(name="example.test.")) == before + 1   # asked the child itself
+    glue_asked = len(net.asked(name="ns1.example.test."))
+    a = net.resolve(r, "ns1.example.test", "A")
+    assert a.values() == ["10.0.0.3"] and a.answers[0].ttl == 120  # the child's TTL, not the glue's 300
+    assert len(net.asked(name="ns1.example.test.")) == glue_asked + 1
+    again = net.resolve(r, "example.test", "NS")   # now from the cache, the child's set still
+    assert sorted(again.values()) == sorted(ns.values())
+    assert len(net.asked(name="example.test.")) == before + 1
+
+
+def test_cname_loop_is_servfail_without_repeated_records(net):
+    r = make_resolver(net)
+    inside = net.resolve(r, "loop1.example.test", "A")
+    assert inside.rcode == w.SERVFAIL and inside.answers == []
+    across = net.resolve(r, "xloop.example.test", "A")      # example.test -> other. -> example.test
+    assert across.rcode == w.SERVFAIL and across.answers == []
+    assert net.resolve(r, "loop2.example.test", "A").rcode == w.SERVFAIL   # from the cache too
+    chain = net.resolve(r, "alias.example.test", "A")
+    keys = [(rr.name.lower(), rr.rtype, rr.data) for rr in chain.answers]
+    assert len(keys) == len(set(keys))
+
+
+def _dname_rdata(target):
+    writer = w.Writer()
+    writer.name(target, compress=False)
+    return w.UnknownRdata(39, bytes(writer.buf))
+
+
+class DnameServer:
+    """example.test's servers, plus a DNAME dn.example.test. -> other. as NSD answers it."""
+
+    def __init__(self, inner, with_cname=True):
+        self.inner, self.with_cname = inner, with_cname
+
+    def handle(self, wire, transport, now, deliver=None):
+        q = w.Message.decode(wire)
+        name = q.question.name
+        if not name.lower().endswith(".dn.example.test."):
+            return self.inner.handle(wire, transport, now, deliver)
+        dname = w.Record("dn.example.test.", 39, w.IN, 200, _dname_rdata("other."))
+        answer = [dname]
+        if self.with_cname:
+            target = name[:-len("dn.example.test.")] + "other."
+            answer.append(w.Record(name, w.CNAME, w.IN, 200, w.CNAMERdata(target)))
+        return w.Message(id=q.id, qr=True, aa=True, questions=q.questions, answer=answer,
+                         edns=w.Edns(1232)).encode()
+
+
+@pytest.mark.parametrize("with_cname", [True, False], ids=["cname-given", "cname-synthesised"])
+def test_dname_is_passed_on_with_its_cname(net, with_cname):
+    for address in ("10.0.0.3", "10.0.0.13"):
+        net.servers[address] = DnameServer(net.servers[address], with_cname)
+    r = make_resolver(net)
+    result = net.resolve(r, "host.dn.example.test", "A")
+    assert texts(result) == [("dn.example.test.", "TYPE39", "\\# 7 056f7468657200"),
+                             ("host.dn.example.test.", "CNAME", "host.other."),
+                             ("host.other.", "A", "192.0.2.41")]
+    count = len(net.log)
+    cached = net.resolve(r, "host.dn.example.test", "A")
+    assert len(net.log) == count and [t[1] for t in texts(cached)] == ["TYPE39", "CNAME", "A"]
+
+
+def test_lost_query_is_retried_after_the_timeout(net):
+    r = make_resolver(net, timeout=1.5)
+    net.resolve(r, "www.other", "A")
+    net.drop_first["10.0.0.4"] = 1     # other. has one server: the retry goes to it again
+    start = net.clock()
+    result = net.resolve(r, "host.other", "A")
+    assert result.values() == ["192.0.2.41"]
+    assert 1.5 <= net.clock() - start < 1.6             # one time-out, then the answer
+    assert len(net.asked(name="host.other.", address="10.0.0.4")) == 2
+    assert r.stats["timeouts"] == 1
+
+
+def test_dead_zone_gives_servfail_after_bounded_retries(net):
+    net.dead.add("10.0.0.4")
+    r = make_resolver(net, timeout=1.0)
+    net.resolve(r, "www.example.test", "A")
+    start = net.clock()
+    assert net.resolve(r, "www.other", "A").rcode == w.SERVFAIL
+    tries = net.asked(name="www.other.", address="10.0.0.4")
+    assert len(tries) == 4                               # SERVERS_PER_STEP attempts, backing off
+    assert net.clock() - start == pytest.approx(1 + 2 + 4 + 8, abs=0.1)
+    assert r.next_deadline() is None and not r.active
+
+
+def test_ttl_expiry_on_the_virtual_clock(net):
+    r = make_resolver(net)
+
+    def asked_child():
+        return sum(len(net.asked(name="www.example.test.", address=a)) for a in ("10.0.0.3", "10.0.0.13"))
+    net.resolve(r, "www.example.test", "A")
+    assert asked_child() == 1
+    net.clock.advance(299)
+    assert net.resolve(r, "www.example.test", "A").answers[0].ttl == 1
+    assert asked_child() == 1
+    net.clock.advance(1)   # every record of the lab has a TTL of 300: the walk starts again
+    assert net.resolve(r, "www.example.test", "A").answers[0].ttl == 300
+    assert asked_child() == 2
+
+
+def test_concurrent_resolutions_and_one_query_for_the_same_question(net):
+    r = make_resolver(net)
+    net.resolve(r, "www.example.test", "A")
+    got = []
+    for name in ("a.wild.example.test.", "b.wild.example.test.", "a.wild.example.test.", "www.other."):
+        r.start(name, w.A, net.clock(), got.append)
+    assert len(r.active) == 3 and r.stats["joined"] == 1
+    net.pump(r, lambda: len(got) == 4)
+    assert sorted(x.values()[0] for x in got) == ["192.0.2.40", "192.0.2.99", "192.0.2.99", "192.0.2.99"]
+    assert len(net.asked(name="a.wild.example.test.")) == 1
+
+
+def test_too_many_resolutions_are_refused(net):
+    r = make_resolver(net, max_resolutions=2)
+    got = []
+    assert r.start("a.example.test.", w.A, 0.0, got.append) is not None
+    assert r.start("b.example.test.", w.A, 0.0, got.append) is not None
+    assert r.start("c.example.test.", w.A, 0.0, got.append) is None and r.stats["overload"] == 1
+
+
+def test_a_resolution_that_needs_no_network_finishes_at_once(net):
+    r = make_resolver(net)
+    net.resolve(r, "www.example.test", "A")
+    got = []
+    r.start("www.example.test.", w.A, net.clock(), got.append)
+    assert got and got[0].values() == ["192.0.2.10"] and not r.outgoing
+    assert r.query_cached("www.example.test.", w.A, net.clock()).values() == ["192.0.2.10"]
+    assert r.query_cached("nothing.example.test.", w.A, net.clock()) is None and not r.outgoing

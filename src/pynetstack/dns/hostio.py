@@ -324,7 +324,10 @@ class HostServer:
                 self.stats["udp-recv-error"] += 1
                 return
             self.stats["udp-queries"] += 1
-            reply = self.server.handle(data, "udp", time.monotonic(), lambda answer, peer=peer: self._send_udp(answer, peer))
+            deliver = None
+            if self.resolver_io is not None:
+                deliver = lambda answer, peer=peer: self._send_udp(answer, peer)  # noqa: E731
+            reply = self.server.handle(data, "udp", time.monotonic(), deliver)
             if reply is not None:
                 self._send_udp(reply, peer)
             elif self.resolver_io is not None:
@@ -388,7 +391,7 @@ class HostServer:
             reply = self.server.handle(query, "tcp", time.monotonic(), deliver)
             if reply is not None:
                 self._queue_tcp(conn, reply)
-            elif self.server.recursion and self.server.resolver is not None:
+            elif self.resolver_io is not None and self.server.recursion:
                 self.resolver_io.flush(time.monotonic())
             else:
                 return self._close(conn)  # unparseable: RFC 7766 lets us close
