@@ -93,8 +93,9 @@ class _ZoneLookup:
             seen.add(key)
             cut = self.find_cut(key)
             if cut is not None:
-                if not res.answer:
-                    self.referral(cut)
+                # a CNAME into a delegated child keeps AA for itself and adds the referral,
+                # as NSD does (RFC 1034 section 4.3.2 step 3b)
+                self.referral(cut)
                 return res
             node = zone.nodes.get(key)
             if node is None:
@@ -177,7 +178,7 @@ class _ZoneLookup:
 
     def referral(self, cut: str) -> None:
         res, zone = self.result, self.zone
-        res.aa = False
+        res.aa = bool(res.answer)
         ns_set = zone.nodes[cut][w.NS]
         res.authority.extend(ns_set)
         for rr in ns_set:
