@@ -240,10 +240,11 @@ def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True, h
             server.drops["reflecting-source-port"] += 1
             return
         source = dst if ipv4.is_local_address(dst) else None
-
-        def deliver(reply: bytes) -> None:
-            udp.sendto(reply, bound, src, src_port, stack.now(), src=source)
-        reply = server.handle(bytes(payload), "udp", now, deliver)
+        deliver = None
+        if io is not None:
+            def deliver(reply: bytes) -> None:
+                udp.sendto(reply, bound, src, src_port, stack.now(), src=source)
+        reply = server.handle(payload, "udp", now, deliver)
         if reply is not None:
             udp.sendto(reply, bound, src, src_port, now, src=source)
         elif io is not None:
