@@ -5,6 +5,7 @@ import struct
 import subprocess
 import sys
 
+import dns.flags
 import dns.message
 import dns.query
 import pytest
@@ -60,6 +61,39 @@ def test_socket_transport_and_resolver_forwarding(host_server):
     assert SocketTransport().exchange(w.make_query("www.example.test.", w.A), (host, port), True, 2)
     resolver = Resolver(forwarders=[f"{host}:{port}"])
     assert resolver.resolve("mail.example.test", "A").values() == ["192.0.2.25"]
+
+
+def test_recursive_host_server_drives_the_resolver_in_its_loop():
+    """One thread: the recursive server's selector loop carries the resolver's queries, UDP
+    and (huge.h.test does not fit in 1232 bytes) TCP, and answers clients over both."""
+    import threading
+
+    from dnstest_helpers import zone_from_text
+    text = ("$TTL 60\n@ SOA ns admin 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n"
+            "huge TXT " + " ".join('"' + c * 200 + '"' for c in "abcdefgh") + "\n")
+    with HostServer(DnsServer([zone_from_text(text, "h.test.")]), "127.0.0.1", 0) as upstream:
+        resolver = Resolver(forwarders=["%s:%d" % upstream.address], timeout=0.5)
+        threads = threading.active_count()
+        with HostServer(DnsServer([], resolver=resolver, recursion=True), "127.0.0.1", 0) as rec:
+            assert threading.active_count() == threads + 1   # the loop itself, no worker pool
+            host, port = rec.address
+            r = dns.query.udp(dns.message.make_query("www.h.test.", "A"), host, port=port, timeout=3)
+            assert r.flags & dns.flags.RA and [rd.address for rd in r.answer[0]] == ["192.0.2.10"]
+            big = dns.query.tcp(dns.message.make_query("huge.h.test.", "TXT"), host, port=port, timeout=3)
+            assert len(big.answer[0][0].strings) == 8
+            assert rec.resolver_io.stats["tcp-sent"] == 1 and rec.resolver_io.stats["udp-sent"] == 2
+
+
+def test_resolve_on_host_times_out_on_the_host_clock():
+    import time
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))   # receives the queries, never answers
+        resolver = Resolver(forwarders=["%s:%d" % silent.getsockname()], timeout=0.1)
+        start = time.monotonic()
+        result = resolver.resolve("www.example.test", "A")
+        took = time.monotonic() - start
+    assert result.rcode == w.SERVFAIL and 1.4 < took < 3.0   # 0.1 + 0.1 + 0.2... four tries, backing off
+    assert resolver.stats["timeouts"] == 4
 
 
 def test_malformed_udp_does_not_stop_the_server(host_server):

@@ -399,3 +399,27 @@ def test_a_resolution_that_needs_no_network_finishes_at_once(net):
     assert got and got[0].values() == ["192.0.2.10"] and not r.outgoing
     assert r.query_cached("www.example.test.", w.A, net.clock()).values() == ["192.0.2.10"]
     assert r.query_cached("nothing.example.test.", w.A, net.clock()) is None and not r.outgoing
+
+
+def test_glueless_server_name_that_fails_moves_on_to_the_next(net):
+    """glueless2.test. names two servers in other zones; the first one's zone never answers."""
+    root = net.servers["10.0.0.1"].authority.zones["."]
+    root.add(w.Record("dead.", w.NS, w.IN, 300, w.NSRdata("ns.dead.")))
+    root.add(w.Record("ns.dead.", w.A, w.IN, 300, w.ARdata("10.0.0.99")))   # nobody there
+    test_zone = net.servers["10.0.0.2"].authority.zones["test."]
+    for target in ("ns.dead.", "ns.other."):
+        test_zone.add(w.Record("glueless2.test.", w.NS, w.IN, 300, w.NSRdata(target)))
+    for address in ("10.0.0.1", "10.0.0.2"):
+        net.servers[address].forget()
+    net.servers["10.0.0.4"].add_zone(zone_from_text("$TTL 300\n" + SOA + "@ NS ns.dead.\n@ NS ns.other.\n"
+                                                    "host A 192.0.2.61\n", "glueless2.test."))
+    r = make_resolver(net)
+    assert net.resolve(r, "host.glueless2.test", "A").values() == ["192.0.2.61"]
+    assert len(net.asked(address="10.0.0.99")) == 4
+
+
+def test_timer_heap_stays_proportional_to_open_exchanges(net):
+    r = make_resolver(net)
+    for i in range(300):
+        net.resolve(r, f"n{i}.wild.example.test", "A")
+    assert r.open_exchanges == 0 and len(r._timers) <= 64 + 4

@@ -7,7 +7,8 @@ server, UDP or TCP), hands replies back with ``receive(exchange, data, now)`` an
 ``poll(now)`` at ``next_deadline()`` so that time-outs move on to the next server. Exchanges that
 ended (answered or timed out) are put on ``finished`` for the front end to release their socket.
 The resolver never reads a clock or touches a socket, so it runs on a virtual clock as well as
-in the stack's loop (stackio) or over host sockets (hostio).
+in the stack's loop (stackio) or over host sockets (hostio); it has no lock, so one front end
+(one thread) drives it.
 
 Each resolution is a generator that yields an Exchange and is resumed with the validated reply
 (a Message) or None; so the algorithm reads top to bottom as a blocking one would.
@@ -114,6 +115,7 @@ class Resolver:
         self.now = 0.0               # the time of the call being processed (set by every entry point)
         self._timers = []            # heap of (deadline, sequence, Exchange), closed ones removed lazily
         self._sequence = 0
+        self.open_exchanges = 0
 
     # -- the front end's side -----------------------------------------------------------------
 
@@ -223,10 +225,18 @@ class Resolver:
         exchange.deadline = self.now + exchange.timeout
         task.waiting = exchange
         self._sequence += 1
-        heapq.heappush(self._timers, (exchange.deadline, self._sequence, exchange))
+        self.open_exchanges += 1
+        timers = self._timers
+        if len(timers) > 4 * self.open_exchanges + 64:
+            # answered exchanges wait in the heap until their deadline: drop them now and then,
+            # so the heap stays proportional to what is really outstanding
+            timers[:] = [t for t in timers if not t[2].closed]
+            heapq.heapify(timers)
+        heapq.heappush(timers, (exchange.deadline, self._sequence, exchange))
         self.outgoing.append(exchange)
 
     def _close(self, exchange: Exchange) -> None:
+        self.open_exchanges -= 1
         exchange.closed = True
         exchange.task.waiting = None
         self.finished.append(exchange)
@@ -341,7 +351,10 @@ class Resolver:
             for ns_name in names:  # glueless delegation: look the server's address up
                 if w.is_subdomain(ns_name, zone):
                     continue  # would need this very zone; no glue means it is lame
-                result = yield from self._resolve(ns_name, w.A, depth + 1, task)
+                try:
+                    result = yield from self._resolve(ns_name, w.A, depth + 1, task)
+                except ResolutionFailed:
+                    continue  # that server's name does not resolve: try the next one
                 addresses.extend(rr.data.address for rr in result.answers if rr.rtype == w.A)
                 if addresses:
                     break
