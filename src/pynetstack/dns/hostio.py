@@ -391,10 +391,10 @@ class HostServer:
             reply = self.server.handle(query, "tcp", time.monotonic(), deliver)
             if reply is not None:
                 self._queue_tcp(conn, reply)
-            elif self.resolver_io is not None and self.server.recursion:
-                self.resolver_io.flush(time.monotonic())
-            else:
-                return self._close(conn)  # unparseable: RFC 7766 lets us close
+            elif len(query) < 12 or query[2] & 0x80:
+                return self._close(conn)  # no header, or not a query: RFC 7766 lets us close
+            elif self.resolver_io is not None:
+                self.resolver_io.flush(time.monotonic())  # a resolution started: send its queries
 
     def _deliver_tcp(self, conn: _TcpConnection, reply: bytes) -> None:
         if conn.sock.fileno() in self._conns:
