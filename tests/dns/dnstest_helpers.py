@@ -34,6 +34,7 @@ class VirtualNet:
         self.clock, self.servers = clock, dict(servers or {})
         self.delay, self.dead, self.tamper, self.log = {}, set(), {}, []
         self.drop_first = {}   # address -> how many UDP queries to it are lost before one arrives
+        self.lose = None       # or callable(exchange) -> True to lose that query
         self._events, self._seq = [], 0
 
     def asked(self, name=None, address=None):
@@ -63,6 +64,8 @@ class VirtualNet:
                 continue
             if not ex.tcp and self.drop_first.get(address):
                 self.drop_first[address] -= 1
+                continue
+            if self.lose is not None and self.lose(ex):
                 continue
             delay = self.delay.get(address, 0.002)
 

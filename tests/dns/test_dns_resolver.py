@@ -2,6 +2,8 @@
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnstest_helpers import VirtualClock, VirtualNet, zone_from_text
 from pynetstack.dns.cache import Cache
@@ -423,3 +425,37 @@ def test_timer_heap_stays_proportional_to_open_exchanges(net):
     for i in range(300):
         net.resolve(r, f"n{i}.wild.example.test", "A")
     assert r.open_exchanges == 0 and len(r._timers) <= 64 + 4
+
+
+TRUTH = {("www.example.test.", w.A): ["192.0.2.10"], ("alias.example.test.", w.A): ["www.other.", "192.0.2.40"],
+         ("host.glueless.test.", w.A): ["192.0.2.60"], ("x.wild.example.test.", w.A): ["192.0.2.99"],
+         ("www.other.", w.A): ["192.0.2.40"], ("inzone.example.test.", w.AAAA): ["www.example.test.", "2001:db8::10"]}
+
+
+@settings(max_examples=60, deadline=None)
+@given(losses=st.lists(st.booleans(), max_size=40), delays=st.lists(st.floats(0.0005, 3.0), min_size=1, max_size=8),
+       seed=st.integers(0, 2**16))
+def test_any_loss_and_delay_gives_the_truth_or_servfail(losses, delays, seed):
+    """Whatever is lost or late (later than the time-out too), several questions resolved at
+    once each end with the authoritative data or SERVFAIL, no record twice, nothing left open."""
+    net = FakeNet(VirtualClock())
+    pattern = iter(losses)
+    net.lose = lambda ex: next(pattern, False)
+    for i, address in enumerate(sorted(net.servers)):
+        net.delay[address] = delays[i % len(delays)]
+    r = make_resolver(net, timeout=1.0)
+    r.rng = random.Random(seed)
+    got = {}
+    for (name, rtype) in TRUTH:
+        r.start(name, rtype, net.clock(), lambda result, key=(name, rtype): got.setdefault(key, result))
+    net.pump(r, lambda: len(got) == len(TRUTH))
+    assert len(got) == len(TRUTH)
+    reliable = not any(losses) and max(delays) < 1.0
+    for key, result in got.items():
+        if result.rcode == w.SERVFAIL and not reliable:
+            continue
+        assert result.rcode == w.NOERROR and result.values() == TRUTH[key], (key, result)
+        keys = [(rr.name.lower(), rr.rtype, rr.data) for rr in result.answers]
+        assert len(keys) == len(set(keys))
+    net.pump(r, lambda: False)   # late replies and time-outs of closed exchanges change nothing
+    assert r.open_exchanges == 0 and r.next_deadline() is None and not r.active
