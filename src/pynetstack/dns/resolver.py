@@ -102,6 +102,8 @@ class Resolver:
         self.forwarders = [_parse_server(f, port) for f in (forwarders or [])]
         if not self.hints and not self.forwarders:
             raise ValueError("a resolver needs root_hints or forwarders")
+        if not 0 < timeout < 3600:
+            raise ValueError(f"timeout must be within 0..3600 seconds, not {timeout!r}")
         self.cache = cache if cache is not None else Cache()
         self.port, self.timeout = port, timeout
         self.rng = rng or random.SystemRandom()
