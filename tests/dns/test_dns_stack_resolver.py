@@ -130,3 +130,18 @@ def test_truncated_answer_is_fetched_over_the_stacks_tcp(lab):
     lab.sim.run(5, until=lambda: got)
     assert got and got[0].rcode == w.NOERROR and len(got[0].answers[0].data.strings) == 8
     assert lab.server.stack_io.counts["tcp-sent"] == 1
+
+
+def test_a_server_the_stack_cannot_reach_fails_at_once():
+    """An IPv6 forwarder, or one without a route: SERVFAIL without waiting, the loop unharmed."""
+    sim = Simulation()
+    stack = sim.stack()
+    sim.link(stack, "10.2.0.1/24", sim.stack(), "10.2.0.2/24")
+    server = DnsServer([], resolver=Resolver(forwarders=["2001:db8::53", "192.0.2.53"]), recursion=True)
+    serve_on_stack(stack, server)
+    got = []
+    resolve_on_stack(stack, "www.example.test.", w.A, got.append)
+    assert got and got[0].rcode == w.SERVFAIL and sim.now == 1000.0
+    assert server.stack_io.counts["send-failed"] == 4
+    for s in sim.stacks:
+        s.close()

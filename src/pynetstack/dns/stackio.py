@@ -74,7 +74,10 @@ class StackResolverIO(NetworkFunction):
 
     def _send_udp(self, exchange: Exchange, now: float) -> None:
         udp = self.stack.udp
-        server_ip, server_port = ip_to_int(exchange.server[0]), exchange.server[1]
+        try:
+            server_ip, server_port = ip_to_int(exchange.server[0]), exchange.server[1]
+        except ValueError:  # an IPv6 server: the stack speaks IPv4 only
+            return self._failed(exchange, now)
 
         def on_reply(payload, src, src_port, dst, when) -> None:
             if src != server_ip or src_port != server_port:
@@ -113,7 +116,7 @@ class StackResolverIO(NetworkFunction):
         from ..api.tcp import TcpTransport, tcp_layer
         try:
             conn = tcp_layer(self.stack).connect(ip_to_int(exchange.server[0]), exchange.server[1], now)
-        except OSError:
+        except (OSError, ValueError):
             return self._failed(exchange, now)
         handler = _TcpExchange(self, exchange)
         transport = TcpTransport(self.stack, conn, handler)
