@@ -113,6 +113,9 @@ def test_config_builds_server(tmp_path):
     assert server.recursion and server.resolver.cache.max_entries == 50 and server.listen == "127.0.0.1:53"
     rel = build_from_config({"zones": [{"file": "example.zone", "origin": "example.test."}]}, DATA)
     assert "example.test." in rel.authority.zones and not rel.recursion
+    assert not rel.authority.minimal   # NSD's full responses by default...
+    minimal = build_from_config({"zones": [os.path.join(DATA, "example.zone")], "minimal_responses": True}, DATA)
+    assert minimal.authority.minimal   # ...BIND's minimal-responses as the switch
 
 
 @pytest.mark.parametrize("table,key", [
@@ -124,6 +127,7 @@ def test_config_builds_server(tmp_path):
     ({"recursion": True, "forwarders": ["not an address"]}, "dns.forwarders"),
     ({"cache_size": 0}, "dns.cache_size"),
     ({"cache_size": True}, "dns.cache_size"),
+    ({"minimal_responses": "yes"}, "dns.minimal_responses"),
 ])
 def test_config_errors_name_the_key(tmp_path, table, key):
     with pytest.raises(ValueError) as e:
