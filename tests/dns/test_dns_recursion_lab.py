@@ -36,6 +36,8 @@ glueless NS ns.dom.test.
 mismatch NS ns1.mismatch
 ns1.mismatch A {DOMAIN_ADDR}
 sibling NS ns1.example
+twoname NS ns.nowhere.test.
+twoname NS ns.dom.test.
 """),
     "test.": (TLD_ADDR, "$TTL 3600\n" + SOA + f"""@ NS ns.nic
 ns.nic A {TLD_ADDR}
@@ -70,6 +72,11 @@ ns1 120 A {DOMAIN_ADDR}
 ns2 A {DOMAIN_ADDR}
 www A 192.0.2.4
 """),
+    # out of bailiwick and glueless, and the first server's name does not exist
+    "twoname.lab.": (DOMAIN_ADDR, "$TTL 600\n" + SOA + """@ NS ns.nowhere.test.
+@ NS ns.dom.test.
+host A 192.0.2.6
+"""),
     "sibling.lab.": (DOMAIN_ADDR, "$TTL 600\n" + SOA + """@ NS ns1.example.lab.
 host A 192.0.2.5
 """),
@@ -87,7 +94,7 @@ QUERIES = [
     # parent/child NS mismatch: the referral is cached first, then the child's data is asked for
     ["www.mismatch.lab.", "A"], ["mismatch.lab.", "NS"], ["ns1.mismatch.lab.", "A"], ["mismatch.lab.", "NS"],
     # a delegation whose server is named in a sibling zone, with the parent's glue
-    ["host.sibling.lab.", "A"],
+    ["host.sibling.lab.", "A"], ["host.twoname.lab.", "A"],
     # CNAME loops, in one zone and across two
     ["loop1.example.lab.", "A"], ["loop2.example.lab.", "A"], ["xloop.example.lab.", "A"],
     # DNAME (RFC 6672), then again from the cache, and the DNAME itself
