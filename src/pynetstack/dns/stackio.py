@@ -17,6 +17,7 @@ from ..wire.addr import ip_to_int
 from .hostio import MAX_TCP_CONNECTIONS, TCP_IDLE_TIMEOUT
 from .resolver import Exchange, Resolver
 from .server import DnsServer
+from .stacksocket import StackTransport  # noqa: F401 - the blocking one-shot exchange, for scripts
 
 PORT_TRIES = 16
 
