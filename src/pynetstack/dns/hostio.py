@@ -228,7 +228,8 @@ class _TcpConnection:
 
 
 class HostServer:
-    """Serve a DnsServer on a host address over UDP and TCP (length-framed, pipelined)."""
+    """Serve a DnsServer on a host address over UDP and TCP (length-framed, pipelined), in one
+    thread: a recursive server's resolver runs in the same selector loop (``resolver_io``)."""
 
     def __init__(self, server: DnsServer, host: str = "127.0.0.1", port: int = 53, tcp: bool = True):
         self.server = server
