@@ -247,9 +247,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
                     installers[name](stack, port, limits=limits)
         if "dns" in config:
             from .dns.config import build_from_config
-            from .dns.stackio import StackTransport, serve_on_stack
-            server = build_from_config(config["dns"], base_dir, transport=StackTransport(stack))
-            serve_on_stack(stack, server)  # UDP and TCP port 53
+            from .dns.stackio import serve_on_stack
+            server = build_from_config(config["dns"], base_dir)
+            serve_on_stack(stack, server)  # UDP and TCP port 53; the resolver runs in the stack's loop
     except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         # Validation above covers the stack's own keys; this catches what a section it hands on
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.
