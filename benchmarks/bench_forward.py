@@ -18,7 +18,6 @@ import argparse
 import os
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
