@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import tempfile
 import time
 from typing import List, Optional
 
@@ -131,11 +133,17 @@ def build_linux(lab, tag: str, rules_path: str, workdir: str) -> NatLab:
 
 
 class Capture:
-    """tcpdump in a namespace, bounded by a packet count and a time limit."""
+    """tcpdump in a namespace, bounded by a time limit and, if given, a packet count."""
 
-    def __init__(self, lab, ns: str, iface: str, expression: str, count: int, timeout: float = 10.0):
-        self.process = lab.popen(ns, "timeout", str(timeout), "tcpdump", "-n", "-l", "-c", str(count), "-i", iface,
-                                 expression, text=True)
+    def __init__(self, lab, ns: str, iface: str, expression: str, count: Optional[int] = None,
+                 timeout: float = 20.0):
+        argv = ["timeout", str(timeout), "tcpdump", "-n", "-l", "--immediate-mode", "-s", "128",
+                "-B", "4096", "-i", iface]
+        if count is not None:
+            argv += ["-c", str(count)]
+        # stdout to a file: a pipe nobody reads yet fills up and stalls tcpdump
+        self.output = tempfile.TemporaryFile(mode="w+")
+        self.process = lab.popen(ns, *argv, expression, text=True, stdout=self.output)
         # tcpdump says "listening on" once its filter is attached
         deadline = time.monotonic() + 5
         line = ""
@@ -146,12 +154,22 @@ class Capture:
         assert "listening on" in line, f"tcpdump did not start: {line!r}"
 
     def lines(self, wait: float = 10.0) -> List[str]:
+        """The packets, once tcpdump has its count (or its time is up)."""
         try:
-            out, _ = self.process.communicate(timeout=wait)
+            _, self.stderr = self.process.communicate(timeout=wait)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, _ = self.process.communicate()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            _, self.stderr = self.process.communicate()
+        self.output.seek(0)
+        out = self.output.read()
+        self.output.close()
         return [line for line in out.splitlines() if line.strip()]
+
+    def stop(self) -> List[str]:
+        """Stop it now (as ^C does: it prints what it has) and return the packets."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        return self.lines()
 
 
 def curl(nat: NatLab, ns: str, url: str, timeout: float = 5.0) -> dict:

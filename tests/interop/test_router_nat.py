@@ -210,3 +210,131 @@ for i, s in enumerate(conns):
     ok = ok and s.recv(100) == b"again %d" % i
 print("again=" + ("ok" if ok else "broken"))
 """
+
+
+# ---------------------------------------------------------------------------------------------- ECMP
+FAR_HOST, FAR_NET = "203.0.113.10", "203.0.113.0"
+ECMP_GATEWAYS = {"a": "10.20.1.2", "b": "10.20.2.2"}
+FLOWS = range(20000, 21000)
+
+
+class EcmpLab:
+    def __init__(self, lab, stack, lan, nexthops, far):
+        self.lab, self.stack, self.lan, self.nexthops, self.far = lab, stack, lan, nexthops, far
+
+
+@pytest.fixture(scope="module")
+def ecmp_lab(lab):
+    """LAN -- stack -- two next-hop namespaces (a, b) -- a far namespace holding 203.0.113.10."""
+    lan = lab.netns("elan")
+    rtr = lab.netns("ertr")
+    far = lab.netns("efar")
+    lab.ip("-n", far, "addr", "add", f"{FAR_HOST}/32", "dev", "lo")
+    nexthops = {}
+    stack = Stack(forwarding=True)
+    try:
+        stack.add_interface(TapDevice("eth0", host_address="10.10.0.2/24", netns=lan, offload=False),
+                            "10.10.0.1/24", name="lan0")
+        for i, name in enumerate(("a", "b"), start=1):
+            ns = lab.netns(f"enh{name}")
+            nexthops[name] = ns
+            lab.veth(ns, "eth0", rtr, f"nh{name}", address_a=f"{ECMP_GATEWAYS[name]}/24")
+            lab.veth(ns, "far0", far, f"via{name}", address_a=f"172.16.{i}.1/24", address_b=f"172.16.{i}.2/24")
+            lab.run(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+            lab.ip("-n", ns, "route", "add", f"{FAR_NET}/24", "via", f"172.16.{i}.2")
+            lab.ip("-n", ns, "route", "add", "10.10.0.0/24", "via", f"10.20.{i}.1")
+            stack.add_interface(PacketDevice(f"nh{name}", promiscuous=True, netns=rtr), f"10.20.{i}.1/24",
+                                name=f"nh{name}")
+        lab.ip("-n", lan, "route", "add", "default", "via", "10.10.0.1")
+        routes = stack.host.routes
+        routes.hash_policy = 1  # L4, as sysctl net.ipv4.fib_multipath_hash_policy=1
+        routes.hash_seed = 0x5EED  # a fixed seed: the split below is the same on every run
+        routes.add(_far_route(stack, "a", "b"))
+        stack.start_background()
+        # resolve both gateways first, so no flow waits in a neighbour queue
+        for gateway in ECMP_GATEWAYS.values():
+            ping = lab.run(lan, "ping", "-c", "1", "-W", "2", gateway)
+            assert ping.returncode == 0, ping.stdout
+        yield EcmpLab(lab, stack, lan, nexthops, far)
+    finally:
+        stack.close()
+
+
+def _far_route(stack, *names) -> Route:
+    hops = [NextHop(stack.interfaces[f"nh{n}"], ip_to_int(ECMP_GATEWAYS[n])) for n in names]
+    return Route(ip_to_int(FAR_NET), 24, nexthops=hops)
+
+
+_SENDER = r"""
+import socket, sys, time
+far, first, last, times = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for _ in range(times):
+    for port in range(first, last):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("10.10.0.2", port))
+        s.sendto(b"flow", (far, 9))
+        s.close()
+        if port % 25 == 0:
+            time.sleep(0.001)  # stay under the TAP's queue
+"""
+
+
+def _rx_packets(lab, ns: str, iface: str) -> int:
+    out = lab.run(ns, "cat", f"/sys/class/net/{iface}/statistics/rx_packets", check=True).stdout
+    return int(out)
+
+
+def _send_flows(ecmp, times: int) -> dict:
+    """Send each flow ``times`` times; {source port: [next hop of each datagram]}, from tcpdump
+    on both next hops."""
+    expression = f"udp and dst host {FAR_HOST} and dst port 9"
+    captures = {name: rl.Capture(ecmp.lab, ns, "eth0", expression) for name, ns in ecmp.nexthops.items()}
+    far_before = sum(_rx_packets(ecmp.lab, ecmp.far, f"via{n}") for n in ecmp.nexthops)
+    sent = len(FLOWS) * times
+    result = ecmp.lab.run(ecmp.lan, "python3", "-c", _SENDER, FAR_HOST, str(FLOWS[0]), str(FLOWS[-1] + 1), str(times),
+                          timeout=30)
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 10
+    arrived = 0
+    while time.monotonic() < deadline:  # the far host got them all (through either next hop)
+        arrived = sum(_rx_packets(ecmp.lab, ecmp.far, f"via{n}") for n in ecmp.nexthops) - far_before
+        if arrived >= sent:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    paths = {}
+    for name, capture in captures.items():
+        got = capture.stop()
+        for sport in re.findall(r"IP 10\.10\.0\.2\.(\d+) > ", "\n".join(got)):
+            paths.setdefault(int(sport), []).append(name)
+    captured = sum(len(p) for p in paths.values())
+    assert arrived >= sent and captured == sent, \
+        f"the far host got {arrived} of {sent}, tcpdump saw {captured}; drops {dict(ecmp.stack.drops)}"
+    return paths
+
+
+def test_ecmp_splits_flows_evenly_keeps_each_on_its_path_and_moves_only_the_removed_hops(ecmp_lab):
+    ecmp = ecmp_lab
+    paths = _send_flows(ecmp, times=2)
+    assert set(paths) == set(FLOWS)
+    unstable = [port for port, hops in paths.items() if hops[0] != hops[1]]
+    assert not unstable, f"flows that changed path: {unstable[:10]}"
+    first = {port: hops[0] for port, hops in paths.items()}
+    split = {name: sum(1 for hop in first.values() if hop == name) for name in ("a", "b")}
+    print(f"\nECMP, L4 hash, {len(FLOWS)} UDP flows each sent twice: next hop a {split['a']}, b {split['b']}")
+    assert all(abs(count - len(FLOWS) / 2) <= 0.1 * len(FLOWS) / 2 for count in split.values()), split
+
+    stack = ecmp.stack
+    with stack.lock:  # next hop b leaves the group (its link stays up: stale state would show)
+        stack.host.routes.replace(_far_route(stack, "a"))
+    after = {port: hops[0] for port, hops in _send_flows(ecmp, times=1).items()}
+    moved = [port for port in FLOWS if after[port] != first[port]]
+    assert all(first[port] == "b" for port in moved), "a flow of next hop a moved"
+    assert len(moved) == split["b"] and set(after.values()) == {"a"}
+    print(f"next hop b removed: {len(moved)} flows moved, all of them b's")
+
+    with stack.lock:  # b comes back: with the same seed every flow returns to its first path
+        stack.host.routes.replace(_far_route(stack, "a", "b"))
+    again = {port: hops[0] for port, hops in _send_flows(ecmp, times=1).items()}
+    assert again == first
