@@ -158,7 +158,7 @@ def test_hairpin_from_the_lan_to_the_public_address(both):
         assert _rule_counter(nat, "ct status dnat") == before + 1, nat.kind
 
 
-def _natdiscovery(nat) -> list:
+def _natdiscovery(nat, *flags: str) -> list:
     server = nat.lab.popen(nat.wan, "timeout", "30", "turnserver", "-n", "--no-auth", "--stun-only",
                            "-L", rl.WAN_HOST, "-L", rl.WAN_HOST2, "--listening-port", "3478",
                            "--no-tls", "--no-dtls", "--no-tcp", "--no-cli", "--log-file", "stdout", "--simple-log",
@@ -166,7 +166,7 @@ def _natdiscovery(nat) -> list:
                            stdout=open(os.path.join(nat.workdir, "turnserver.log"), "w"))
     try:
         rl.wait_listening(nat.lab, nat.wan, "udp", 3479)  # the alternative port: RFC 5780 is on
-        result = nat.lan_run("turnutils_natdiscovery", "-m", "-f", rl.WAN_HOST, timeout=40)
+        result = nat.lan_run("turnutils_natdiscovery", *(flags or ("-m", "-f")), rl.WAN_HOST, timeout=40)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)
@@ -180,6 +180,22 @@ def test_rfc5780_classification_is_the_kernels(both):
         print(f"\nturnutils_natdiscovery -m -f through {kind}: " + " | ".join(lines))
     assert len(found["linux"]) == 2, found
     assert found["stack"] == found["linux"]
+
+
+def test_rfc5780_discovery_sees_the_stacks_other_filtering_modes(both):
+    """The classification above is not blind: the stack's other filtering modes (RFC 4787
+    REQ-8 options, which Linux's conntrack does not offer) are told apart."""
+    nat = both[0]
+    seen = {}
+    try:
+        for mode in ("endpoint-independent", "address"):
+            nat.router.nat.filtering = mode
+            seen[mode] = _natdiscovery(nat, "-f")
+    finally:
+        nat.router.nat.filtering = "address-and-port"
+    print(f"\nturnutils_natdiscovery -f through the stack: {seen}")
+    assert seen == {"endpoint-independent": ["NAT with Endpoint Independent Filtering!"],
+                    "address": ["NAT with Address Dependent Filtering!"]}
 
 
 def test_full_conntrack_table_refuses_new_flows_and_keeps_old_ones(lab, rules_file, tmp_path):
