@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import struct
 from typing import List, Optional
@@ -18,8 +19,16 @@ PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
 TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_VLAN_VALID = 0x10
+SIOCGIFINDEX = 0x8933
 _auxdata = struct.Struct("IIIHHHH")
 _ancillary_space = socket.CMSG_SPACE(_auxdata.size)
+
+
+def _ifindex(sock: socket.socket, ifname: str) -> int:
+    """The interface's index, asked through ``sock`` (so in the namespace the socket lives in).
+    Not socket.if_nametoindex: PyPy 3.9 does not have it."""
+    request = struct.pack("16si", ifname.encode(), 0)
+    return struct.unpack_from("16si", fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, request))[1]
 
 
 class PacketDevice(Device):
@@ -47,7 +56,7 @@ class PacketDevice(Device):
             raise PermissionError("AF_PACKET sockets need root or CAP_NET_RAW") from None
         try:
             self._sock.bind((ifname, 0))
-            index = socket.if_nametoindex(ifname)
+            index = _ifindex(self._sock, ifname)
         except OSError as exc:
             self._sock.close()
             raise OSError(exc.errno, f"no interface {ifname!r}: {exc.strerror}") from None
