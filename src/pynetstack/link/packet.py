@@ -19,6 +19,7 @@ PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
 TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_VLAN_VALID = 0x10
+SIOCGIFMTU = 0x8921
 SIOCGIFINDEX = 0x8933
 _auxdata = struct.Struct("IIIHHHH")
 _ancillary_space = socket.CMSG_SPACE(_auxdata.size)
@@ -46,8 +47,7 @@ class PacketDevice(Device):
         with in_netns(netns):
             self._open(ifname, promiscuous)
         self.name = ifname
-        with in_netns(netns):
-            self.mtu = _read_mtu(ifname)
+        self.mtu = _ifmtu(self._sock, ifname)
 
     def _open(self, ifname: str, promiscuous: bool) -> None:
         try:
@@ -102,11 +102,13 @@ class PacketDevice(Device):
         self._sock.close()
 
 
-def _read_mtu(ifname: str) -> int:
+def _ifmtu(sock: socket.socket, ifname: str) -> int:
+    """The interface's MTU, asked through ``sock``: /sys/class/net shows the interfaces of the
+    namespace /sys was mounted in, not those of the namespace the socket was opened in."""
     try:
-        with open(f"/sys/class/net/{ifname}/mtu") as handle:
-            return int(handle.read())
-    except (OSError, ValueError):
+        request = struct.pack("16si", ifname.encode(), 0)
+        return struct.unpack_from("16si", fcntl.ioctl(sock.fileno(), SIOCGIFMTU, request))[1]
+    except OSError:
         return 1500
 
 
