@@ -20,6 +20,7 @@ import tempfile
 import time
 from typing import List, Optional
 
+from pynetstack import lab as labmod
 from pynetstack.link.packet import PacketDevice
 from pynetstack.link.tap import TapDevice
 from pynetstack.netfilter.router import install_router
@@ -45,6 +46,15 @@ table ip nat {{
 	}}
 }}
 """
+
+
+TOOLS = {"nft": "nftables", "iperf3": "iperf3", "turnserver": "coturn", "turnutils_natdiscovery": "coturn",
+         "traceroute": "traceroute", "conntrack": "conntrack", "ss": "iproute2", "timeout": "coreutils"}
+
+
+def missing_tools() -> List[str]:
+    """The tools this lab needs beyond the base lab's, with their Debian packages, if missing."""
+    return labmod.missing_tools(TOOLS)
 
 
 class NatLab:

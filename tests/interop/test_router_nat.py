@@ -25,6 +25,13 @@ from pynetstack.wire.addr import ip_to_int
 from . import routerlab as rl
 
 
+@pytest.fixture(scope="module", autouse=True)
+def tools(lab):
+    missing = rl.missing_tools()
+    if missing:  # not a skip: this lab must run wherever the base lab can
+        pytest.fail("the router lab needs: " + ", ".join(missing))
+
+
 @pytest.fixture(scope="module")
 def rules_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("nft") / "router.nft"
