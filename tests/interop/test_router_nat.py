@@ -69,7 +69,7 @@ def test_the_ruleset_file_is_loaded_by_both(both):
 
 
 def test_ping_and_traceroute_through_nat(both):
-    seen = {}
+    seen, tracked = {}, {}
     for nat in both:
         ping = nat.lan_run("ping", "-c", "2", "-i", "0.2", "-W", "2", rl.WAN_HOST)
         assert " 2 received" in ping.stdout and "ttl=63" in ping.stdout, (nat.kind, ping.stdout)
@@ -80,7 +80,21 @@ def test_ping_and_traceroute_through_nat(both):
         seen[nat.kind] = _hops(trace.stdout)
         # UDP through NAT: the port unreachable from the WAN host found its way back, translated
         assert seen[nat.kind] == [("1", rl.LAN_GW), ("2", rl.WAN_HOST)], (nat.kind, trace.stdout)
+        # conntrack's view: the echo query (its id kept), the probes that reached the WAN host
+        # (UNREPLIED: an ICMP error is related, not a reply), none for those that expired
+        tracked[nat.kind] = sorted(_shape(line) for line in nat.conntrack_list()
+                                   if line.startswith("icmp") or re.search(r"dport=3343\d ", line))
     assert seen["stack"] == seen["linux"]
+    print(f"\nconntrack after ping and traceroute: {tracked}")
+    assert tracked["stack"] == tracked["linux"]
+    # traceroute sends its three probes at once: those with TTL 2 and 3 reach the WAN host
+    assert len(tracked["linux"]) == 3, tracked
+
+
+def _shape(line: str) -> str:
+    """A conntrack -L line without what differs run to run: seconds left, ports, ICMP ids."""
+    line = re.sub(r"^(\w+ +\d+) +\d+", r"\1 T", line)
+    return re.sub(r"(port|id)=\d+", r"\1=N", line)
 
 
 def test_curl_through_masquerade_agrees_with_tcpdump_and_conntrack(both):
@@ -107,8 +121,8 @@ def test_curl_through_masquerade_agrees_with_tcpdump_and_conntrack(both):
         assert entry["reply"] == {"src": rl.WAN_HOST, "dst": rl.WAN_GW, "sport": "80", "dport": str(wan_port)}, \
             (nat.kind, lines[0])
         # the line itself, but for the ports and the seconds left: state, flags, fields in order
-        shape = re.sub(r"port=\d+", "port=P", re.sub(r"^(tcp +6) +\d+", r"\1 T", lines[0]))
-        views[nat.kind] = {"port preserved": wan_port == lan_port, "wan source": wan_src, "conntrack": shape}
+        views[nat.kind] = {"port preserved": wan_port == lan_port, "wan source": wan_src,
+                           "conntrack": _shape(lines[0])}
         # a closed port: the RST comes back through NAT as it does through Linux
         started = time.monotonic()
         refused = rl.curl(nat, nat.lan, f"http://{rl.WAN_HOST}:81/")
