@@ -109,13 +109,7 @@ def test_curl_through_masquerade_agrees_with_tcpdump_and_conntrack(both):
         assert (lan_src, lan_port) == (rl.LAN_HOST, got["local"][1]), nat.kind
         assert wan_src == rl.WAN_GW, (nat.kind, wan_src)
         assert rl.last_client(nat.wan_log) == rl.WAN_GW, "the WAN server sees the router's WAN address"
-        deadline = time.monotonic() + 3
-        while True:  # the last ACK of the close may still be on its way
-            lines = [line for line in nat.conntrack_list() if line.startswith("tcp") and f"sport={lan_port} " in line]
-            if (len(lines) == 1 and " TIME_WAIT " in lines[0]) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert len(lines) == 1, (nat.kind, nat.conntrack_list())
+        lines = _closed_connection(nat, f"sport={lan_port} dport=80 ")
         entry = rl.conntrack_fields(lines[0])
         assert entry["original"] == {"src": rl.LAN_HOST, "dst": rl.WAN_HOST, "sport": str(lan_port), "dport": "80"}
         assert entry["reply"] == {"src": rl.WAN_HOST, "dst": rl.WAN_GW, "sport": "80", "dport": str(wan_port)}, \
@@ -130,6 +124,18 @@ def test_curl_through_masquerade_agrees_with_tcpdump_and_conntrack(both):
     for kind, view in views.items():
         print(f"\nmasquerade through {kind}: {view}")
     assert views["stack"] == views["linux"]
+
+
+def _closed_connection(nat, needle: str) -> list:
+    """The conntrack line of the TCP connection whose original tuple has ``needle``, once closed."""
+    deadline = time.monotonic() + 3
+    while True:  # the last ACK of the close may still be on its way
+        lines = [line for line in nat.conntrack_list() if line.startswith("tcp") and needle in line]
+        if (len(lines) == 1 and " TIME_WAIT " in lines[0]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1, (nat.kind, needle, nat.conntrack_list())
+    return lines
 
 
 def _syn_source(lines):
@@ -160,15 +166,21 @@ def _rule_counter(nat, needle: str) -> int:
 
 
 def test_port_forward_from_the_wan(both):
+    entries = {}
     for nat in both:
         before = _rule_counter(nat, "dnat to")
         got = rl.curl(nat, nat.wan, f"http://{rl.WAN_GW}:8080/")
         assert got["rc"] == 0 and got["body"] == rl.LAN_WEB_BODY, (nat.kind, got)
         assert rl.last_client(nat.lan_log) == rl.WAN_HOST, "DNAT keeps the client's own address"
         assert _rule_counter(nat, "dnat to") == before + 1, "the nat chain saw the first packet only"
+        line = _closed_connection(nat, f"src={rl.WAN_HOST} dst={rl.WAN_GW} sport={got['local'][1]} dport=8080 ")[0]
+        assert f"src={rl.LAN_HOST} dst={rl.WAN_HOST} sport=80 dport={got['local'][1]} " in line, line
+        entries[nat.kind] = _shape(line)
+    assert entries["stack"] == entries["linux"], entries
 
 
 def test_hairpin_from_the_lan_to_the_public_address(both):
+    entries = {}
     for nat in both:
         before = _rule_counter(nat, "ct status dnat")
         got = rl.curl(nat, nat.lan, f"http://{rl.WAN_GW}:8080/")
@@ -177,6 +189,14 @@ def test_hairpin_from_the_lan_to_the_public_address(both):
         # the server sees the public address, so its answers go back through the router
         assert rl.last_client(nat.lan_log) == rl.WAN_GW, nat.kind
         assert _rule_counter(nat, "ct status dnat") == before + 1, nat.kind
+        port = got["local"][1]
+        line = _closed_connection(nat, f"src={rl.LAN_HOST} dst={rl.WAN_GW} sport={port} dport=8080 ")[0]
+        # both translations in one entry: the reply tuple is the server's answer to the public address
+        reply = rl.conntrack_fields(line)["reply"]
+        assert (reply["src"], reply["dst"], reply["sport"]) == (rl.LAN_HOST, rl.WAN_GW, "80"), (nat.kind, line)
+        entries[nat.kind] = _shape(line)
+    print(f"\nhairpin conntrack entries: {entries}")
+    assert entries["stack"] == entries["linux"], entries
 
 
 def _natdiscovery(nat, *flags: str) -> list:
