@@ -49,7 +49,8 @@ table ip nat {{
 
 
 TOOLS = {"nft": "nftables", "iperf3": "iperf3", "turnserver": "coturn", "turnutils_natdiscovery": "coturn",
-         "traceroute": "traceroute", "conntrack": "conntrack", "ss": "iproute2", "timeout": "coreutils"}
+         "traceroute": "traceroute", "conntrack": "conntrack", "ss": "iproute2", "timeout": "coreutils",
+         "ethtool": "ethtool"}
 
 
 def missing_tools() -> List[str]:
@@ -104,6 +105,16 @@ def wait_listening(lab, ns: str, proto: str, port: int, timeout: float = 10.0) -
     raise AssertionError(f"nothing listens on {proto} port {port} in {ns}")
 
 
+def segmentation_offload(lab, ns: str, iface: str, on: bool) -> None:
+    """TSO and GSO of a host's interface towards the router. Off in both builds: with them on,
+    a host hands its veth (and the stack's packet socket) TCP frames of up to 64 KB, which the
+    stack cannot forward yet (it drops each as ipv4-fragmentation-needed, and a download through
+    it crawls at 0.25 Mbit/s; Linux forwards them when their segments fit the egress MTU and
+    segments on output); off, the host segments itself."""
+    state = "on" if on else "off"
+    lab.run(ns, "ethtool", "-K", iface, "tso", state, "gso", state, check=True)
+
+
 def build_stack(lab, tag: str, rules_path: Optional[str], workdir: str, **router_options) -> NatLab:
     """The LAN behind a TAP, the WAN behind a veth the stack reaches through AF_PACKET."""
     lan = lab.netns(f"{tag}lan")
@@ -111,9 +122,9 @@ def build_stack(lab, tag: str, rules_path: Optional[str], workdir: str, **router
     rtr = lab.netns(f"{tag}rtr")
     lab.veth(wan, "eth0", rtr, "wan0", address_a=f"{WAN_HOST}/24")
     lab.ip("-n", wan, "addr", "add", f"{WAN_HOST2}/24", "dev", "eth0")
+    segmentation_offload(lab, wan, "eth0", False)
     stack = Stack(forwarding=True)
-    # offload=False: with TSO on, the LAN kernel hands the TAP 64 KB TCP frames, which the stack
-    # cannot forward yet (it drops them as ipv4-fragmentation-needed: 0.24 Mbit/s through NAT)
+    # offload=False: no TSO on the TAP either (see segmentation_offload)
     stack.add_interface(TapDevice("eth0", host_address=f"{LAN_HOST}/24", netns=lan, offload=False),
                         f"{LAN_GW}/24", name="lan0")
     stack.add_interface(PacketDevice("wan0", promiscuous=True, netns=rtr), f"{WAN_GW}/24", name="wan0")
@@ -135,6 +146,8 @@ def build_linux(lab, tag: str, rules_path: str, workdir: str) -> NatLab:
     lab.veth(lan, "eth0", rtr, "lan0", address_a=f"{LAN_HOST}/24", address_b=f"{LAN_GW}/24")
     lab.veth(wan, "eth0", rtr, "wan0", address_a=f"{WAN_HOST}/24", address_b=f"{WAN_GW}/24")
     lab.ip("-n", wan, "addr", "add", f"{WAN_HOST2}/24", "dev", "eth0")
+    for ns in (lan, wan):  # the hosts send as they do in the stack's build
+        segmentation_offload(lab, ns, "eth0", False)
     lab.ip("-n", lan, "route", "add", "default", "via", LAN_GW)
     lab.run(rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
     # Linux limits ICMP errors per destination (one a second after a burst): a traceroute right
@@ -205,12 +218,12 @@ def last_client(log_path: str) -> Optional[str]:
     return found[-1] if found else None
 
 
-def iperf3(nat: NatLab, seconds: int = 3) -> float:
-    """Mbit/s of one TCP stream LAN -> WAN (the receiver's figure)."""
+def iperf3(nat: NatLab, seconds: int = 3, reverse: bool = False) -> float:
+    """Mbit/s of one TCP stream LAN -> WAN (WAN -> LAN if ``reverse``), the receiver's figure."""
     server = nat.lab.popen(nat.wan, "iperf3", "-s", "-1", "-B", WAN_HOST, "-p", "5201")
     wait_listening(nat.lab, nat.wan, "tcp", 5201)
     result = nat.lan_run("iperf3", "-c", WAN_HOST, "-p", "5201", "-t", str(seconds), "-J", "--connect-timeout",
-                         "3000", timeout=seconds + 20)
+                         "3000", *(["-R"] if reverse else []), timeout=seconds + 20)
     try:
         server.wait(timeout=5)
     except subprocess.TimeoutExpired:

@@ -148,10 +148,16 @@ def _syn_source(lines):
 def test_iperf3_through_masquerade_against_linux(both):
     rates = {}
     for nat in both:
-        rates[nat.kind] = rl.iperf3(nat, seconds=3)
-    print(f"\niperf3 TCP LAN->WAN through masquerade, 3 s: pynetstack {rates['stack']:.0f} Mbit/s, "
-          f"Linux router {rates['linux']:.0f} Mbit/s (ratio {rates['stack'] / rates['linux']:.3f})")
-    assert rates["stack"] > 1.0 and rates["linux"] > 1.0
+        for reverse in (False, True):
+            rates[nat.kind, reverse] = rl.iperf3(nat, seconds=3, reverse=reverse)
+    flowtable = both[0].stack.host.flowtable.stats()
+    for reverse, what in ((False, "upload LAN->WAN"), (True, "download WAN->LAN (-R)")):
+        ours, kernel = rates["stack", reverse], rates["linux", reverse]
+        print(f"\niperf3 TCP {what} through masquerade, 3 s: pynetstack {ours:.0f} Mbit/s, "
+              f"Linux router {kernel:.0f} Mbit/s (ratio {ours / kernel:.3f})")
+    print(f"pynetstack flow table: {flowtable}")
+    assert all(rate > 1.0 for rate in rates.values()), rates
+    assert flowtable["hits"] > 1000, "established flows took the flow table"
 
 
 def _rule_counter(nat, needle: str) -> int:
