@@ -349,8 +349,8 @@ for _ in range(times):
         s.bind(("10.10.0.2", port))
         s.sendto(b"flow", (far, 9))
         s.close()
-        if port % 25 == 0:
-            time.sleep(0.001)  # stay under the TAP's queue
+        if port % 5 == 0:
+            time.sleep(0.001)  # stay under the TAP's queue (a stack on a cold PyPy JIT reads slowly)
 """
 
 
@@ -383,8 +383,9 @@ def _send_flows(ecmp, times: int) -> dict:
         for sport in re.findall(r"IP 10\.10\.0\.2\.(\d+) > ", "\n".join(got)):
             paths.setdefault(int(sport), []).append(name)
     captured = sum(len(p) for p in paths.values())
-    assert arrived >= sent and captured == sent, \
-        f"the far host got {arrived} of {sent}, tcpdump saw {captured}; drops {dict(ecmp.stack.drops)}"
+    tap_dropped = ecmp.lab.run(ecmp.lan, "cat", "/sys/class/net/eth0/statistics/tx_dropped").stdout.strip()
+    assert arrived >= sent and captured == sent, (f"the far host got {arrived} of {sent}, tcpdump saw {captured}; "
+                                                  f"stack drops {dict(ecmp.stack.drops)}, TAP drops {tap_dropped}")
     return paths
 
 
