@@ -206,11 +206,14 @@ def test_hairpin_from_the_lan_to_the_public_address(both):
 
 
 def _natdiscovery(nat, *flags: str) -> list:
-    server = nat.lab.popen(nat.wan, "timeout", "30", "turnserver", "-n", "--no-auth", "--stun-only",
-                           "-L", rl.WAN_HOST, "-L", rl.WAN_HOST2, "--listening-port", "3478",
-                           "--no-tls", "--no-dtls", "--no-tcp", "--no-cli", "--log-file", "stdout", "--simple-log",
-                           "--pidfile", os.path.join(nat.workdir, "turnserver.pid"),
-                           stdout=open(os.path.join(nat.workdir, "turnserver.log"), "w"))
+    """The classification lines of turnutils_natdiscovery run from the LAN against a STUN-only
+    turnserver on the WAN host's two addresses (RFC 5780 needs a second address and port)."""
+    with open(os.path.join(nat.workdir, "turnserver.log"), "w") as log:
+        server = nat.lab.popen(nat.wan, "timeout", "30", "turnserver", "-n", "--no-auth", "--stun-only",
+                               "-L", rl.WAN_HOST, "-L", rl.WAN_HOST2, "--listening-port", "3478",
+                               "--no-tls", "--no-dtls", "--no-tcp", "--no-cli", "--log-file", "stdout",
+                               "--simple-log", "--pidfile", os.path.join(nat.workdir, "turnserver.pid"),
+                               stdout=log)
     try:
         rl.wait_listening(nat.lab, nat.wan, "udp", 3479)  # the alternative port: RFC 5780 is on
         result = nat.lan_run("turnutils_natdiscovery", *(flags or ("-m", "-f")), rl.WAN_HOST, timeout=40)
