@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import struct
 from typing import List, Optional
@@ -18,8 +19,17 @@ PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
 TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_VLAN_VALID = 0x10
+SIOCGIFMTU = 0x8921
+SIOCGIFINDEX = 0x8933
 _auxdata = struct.Struct("IIIHHHH")
 _ancillary_space = socket.CMSG_SPACE(_auxdata.size)
+
+
+def _ifindex(sock: socket.socket, ifname: str) -> int:
+    """The interface's index, asked through ``sock`` (so in the namespace the socket lives in).
+    Not socket.if_nametoindex: PyPy 3.9 does not have it."""
+    request = struct.pack("16si", ifname.encode(), 0)
+    return struct.unpack_from("16si", fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, request))[1]
 
 
 class PacketDevice(Device):
@@ -37,8 +47,7 @@ class PacketDevice(Device):
         with in_netns(netns):
             self._open(ifname, promiscuous)
         self.name = ifname
-        with in_netns(netns):
-            self.mtu = _read_mtu(ifname)
+        self.mtu = _ifmtu(self._sock, ifname)
 
     def _open(self, ifname: str, promiscuous: bool) -> None:
         try:
@@ -47,7 +56,7 @@ class PacketDevice(Device):
             raise PermissionError("AF_PACKET sockets need root or CAP_NET_RAW") from None
         try:
             self._sock.bind((ifname, 0))
-            index = socket.if_nametoindex(ifname)
+            index = _ifindex(self._sock, ifname)
         except OSError as exc:
             self._sock.close()
             raise OSError(exc.errno, f"no interface {ifname!r}: {exc.strerror}") from None
@@ -93,11 +102,13 @@ class PacketDevice(Device):
         self._sock.close()
 
 
-def _read_mtu(ifname: str) -> int:
+def _ifmtu(sock: socket.socket, ifname: str) -> int:
+    """The interface's MTU, asked through ``sock``: /sys/class/net shows the interfaces of the
+    namespace /sys was mounted in, not those of the namespace the socket was opened in."""
     try:
-        with open(f"/sys/class/net/{ifname}/mtu") as handle:
-            return int(handle.read())
-    except (OSError, ValueError):
+        request = struct.pack("16si", ifname.encode(), 0)
+        return struct.unpack_from("16si", fcntl.ioctl(sock.fileno(), SIOCGIFMTU, request))[1]
+    except OSError:
         return 1500
 
 
