@@ -110,7 +110,11 @@ class ForwardMixin:
         if self._steps is not None:
             self.note(f"route: {ip_to_str(ip.dst)} via {decision.route!r}")
         mtu = self._mtu_towards(out, ip.dst, now)
-        if ip.df and ip.header_length + len(ip.payload) > mtu:
+        size = ip.header_length + len(ip.payload)
+        # a TCP datagram larger than the wire it came from was coalesced by the kernel (GRO, or
+        # TSO/GSO at the sender): forwarded whole and cut on output, as Linux does
+        coalesced = size > mtu and ip.protocol == PROTO_TCP and size > iface.mtu
+        if ip.df and size > mtu and not coalesced:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
             self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, now,
                                  rest=icmpw.frag_needed_rest(mtu))
@@ -122,7 +126,7 @@ class ForwardMixin:
             if self.hooks.has_stages(hk.FORWARD) and not self._run_hook(ctx, hk.FORWARD):
                 return
         self.counters["ip_forwarded"] += 1
-        if (self._output(ip, out, decision.next_hop, now, ctx) and ctx is not None and ctx.offload
+        if (self._output(ip, out, decision.next_hop, now, ctx, coalesced) and ctx is not None and ctx.offload
                 and not self.hooks.every_packet):
             self.flowtable.offer(ctx.in_flow, ctx.ip, out, decision.next_hop, ctx.ct, now)
 

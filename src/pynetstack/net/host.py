@@ -22,7 +22,7 @@ from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_m
 from ..wire.errors import MalformedPacket
 from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
 from ..wire import icmp as icmpw
-from ..wire.ipv4 import PROTO_ICMP, IPv4, build_ipv4
+from ..wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4, build_ipv4
 from . import hooks as hk
 from .arp import ArpMixin
 from .drops import DropCounter, DropReason
@@ -30,6 +30,7 @@ from .egress import EgressMixin
 from .flowtable import FlowTable
 from .forward import ForwardMixin
 from .fragment import fragment
+from .gso import segment_tcp
 from .icmp import LIMITED_BROADCAST, IcmpMixin, bad_source
 from .interface import Interface
 from .neighbour import NeighbourCache
@@ -408,7 +409,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
                 ctx.out_iface = out
         return self._output(ip, out, next_hop, now, ctx)
 
-    def _output(self, ip: IPv4, out: Interface, next_hop: int, now: float, ctx=None) -> bool:
+    def _output(self, ip: IPv4, out: Interface, next_hop: int, now: float, ctx=None, coalesced: bool = False) -> bool:
         """Send ``ip`` as the hooks leave it: POSTROUTING stages may rewrite header and payload."""
         if self.hooks.has_stages(hk.POSTROUTING):
             if ctx is None:
@@ -422,6 +423,16 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         if ip.header_length + len(payload) <= mtu:
             self._transmit(out, next_hop, ip.build_header(len(payload)) + payload, now)
             return True
+        if coalesced and ip.protocol == PROTO_TCP:
+            segments = segment_tcp(ip, mtu)
+            if segments:
+                self.counters["ip_forward_segmented"] += 1
+                self.note(f"segmentation: {ip.header_length + len(payload)}-byte coalesced TCP datagram in "
+                          f"{len(segments)} segments for MTU {mtu}")
+                for piece in segments:
+                    piece_payload = piece.payload
+                    self._transmit(out, next_hop, piece.build_header(len(piece_payload)) + piece_payload, now)
+                return True
         if ip.df:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
             return False
