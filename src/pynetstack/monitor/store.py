@@ -1,0 +1,242 @@
+"""The embedded time-series store: SQLite in WAL mode, raw samples plus 1-minute and 1-hour rollups.
+
+* ``append(t, {series: value})`` writes one sample of every series in one transaction: once it
+  returns, a kill -9 loses none of it (WAL with synchronous=NORMAL: the commit is in the log
+  before the call returns; only a power cut could take it back).
+* ``maintain(now)`` rolls finished minutes and hours up (count, sum, min, max, last), deletes
+  what is older than each level's retention, then enforces the disk bound by dropping the oldest
+  raw samples (then rollups) and giving pages back (incremental vacuum).
+* Queries: ``range``, ``rate``, ``rates`` and ``percentiles``; ``series`` lists the names.
+
+Timestamps are wall-clock seconds (the store outlives the process); rows keep milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+LEVELS = (("samples", 0), ("rollup_60", 60), ("rollup_3600", 3600))
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS samples (series INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (series, ts)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS samples_ts ON samples (ts);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+_ROLLUP = """
+CREATE TABLE IF NOT EXISTS {t} (series INTEGER NOT NULL, ts INTEGER NOT NULL, count INTEGER NOT NULL,
+    sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, last REAL NOT NULL, PRIMARY KEY (series, ts)) WITHOUT ROWID;
+"""
+
+
+class StoreError(ValueError):
+    """The store file cannot be used (names the file)."""
+
+
+class Store:
+    def __init__(self, path: str, retention_raw: float = 86400.0, retention_minute: float = 7 * 86400.0,
+                 retention_hour: float = 365 * 86400.0, max_bytes: int = 100 * 1024 * 1024):
+        self.path = path
+        self.retention = {"samples": retention_raw, "rollup_60": retention_minute, "rollup_3600": retention_hour}
+        self.max_bytes = max_bytes
+        try:
+            # the stack's loop writes; the monitor's HTTP threads read: one connection, serialized
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file only
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA + _ROLLUP.format(t="rollup_60") + _ROLLUP.format(t="rollup_3600"))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot be used as the monitor's store: {exc}") from None
+        import threading
+        self.lock = threading.RLock()
+        self._ids: Dict[str, int] = dict((key, ident) for ident, key in self.db.execute("SELECT id, key FROM series"))
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def _id(self, key: str) -> int:
+        ident = self._ids.get(key)
+        if ident is None:
+            ident = self.db.execute("INSERT INTO series (key) VALUES (?)", (key,)).lastrowid
+            self._ids[key] = ident
+        return ident
+
+    def append(self, t: float, values: Dict[str, float]) -> None:
+        """One sample of each series at ``t``, committed when this returns."""
+        self.append_many([(t, values)])
+
+    def append_many(self, samples: Iterable[Tuple[float, Dict[str, float]]]) -> int:
+        """Many samples in one transaction (a bulk load); returns the number of values written."""
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                rows = []
+                for t, values in samples:
+                    ms = int(round(t * 1000))
+                    rows.extend((self._id(key), ms, float(value)) for key, value in values.items())
+                self.db.executemany("INSERT OR REPLACE INTO samples (series, ts, value) VALUES (?, ?, ?)", rows)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                self._ids = dict((key, ident) for ident, key in self.db.execute("SELECT id, key FROM series"))
+                raise
+            return len(rows)
+
+    # -- upkeep -------------------------------------------------------------------------------------
+
+    def maintain(self, now: float) -> None:
+        """Roll up finished buckets, apply retention and the disk bound."""
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                self._rollup("samples", "rollup_60", 60, now)
+                self._rollup("rollup_60", "rollup_3600", 3600, now)
+                for table, _ in LEVELS:
+                    cutoff = int((now - self.retention[table]) * 1000)
+                    self.db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self._bound_disk()
+
+    def _watermark(self, name: str) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return int(row[0]) if row else -1
+
+    def _rollup(self, source: str, target: str, width: int, now: float) -> None:
+        """Buckets [start, end) that finished since the last rollup: end <= now, floored to ``width``."""
+        ms = width * 1000
+        end = int(now * 1000) // ms * ms
+        start = self._watermark(target)
+        if start < 0:
+            first = self.db.execute(f"SELECT min(ts) FROM {source}").fetchone()[0]
+            if first is None:
+                return
+            start = first // ms * ms
+        if end <= start:
+            return
+        if source == "samples":
+            agg = "count(*), sum(value), min(value), max(value)"
+            last = "value"
+        else:
+            agg = "sum(count), sum(sum), min(min), max(max)"
+            last = "last"
+        self.db.execute(
+            f"INSERT OR REPLACE INTO {target} (series, ts, count, sum, min, max, last) "
+            f"SELECT series, (ts / {ms}) * {ms} AS bucket, {agg}, 0 FROM {source} "
+            f"WHERE ts >= ? AND ts < ? GROUP BY series, bucket", (start, end))
+        self.db.execute(
+            f"UPDATE {target} SET last = (SELECT s.{last} FROM {source} s WHERE s.series = {target}.series "
+            f"AND s.ts >= {target}.ts AND s.ts < {target}.ts + {ms} ORDER BY s.ts DESC LIMIT 1) "
+            f"WHERE ts >= ? AND ts < ?", (start, end))
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (target, end))
+
+    def size(self) -> int:
+        """Bytes on disk: the database and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return total
+
+    def _bound_disk(self) -> None:
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for _ in range(20):
+            page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+            pages = self.db.execute("PRAGMA page_count").fetchone()[0] - self.db.execute("PRAGMA freelist_count").fetchone()[0]
+            if pages * page_size <= self.max_bytes * 0.9:
+                break
+            for table, _ in LEVELS:  # the finest data goes first: the rollups keep its summary
+                span = self.db.execute(f"SELECT min(ts), max(ts) FROM {table}").fetchone()
+                if span[0] is not None and span[0] < span[1]:
+                    cut = span[0] + (span[1] - span[0]) // 4 + 1
+                    self.db.execute(f"DELETE FROM {table} WHERE ts < ?", (cut,))
+                    break
+            else:
+                break
+        self.db.execute("PRAGMA incremental_vacuum")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def series(self, prefix: str = "") -> List[str]:
+        with self.lock:
+            return sorted(key for key in self._ids if key.startswith(prefix)) if self._ids else \
+                sorted(k for (k,) in self.db.execute("SELECT key FROM series") if k.startswith(prefix))
+
+    def refresh(self) -> None:
+        """Learn series written by another process (a reader of a live store)."""
+        with self.lock:
+            self._ids = dict((key, ident) for ident, key in self.db.execute("SELECT id, key FROM series"))
+
+    def range(self, key: str, start: float, end: float, resolution: Optional[int] = None) -> List[Tuple[float, float]]:
+        """(t, value) points of ``key`` in [start, end]: raw samples (``resolution`` 0), or the
+        ``last`` of 60 s / 3600 s rollups; by default the finest level still holding ``start``."""
+        with self.lock:
+            ident = self._ids.get(key)
+            if ident is None:
+                return []
+            table, column = self._level(start, resolution)
+            rows = self.db.execute(f"SELECT ts, {column} FROM {table} WHERE series = ? AND ts >= ? AND ts <= ? "
+                                   "ORDER BY ts", (ident, int(start * 1000), int(end * 1000))).fetchall()
+        return [(ts / 1000.0, value) for ts, value in rows]
+
+    def rollups(self, key: str, width: int, start: float, end: float) -> List[tuple]:
+        """(t, count, sum, min, max, last) rows of ``key``'s ``width`` (60 or 3600) rollup."""
+        with self.lock:
+            ident = self._ids.get(key)
+            if ident is None:
+                return []
+            rows = self.db.execute(f"SELECT ts, count, sum, min, max, last FROM rollup_{width} WHERE series = ? "
+                                   "AND ts >= ? AND ts <= ? ORDER BY ts", (ident, int(start * 1000), int(end * 1000)))
+            return [(ts / 1000.0,) + tuple(rest) for ts, *rest in rows]
+
+    def _level(self, start: float, resolution: Optional[int]) -> Tuple[str, str]:
+        if resolution is None:
+            for table, width in LEVELS:
+                first = self.db.execute(f"SELECT min(ts) FROM {table}").fetchone()[0]
+                if first is not None and first <= start * 1000 + width * 1000:
+                    return (table, "value" if width == 0 else "last")
+            return ("samples", "value")
+        for table, width in LEVELS:
+            if width == resolution:
+                return (table, "value" if width == 0 else "last")
+        raise ValueError(f"resolution must be 0, 60 or 3600, not {resolution!r}")
+
+    def rate(self, key: str, start: float, end: float) -> Optional[float]:
+        """Per-second increase of counter ``key`` over [start, end] (a reset counts from zero)."""
+        from .expr import rate
+        return rate(self.range(key, start, end))
+
+    def rates(self, key: str, start: float, end: float, resolution: Optional[int] = None) -> List[Tuple[float, float]]:
+        """Per-second rate between consecutive points: a throughput curve for plots."""
+        points = self.range(key, start, end, resolution)
+        out = []
+        for (t0, v0), (t1, v1) in zip(points, points[1:]):
+            if t1 > t0:
+                out.append((t1, (v1 - v0 if v1 >= v0 else v1) / (t1 - t0)))
+        return out
+
+    def percentiles(self, key: str, start: float, end: float, qs: Sequence[float] = (50, 90, 99)) -> Dict[float, float]:
+        """Percentiles of the raw values in [start, end], interpolated between closest ranks."""
+        values = sorted(v for _, v in self.range(key, start, end, resolution=0))
+        return {q: percentile(values, q) for q in qs} if values else {}
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of sorted values, linear between closest ranks (numpy's default)."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"a percentile is within 0..100, not {q}")
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
