@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pynetstack import lab as labmod
 from pynetstack.link.tap import TapDevice
 from pynetstack.monitor.config import AlertSpec, MonitorConfig
 from pynetstack.monitor.monitor import Monitor
@@ -158,3 +157,21 @@ def test_promtool_checks_a_live_scrape_cleanly(mlab):
     assert b'pynetstack_network_transmit_bytes_total{device="pnsmon0"}' in body
     result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def test_a_ping_flood_fires_an_alert_that_resolves_at_the_webhook(mlab):
+    webhook = mlab.webhook
+    webhook.payloads.clear()
+    # ping -f: as fast as the replies come (at least 100 a second), 4 s of it
+    flood = mlab.lab.run(mlab.host, "ping", "-f", "-q", "-w", "4", STACK, timeout=20)
+    assert " 0% packet loss" in flood.stdout or "received" in flood.stdout, flood.stdout + flood.stderr
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not any(p["status"] == "resolved" for p in webhook.payloads):
+        time.sleep(0.2)
+    statuses = [p["status"] for p in webhook.payloads]
+    assert statuses[:1] == ["firing"] and "resolved" in statuses, statuses
+    alert = webhook.payloads[0]["alerts"][0]
+    assert alert["labels"]["alertname"] == "PacketFlood" and alert["labels"]["device"] == TAP
+    assert float(alert["annotations"]["value"]) > 300
+    states = {a["name"]: a["state"] for a in mlab.monitor.alert_table()}
+    assert states == {"PacketFlood": "resolved"}
