@@ -166,3 +166,11 @@ def test_kill_9_mid_write_loses_nothing_that_was_committed(tmp_path):
     assert points[:committed + 1] == [(1.7e9 + i, float(i)) for i in range(committed + 1)]
     assert len(s.range('n{a="b"}', 0, 2e9, resolution=0)) == len(points)  # whole samples, never half
     s.close()
+
+
+def test_increase_counts_a_series_born_inside_the_window_from_zero(store):
+    store.append_many([(T0, {"old": 5.0}), (T0 + 1, {"old": 6.0}), (T0 + 2, {"old": 9.0, "new": 50.0}),
+                       (T0 + 3, {"old": 9.0, "new": 60.0})])
+    assert store.increase("old", T0, T0 + 3) == 4.0  # counted since the first sample only: 5 was before
+    assert store.increase("new", T0, T0 + 3) == 60.0  # did not exist before T0 + 2: from zero
+    assert store.increase("new", T0 + 2.5, T0 + 3) == 0.0  # born before this window

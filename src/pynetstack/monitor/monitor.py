@@ -18,10 +18,11 @@ from . import metrics
 from .alerts import AlertEvaluator, Notifier
 from .config import MonitorConfig
 from .exposition import Exposition, serve_on_stack_http
-from .live import Live
+from .live import Live, top_flows
 
 log = logging.getLogger("pynetstack.monitor")
 HISTORY_MIN = 4  # samples kept in memory for alert rates, at least
+FLOWS_EVERY = 10.0  # seconds between the top-flows snapshots kept in the store (traffic reports)
 
 
 class Monitor(NetworkFunction):
@@ -47,6 +48,7 @@ class Monitor(NetworkFunction):
         self.history = deque(maxlen=max(HISTORY_MIN, int(window / self.config.collection_interval) + 3))
         self._next: Optional[float] = None
         self._next_maintain = 0.0
+        self._next_flows = 0.0
         self.server = None
         self.samples = 0
         self.sample_seconds = 0.0
@@ -99,7 +101,12 @@ class Monitor(NetworkFunction):
                 self.store.maintain(wall)
         changes = self.evaluator.evaluate(now, list(self.history))
         for alert in changes:
-            self.notifier.changed(alert, now + self._wall_offset)
+            self.notifier.changed(alert, wall)
+            if self.store is not None:
+                self.store.event(wall, "alert", alert.as_dict(self._wall_offset))
+        if self.store is not None and now >= self._next_flows:
+            self._next_flows = now + FLOWS_EVERY
+            self.store.event(wall, "top_flows", {"flows": top_flows(self.stack)})
         self.notifier.poll(now)
         self.samples += 1
         self.sample_seconds += time.perf_counter() - started

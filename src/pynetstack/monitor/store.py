@@ -22,11 +22,14 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 LEVELS = (("samples", 0), ("rollup_60", 60), ("rollup_3600", 3600))
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, born INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (ts INTEGER NOT NULL, series INTEGER NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (ts, series)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (ts INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
+MAX_EVENTS = 100_000  # alert changes and top-flow snapshots kept (oldest go first)
 _ROLLUP = """
 CREATE TABLE IF NOT EXISTS {t} (ts INTEGER NOT NULL, series INTEGER NOT NULL, count INTEGER NOT NULL,
     sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, last REAL NOT NULL, PRIMARY KEY (ts, series)) WITHOUT ROWID;
@@ -58,10 +61,10 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def _id(self, key: str) -> int:
+    def _id(self, key: str, ms: int) -> int:
         ident = self._ids.get(key)
         if ident is None:
-            cursor = self.db.execute("INSERT INTO series (key) VALUES (?)", (key,))
+            cursor = self.db.execute("INSERT INTO series (key, born) VALUES (?, ?)", (key, ms))
             ident = cursor.lastrowid
             cursor.close()
             self._ids[key] = ident
@@ -79,7 +82,7 @@ class Store:
                 rows = []
                 for t, values in samples:
                     ms = int(round(t * 1000))
-                    rows.extend((ms, self._id(key), float(value)) for key, value in values.items())
+                    rows.extend((ms, self._id(key, ms), float(value)) for key, value in values.items())
                 self.db.executemany("INSERT OR REPLACE INTO samples (ts, series, value) VALUES (?, ?, ?)", rows).close()
                 self._run("COMMIT")
             except BaseException:
@@ -87,6 +90,20 @@ class Store:
                 self._ids = dict((key, ident) for ident, key in self.db.execute("SELECT id, key FROM series"))
                 raise
             return len(rows)
+
+    def event(self, t: float, kind: str, body: dict) -> None:
+        """Record an event (an alert firing or resolving, a top-flows snapshot) as JSON."""
+        import json
+        with self.lock:
+            self._run("INSERT INTO events (ts, kind, body) VALUES (?, ?, ?)",
+                      (int(round(t * 1000)), kind, json.dumps(body, sort_keys=True)))
+
+    def events(self, start: float, end: float, kind: Optional[str] = None) -> List[Tuple[float, str, dict]]:
+        import json
+        with self.lock:
+            rows = self.db.execute("SELECT ts, kind, body FROM events WHERE ts >= ? AND ts <= ? ORDER BY ts",
+                                   (int(start * 1000), int(end * 1000))).fetchall()
+        return [(ts / 1000.0, k, json.loads(body)) for ts, k, body in rows if kind is None or k == kind]
 
     # -- upkeep -------------------------------------------------------------------------------------
 
@@ -100,6 +117,8 @@ class Store:
                 for table, _ in LEVELS:
                     cutoff = int((now - self.retention[table]) * 1000)
                     self._run(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
+                self._run("DELETE FROM events WHERE ts < ? OR rowid <= (SELECT max(rowid) FROM events) - ?",
+                          (int((now - self.retention["rollup_3600"]) * 1000), MAX_EVENTS))
                 self._run("COMMIT")
             except BaseException:
                 self._run("ROLLBACK")
@@ -223,12 +242,21 @@ class Store:
             return out
 
     def _level(self, start: float, resolution: Optional[int]) -> Tuple[str, str]:
+        """The finest level, unless retention trimmed it after ``start`` and a coarser level's data
+        truly begins earlier (its first bucket ends before the finer level's first point)."""
         if resolution is None:
+            chosen = None
             for table, width in LEVELS:
                 first = self._one(f"SELECT min(ts) FROM {table}")[0]
-                if first is not None and first <= start * 1000 + width * 1000:
-                    return (table, "value" if width == 0 else "last")
-            return ("samples", "value")
+                if first is None:
+                    continue
+                if chosen is None:
+                    chosen = (table, width, first)
+                elif chosen[2] > start * 1000 and first + width * 1000 <= chosen[2]:
+                    # the finer level was trimmed after ``start``; this one's first bucket is older
+                    chosen = (table, width, first)
+            table, width = chosen[:2] if chosen else ("samples", 0)
+            return table, "value" if width == 0 else "last"
         for table, width in LEVELS:
             if width == resolution:
                 return (table, "value" if width == 0 else "last")
@@ -238,6 +266,20 @@ class Store:
         """Per-second increase of counter ``key`` over [start, end] (a reset counts from zero)."""
         from .expr import rate
         return rate(self.range(key, start, end))
+
+    def increase(self, key: str, start: float, end: float) -> float:
+        """How much counter ``key`` grew over [start, end] (a reset counts from zero).  A series
+        born inside the window after the store began (a drop reason seen for the first time)
+        counts from zero too: before its first sample it was not there, which is to say 0."""
+        points = self.range(key, start, end)
+        grew = sum((v1 - v0 if v1 >= v0 else v1) for (_, v0), (_, v1) in zip(points, points[1:]))
+        if points:
+            with self.lock:
+                born, first = self._one("SELECT born, (SELECT min(born) FROM series) FROM series WHERE key = ?",
+                                        (key,))
+            if born > first and born >= start * 1000 and round(points[0][0] * 1000) == born:
+                grew += points[0][1]
+        return grew
 
     def rates(self, key: str, start: float, end: float, resolution: Optional[int] = None) -> List[Tuple[float, float]]:
         """Per-second rate between consecutive points: a throughput curve for plots."""
