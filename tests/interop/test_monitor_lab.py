@@ -264,10 +264,10 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
         time.sleep(0.3)
     assert int(browser.js("return document.body.dataset.updates || 0")) >= 2, "no events reached the page"
     curl = mlab.lab.popen(mlab.host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "1000000",
-                          f"http://{STACK}/bytes/6000000")
+                          f"http://{STACK}/bytes/20000000")  # stopped after 8 s
     seen = []
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 8
         while time.monotonic() < deadline and curl.poll() is None:
             seen.append(parse_rate(browser.js("return document.getElementById('tx-rate').textContent")))
             if len(seen) == 6:
@@ -276,7 +276,8 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
         rows = browser.js("return document.querySelectorAll('#interfaces tbody tr').length")
         canvases = browser.js("return document.querySelectorAll('.uplot canvas').length")
     finally:
-        curl.wait(timeout=30)
+        os.killpg(curl.pid, signal.SIGTERM)
+        curl.wait(timeout=10)
     assert len(set(seen)) >= 3, f"the transmit rate did not change while curl ran: {seen}"
     assert max(seen) > 0.5e6, seen  # curl pulls 1 MB/s (more at first, while socket buffers fill)
     assert rows == 1 and canvases >= 2
