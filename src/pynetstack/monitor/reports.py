@@ -215,8 +215,10 @@ td,th{{border:1px solid #ccc;padding:2px 8px}} th{{background:#eee}} .plot{{disp
 <script>
 "use strict";
 const PLOTS = {plots};
+const fmt = n => n >= 1e9 ? (n/1e9).toFixed(1)+"G" : n >= 1e6 ? (n/1e6).toFixed(1)+"M" : n >= 1e3 ? (n/1e3).toFixed(1)+"k" : +n.toFixed(2);
 PLOTS.forEach((p, i) => new uPlot({{title: p.title, width: 560, height: 220,
-  series: [{{}}, {{label: p.title, stroke: "#1f77b4", width: 2}}]}}, [p.x, p.y], document.getElementById("plot" + i)));
+  series: [{{}}, {{label: p.title, stroke: "#1f77b4", width: 2}}],
+  axes: [{{}}, {{size: 60, values: (u, v) => v.map(fmt)}}]}}, [p.x, p.y], document.getElementById("plot" + i)));
 document.body.dataset.plots = PLOTS.length;
 </script></body></html>
 """
