@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from typing import Dict, List, Optional
 
 from .config import AlertSpec, MonitorConfig, duration
@@ -76,7 +75,7 @@ class NetworkMonitor:
     def generate_report(self, kind: str = "performance", period: float = 3600, html: Optional[str] = None) -> str:
         """The report as text (and as an HTML file if ``html`` names one)."""
         from . import reports
-        report = reports.build(self.monitor.store, str(kind), float(period), now=time.time() + 1)
+        report = reports.build(self.monitor.store, str(kind), float(period))
         if html:
             with open(html, "w", encoding="utf-8") as handle:
                 handle.write(reports.render_html(report))

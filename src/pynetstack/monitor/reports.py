@@ -20,10 +20,12 @@ NET = "pynetstack_network_"
 
 
 def build(store: Store, kind: str, since: float, now: Optional[float] = None, progress=None) -> dict:
-    """The report ``kind`` over [now - since, now] (wall-clock seconds)."""
+    """The report ``kind`` over [now - since, now] (wall-clock seconds; by default the later of
+    the clock and the newest sample, so a simulation's virtual minutes are all in)."""
     if kind not in KINDS:
         raise ValueError(f"a report is one of {', '.join(KINDS)}, not {kind!r}")
-    now = time.time() if now is None else now
+    if now is None:
+        now = max(time.time(), store.last_time() or 0.0)
     start = now - since
     store.refresh()
     report = {"kind": kind, "start": start, "end": now, "sections": [], "plots": []}

@@ -199,6 +199,12 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------------
 
+    def last_time(self) -> Optional[float]:
+        """When the newest raw sample was taken (None for an empty store)."""
+        with self.lock:
+            newest = self._one("SELECT max(ts) FROM samples")[0]
+        return None if newest is None else newest / 1000.0
+
     def series(self, prefix: str = "") -> List[str]:
         with self.lock:
             return sorted(key for key in self._ids if key.startswith(prefix))
