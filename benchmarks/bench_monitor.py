@@ -134,10 +134,12 @@ def compare(name, run, arg, repeat):
         value, _, mon = run(scale, arg)  # one sample per real second
         on.append(value)
         samples, scrapes = mon.monitor.samples, mon.scrapes
+        work = mon.monitor.sample_seconds / max(1, samples) + mon.monitor.exposition.collector.last_duration
     m_off, m_on = statistics.median(off), statistics.median(on)
     print(f"{name}: off {m_off:,.1f}  on {m_on:,.1f}  cost {1 - m_on / m_off:+.1%} "
           f"(last on-run: {samples} samples, {scrapes} scrapes; runs off {[round(x, 1) for x in off]} "
-          f"on {[round(x, 1) for x in on]})", flush=True)
+          f"on {[round(x, 1) for x in on]}); the monitor's own work per real second: {work * 1000:.2f} ms "
+          f"({work:.2%} of the loop's time)", flush=True)
 
 
 def scrape_with_connections(n):

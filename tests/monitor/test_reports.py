@@ -129,3 +129,12 @@ def test_live_snapshot_rates_and_top_renders_it(filled):
     page = urllib.request.urlopen(filled["url"] + "/", timeout=10).read().decode()
     assert '<script src="/static/uplot.iife.min.js">' in page
     assert urllib.request.urlopen(filled["url"] + "/static/uplot.iife.min.js", timeout=10).read().startswith(b"/*")
+
+
+def test_top_names_an_unreachable_monitor(capsys):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens there once closed
+    assert main(["top", "--url", f"http://127.0.0.1:{port}", "--count", "1"]) == 1
+    assert f"cannot reach the monitor at http://127.0.0.1:{port}" in capsys.readouterr().err
