@@ -121,6 +121,23 @@ def test_a_router_on_the_virtual_clock_is_scraped_from_the_host_socket():
         monitor.close()
 
 
+def test_nft_rule_counters_are_exported_with_their_rule():
+    sim = Simulation()
+    a, b = sim.stack(forwarding=True), sim.stack()
+    sim.link(a, "10.0.0.1/24", b, "10.0.0.2/24", names=("eth0", "eth1"))
+    install_router(a, ruleset_text="table ip filter {\n chain input {\n type filter hook input priority 0; "
+                                    "policy accept;\n udp dport 7777 counter drop\n }\n}\n")
+    for _ in range(3):
+        b.send_udp(5000, b"abc", ("10.0.0.1", 7777))
+    sim.run(0.5)
+    flat = metrics.flatten(metrics.collect(a))
+    key = next(k for k in flat if k.startswith("pynetstack_nft_rule_packets_total"))
+    assert flat[key] == 3
+    name, labels = metrics.parse_key(key)
+    assert labels["chain"] == "input" and labels["table"] == "filter" and "udp dport 7777" in labels["rule"]
+    assert flat[key.replace("_packets_", "_bytes_")] == 3 * (20 + 8 + 3)
+
+
 def test_metrics_on_the_stacks_own_http_service():
     stack = Stack()
     dev, _peer = memory_pair(names=("mon0", "mon1"))

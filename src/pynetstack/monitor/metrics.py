@@ -9,8 +9,10 @@ connections by state take (no per-packet cost: nothing here runs unless someone 
 * the IP/ICMP MIB as ``nstat`` names it, in snake case (``IpInReceives`` ->
   ``pynetstack_nstat_ip_in_receives_total``; promtool rejects camelCase), the nstat name in the help;
 * drops by reason (``pynetstack_drops_total{reason=...}``), TCP connections by state, the
-  transports' counters, the flow table, and every network function's ``stats()`` (conntrack,
-  NAT, nft, and whatever registers later) as ``pynetstack_<function>_<stat>`` gauges.
+  transports' counters, the flow table, the nft rules' ``counter`` statements, and every network
+  function's ``stats()`` (conntrack, NAT, nft, and whatever registers later) as
+  ``pynetstack_<function>_<stat>``; any other source added to the registry (``counters.add``),
+  such as a DNS server's, the same way.
 
 ``flatten(families)`` gives ``{series_key: value}`` with keys such as
 ``pynetstack_drops_total{reason="ttl-exceeded"}``: what the store, alerts and dashboard use.
@@ -76,7 +78,23 @@ def read(stack) -> dict:
                 if conn.srtt is not None:
                     srtt.append(conn.srtt)
             states["LISTEN"] += len(tcp.listeners)
-        return {"gather": data, "tcp_states": states, "srtt": srtt, "uptime": now - stack.started_at}
+        return {"gather": data, "tcp_states": states, "srtt": srtt, "uptime": now - stack.started_at,
+                "rules": rule_counters(stack)}
+
+
+def rule_counters(stack) -> list:
+    """(family, table, chain, handle, rule text, packets, bytes) of every nft rule with a counter."""
+    function = getattr(getattr(stack, "router", None), "ruleset_function", None)
+    if function is None:
+        return []
+    out = []
+    for chain in function.ruleset.chains():
+        for rule in chain.rules:
+            counter = rule.counter
+            if counter is not None:
+                out.append((chain.table.family, chain.table.name, chain.name, str(rule.handle), rule.format(),
+                            counter.packets, counter.bytes))
+    return out
 
 
 def families(snapshot: dict) -> List[Family]:
@@ -112,6 +130,15 @@ def families(snapshot: dict) -> List[Family]:
         family = Family(f"{PREFIX}_flowtable_{snake(key)}", kind, f"flow table {key}")
         family.add(value)
         out.append(family)
+    rules = snapshot.get("rules") or []
+    if rules:
+        labels = ("family", "table", "chain", "handle", "rule")
+        packets = Family(f"{PREFIX}_nft_rule_packets", "counter", "nft rule counter, packets", labels)
+        octets = Family(f"{PREFIX}_nft_rule_bytes", "counter", "nft rule counter, bytes", labels)
+        for *names, n_packets, n_bytes in rules:
+            packets.add(n_packets, *names)
+            octets.add(n_bytes, *names)
+        out.extend((packets, octets))
     taken = {f.sample_name for f in out} | {f.name for f in out}
     for name, stats in sorted(data.get("functions", {}).items()):
         out.extend(_generic(stats, f"{PREFIX}_{snake(name)}", f"network function {name}", taken))
