@@ -1,6 +1,7 @@
 """The ``[monitoring]`` section of the stack's TOML, checked before anything is built.
 
     [monitoring]
+    enabled = true              # false: keep the section, build no monitor
     listen = "127.0.0.1:9469"   # host address of /metrics, the dashboard and its events; false: none
     stack_http = true           # also GET /metrics on the stack's own HTTP service (if it runs one)
     collection_interval = 5     # seconds between samples (store and alerts)
@@ -98,6 +99,8 @@ def parse(table: Dict[str, Any], where: str = "[monitoring]", base_dir: str = ".
     if not isinstance(table, dict):
         raise MonitorConfigError(f"{where} must be a table")
     _known(table, KEYS, where)
+    if not isinstance(table.get("enabled", True), bool):
+        raise MonitorConfigError(f"{where} enabled must be true or false")
     listen = table.get("listen", "127.0.0.1:9469")
     listen = None if listen is False else listen_address(listen, f"{where} listen")
     interval = duration(table.get("collection_interval", 5), f"{where} collection_interval")
