@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .routercli import register as register_router
     register_router(sub)
+    from .monitor.cli import register as register_monitor
+    register_monitor(sub)
 
     try:
         from .dns.cli import register as register_dns

@@ -52,7 +52,7 @@ _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_co
 _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeout",
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
-_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway"}
+_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -194,6 +194,12 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         service_limits(services)
     except ValueError as exc:
         raise ConfigError(f"{source}: [services] {exc}") from None
+    if "monitoring" in config:
+        from .monitor.config import parse as check_monitoring
+        try:
+            check_monitoring(config["monitoring"], f"{source}: [monitoring]", base_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return config
 
 
@@ -250,6 +256,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
             from .dns.stackio import serve_on_stack
             server = build_from_config(config["dns"], base_dir)
             serve_on_stack(stack, server)  # UDP and TCP port 53; the resolver runs in the stack's loop
+        if "monitoring" in config:
+            from .monitor.config import build as build_monitor
+            build_monitor(stack, config["monitoring"], base_dir, source)
     except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         # Validation above covers the stack's own keys; this catches what a section it hands on
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.
