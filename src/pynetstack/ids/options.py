@@ -1,0 +1,422 @@
+"""Rule options: each keyword's value checked and compiled onto the Rule. A keyword that is not
+here raises Unsupported(keyword); a bad value raises ValueError (the loader adds file and line)."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .classify import DEFAULT_CLASSES
+from .content import ByteTest, Content, IsDataAt, compile_pcre
+from .rules import Rule, Unsupported
+
+# keywords read and kept for output only, or without effect on an IPv4 engine
+_IGNORED = {"target", "rawbytes", "requires"}
+_STICKY = {"dns.query": "dns.query", "dns_query": "dns.query", "pkt_data": "payload"}
+
+
+def unquote(value: Optional[str], what: str) -> str:
+    if value is None:
+        raise ValueError(f"{what} needs a value")
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    elif value.startswith('"') or value.endswith('"') and not value.endswith('\\"'):
+        raise ValueError(f"{what}: unbalanced quote in {value!r}")
+    return value
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def content_bytes(text: str) -> bytes:
+    """'abc|0d 0a|\\"x' -> bytes; hex between pipes, backslash escapes ; " \\ :"""
+    out = bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            out += text[i + 1].encode("latin-1")
+            i += 2
+        elif ch == "|":
+            close = text.find("|", i + 1)
+            if close < 0:
+                raise ValueError(f"content {text!r}: hex part without closing '|'")
+            digits = text[i + 1:close].replace(" ", "")
+            if len(digits) % 2 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise ValueError(f"content {text!r}: bad hex {text[i + 1:close]!r}")
+            out += bytes.fromhex(digits)
+            i = close + 1
+        elif ch == '"':
+            raise ValueError(f"content {text!r}: a '\"' inside must be escaped")
+        else:
+            try:
+                out += ch.encode("latin-1")
+            except UnicodeEncodeError:
+                out += ch.encode("utf-8")
+            i += 1
+    if not out:
+        raise ValueError("content is empty")
+    return bytes(out)
+
+
+def _int(value: Optional[str], what: str, low: int = 0, high: int = 2 ** 32) -> int:
+    if value is None:
+        raise ValueError(f"{what} needs a value")
+    try:
+        number = int(value.strip(), 0)
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not a number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{what}: {number} is outside {low}..{high}")
+    return number
+
+
+def compare(value: Optional[str], what: str, high: int = 2 ** 32) -> Callable[[int], bool]:
+    """'N', '<N', '>N', '<=N', '>=N', 'N<>M', 'N-M', '!N' -> predicate on an integer."""
+    if value is None:
+        raise ValueError(f"{what} needs a value")
+    text = value.replace(" ", "")
+    if "<>" in text or re.fullmatch(r"\d+-\d+", text):
+        lo_t, _, hi_t = text.partition("<>") if "<>" in text else text.partition("-")
+        lo, hi = _int(lo_t, what, 0, high), _int(hi_t, what, 0, high)
+        if lo >= hi:
+            raise ValueError(f"{what}: range {value!r} is empty")
+        return lambda x: lo < x < hi
+    for op in ("<=", ">=", "<", ">", "!", "="):
+        if text.startswith(op):
+            n = _int(text[len(op):], what, 0, high)
+            return {"<=": lambda x: x <= n, ">=": lambda x: x >= n, "<": lambda x: x < n,
+                    ">": lambda x: x > n, "!": lambda x: x != n, "=": lambda x: x == n}[op]
+    n = _int(text, what, 0, high)
+    return lambda x: x == n
+
+
+_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "C": 0x80, "E": 0x40,
+              "1": 0x80, "2": 0x40}
+
+
+def _flag_mask(text: str, what: str) -> int:
+    mask = 0
+    for ch in text.upper():
+        if ch == "0":
+            continue
+        if ch not in _FLAG_BITS:
+            raise ValueError(f"{what}: unknown TCP flag {ch!r}")
+        mask |= _FLAG_BITS[ch]
+    return mask
+
+
+def flags_check(value: Optional[str]) -> Callable:
+    if value is None:
+        raise ValueError("flags needs a value")
+    spec, _, ignore = value.replace(" ", "").partition(",")
+    modifier = ""
+    while spec and spec[0] in "+*!":
+        modifier, spec = spec[0], spec[1:]
+    while spec and spec[-1] in "+*!":
+        modifier, spec = spec[-1], spec[:-1]
+    if not spec:
+        raise ValueError("flags: no flags given")
+    want = _flag_mask(spec, "flags")
+    keep = 0xFF & ~_flag_mask(ignore, "flags") if ignore else 0xFF
+    if modifier == "+":
+        return lambda p: p.flags & want == want
+    if modifier == "*":
+        return lambda p: bool(p.flags & want) or want == 0
+    if modifier == "!":
+        return lambda p: not p.flags & want
+    return lambda p: p.flags & keep == want
+
+
+_FLOW_WORDS = {"to_server": "to_server", "from_client": "to_server", "to_client": "to_client",
+               "from_server": "to_client", "established": "established", "not_established": "not_established",
+               "stateless": "stateless", "only_stream": "only_stream", "no_stream": "no_stream",
+               "only_frag": None, "no_frag": None}
+
+
+def _last_content(rule: Rule, what: str) -> Content:
+    for item in reversed(rule.items + rule.dns_items):
+        if isinstance(item, Content):
+            return item
+    raise ValueError(f"{what} needs a content before it")
+
+
+def _track(value: str, what: str) -> str:
+    track = value.strip()
+    if track not in ("by_src", "by_dst", "by_rule", "by_both"):
+        raise ValueError(f"{what}: track {track!r} is not by_src, by_dst, by_rule or by_both")
+    return track
+
+
+def _threshold(value: Optional[str], what: str) -> Dict[str, object]:
+    if value is None:
+        raise ValueError(f"{what} needs a value")
+    spec: Dict[str, object] = {}
+    for part in value.split(","):
+        key, _, val = part.strip().partition(" ")
+        val = val.strip()
+        if key == "type":
+            if val not in ("limit", "threshold", "both"):
+                raise ValueError(f"{what}: type {val!r} is not limit, threshold or both")
+            spec["type"] = val
+        elif key == "track":
+            spec["track"] = _track(val, what)
+        elif key in ("count", "seconds"):
+            spec[key] = _int(val, f"{what} {key}", 0 if key == "seconds" else 1)
+        else:
+            raise ValueError(f"{what}: unknown part {key!r}")
+    need = ("track", "count", "seconds") + (("type",) if what == "threshold" else ())
+    missing = [k for k in need if k not in spec]
+    if missing:
+        raise ValueError(f"{what}: missing {', '.join(missing)}")
+    return spec
+
+
+def _byte_test(value: Optional[str], buffer: str) -> ByteTest:
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 4:
+        raise ValueError("byte_test: bytes, operator, value, offset [, options]")
+    nbytes = _int(parts[0], "byte_test bytes", 1, 10)
+    op = parts[1].replace(" ", "")
+    negated = op.startswith("!") and len(op) > 1
+    if negated:
+        op = op[1:]
+    if op not in ("<", ">", "=", "!", "<=", ">=", "&", "^"):
+        raise ValueError(f"byte_test: bad operator {parts[1]!r}")
+    number = _int(parts[2], "byte_test value", 0, 2 ** 64)
+    offset = _int(parts[3], "byte_test offset", -65535, 65535)
+    relative = little = False
+    base = None
+    bitmask = 0
+    for flag in parts[4:]:
+        if flag == "relative":
+            relative = True
+        elif flag == "little":
+            little = True
+        elif flag in ("big", ""):
+            pass
+        elif flag == "string":
+            base = base or 10
+        elif flag in ("hex", "dec", "oct"):
+            base = {"hex": 16, "dec": 10, "oct": 8}[flag]
+        elif flag.startswith("bitmask"):
+            bitmask = _int(flag.split()[-1], "byte_test bitmask", 0, 2 ** 32)
+        elif flag == "dce":
+            raise Unsupported("byte_test/dce")
+        else:
+            raise ValueError(f"byte_test: unknown option {flag!r}")
+    if base is None and nbytes > 8:
+        raise ValueError("byte_test: more than 8 bytes needs 'string'")
+    return ByteTest(nbytes, op, negated, number, offset, relative, little, base, bitmask, buffer)
+
+
+def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=None) -> None:
+    classes = classes or DEFAULT_CLASSES
+    buffer = "payload"
+    fast_given = False
+    for name, value in options:
+        if name in _STICKY:
+            buffer = _STICKY[name]
+            if buffer == "dns.query" and rule.proto not in (17, 6, None):
+                raise ValueError("dns.query applies to udp/tcp/dns rules")
+            continue
+        if name == "msg":
+            rule.msg = _unescape(unquote(value, "msg"))
+        elif name == "sid":
+            rule.sid = _int(value, "sid", 1)
+        elif name == "rev":
+            rule.rev = _int(value, "rev")
+        elif name == "gid":
+            rule.gid = _int(value, "gid")
+        elif name == "classtype":
+            key = (value or "").strip()
+            if key not in classes:
+                raise ValueError(f"unknown classtype {key!r}")
+            rule.classtype = key
+            rule.category, severity = classes[key]
+            if rule.priority is None:
+                rule.severity = severity
+        elif name == "priority":
+            rule.priority = rule.severity = _int(value, "priority", 1, 255)
+        elif name == "reference":
+            rule.references.append(unquote(value, "reference"))
+        elif name == "metadata":
+            rule.metadata.extend(p.strip() for p in unquote(value, "metadata").split(","))
+        elif name in _IGNORED:
+            pass
+        elif name == "content":
+            text = (value or "").strip()
+            negated = text.startswith("!")
+            item = Content(content_bytes(unquote(text[1:] if negated else text, "content")), negated, buffer)
+            (rule.dns_items if buffer == "dns.query" else rule.items).append(item)
+        elif name in ("nocase", "fast_pattern", "startswith", "endswith"):
+            item = _last_content(rule, name)
+            if name == "nocase":
+                item.nocase = True
+            elif name == "fast_pattern":
+                if item.negated:
+                    raise ValueError("fast_pattern on a negated content")
+                item.fast_pattern = fast_given = True
+                item.fast_only = (value or "").strip() == "only"
+            elif name == "startswith":
+                item.offset, item.startswith = 0, True
+            else:
+                item.endswith = True
+        elif name in ("depth", "offset", "distance", "within"):
+            item = _last_content(rule, name)
+            number = _int(value, name, -65535 if name == "distance" else 0, 65535)
+            if name in ("distance", "within"):
+                if item.depth is not None or item.offset:
+                    raise ValueError(f"{name} with depth/offset on one content")
+                item.relative = True
+            elif item.relative:
+                raise ValueError(f"{name} with distance/within on one content")
+            if name == "within" and number < len(item.pattern):
+                raise ValueError(f"within {number} is shorter than the content ({len(item.pattern)} bytes)")
+            if name == "depth" and number < len(item.pattern):
+                raise ValueError(f"depth {number} is shorter than the content ({len(item.pattern)} bytes)")
+            setattr(item, name, number)
+        elif name == "isdataat":
+            text = (value or "").replace(" ", "")
+            negated = text.startswith("!")
+            at, _, rel = text.lstrip("!").partition(",")
+            if rel not in ("", "relative"):
+                raise ValueError(f"isdataat: unknown option {rel!r}")
+            target = rule.dns_items if buffer == "dns.query" else rule.items
+            target.append(IsDataAt(_int(at, "isdataat", 0, 65535), negated, rel == "relative", buffer))
+        elif name == "pcre":
+            try:
+                item = compile_pcre(unquote_pcre(value), buffer)
+            except KeyError as exc:
+                raise Unsupported(exc.args[0]) from None
+            (rule.dns_items if buffer == "dns.query" else rule.items).append(item)
+        elif name == "byte_test":
+            (rule.dns_items if buffer == "dns.query" else rule.items).append(_byte_test(value, buffer))
+        elif name == "flow":
+            for word in (value or "").replace(" ", "").split(","):
+                if word not in _FLOW_WORDS:
+                    raise ValueError(f"flow: unknown option {word!r}")
+                if _FLOW_WORDS[word]:
+                    rule.flow[_FLOW_WORDS[word]] = True
+            if rule.flow.get("to_server") and rule.flow.get("to_client"):
+                raise ValueError("flow: to_server and to_client together")
+            if rule.flow.get("established") and rule.flow.get("not_established"):
+                raise ValueError("flow: established and not_established together")
+        elif name == "flowbits":
+            _flowbits(rule, value)
+        elif name == "noalert":
+            rule.noalert = True
+        elif name == "threshold":
+            rule.threshold = _threshold(value, "threshold")
+        elif name == "detection_filter":
+            rule.detection_filter = _threshold(value, "detection_filter")
+        elif name in _HEADER_KEYWORDS:
+            rule.checks.append(_HEADER_KEYWORDS[name](value))
+        else:
+            raise Unsupported(name)
+    _choose_fast_pattern(rule, fast_given)
+
+
+def unquote_pcre(value: Optional[str]) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValueError("pcre needs a value")
+    return text
+
+
+def _flowbits(rule: Rule, value: Optional[str]) -> None:
+    parts = [p.strip() for p in (value or "").split(",", 1)]
+    command = parts[0]
+    if command == "noalert":
+        rule.noalert = True
+        return
+    if command not in ("set", "isset", "unset", "isnotset", "toggle"):
+        raise ValueError(f"flowbits: unknown command {command!r}")
+    if len(parts) < 2 or not parts[1]:
+        raise ValueError(f"flowbits:{command} needs a name")
+    names = parts[1]
+    if "&" in names and "|" in names:
+        raise ValueError("flowbits: '&' and '|' together")
+    if "|" in names:
+        if command not in ("isset", "isnotset"):
+            raise ValueError("flowbits: '|' only with isset/isnotset")
+        rule.flowbits.append((command + "_any", tuple(n.strip() for n in names.split("|"))))
+    else:
+        rule.flowbits.append((command, tuple(n.strip() for n in names.split("&"))))
+
+
+def _choose_fast_pattern(rule: Rule, given: bool) -> None:
+    """The prefilter's pattern: the one marked fast_pattern, else the longest positive content
+    (Suricata's choice too), in the payload buffer or the DNS name."""
+    best = None
+    for item in rule.items + rule.dns_items:
+        if not isinstance(item, Content) or item.negated:
+            continue
+        if given and item.fast_pattern:
+            best = item
+            break
+        if not given and (best is None or len(item.pattern) > len(best.pattern)):
+            best = item
+    if best is not None:
+        rule.fast = (best.buffer, best.lower)
+
+
+def _number_field(field: str, what: str, high: int, proto: int = 0):
+    def build(value):
+        test = compare(value, what, high)
+        if proto:  # the field exists in that protocol only
+            return lambda p: p.proto == proto and test(getattr(p, field))
+        return lambda p: test(getattr(p, field))
+    return build
+
+
+def _icmp_field(field: str, what: str):
+    def build(value):
+        want = _int(value, what, 0, 65535)
+        return lambda p: p.proto == 1 and getattr(p, field) == want
+    return build
+
+
+_PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "sctp": 132}
+
+
+def _ip_proto(value):
+    text = (value or "").replace(" ", "")
+    for prefix in ("!", "<", ">"):
+        if text.startswith(prefix):
+            body = text[1:]
+            number = _PROTO_NAMES.get(body.lower(), None)
+            number = number if number is not None else _int(body, "ip_proto", 0, 255)
+            return {"!": lambda p: p.proto != number, "<": lambda p: p.proto < number,
+                    ">": lambda p: p.proto > number}[prefix]
+    number = _PROTO_NAMES.get(text.lower())
+    number = number if number is not None else _int(text, "ip_proto", 0, 255)
+    return lambda p: p.proto == number
+
+
+def _tcp_only(test):
+    return lambda p: p.proto == 6 and test(p)
+
+
+def _sameip(value):
+    return lambda p: p.src == p.dst
+
+
+_HEADER_KEYWORDS = {
+    "dsize": _number_field("dsize", "dsize", 65535),
+    "ttl": _number_field("ttl", "ttl", 255),
+    "tos": _number_field("tos", "tos", 255),
+    "id": _number_field("ipid", "id", 65535),
+    "itype": _number_field("icmp_type", "itype", 255, 1),
+    "icode": _number_field("icmp_code", "icode", 255, 1),
+    "seq": _number_field("seq", "seq", 2 ** 32, 6),
+    "ack": _number_field("ack", "ack", 2 ** 32, 6),
+    "window": _number_field("window", "window", 65535, 6),
+    "icmp_id": _icmp_field("icmp_id", "icmp_id"),
+    "icmp_seq": _icmp_field("icmp_seq", "icmp_seq"),
+    "ip_proto": _ip_proto,
+    "flags": lambda value: _tcp_only(flags_check(value)),
+    "sameip": _sameip,
+}
