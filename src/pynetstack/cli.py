@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .routercli import register as register_router
     register_router(sub)
+    from .ids.cli import register as register_ids
+    register_ids(sub)
 
     try:
         from .dns.cli import register as register_dns
