@@ -127,6 +127,8 @@ def _header_tokens(head: str) -> List[str]:
             cur.append(ch)
     if cur:
         tokens.append("".join(cur))
+    if depth:
+        raise ValueError("unbalanced '[' in the header")
     return tokens
 
 
@@ -138,7 +140,10 @@ def parse_rule(text: str, source: str = "", line: int = 0, variables=None, class
     open_at = text.find("(")
     if open_at < 0 or not text.endswith(")"):
         raise RuleError("a rule is 'action proto src sport -> dst dport (options)': no '(...)'", source, line)
-    tokens = _header_tokens(text[:open_at])
+    try:
+        tokens = _header_tokens(text[:open_at])
+    except ValueError as exc:
+        raise RuleError(str(exc), source, line) from None
     if len(tokens) != 7:
         raise RuleError(f"the header has {len(tokens)} fields, not 7 (action proto src sport dir dst dport)",
                         source, line)

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from pynetstack.ids import Detector, load_rules
+from tests.ids.packets import ACK, PSH, SYN, dns_query, handshake, icmp, tcp, udp
+
+
+def detector(text: str, **kwargs) -> Detector:
+    ruleset = load_rules(text, "t.rules", strict=True)
+    assert not ruleset.skipped
+    return Detector(ruleset, **kwargs)
+
+
+def sids(alerts):
+    return sorted(a.rule.sid for a in alerts)
+
+
+def udp_sids(rules: str, payload: bytes):
+    return sids(detector(rules).inspect_bytes(udp("10.0.0.1", 1111, "10.0.0.2", 2222, payload), 0.0))
+
+
+def test_content_modifiers():
+    rules = "\n".join([
+        'alert udp any any -> any any (content:"abc"; sid:1;)',
+        'alert udp any any -> any any (content:"ABC"; nocase; sid:2;)',
+        'alert udp any any -> any any (content:"ABC"; sid:3;)',
+        'alert udp any any -> any any (content:"abc"; depth:3; sid:4;)',
+        'alert udp any any -> any any (content:"abc"; offset:3; sid:5;)',
+        'alert udp any any -> any any (content:"abc"; content:"|0d 0a|"; distance:0; within:4; sid:6;)',
+        'alert udp any any -> any any (content:"abc"; content:!"zzz"; sid:7;)',
+        'alert udp any any -> any any (content:"abc"; content:!"xyz"; sid:8;)',
+        'alert udp any any -> any any (content:"xyz"; isdataat:2,relative; sid:9;)',
+        'alert udp any any -> any any (content:"xyz"; isdataat:!3,relative; sid:10;)',
+        'alert udp any any -> any any (content:"abc"; startswith; sid:11;)',
+        'alert udp any any -> any any (content:"def"; endswith; sid:12;)',
+        'alert udp any any -> any any (pcre:"/A.C\\r\\n/i"; sid:13;)',
+        'alert udp any any -> any any (content:"|0d 0a|"; byte_test:1,=,0x78,0,relative; sid:14;)',
+        'alert udp any any -> any any (content:"|0d 0a|"; byte_test:1,>,0x78,0,relative; sid:15;)',
+        'alert udp any any -> any any (dsize:11; sid:16;)',
+        'alert udp any any -> any any (dsize:>11; sid:17;)',
+        'alert udp any any -> any any (content:"abc"; content:"def"; distance:5; within:3; sid:18;)',
+    ])
+    assert udp_sids(rules, b"abc\r\nxyzdef") == [1, 2, 4, 6, 7, 9, 10, 11, 12, 13, 14, 16, 18]
+
+
+def test_relative_content_tries_the_next_occurrence():
+    rules = 'alert udp any any -> any any (content:"a"; content:"b"; distance:0; within:1; sid:1;)'
+    assert udp_sids(rules, b"axxxaxab") == [1]
+    assert udp_sids(rules, b"axxxaxax") == []
+
+
+def test_header_addresses_ports_and_direction():
+    rules = "\n".join([
+        'alert udp 10.0.0.1 any -> 10.0.0.2 2222 (sid:1;)',
+        'alert udp 10.0.0.2 any -> 10.0.0.1 any (sid:2;)',
+        'alert udp 10.0.0.2 2222 <> 10.0.0.1 any (sid:3;)',
+        'alert udp !10.0.0.1 any -> any any (sid:4;)',
+        'alert udp any any -> any [1:100,2000:3000] (sid:5;)',
+        'alert tcp any any -> any any (sid:6;)',
+        'alert ip any any -> any any (ip_proto:17; ttl:64; sid:7;)',
+    ])
+    assert udp_sids(rules, b"x") == [1, 3, 5, 7]
+
+
+def test_icmp_keywords():
+    rules = "\n".join([
+        'alert icmp any any -> any any (itype:8; icode:0; icmp_id:7; icmp_seq:9; sid:1;)',
+        'alert icmp any any -> any any (itype:0; sid:2;)',
+        'alert icmp any any -> any any (itype:>7; content:"ping"; sid:3;)',
+    ])
+    alerts = detector(rules).inspect_bytes(icmp("10.0.0.1", "10.0.0.2", 8, 0, 7, 9, b"ping"), 0.0)
+    assert sids(alerts) == [1, 3]
+
+
+def test_flags():
+    d = detector('alert tcp any any -> any any (flags:S; sid:1;)\n'
+                 'alert tcp any any -> any any (flags:A+; sid:2;)\n'
+                 'alert tcp any any -> any any (flags:!R; sid:3;)\n')
+    assert sids(d.inspect_bytes(tcp("1.1.1.1", 1, "2.2.2.2", 2, SYN), 0)) == [1, 3]
+    assert sids(d.inspect_bytes(tcp("1.1.1.1", 3, "2.2.2.2", 2, SYN | ACK), 0)) == [2, 3]
+
+
+def test_stream_content_spanning_segments_matches_once_in_order():
+    d = detector('alert tcp any any -> any 80 (flow:established,to_server; content:"GET /secret"; sid:1;)')
+    cseq, _ = handshake(d)
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq + 5, data=b"secret HTTP/1.0"), 1)
+    assert a == []  # out of order: held until the gap is filled
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq, data=b"GET /"), 1)
+    assert sids(a) == [1]
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq + 20, data=b"GET /secret"), 1)
+    assert a == []  # one alert per rule and stream direction
+
+
+def test_flow_established_and_midstream():
+    rules = ('alert tcp any any -> any any (flow:established; content:"hello"; sid:1;)\n'
+             'alert tcp any any -> any any (flow:not_established; content:"hello"; sid:2;)\n')
+    d = detector(rules)
+    # no handshake seen: the payload alone, never established
+    assert sids(d.inspect_bytes(tcp("10.0.0.1", 1, "10.0.0.2", 2, ACK, 5, data=b"hello"), 0)) == [2]
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    a = d.inspect_bytes(tcp("10.0.0.2", 80, "10.0.0.1", 40000, ACK, sseq, data=b"hello"), 0)
+    assert sids(a) == [1] and a[0].direction == 1
+
+
+def test_stream_depth_bounds_the_bytes_held():
+    d = detector('alert tcp any any -> any any (content:"needle"; sid:1;)', stream_depth=100)
+    cseq, _ = handshake(d)
+    d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK, cseq, data=b"x" * 150), 0)
+    flow = next(iter(d.flows.flows.values()))
+    assert len(flow.streams[0].data) == 100 and flow.streams[0].full
+    # past the depth each packet is inspected alone
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK, cseq + 150, data=b"a needle"), 0)
+    assert sids(a) == [1]
+
+
+def test_flowbits_and_order():
+    rules = ('alert tcp any any -> any any (flowbits:isset,login; content:"RETR"; sid:2;)\n'
+             'alert tcp any any -> any any (content:"USER"; flowbits:set,login; flowbits:noalert; sid:1;)\n'
+             'alert tcp any any -> any any (flowbits:isnotset,login; content:"RETR"; sid:3;)\n')
+    d = detector(rules)
+    assert sids(d.inspect_bytes(tcp("1.1.1.1", 5, "2.2.2.2", 21, ACK, 1, data=b"RETR x"), 0)) == [3]
+    assert sids(d.inspect_bytes(tcp("1.1.1.1", 5, "2.2.2.2", 21, ACK, 7, data=b"USER RETR"), 0)) == [2]
+
+
+def test_threshold_and_detection_filter():
+    rules = ('alert udp any any -> any any (content:"a"; threshold:type limit, track by_src, count 2, seconds 10; sid:1;)\n'
+             'alert udp any any -> any any (content:"a"; threshold:type threshold, track by_src, count 3, seconds 10; sid:2;)\n'
+             'alert udp any any -> any any (content:"a"; threshold:type both, track by_dst, count 2, seconds 10; sid:3;)\n'
+             'alert udp any any -> any any (content:"a"; detection_filter:track by_src, count 4, seconds 10; sid:4;)\n')
+    d = detector(rules)
+    got = [sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"a"), t)) for t in range(6)]
+    assert got == [[1], [1, 3], [2], [], [4], [2, 4]]
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"a"), 20)) == [1]  # a new window
+
+
+def test_dns_query():
+    rules = ('alert dns any any -> any any (dns.query; content:"evil.example"; nocase; sid:1;)\n'
+             'alert udp any any -> any 53 (dns_query; content:"good"; sid:2;)\n')
+    d = detector(rules)
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5555, "8.8.8.8", 53, dns_query("www.EVIL.example.com")), 0)) == [1]
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5555, "8.8.8.8", 53, dns_query("good.org")), 0)) == [2]
+    assert d.inspect_bytes(udp("1.1.1.1", 5555, "8.8.8.8", 99, dns_query("evil.example")), 0) == []
+
+
+def test_pass_rule_and_inline_drop():
+    rules = ('pass udp 1.1.1.1 any -> any any (content:"ok"; sid:1;)\n'
+             'drop udp any any -> any any (content:"bad"; sid:2;)\n')
+    alerts = detector(rules).inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0)
+    assert [a.action for a in alerts] == ["allowed"]
+    alerts = detector(rules, inline=True).inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0)
+    assert [a.action for a in alerts] == ["blocked"]
+    d = detector(rules, inline=True)
+    assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"ok bad"), 0) == []
+    assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"bad"), 0) == []  # the flow is passed
+
+
+def test_flow_table_is_bounded():
+    d = detector('alert udp any any -> any any (content:"x"; sid:1;)', max_flows=10)
+    for port in range(50):
+        d.inspect_bytes(udp("1.1.1.1", port, "2.2.2.2", 6, b"y"), 0)
+    assert len(d.flows.flows) == 10 and d.flows.evicted == 40
+    d.poll(1000.0)
+    assert not d.flows.flows
