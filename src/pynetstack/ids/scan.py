@@ -42,8 +42,8 @@ class _Pair:
     __slots__ = ("ports", "alerted")
 
     def __init__(self):
-        self.ports: Dict[int, tuple] = {}  # port -> (last seen, kind)
-        self.alerted: Dict[str, float] = {}  # "fast"/"slow" -> when
+        self.ports: Dict[tuple, float] = {}  # (port, kind) -> last seen
+        self.alerted: Dict[tuple, float] = {}  # ("fast"/"slow", kind) -> when
 
 
 class ScanDetector:
@@ -72,42 +72,44 @@ class ScanDetector:
                 del self.pairs[next(iter(self.pairs))]
                 self.evicted += 1
             pair = self.pairs[key] = _Pair()
-        new = p.dport not in pair.ports
+        probe = (p.dport, kind)  # one scan after another of a new kind is a new scan
+        new = probe not in pair.ports
         if new and len(pair.ports) >= self.max_ports:
             self._forget(pair, now)
-            if len(pair.ports) >= self.max_ports:
-                return []
-        pair.ports[p.dport] = (now, kind)
+            if len(pair.ports) >= self.max_ports:  # still full: the oldest probe goes
+                del pair.ports[next(iter(pair.ports))]
+        pair.ports[probe] = now
         if not new:
             return []
-        recent = [k for t, k in pair.ports.values() if now - t <= self.window]
+        recent = sum(1 for (_, k), t in pair.ports.items() if k == kind and now - t <= self.window)
+        fast, slow = ("fast", kind), ("slow", kind)
         found = None
-        if len(recent) >= self.ports and now - pair.alerted.get("fast", -1e18) > self.slow_window:
-            pair.alerted["fast"] = now
+        if recent >= self.ports and now - pair.alerted.get(fast, -1e18) > self.slow_window:
+            pair.alerted[fast] = now
             found = (recent, False, self.window)
         else:
             if len(pair.ports) > self.slow_ports:
                 self._forget(pair, now)
-            if len(pair.ports) >= self.slow_ports and now - pair.alerted.get("slow", -1e18) > self.slow_window \
-                    and now - pair.alerted.get("fast", -1e18) > self.slow_window:
-                pair.alerted["slow"] = now
-                found = ([k for _, k in pair.ports.values()], True, self.slow_window)
+            count = sum(1 for (_, k) in pair.ports if k == kind)
+            if count >= self.slow_ports and now - pair.alerted.get(slow, -1e18) > self.slow_window \
+                    and now - pair.alerted.get(fast, -1e18) > self.slow_window:
+                pair.alerted[slow] = now
+                found = (count, True, self.slow_window)
         if found is None:
             return []
-        kinds, slow, span = found
-        named = max(set(kinds), key=kinds.count)
+        ports, is_slow, span = found
         self.detected += 1
-        extra = {"detector": "scan", "scan_type": named, "ports": len(kinds), "window_seconds": span}
-        return [Alert(scan_rule(named, slow), p, flow, direction, "allowed", extra)]
+        extra = {"detector": "scan", "scan_type": kind, "ports": ports, "window_seconds": span}
+        return [Alert(scan_rule(kind, is_slow), p, flow, direction, "allowed", extra)]
 
     def _forget(self, pair: _Pair, now: float) -> None:
         cutoff = now - self.slow_window
-        for port in [port for port, (t, _) in pair.ports.items() if t < cutoff]:
-            del pair.ports[port]
+        for probe in [probe for probe, t in pair.ports.items() if t < cutoff]:
+            del pair.ports[probe]
 
     def poll(self, now: float) -> List[Alert]:
         cutoff = now - self.slow_window
-        for key in [k for k, pair in self.pairs.items() if all(t < cutoff for t, _ in pair.ports.values())][:4096]:
+        for key in [k for k, pair in self.pairs.items() if all(t < cutoff for t in pair.ports.values())][:4096]:
             del self.pairs[key]
         return []
 
