@@ -6,7 +6,7 @@ from pynetstack.ids import Detector
 from pynetstack.ids.baseline import BaselineDetector
 from pynetstack.ids.flood import SynFloodDetector
 from pynetstack.ids.scan import ScanDetector
-from tests.ids.packets import ACK, FIN, PSH, RST, SYN, URG, tcp, udp
+from tests.ids.packets import ACK, FIN, PSH, SYN, URG, tcp, udp
 
 MSS = b"\x02\x04\x05\xb4"
 FULL_SYN_OPTIONS = MSS + b"\x04\x02\x08\x0a" + bytes(8) + b"\x01\x03\x03\x07"  # what connect() sends

@@ -73,6 +73,10 @@ def _int(value: Optional[str], what: str, low: int = 0, high: int = 2 ** 32) -> 
     return number
 
 
+_COMPARE = {"<=": lambda n: lambda x: x <= n, ">=": lambda n: lambda x: x >= n, "<": lambda n: lambda x: x < n,
+            ">": lambda n: lambda x: x > n, "!": lambda n: lambda x: x != n, "=": lambda n: lambda x: x == n}
+
+
 def compare(value: Optional[str], what: str, high: int = 2 ** 32) -> Callable[[int], bool]:
     """'N', '<N', '>N', '<=N', '>=N', 'N<>M', 'N-M', '!N' -> predicate on an integer."""
     if value is None:
@@ -87,8 +91,7 @@ def compare(value: Optional[str], what: str, high: int = 2 ** 32) -> Callable[[i
     for op in ("<=", ">=", "<", ">", "!", "="):
         if text.startswith(op):
             n = _int(text[len(op):], what, 0, high)
-            return {"<=": lambda x: x <= n, ">=": lambda x: x >= n, "<": lambda x: x < n,
-                    ">": lambda x: x > n, "!": lambda x: x != n, "=": lambda x: x == n}[op]
+            return _COMPARE[op](n)
     n = _int(text, what, 0, high)
     return lambda x: x == n
 
@@ -389,8 +392,8 @@ def _ip_proto(value):
             body = text[1:]
             number = _PROTO_NAMES.get(body.lower(), None)
             number = number if number is not None else _int(body, "ip_proto", 0, 255)
-            return {"!": lambda p: p.proto != number, "<": lambda p: p.proto < number,
-                    ">": lambda p: p.proto > number}[prefix]
+            test = _COMPARE["!" if prefix == "!" else prefix](number)
+            return lambda p: test(p.proto)
     number = _PROTO_NAMES.get(text.lower())
     number = number if number is not None else _int(text, "ip_proto", 0, 255)
     return lambda p: p.proto == number
