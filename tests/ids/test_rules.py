@@ -138,12 +138,13 @@ def test_addresses_negation_and_variables():
     assert parse_addresses("any") is None and parse_addresses("[any]") is None
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=4), min_size=1, max_size=12), st.binary(max_size=64))
-def test_prefilter_finds_exactly_the_patterns_present(patterns, data):
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=10), min_size=1, max_size=12), st.binary(max_size=64),
+       st.integers(0, 5), st.sampled_from([0, 48]))
+def test_prefilter_finds_exactly_the_patterns_present(patterns, data, at, direct_max):
     table = {}
     for i, pattern in enumerate(patterns):
         table.setdefault(pattern.lower(), []).append(i)
-    data = data + patterns[0]  # at least one hit, often overlapping others
+    data = data[:at] + patterns[0] + data[at:]  # at least one hit, at any alignment
     want = {i for pattern, keys in table.items() if pattern in data.lower() for i in keys}
-    assert Prefilter(table).candidates(data.lower()) == want
+    assert Prefilter(table, direct_max=direct_max).candidates(data.lower()) == want
