@@ -139,8 +139,8 @@ def test_addresses_negation_and_variables():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=10), min_size=1, max_size=12), st.binary(max_size=64),
-       st.integers(0, 5), st.sampled_from([0, 48]))
+@given(st.lists(st.binary(min_size=1, max_size=10), min_size=1, max_size=30), st.binary(max_size=64),
+       st.integers(0, 5), st.sampled_from([0, 4, 48]))
 def test_prefilter_finds_exactly_the_patterns_present(patterns, data, at, direct_max):
     table = {}
     for i, pattern in enumerate(patterns):
