@@ -150,6 +150,14 @@ def test_pass_rule_and_inline_drop():
     alerts = detector(rules, inline=True).inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0)
     assert [a.action for a in alerts] == ["blocked"]
     d = detector(rules, inline=True)
+    d.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0)
+    assert d.verdict_drop
+    assert d.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"fine"), 0) == [] and d.verdict_drop  # flow dropped
+    d.inspect_bytes(udp("9.9.9.9", 7, "2.2.2.2", 6, b"fine"), 0)
+    assert not d.verdict_drop  # another flow
+    noalert = detector('drop udp any any -> any any (content:"bad"; noalert; sid:3;)', inline=True)
+    assert noalert.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0) == [] and noalert.verdict_drop
+    d = detector(rules, inline=True)
     assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"ok bad"), 0) == []
     assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"bad"), 0) == []  # the flow is passed
 

@@ -69,12 +69,12 @@ class Detector:
     ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``)."""
 
     def __init__(self, ruleset: Optional[Ruleset] = None, inline: bool = False, stream_depth: int = 1 << 16,
-                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=()):
+                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False):
         # stream_depth: Suricata keeps 1 MiB; each new segment re-reads the held bytes, so the cost
         # of a flow grows with the square of this bound: 64 KiB by default here
         self.ruleset = ruleset if ruleset is not None else Ruleset()
         self.inline = inline
-        self.flows = FlowTable(max_flows, flow_timeout, stream_depth)
+        self.flows = FlowTable(max_flows, flow_timeout, stream_depth, midstream)
         self.thresholds = Thresholds()
         self.detectors = list(detectors)
         rules = self.ruleset.rules
@@ -85,6 +85,7 @@ class Detector:
         self.blocked = 0
         self.undecodable = 0
         self.by_sid: Dict[int, int] = {}
+        self.verdict_drop = False  # inline: the last packet inspected is to be dropped
 
     # -- inputs --------------------------------------------------------------------------------
     def inspect_ip(self, ip: IPv4, now: float) -> List[Alert]:
@@ -105,6 +106,7 @@ class Detector:
     # -- the work ------------------------------------------------------------------------------
     def inspect(self, p: Packet, now: float) -> List[Alert]:
         self.packets += 1
+        self.verdict_drop = False
         flow, d = self.flows.lookup(p.proto, p.src, p.sport, p.dst, p.dport, now)
         flow.pkts[d] += 1
         flow.bytes[d] += p.length
@@ -118,6 +120,10 @@ class Detector:
             found = detector.observe(p, flow, d, now)
             if found:
                 alerts.extend(found)
+        if flow.dropped:  # inline: a drop rule matched earlier in this flow (Suricata drops the flow)
+            self.verdict_drop = True
+            self.blocked += 1
+            return self._count(alerts)
         if flow.passed:
             return self._count(alerts)
         group = self.groups.get(p.proto, self.other)
@@ -172,15 +178,17 @@ class Detector:
             if rule.action == "pass":
                 flow.passed = True
                 break
+            block = self.inline and rule.action in BLOCKING
+            if block:  # a drop rule drops even when it does not alert
+                blocked = flow.dropped = True
             if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
                 continue
-            block = self.inline and rule.action in BLOCKING
-            blocked = blocked or block
             alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed"))
             if len(alerts) >= MAX_ALERTS_PER_PACKET:
                 break
         if blocked:
             self.blocked += 1
+            self.verdict_drop = True
         return self._count(alerts)
 
     def _count(self, alerts: List[Alert]) -> List[Alert]:

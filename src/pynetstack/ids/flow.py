@@ -70,7 +70,7 @@ class Stream:
 
 class Flow:
     __slots__ = ("key", "flow_id", "client", "proto", "start", "last", "tcp_state", "seen_reply", "bits",
-                 "streams", "stream_matched", "passed", "pkts", "bytes", "alerts")
+                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts")
 
     def __init__(self, key, flow_id: int, client, proto: int, now: float):
         self.key = key
@@ -84,6 +84,7 @@ class Flow:
         self.streams = [None, None]  # to_server, to_client
         self.stream_matched: set = set()  # (rule order, direction): a stream alerts once per rule
         self.passed = False  # a pass rule matched: the rest of the flow is not inspected
+        self.dropped = False  # inline, a drop rule matched: the rest of the flow is dropped unseen
         self.pkts = [0, 0]
         self.bytes = [0, 0]
         self.alerts = 0
@@ -102,7 +103,10 @@ def flow_id_of(key) -> int:
 
 
 class FlowTable:
-    def __init__(self, max_flows: int = 65536, timeout: float = 120.0, depth: int = 1 << 20):
+    def __init__(self, max_flows: int = 65536, timeout: float = 120.0, depth: int = 1 << 20,
+                 midstream: bool = False):
+        # midstream: pick up a TCP flow whose handshake was not seen (Suricata's stream.midstream)
+        self.midstream = midstream
         self.flows: Dict[tuple, Flow] = {}
         self.max_flows = max_flows
         self.timeout = timeout
@@ -147,6 +151,11 @@ class FlowTable:
             flow.streams[1] = Stream(seq, self.depth)
         elif flags & 0x10 and direction == 0 and flow.tcp_state == TCP_SYNACK:
             flow.tcp_state = TCP_ESTABLISHED
+        elif self.midstream and flow.tcp_state == 0 and flags & 0x10 and not flags & 0x02:
+            flow.tcp_state = TCP_ESTABLISHED  # taken up in the middle: both directions from here
+            flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)
+        if self.midstream and flow.tcp_state == TCP_ESTABLISHED and flow.streams[direction] is None:
+            flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)
         stream = flow.streams[direction]
         if stream is not None and payload and flow.tcp_state == TCP_ESTABLISHED:
             if stream.add(seq, payload):

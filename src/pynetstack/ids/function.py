@@ -42,12 +42,11 @@ class IdsFunction(hooks.NetworkFunction):
         alerts = self.detector.inspect_ip(ctx.ip, ctx.now)
         if self._next_poll is None:
             self._next_poll = ctx.now + self.poll_interval
-        if not alerts:
-            return hooks.ACCEPT
-        self._emit(alerts)
-        for alert in alerts:
-            ctx.note(f"ids: [{alert.rule.gid}:{alert.rule.sid}:{alert.rule.rev}] {alert.rule.msg} ({alert.action})")
-        if any(alert.action == "blocked" for alert in alerts):
+        if alerts:
+            self._emit(alerts)
+            for alert in alerts:
+                ctx.note(f"ids: [{alert.rule.gid}:{alert.rule.sid}:{alert.rule.rev}] {alert.rule.msg} ({alert.action})")
+        if self.detector.verdict_drop:  # a drop rule matched this packet or earlier in its flow
             return ctx.drop("ids-drop")
         return hooks.ACCEPT
 

@@ -58,6 +58,41 @@ def alert_checks(checks):
     return out
 
 
+def engine_options(args):
+    """The suricata command-line arguments a test gives, as Detector options; and what is not
+    understood (the test is then out of scope)."""
+    options, unknown = {}, []
+    words = " ".join(args).split()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-k" and i + 1 < len(words) and words[i + 1] == "none":
+            i += 2
+            continue
+        if word == "--simulate-ips":
+            options["inline"] = True
+        elif word == "--runmode" and i + 1 < len(words):
+            i += 1
+        elif word == "--set" and i + 1 < len(words):
+            key, _, value = words[i + 1].partition("=")
+            i += 1
+            if key == "stream.midstream" and value in ("true", "yes"):
+                options["midstream"] = True
+            elif key == "stream.reassembly.depth":
+                number = value.lower().rstrip("b")
+                scale = {"k": 1 << 10, "m": 1 << 20}.get(number[-1:], 1)
+                try:
+                    options["stream_depth"] = int(number.rstrip("km")) * scale or (1 << 30)
+                except ValueError:
+                    unknown.append(word)
+            else:
+                unknown.append(words[i])
+        else:
+            unknown.append(word)
+        i += 1
+    return options, unknown
+
+
 class Writer:
     def __init__(self):
         self.events = []
@@ -71,6 +106,7 @@ def main(repo: str, listing: bool = False) -> int:
                     .decode().splitlines()})
     total = in_scope = passed = 0
     reasons = {}
+    keywords = {}
     results = []
     for name in names:
         total += 1
@@ -81,8 +117,8 @@ def main(repo: str, listing: bool = False) -> int:
             reasons["no test.rules"] = reasons.get("no test.rules", 0) + 1
             continue
         spec = yaml.safe_load(git(repo, "show", f"HEAD:{base}/test.yaml")) or {}
-        args = spec.get("args") or []
-        if any(a.strip() != "-k none" for a in args) or spec.get("command") or spec.get("skip"):
+        options, unknown = engine_options(spec.get("args") or [])
+        if unknown or spec.get("command") or spec.get("skip"):
             reasons["arguments or command"] = reasons.get("arguments or command", 0) + 1
             continue
         requires = spec.get("requires") or {}
@@ -109,6 +145,8 @@ def main(repo: str, listing: bool = False) -> int:
         if ruleset.skipped or ruleset.failed or not ruleset.loaded:
             key = "unsupported keyword" if ruleset.skipped else "rule failed to load" if ruleset.failed else "no rule"
             reasons[key] = reasons.get(key, 0) + 1
+            for keyword in ruleset.skipped:
+                keywords[keyword] = keywords.get(keyword, 0) + 1
             continue
         try:
             data = git(repo, "show", f"HEAD:{pcap_path}")
@@ -121,7 +159,7 @@ def main(repo: str, listing: bool = False) -> int:
             tmp.flush()
             writer = Writer()
             try:
-                replay(tmp.name, Detector(ruleset), writer)
+                replay(tmp.name, Detector(ruleset, **options), writer)
                 error = ""
             except Exception as exc:  # noqa: BLE001 - a report, not a crash
                 error = f"{type(exc).__name__}: {exc}"
@@ -139,6 +177,8 @@ def main(repo: str, listing: bool = False) -> int:
             print(f"{'PASS' if ok else 'FAIL'} {name} {detail}")
     print(f"suricata-verify: {total} tests; out of scope: {dict(sorted(reasons.items()))}")
     print(f"in scope {in_scope}, passed {passed}, failed {in_scope - passed}")
+    top = sorted(keywords.items(), key=lambda kv: -kv[1])[:15]
+    print("tests out of scope per unsupported keyword (top 15):", ", ".join(f"{k} {n}" for k, n in top))
     return 0
 
 
