@@ -169,3 +169,23 @@ def test_flow_table_is_bounded():
     assert len(d.flows.flows) == 10 and d.flows.evicted == 40
     d.poll(1000.0)
     assert not d.flows.flows
+
+
+def test_byte_jump_bsize_dotprefix_and_header_buffers():
+    rules = "\n".join([
+        # a length byte, then jump over that many bytes: "END" must follow
+        'alert udp any any -> any any (content:"L"; byte_jump:1,0,relative; content:"END"; within:3; sid:1;)',
+        'alert udp any any -> any any (content:"L"; byte_jump:1,0,relative,post_offset 1; content:"END"; within:3; sid:2;)',
+        'alert udp any any -> any 53 (dns.query; dotprefix; content:".evil.example"; endswith; sid:3;)',
+        'alert udp any any -> any 53 (dns.query; dotprefix; content:".vil.example"; sid:4;)',
+        'alert udp any any -> any 53 (dns.query; bsize:<20; sid:5;)',
+        'alert udp any any -> any 53 (dns.query; bsize:>20; sid:6;)',
+        'alert tcp any any -> any any (tcp.hdr; content:"|00 50|"; offset:2; depth:2; sid:7;)',
+        'alert tcp any any -> any any (ipv4.hdr; content:"|40 06|"; offset:8; depth:2; sid:8;)',
+    ])
+    d = detector(rules)
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"L\x03abcEND"), 0)) == [1]
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"L\x03abcXEND"), 0)) == [2]
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 53, dns_query("www.evil.example")), 0)) == [3, 5]
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 53, dns_query("notevil.example")), 0)) == [5]
+    assert sids(d.inspect_bytes(tcp("1.1.1.1", 5, "2.2.2.2", 80, SYN), 0)) == [7, 8]

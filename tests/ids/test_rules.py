@@ -41,7 +41,7 @@ def test_every_keyword_parses():
 
 def test_dns_query_sticky_buffer():
     rule = parse_rule('alert dns any any -> any any (dns.query; content:"evil"; nocase; endswith; sid:2;)')
-    assert rule.app == "dns" and rule.items == [] and rule.dns_items[0].endswith
+    assert rule.app == "dns" and rule.items == [] and rule.buffers["dns.query"][0].endswith
     assert rule.fast == ("dns.query", b"evil")
 
 
@@ -71,6 +71,10 @@ MALFORMED = [
     ('alert tcp any any -> any any (sid:abc;)', "not a number"),
     ('alert tcp any any -> any any (classtype:made-up; sid:1;)', "unknown classtype"),
     ('alert tcp any any -> any any (byte_test:2,~,1,0; sid:1;)', "bad operator"),
+    ('alert tcp any any -> any any (udp.hdr; content:"a"; sid:1;)', "does not apply"),
+    ('alert udp any any -> any any (content:"a"; dotprefix; sid:1;)', "dotprefix goes after dns.query"),
+    ('alert udp any any -> any any (bsize:3; sid:1;)', "needs a sticky buffer"),
+    ('alert udp any any -> any any (byte_jump:2,0,sideways; sid:1;)', "unknown option"),
 ]
 
 
@@ -85,18 +89,18 @@ def test_loading_statistics_count_unsupported_keywords_and_failures():
     text = "\n".join([
         'alert tcp any any -> any any (content:"a"; sid:1;)',
         'alert http any any -> any any (content:"a"; sid:2;)',
-        'alert tcp any any -> any any (content:"a"; byte_jump:2,0; sid:3;)',
+        'alert tcp any any -> any any (content:"a"; byte_extract:2,0,size; sid:3;)',
         'alert tcp any any -> any any (http.uri; content:"a"; sid:4;)',
-        'alert tcp any any -> any any (content:"a"; byte_jump:4,0; sid:5;)',
+        'alert tcp any any -> any any (content:"a"; byte_extract:4,0,len; sid:5;)',
         'alert tcp any any -> any any (content:"a" sid:6;)',
         'alert tcp any any -> any any (content:"a"; \\',
         '  sid:7;)',
     ])
     ruleset = load_rules(text, "x.rules")
     assert ruleset.loaded == 2 and [r.sid for r in ruleset.rules] == [1, 7]
-    assert dict(ruleset.skipped) == {"protocol http": 1, "byte_jump": 2, "http.uri": 1}
+    assert dict(ruleset.skipped) == {"protocol http": 1, "byte_extract": 2, "http.uri": 1}
     assert len(ruleset.failed) == 1 and ruleset.failed[0].startswith("x.rules:6: ")
-    assert "4 rules skipped" in ruleset.summary() and "byte_jump" in ruleset.summary()
+    assert "4 rules skipped" in ruleset.summary() and "byte_extract" in ruleset.summary()
     with pytest.raises(Unsupported):
         parse_rule('alert tcp any any -> any any (xbits:set,a,track ip_src; sid:1;)')
 

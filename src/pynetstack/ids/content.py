@@ -139,6 +139,69 @@ class IsDataAt:
         return (pos < len(buf)) != self.negated
 
 
+class BufferSize:
+    """bsize: the size of a sticky buffer."""
+
+    __slots__ = ("check", "relative", "buffer")
+
+    def __init__(self, check, buffer: str):
+        self.check = check
+        self.relative = False
+        self.buffer = buffer
+
+    def test(self, buf: bytes, prev_end: int) -> bool:
+        return self.check(len(buf))
+
+
+class ByteJump:
+    """byte_jump: read a number and move the inspection point by it."""
+
+    __slots__ = ("nbytes", "offset", "relative", "little", "base", "multiplier", "align", "from_beginning",
+                 "from_end", "post_offset", "bitmask", "buffer")
+
+    def __init__(self, nbytes, offset, relative, little, base, multiplier, align, from_beginning, from_end,
+                 post_offset, bitmask, buffer):
+        self.nbytes = nbytes
+        self.offset = offset
+        self.relative = relative
+        self.little = little
+        self.base = base
+        self.multiplier = multiplier
+        self.align = align
+        self.from_beginning = from_beginning
+        self.from_end = from_end
+        self.post_offset = post_offset
+        self.bitmask = bitmask
+        self.buffer = buffer
+
+    def jump(self, buf: bytes, prev_end: int) -> int:
+        """The new inspection point, or -1 when the jump leaves the buffer."""
+        at = self.offset + (prev_end if self.relative else 0)
+        if at < 0 or at + self.nbytes > len(buf):
+            return -1
+        raw = buf[at:at + self.nbytes]
+        if self.base is None:
+            value = int.from_bytes(raw, "little" if self.little else "big")
+        else:
+            try:
+                value = int(raw.decode("ascii").strip(), self.base)
+            except ValueError:
+                return -1
+        if self.bitmask:
+            value = (value & self.bitmask) >> ((self.bitmask & -self.bitmask).bit_length() - 1)
+        value *= self.multiplier
+        if self.align:
+            value = (value + 3) & ~3
+        if self.from_beginning:
+            pos = value
+        elif self.from_end:
+            pos = len(buf) + value
+        else:
+            pos = at + self.nbytes + value
+        pos += self.post_offset
+        return pos if 0 <= pos <= len(buf) else -1
+
+
 def match_items(items: List, buf: bytes, lbuf: bytes) -> bool:
     """True when every item matches ``buf`` (``lbuf`` is its lower-case copy)."""
     budget = [MAX_STEPS]
@@ -172,6 +235,9 @@ def _match(items, k: int, buf: bytes, lbuf: bytes, prev_end: int, budget) -> boo
         if found is None:
             return False
         return _match(items, k + 1, buf, lbuf, found.end(), budget)
+    if kind is ByteJump:
+        pos = item.jump(buf, prev_end)
+        return pos >= 0 and _match(items, k + 1, buf, lbuf, pos, budget)
     if not item.test(buf, prev_end):
         return False
     return _match(items, k + 1, buf, lbuf, prev_end, budget)

@@ -15,7 +15,7 @@ from ..wire.ipv4 import IPv4
 from .addresses import contains
 from .content import match_items
 from .flow import TCP_ESTABLISHED, FlowTable
-from .packet import Packet, decode
+from .packet import Packet, decode, header_buffer
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
 from .thresholds import Thresholds
@@ -149,7 +149,7 @@ class Detector:
         elif payload and len(group.payload):
             candidates.update(group.payload.candidates(lower))
         if p.dns_query is not None and len(group.dns):
-            candidates.update(group.dns.candidates(p.dns_query.lower()))
+            candidates.update(group.dns.candidates(b"." + p.dns_query.lower()))
         if not candidates:
             return self._count(alerts)
         rank = group.rank
@@ -169,10 +169,8 @@ class Detector:
                     continue
             elif (rule.flow.get("only_stream") and not on_stream) or (rule.flow.get("no_stream") and on_stream):
                 continue
-            if rule.dns_items:
-                query = p.dns_query
-                if query is None or p.dns_qr != 0 or not match_items(rule.dns_items, query, query.lower()):
-                    continue
+            if rule.buffers and not self._buffers(rule, p):
+                continue
             if rule.flowbits and not self._flowbits(rule, flow):
                 continue
             if rule.action == "pass":
@@ -223,6 +221,21 @@ class Detector:
                 return False
         for check in rule.checks:
             if not check(p):
+                return False
+        return True
+
+    @staticmethod
+    def _buffers(rule: Rule, p: Packet) -> bool:
+        for name, items in rule.buffers.items():
+            if name.startswith("dns.query"):
+                if p.dns_query is None or p.dns_qr != 0:
+                    return False
+                buf = b"." + p.dns_query if name == "dns.query.dot" else p.dns_query
+            else:
+                buf = header_buffer(p, name)
+                if buf is None:
+                    return False
+            if not match_items(items, buf, buf.lower()):
                 return False
         return True
 

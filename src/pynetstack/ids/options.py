@@ -7,12 +7,14 @@ import re
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .classify import DEFAULT_CLASSES
-from .content import ByteTest, Content, IsDataAt, compile_pcre
+from .content import BufferSize, ByteJump, ByteTest, Content, IsDataAt, compile_pcre
 from .rules import Rule, Unsupported
 
 # keywords read and kept for output only, or without effect on an IPv4 engine
 _IGNORED = {"target", "rawbytes", "requires"}
-_STICKY = {"dns.query": "dns.query", "dns_query": "dns.query", "pkt_data": "payload"}
+_STICKY = {"dns.query": "dns.query", "dns_query": "dns.query", "pkt_data": "payload", "ipv4.hdr": "ipv4.hdr",
+           "tcp.hdr": "tcp.hdr", "udp.hdr": "udp.hdr", "icmpv4.hdr": "icmpv4.hdr"}
+_BUFFER_PROTO = {"tcp.hdr": 6, "udp.hdr": 17, "icmpv4.hdr": 1}
 
 
 def unquote(value: Optional[str], what: str) -> str:
@@ -139,8 +141,12 @@ _FLOW_WORDS = {"to_server": "to_server", "from_client": "to_server", "to_client"
                "only_frag": None, "no_frag": None}
 
 
+def _target(rule: Rule, buffer: str) -> list:
+    return rule.items if buffer == "payload" else rule.buffers.setdefault(buffer, [])
+
+
 def _last_content(rule: Rule, what: str) -> Content:
-    for item in reversed(rule.items + rule.dns_items):
+    for item in reversed(rule.items + [i for items in rule.buffers.values() for i in items]):
         if isinstance(item, Content):
             return item
     raise ValueError(f"{what} needs a content before it")
@@ -215,6 +221,43 @@ def _byte_test(value: Optional[str], buffer: str) -> ByteTest:
     return ByteTest(nbytes, op, negated, number, offset, relative, little, base, bitmask, buffer)
 
 
+def _byte_jump(value: Optional[str], buffer: str) -> ByteJump:
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 2:
+        raise ValueError("byte_jump: bytes, offset [, options]")
+    nbytes = _int(parts[0], "byte_jump bytes", 1, 10)
+    offset = _int(parts[1], "byte_jump offset", -65535, 65535)
+    flags = dict(relative=False, little=False, base=None, multiplier=1, align=False, from_beginning=False,
+                 from_end=False, post_offset=0, bitmask=0)
+    for part in parts[2:]:
+        word, _, arg = part.partition(" ")
+        if word in ("relative", "align", "from_beginning", "from_end"):
+            flags[word] = True
+        elif word == "little":
+            flags["little"] = True
+        elif word in ("big", ""):
+            pass
+        elif word == "string":
+            flags["base"] = flags["base"] or 10
+        elif word in ("hex", "dec", "oct"):
+            flags["base"] = {"hex": 16, "dec": 10, "oct": 8}[word]
+        elif word == "multiplier":
+            flags["multiplier"] = _int(arg, "byte_jump multiplier", 1, 65535)
+        elif word == "post_offset":
+            flags["post_offset"] = _int(arg, "byte_jump post_offset", -65535, 65535)
+        elif word == "bitmask":
+            flags["bitmask"] = _int(arg, "byte_jump bitmask", 0, 2 ** 32)
+        elif word == "dce":
+            raise Unsupported("byte_jump/dce")
+        else:
+            raise ValueError(f"byte_jump: unknown option {part!r}")
+    if flags["base"] is None and nbytes > 8:
+        raise ValueError("byte_jump: more than 8 bytes needs 'string'")
+    return ByteJump(nbytes, offset, flags["relative"], flags["little"], flags["base"], flags["multiplier"],
+                    flags["align"], flags["from_beginning"], flags["from_end"], flags["post_offset"],
+                    flags["bitmask"], buffer)
+
+
 def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=None) -> None:
     classes = classes or DEFAULT_CLASSES
     buffer = "payload"
@@ -224,6 +267,22 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             buffer = _STICKY[name]
             if buffer == "dns.query" and rule.proto not in (17, 6, None):
                 raise ValueError("dns.query applies to udp/tcp/dns rules")
+            if buffer in _BUFFER_PROTO and rule.proto not in (None, _BUFFER_PROTO[buffer]):
+                raise ValueError(f"{name} does not apply to this rule's protocol")
+            continue
+        if name == "dotprefix":
+            if buffer != "dns.query":
+                raise ValueError("dotprefix goes after dns.query")
+            # after some content, the transformed name is a new buffer for what follows
+            buffer = "dns.query.dot"
+            continue
+        if name == "bsize":
+            if buffer == "payload":
+                raise ValueError("bsize needs a sticky buffer before it")
+            _target(rule, buffer).append(BufferSize(compare(value, "bsize", 65535), buffer))
+            continue
+        if name == "byte_jump":
+            _target(rule, buffer).append(_byte_jump(value, buffer))
             continue
         if name == "msg":
             rule.msg = _unescape(unquote(value, "msg"))
@@ -253,7 +312,7 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             text = (value or "").strip()
             negated = text.startswith("!")
             item = Content(content_bytes(unquote(text[1:] if negated else text, "content")), negated, buffer)
-            (rule.dns_items if buffer == "dns.query" else rule.items).append(item)
+            _target(rule, buffer).append(item)
         elif name in ("nocase", "fast_pattern", "startswith", "endswith"):
             item = _last_content(rule, name)
             if name == "nocase":
@@ -287,16 +346,15 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             at, _, rel = text.lstrip("!").partition(",")
             if rel not in ("", "relative"):
                 raise ValueError(f"isdataat: unknown option {rel!r}")
-            target = rule.dns_items if buffer == "dns.query" else rule.items
-            target.append(IsDataAt(_int(at, "isdataat", 0, 65535), negated, rel == "relative", buffer))
+            _target(rule, buffer).append(IsDataAt(_int(at, "isdataat", 0, 65535), negated, rel == "relative", buffer))
         elif name == "pcre":
             try:
                 item = compile_pcre(unquote_pcre(value), buffer)
             except KeyError as exc:
                 raise Unsupported(exc.args[0]) from None
-            (rule.dns_items if buffer == "dns.query" else rule.items).append(item)
+            _target(rule, buffer).append(item)
         elif name == "byte_test":
-            (rule.dns_items if buffer == "dns.query" else rule.items).append(_byte_test(value, buffer))
+            _target(rule, buffer).append(_byte_test(value, buffer))
         elif name == "flow":
             for word in (value or "").replace(" ", "").split(","):
                 if word not in _FLOW_WORDS:
@@ -354,7 +412,8 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
     """The prefilter's pattern: the one marked fast_pattern, else the longest positive content
     (Suricata's choice too), in the payload buffer or the DNS name."""
     best = None
-    for item in rule.items + rule.dns_items:
+    dns = rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query.dot", [])
+    for item in rule.items + dns:
         if not isinstance(item, Content) or item.negated:
             continue
         if given and item.fast_pattern:
@@ -363,7 +422,8 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
         if not given and (best is None or len(item.pattern) > len(best.pattern)):
             best = item
     if best is not None:
-        rule.fast = (best.buffer, best.lower)
+        # the DNS prefilter reads the dotted name: a plain dns.query pattern is found there too
+        rule.fast = ("dns.query" if best.buffer.startswith("dns.") else best.buffer, best.lower)
 
 
 def _number_field(field: str, what: str, high: int, proto: int = 0):

@@ -86,3 +86,17 @@ def _read_dns(p: Packet) -> None:
         return
     name = str(name).rstrip(".")
     p.dns_query = name.encode("latin-1", "replace")
+
+
+def header_buffer(p: Packet, name: str) -> Optional[bytes]:
+    """The raw header a sticky buffer names (ipv4.hdr, tcp.hdr, udp.hdr, icmpv4.hdr), or None."""
+    ip = p.ip
+    if name == "ipv4.hdr":
+        return bytes(ip.build_header(len(ip.payload)))
+    if name == "tcp.hdr" and p.proto == 6:
+        return bytes(ip.payload[:p.tcp_hlen])
+    if name == "udp.hdr" and p.proto == 17:
+        return bytes(ip.payload[:8])
+    if name == "icmpv4.hdr" and p.proto == 1:
+        return bytes(ip.payload[:8])
+    return None

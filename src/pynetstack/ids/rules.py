@@ -40,7 +40,7 @@ class Unsupported(Exception):
 class Rule:
     __slots__ = ("action", "proto", "app", "src", "sport", "dst", "dport", "bidirectional", "sid", "gid",
                  "rev", "msg", "classtype", "category", "severity", "priority", "references", "metadata",
-                 "items", "dns_items", "fast", "checks", "flow", "flowbits", "noalert", "threshold",
+                 "items", "buffers", "fast", "checks", "flow", "flowbits", "noalert", "threshold",
                  "detection_filter", "source", "line", "text", "order", "stream_ok", "packet_ok")
 
     def __init__(self):
@@ -60,7 +60,7 @@ class Rule:
         self.references: List[str] = []
         self.metadata: List[str] = []
         self.items: List = []  # payload matchers in rule order (content, pcre, byte_test, isdataat)
-        self.dns_items: List = []  # matchers on the DNS query name
+        self.buffers: Dict[str, List] = {}  # sticky buffer (dns.query, tcp.hdr, ...) -> its matchers
         self.fast: Optional[Tuple[str, bytes]] = None  # (buffer, lower-case pattern) for the prefilter
         self.checks: List = []  # header tests: callables (packet) -> bool
         self.flow: Dict[str, bool] = {}
