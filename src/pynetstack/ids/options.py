@@ -172,6 +172,8 @@ def _threshold(value: Optional[str], what: str) -> Dict[str, object]:
             spec["type"] = val
         elif key == "track":
             spec["track"] = _track(val, what)
+        elif key == "unique_on":
+            raise Unsupported(f"{what}/unique_on")
         elif key in ("count", "seconds"):
             spec[key] = _int(val, f"{what} {key}", 0 if key == "seconds" else 1)
         else:

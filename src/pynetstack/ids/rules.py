@@ -163,6 +163,8 @@ def parse_rule(text: str, source: str = "", line: int = 0, variables=None, class
     elif proto in APP_PROTOCOLS:
         rule.proto = APP_PROTOCOLS[proto]
         rule.app = proto
+    elif ":" in proto and proto.split(":")[0].replace("-", "").isalnum():
+        raise Unsupported(f"protocol hook {proto}")  # app-layer state hooks (dns:request_complete)
     elif proto.isalnum() or "-" in proto:
         raise Unsupported(f"protocol {proto}")
     else:
