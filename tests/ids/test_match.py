@@ -189,3 +189,47 @@ def test_byte_jump_bsize_dotprefix_and_header_buffers():
     assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 53, dns_query("www.evil.example")), 0)) == [3, 5]
     assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 53, dns_query("notevil.example")), 0)) == [5]
     assert sids(d.inspect_bytes(tcp("1.1.1.1", 5, "2.2.2.2", 80, SYN), 0)) == [7, 8]
+
+
+def test_http_buffers_per_transaction():
+    rules = "\n".join([
+        'alert http any any -> any any (msg:"uri"; flow:established,to_server; http.method; content:"GET"; '
+        'http.uri; content:"/admin/login.php"; http.host; content:"example.com"; bsize:11; sid:1;)',
+        'alert http any any -> any any (msg:"ua"; http.user_agent; content:"sqlmap"; nocase; sid:2;)',
+        'alert http any any -> any any (msg:"status"; flow:to_client; http.stat_code; content:"404"; '
+        'file.data; content:"not here"; sid:3;)',
+        'alert tcp any any -> any any (msg:"legacy"; content:"login"; http_uri; content:"Mozilla"; http_header; sid:4;)',
+        'alert http any any -> any any (msg:"uri length"; urilen:>100; sid:5;)',
+        'alert http any any -> any any (msg:"header names"; http.header_names; content:"|0d 0a|X-Evil|0d 0a|"; sid:6;)',
+    ])
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    req = (b"GET /admin/%6cogin.php?x=1 HTTP/1.1\r\nHost: Example.com:8080\r\nUser-Agent: Mozilla SQLMap\r\n"
+           b"X-Evil: 1\r\n\r\n")
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq, data=req[:30]), 1)
+    assert a == []  # the request is not complete yet
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq + 30, data=req[30:]), 1)
+    assert sids(a) == [1, 2, 4, 6]
+    assert a[0].app["url"] == "/admin/%6cogin.php?x=1" and a[0].app["hostname"] == "Example.com:8080"
+    resp = b"HTTP/1.1 404 Not Found\r\nContent-Length: 8\r\n\r\nnot here"
+    a = d.inspect_bytes(tcp("10.0.0.2", 80, "10.0.0.1", 40000, ACK | PSH, sseq, data=resp), 2)
+    assert sids(a) == [3] and a[0].app["status"] == 404
+    cseq += len(req)
+    chunked = b"GET /" + b"a" * 120 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    a = d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK | PSH, cseq, data=chunked), 3)
+    assert sids(a) == [5]
+
+
+def test_http_parser_chunked_and_pipelined():
+    from pynetstack.ids.http import HttpParser, normalize_uri
+    parser = HttpParser()
+    requests = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    events = parser.feed(0, requests)
+    assert [(k, tx.buffer("http.uri", 0), tx.buffer("http.request_body", 0)) for k, tx in events] == [
+        ("request", b"/a", b""), ("request", b"/b", b"abc")]
+    body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n"
+    events = parser.feed(1, body[:-10])
+    assert events == []
+    events = parser.feed(1, body)
+    assert events[0][1].buffer("file.data", 1) == b"wikipedia" and events[0][1].buffer("http.uri", 0) == b"/a"
+    assert normalize_uri(b"/x/./y/../%41b?q=%20") == b"/x/Ab?q= "

@@ -88,9 +88,9 @@ def test_malformed_rules_name_file_and_line(text, message):
 def test_loading_statistics_count_unsupported_keywords_and_failures():
     text = "\n".join([
         'alert tcp any any -> any any (content:"a"; sid:1;)',
-        'alert http any any -> any any (content:"a"; sid:2;)',
+        'alert tls any any -> any any (content:"a"; sid:2;)',
         'alert tcp any any -> any any (content:"a"; byte_extract:2,0,size; sid:3;)',
-        'alert tcp any any -> any any (http.uri; content:"a"; sid:4;)',
+        'alert tcp any any -> any any (tls.sni; content:"a"; sid:4;)',
         'alert tcp any any -> any any (content:"a"; byte_extract:4,0,len; sid:5;)',
         'alert tcp any any -> any any (content:"a" sid:6;)',
         'alert tcp any any -> any any (content:"a"; \\',
@@ -98,7 +98,7 @@ def test_loading_statistics_count_unsupported_keywords_and_failures():
     ])
     ruleset = load_rules(text, "x.rules")
     assert ruleset.loaded == 2 and [r.sid for r in ruleset.rules] == [1, 7]
-    assert dict(ruleset.skipped) == {"protocol http": 1, "byte_extract": 2, "http.uri": 1}
+    assert dict(ruleset.skipped) == {"protocol tls": 1, "byte_extract": 2, "tls.sni": 1}
     assert len(ruleset.failed) == 1 and ruleset.failed[0].startswith("x.rules:6: ")
     assert "4 rules skipped" in ruleset.summary() and "byte_extract" in ruleset.summary()
     with pytest.raises(Unsupported):

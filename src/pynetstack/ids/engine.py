@@ -15,6 +15,7 @@ from ..wire.ipv4 import IPv4
 from .addresses import contains
 from .content import match_items
 from .flow import TCP_ESTABLISHED, FlowTable
+from .http import HttpParser, looks_like_http
 from .packet import Packet, decode, header_buffer
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
@@ -28,9 +29,10 @@ MAX_ALERTS_PER_PACKET = 15  # Suricata's packet-alert-max
 class Alert:
     """A rule (or a detector) fired on a packet. ``action`` is EVE's: allowed or blocked."""
 
-    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra")
+    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app")
 
-    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None):
+    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None):
+        self.app = app  # the app-layer record for EVE (the HTTP transaction's fields)
         self.rule = rule
         self.packet = packet
         self.flow = flow
@@ -55,13 +57,18 @@ class _Group:
         rules = sorted(rules, key=_eval_key)
         self.rank = {id(r): i for i, r in enumerate(rules)}
         self.always = [r for r in rules if r.fast is None]
-        table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}}
+        table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http": {}}
         for r in rules:
             if r.fast is not None:
                 table[r.fast[0]].setdefault(r.fast[1], []).append(r)
         self.payload = Prefilter(table["payload"])
         self.dns = Prefilter(table["dns.query"])
+        self.http = Prefilter(table["http"])
         self.count = len(rules)
+        # the buffers that hold fast patterns: the HTTP prefilter reads these
+        self.http_buffers = sorted({item.buffer for r in rules if r.fast is not None and r.fast[0] == "http"
+                                    for items in r.buffers.values() for item in items
+                                    if getattr(item, "lower", None) == r.fast[1]})
 
 
 class Detector:
@@ -77,7 +84,9 @@ class Detector:
         self.flows = FlowTable(max_flows, flow_timeout, stream_depth, midstream)
         self.thresholds = Thresholds()
         self.detectors = list(detectors)
-        rules = self.ruleset.rules
+        rules = [r for r in self.ruleset.rules if r.app != "http"]
+        http_rules = [r for r in self.ruleset.rules if r.app == "http"]
+        self.http = _Group(http_rules) if http_rules else None
         self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)]) for proto in (1, 6, 17)}
         self.other = _Group([r for r in rules if r.proto is None])
         self.packets = 0
@@ -126,6 +135,8 @@ class Detector:
             return self._count(alerts)
         if flow.passed:
             return self._count(alerts)
+        if stream is not None and self.http is not None and flow.http is not False:
+            alerts.extend(self._http(p, flow, d, stream, now))
         group = self.groups.get(p.proto, self.other)
         if not group.count:
             return self._count(alerts)
@@ -184,7 +195,7 @@ class Detector:
             alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed"))
             if len(alerts) >= MAX_ALERTS_PER_PACKET:
                 break
-        if blocked:
+        if blocked or self.verdict_drop:
             self.blocked += 1
             self.verdict_drop = True
         return self._count(alerts)
@@ -223,6 +234,56 @@ class Detector:
             if not check(p):
                 return False
         return True
+
+    def _http(self, p: Packet, flow, d: int, stream, now: float) -> List[Alert]:
+        """Feed the flow's HTTP parser the new stream bytes; judge the HTTP rules on every
+        request or response it completes."""
+        if flow.http is None:
+            client = flow.streams[0]
+            if client is None or len(client.data) < 16 and b"\n" not in client.data:
+                return []
+            if not looks_like_http(bytes(client.data)):
+                flow.http = False
+                return []
+            flow.http = HttpParser()
+            if d == 1:  # the request came first: read it now
+                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, now)
+        data = bytes(stream.data)
+        return self._http_events(flow.http.feed(d, data), p, flow, d, now, data)
+
+    def _http_events(self, events, p: Packet, flow, d: int, now: float, data: bytes = b"") -> List[Alert]:
+        group = self.http
+        out: List[Alert] = []
+        for kind, tx in events:
+            side = 0 if kind == "request" else 1
+            candidates = set(group.always)
+            if len(group.http):
+                parts = [tx.buffer(name, side) for name in group.http_buffers]
+                candidates.update(group.http.candidates(b"\n\x00\n".join(x for x in parts if x).lower()))
+            rank = group.rank
+            for rule in sorted(candidates, key=lambda r: rank[id(r)]):
+                if rule.http_side != side or not self._header(rule, p, flow, d):
+                    continue
+                if rule.items and not (data and match_items(rule.items, data, data.lower())):
+                    continue
+                ok = True
+                for name, items in rule.buffers.items():
+                    buf = tx.buffer(name, side) if name.startswith(("http.", "file.")) else None
+                    if buf is None or not match_items(items, buf, buf.lower()):
+                        ok = False
+                        break
+                if not ok or (rule.flowbits and not self._flowbits(rule, flow)):
+                    continue
+                if rule.action == "pass":
+                    flow.passed = True
+                    break
+                block = self.inline and rule.action in BLOCKING
+                if block:
+                    flow.dropped = self.verdict_drop = True
+                if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
+                    continue
+                out.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=tx.eve()))
+        return out
 
     @staticmethod
     def _buffers(rule: Rule, p: Packet) -> bool:

@@ -51,6 +51,8 @@ def alert_event(alert, clock_offset: float = 0.0) -> dict:
     event["alert"] = body
     if rule.app:
         event["app_proto"] = rule.app
+    if alert.app:
+        event["http"] = alert.app
     if p.dns_query is not None:
         event["dns"] = {"query": [{"rrname": p.dns_query.decode("latin-1")}]}
     if alert.extra:

@@ -70,7 +70,7 @@ class Stream:
 
 class Flow:
     __slots__ = ("key", "flow_id", "client", "proto", "start", "last", "tcp_state", "seen_reply", "bits",
-                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts")
+                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts", "http")
 
     def __init__(self, key, flow_id: int, client, proto: int, now: float):
         self.key = key
@@ -85,6 +85,7 @@ class Flow:
         self.stream_matched: set = set()  # (rule order, direction): a stream alerts once per rule
         self.passed = False  # a pass rule matched: the rest of the flow is not inspected
         self.dropped = False  # inline, a drop rule matched: the rest of the flow is dropped unseen
+        self.http = None  # HttpParser once the client spoke HTTP; False when it did not
         self.pkts = [0, 0]
         self.bytes = [0, 0]
         self.alerts = 0

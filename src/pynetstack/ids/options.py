@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .classify import DEFAULT_CLASSES
 from .content import BufferSize, ByteJump, ByteTest, Content, IsDataAt, compile_pcre
+from . import http
 from .rules import Rule, Unsupported
 
 # keywords read and kept for output only, or without effect on an IPv4 engine
@@ -15,6 +16,9 @@ _IGNORED = {"target", "rawbytes", "requires"}
 _STICKY = {"dns.query": "dns.query", "dns_query": "dns.query", "pkt_data": "payload", "ipv4.hdr": "ipv4.hdr",
            "tcp.hdr": "tcp.hdr", "udp.hdr": "udp.hdr", "icmpv4.hdr": "icmpv4.hdr"}
 _BUFFER_PROTO = {"tcp.hdr": 6, "udp.hdr": 17, "icmpv4.hdr": 1}
+_STICKY.update({name: name for name in http.BUFFERS})
+_STICKY.update({"file_data": "file.data", "http.client_body": "http.request_body"})
+_HTTP_MODIFIERS = {k: v for k, v in http.ALIASES.items() if k.startswith("http_")}
 
 
 def unquote(value: Optional[str], what: str) -> str:
@@ -146,10 +150,9 @@ def _target(rule: Rule, buffer: str) -> list:
 
 
 def _last_content(rule: Rule, what: str) -> Content:
-    for item in reversed(rule.items + [i for items in rule.buffers.values() for i in items]):
-        if isinstance(item, Content):
-            return item
-    raise ValueError(f"{what} needs a content before it")
+    if rule.last_content is None:
+        raise ValueError(f"{what} needs a content before it")
+    return rule.last_content
 
 
 def _track(value: str, what: str) -> str:
@@ -272,6 +275,19 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             if buffer in _BUFFER_PROTO and rule.proto not in (None, _BUFFER_PROTO[buffer]):
                 raise ValueError(f"{name} does not apply to this rule's protocol")
             continue
+        if name in _HTTP_MODIFIERS:  # legacy: the content before moves into that HTTP buffer
+            item = _last_content(rule, name)
+            if item not in rule.items:
+                raise ValueError(f"{name} needs a content on the payload before it")
+            rule.items.remove(item)
+            item.buffer = _HTTP_MODIFIERS[name]
+            rule.buffers.setdefault(item.buffer, []).append(item)
+            continue
+        if name == "urilen":
+            text, _, raw = (value or "").partition(",")
+            target = "http.uri.raw" if raw.strip() == "raw" else "http.uri"
+            rule.buffers.setdefault(target, []).append(BufferSize(compare(text, "urilen", 65535), target))
+            continue
         if name == "dotprefix":
             if buffer != "dns.query":
                 raise ValueError("dotprefix goes after dns.query")
@@ -315,6 +331,7 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             negated = text.startswith("!")
             item = Content(content_bytes(unquote(text[1:] if negated else text, "content")), negated, buffer)
             _target(rule, buffer).append(item)
+            rule.last_content = item
         elif name in ("nocase", "fast_pattern", "startswith", "endswith"):
             item = _last_content(rule, name)
             if name == "nocase":
@@ -379,7 +396,22 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             rule.checks.append(_HEADER_KEYWORDS[name](value))
         else:
             raise Unsupported(name)
+    _http_rule(rule)
     _choose_fast_pattern(rule, fast_given)
+
+
+def _http_rule(rule: Rule) -> None:
+    """A rule on HTTP buffers is an HTTP rule: judged per transaction, on its request or response."""
+    names = set(rule.buffers)
+    if names & http.BUFFERS:
+        if rule.app not in (None, "http"):
+            raise ValueError(f"HTTP buffers in a {rule.app} rule")
+        if rule.proto not in (None, 6):
+            raise ValueError("HTTP buffers in a rule that is not tcp/http")
+        rule.app, rule.proto = "http", 6
+    if rule.app == "http":
+        if names & http.RESPONSE_BUFFERS or rule.flow.get("to_client"):
+            rule.http_side = 1
 
 
 def unquote_pcre(value: Optional[str]) -> str:
@@ -414,8 +446,11 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
     """The prefilter's pattern: the one marked fast_pattern, else the longest positive content
     (Suricata's choice too), in the payload buffer or the DNS name."""
     best = None
-    dns = rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query.dot", [])
-    for item in rule.items + dns:
+    if rule.app == "http":  # the HTTP prefilter reads the transaction's buffers, not the stream
+        pool = [i for name, items in rule.buffers.items() if name in http.BUFFERS for i in items]
+    else:
+        pool = rule.items + rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query.dot", [])
+    for item in pool:
         if not isinstance(item, Content) or item.negated:
             continue
         if given and item.fast_pattern:
@@ -425,7 +460,8 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
             best = item
     if best is not None:
         # the DNS prefilter reads the dotted name: a plain dns.query pattern is found there too
-        rule.fast = ("dns.query" if best.buffer.startswith("dns.") else best.buffer, best.lower)
+        buffer = "dns.query" if best.buffer.startswith("dns.") else "http" if rule.app == "http" else best.buffer
+        rule.fast = (buffer, best.lower)
 
 
 def _number_field(field: str, what: str, high: int, proto: int = 0):

@@ -16,7 +16,7 @@ from .addresses import HeaderError
 ACTIONS = ("alert", "pass", "drop", "reject", "rejectsrc", "rejectdst", "rejectboth")
 IP_PROTOCOLS = {"ip": None, "pkthdr": None, "tcp": 6, "udp": 17, "icmp": 1, "tcp-pkt": 6, "tcp-stream": 6}
 # app-layer protocols in the header: DNS is inspected (dns.query); the others need parsers we lack
-APP_PROTOCOLS = {"dns": 17}
+APP_PROTOCOLS = {"dns": 17, "http": 6, "http1": 6}
 
 
 class RuleError(ValueError):
@@ -41,7 +41,7 @@ class Rule:
     __slots__ = ("action", "proto", "app", "src", "sport", "dst", "dport", "bidirectional", "sid", "gid",
                  "rev", "msg", "classtype", "category", "severity", "priority", "references", "metadata",
                  "items", "buffers", "fast", "checks", "flow", "flowbits", "noalert", "threshold",
-                 "detection_filter", "source", "line", "text", "order", "stream_ok", "packet_ok")
+                 "detection_filter", "source", "line", "text", "order", "stream_ok", "packet_ok", "http_side", "last_content")
 
     def __init__(self):
         self.action = "alert"
@@ -74,6 +74,8 @@ class Rule:
         self.order = 0
         self.stream_ok = True  # may match on the reassembled stream
         self.packet_ok = True  # may match on a single packet's payload
+        self.last_content = None  # while parsing: the content that modifiers apply to
+        self.http_side = 0  # an HTTP rule is judged when the request (0) or the response (1) is complete
 
     def __repr__(self):
         return f"<Rule {self.gid}:{self.sid}:{self.rev} {self.msg!r}>"
@@ -162,7 +164,7 @@ def parse_rule(text: str, source: str = "", line: int = 0, variables=None, class
             rule.packet_ok = False
     elif proto in APP_PROTOCOLS:
         rule.proto = APP_PROTOCOLS[proto]
-        rule.app = proto
+        rule.app = "http" if proto == "http1" else proto
     elif ":" in proto and proto.split(":")[0].replace("-", "").isalnum():
         raise Unsupported(f"protocol hook {proto}")  # app-layer state hooks (dns:request_complete)
     elif proto.isalnum() or "-" in proto:
