@@ -262,7 +262,7 @@ class Detector:
                 candidates.update(group.http.candidates(b"\n\x00\n".join(x for x in parts if x).lower()))
             rank = group.rank
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-                if rule.http_side != side or not self._header(rule, p, flow, d):
+                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d):
                     continue
                 if rule.items and not (data and match_items(rule.items, data, data.lower())):
                     continue

@@ -49,6 +49,10 @@ class Message:
     def __init__(self, line: bytes, raw_headers: bytes):
         self.line = line
         self.parts = line.split(b" ", 2)
+        if not line.startswith(b"HTTP/"):  # a request: the URI may hold spaces, the version ends it
+            method, _, rest = line.partition(b" ")
+            uri, space, version = rest.rpartition(b" ")
+            self.parts = [method, uri, version] if space and version.startswith(b"HTTP/") else [method, rest]
         self.raw_headers = raw_headers
         self.headers: List[Tuple[bytes, bytes, bytes]] = []  # (lower name, name, value)
         for row in raw_headers.split(b"\n"):
@@ -99,7 +103,7 @@ class Transaction:
             return host.rsplit(b":", 1)[0].lower() if not host.endswith(b"]") else host.lower()
         if name in ("http.request_body", "http.client_body"):
             return req.body
-        if side is None:
+        if side is None or (name in RESPONSE_BUFFERS and resp is None):
             return None
         if name == "http.stat_code":
             return resp.parts[1] if len(resp.parts) > 1 else None

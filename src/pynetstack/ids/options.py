@@ -412,6 +412,8 @@ def _http_rule(rule: Rule) -> None:
     if rule.app == "http":
         if names & http.RESPONSE_BUFFERS or rule.flow.get("to_client"):
             rule.http_side = 1
+        elif not names & http.REQUEST_BUFFERS and not rule.flow.get("to_server"):
+            rule.http_side = 2  # buffers both sides have (http.header, file.data): judged on each
 
 
 def unquote_pcre(value: Optional[str]) -> str:

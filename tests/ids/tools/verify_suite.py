@@ -18,6 +18,7 @@ import tempfile
 
 import yaml
 
+from pynetstack.ids.capture import ip_datagram, read_capture
 from pynetstack.ids.engine import Detector
 from pynetstack.ids.eve import alert_event
 from pynetstack.ids.replay import replay
@@ -153,10 +154,17 @@ def main(repo: str, listing: bool = False) -> int:
         except subprocess.CalledProcessError:
             reasons["pcap missing"] = reasons.get("pcap missing", 0) + 1
             continue
-        in_scope += 1
         with tempfile.NamedTemporaryFile(suffix=".pcap") as tmp:
             tmp.write(data)
             tmp.flush()
+            try:
+                ipv4 = any(ip_datagram(lt, frame) is not None for _, lt, frame in read_capture(tmp.name))
+            except ValueError:
+                ipv4 = False
+            if not ipv4:  # an IPv6 (or unreadable) capture: this IDS is IPv4-only
+                reasons["no IPv4 packet in the capture"] = reasons.get("no IPv4 packet in the capture", 0) + 1
+                continue
+            in_scope += 1
             writer = Writer()
             try:
                 replay(tmp.name, Detector(ruleset, **options), writer)
