@@ -249,7 +249,7 @@ class Detector:
             if d == 1:  # the request came first: read it now
                 self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, now)
         data = bytes(stream.data)
-        return self._http_events(flow.http.feed(d, data), p, flow, d, now, data)
+        return self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, now, data)
 
     def _http_events(self, events, p: Packet, flow, d: int, now: float, data: bytes = b"") -> List[Alert]:
         group = self.http

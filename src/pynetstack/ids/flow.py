@@ -18,7 +18,7 @@ TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED, TCP_CLOSED = 1, 2, 3, 4
 class Stream:
     """One direction's bytes in sequence order from the handshake on."""
 
-    __slots__ = ("next_seq", "data", "pending", "depth", "full", "inspected", "rules")
+    __slots__ = ("next_seq", "data", "pending", "depth", "full", "inspected", "rules", "closed")
 
     def __init__(self, isn: int, depth: int):
         self.next_seq = (isn + 1) & 0xFFFFFFFF
@@ -28,6 +28,7 @@ class Stream:
         self.full = False  # depth reached: no more stream bytes are kept
         self.inspected = 0  # bytes of ``data`` the prefilter has seen
         self.rules: set = set()  # rules whose fast pattern is in the stream and that have not matched
+        self.closed = False  # FIN or RST seen from this side
 
     def add(self, seq: int, payload: bytes) -> bool:
         """Take a segment; True when new in-order bytes were appended."""
@@ -141,17 +142,31 @@ class FlowTable:
         self.expired += len(stale)
 
     def track_tcp(self, flow: Flow, direction: int, flags: int, seq: int, payload) -> Optional[Stream]:
-        """Follow the handshake; return the direction's stream when it takes new bytes."""
+        """Follow the handshake; return the direction's stream when it takes new bytes (or
+        closes, or holds bytes that came with the SYN when the handshake completes)."""
+        if flags & 0x05 and flow.streams[direction] is not None and flow.tcp_state == TCP_ESTABLISHED:
+            stream = flow.streams[direction]
+            fresh = bool(payload) and stream.add(seq, payload)
+            stream.closed = True
+            if flags & 0x04:
+                flow.tcp_state = TCP_CLOSED
+            return stream if fresh or not stream.full else None
         if flags & 0x04:  # RST
             flow.tcp_state = TCP_CLOSED
         elif flags & 0x12 == 0x02 and direction == 0 and flow.tcp_state in (0, TCP_SYN, TCP_CLOSED):
             flow.tcp_state = TCP_SYN
             flow.streams[0] = Stream(seq, self.depth)
+            if payload:  # TCP Fast Open: data with the SYN, after its sequence number
+                flow.streams[0].add((seq + 1) & 0xFFFFFFFF, payload)
+            return None
         elif flags & 0x12 == 0x12 and direction == 1 and flow.tcp_state in (TCP_SYN, TCP_SYNACK):
             flow.tcp_state = TCP_SYNACK
             flow.streams[1] = Stream(seq, self.depth)
         elif flags & 0x10 and direction == 0 and flow.tcp_state == TCP_SYNACK:
             flow.tcp_state = TCP_ESTABLISHED
+            early = flow.streams[0]
+            if early.data and not payload:  # bytes that came with the SYN: inspect them now
+                return early
         elif self.midstream and flow.tcp_state == 0 and flags & 0x10 and not flags & 0x02:
             flow.tcp_state = TCP_ESTABLISHED  # taken up in the middle: both directions from here
             flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)

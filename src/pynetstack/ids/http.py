@@ -6,6 +6,7 @@ kept up to MAX_BODY bytes, at most MAX_TXS transactions waiting for their respon
 
 from __future__ import annotations
 
+import zlib
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
@@ -184,7 +185,7 @@ class HttpParser:
         self.pending_body = [0, 0]  # body bytes still expected (-1: chunked, -2: until close)
         self.broken = False
 
-    def feed(self, direction: int, data: bytes) -> List[Tuple[str, Transaction]]:
+    def feed(self, direction: int, data: bytes, closed: bool = False) -> List[Tuple[str, Transaction]]:
         events: List[Tuple[str, Transaction]] = []
         while not self.broken:
             message = self.pending[direction]
@@ -192,7 +193,7 @@ class HttpParser:
                 message = self._headers(direction, data)
                 if message is None:
                     break
-            if not self._body(direction, data, message):
+            if not self._body(direction, data, message, closed):
                 self.pending[direction] = message
                 break
             self.pending[direction] = None
@@ -244,7 +245,22 @@ class HttpParser:
             self.pending_body[direction] = -2 if direction == 1 else 0
         return message
 
-    def _body(self, direction: int, data: bytes, message: Message) -> bool:
+    def _body(self, direction: int, data: bytes, message: Message, closed: bool = False) -> bool:
+        if not self._raw_body(direction, data, message, closed):
+            return False
+        coding = (message.header(b"content-encoding") or b"").lower()
+        if message.body and coding in (b"gzip", b"deflate", b"x-gzip"):
+            try:  # bounded: at most MAX_BODY bytes out, whatever the ratio
+                inflater = zlib.decompressobj(47 if coding != b"deflate" else zlib.MAX_WBITS)
+                message.body = inflater.decompress(message.body, MAX_BODY)
+            except zlib.error:
+                try:
+                    message.body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(message.body, MAX_BODY)
+                except zlib.error:
+                    pass  # not what it claims: inspect the bytes as they are
+        return True
+
+    def _raw_body(self, direction: int, data: bytes, message: Message, closed: bool) -> bool:
         """Take the body when complete (or MAX_BODY of it); False while more is needed."""
         want = self.pending_body[direction]
         start = self.offsets[direction]
@@ -257,7 +273,9 @@ class HttpParser:
             message.body = data[start:start + min(want, MAX_BODY)]
             self.offsets[direction] = start + want
             return True
-        if want == -2:  # until the connection closes: inspect what is there
+        if want == -2:  # until the connection closes
+            if not closed and len(data) - start < MAX_BODY:
+                return False
             message.body = data[start:start + MAX_BODY]
             self.offsets[direction] = len(data)
             return True
