@@ -72,7 +72,7 @@ MALFORMED = [
     ('alert tcp any any -> any any (classtype:made-up; sid:1;)', "unknown classtype"),
     ('alert tcp any any -> any any (byte_test:2,~,1,0; sid:1;)', "bad operator"),
     ('alert tcp any any -> any any (udp.hdr; content:"a"; sid:1;)', "does not apply"),
-    ('alert udp any any -> any any (content:"a"; dotprefix; sid:1;)', "dotprefix goes after dns.query"),
+    ('alert udp any any -> any any (content:"a"; dotprefix; sid:1;)', "dotprefix goes after a sticky buffer"),
     ('alert udp any any -> any any (bsize:3; sid:1;)', "needs a sticky buffer"),
     ('alert udp any any -> any any (byte_jump:2,0,sideways; sid:1;)', "unknown option"),
 ]

@@ -7,6 +7,7 @@ re-inspects), bounded by MAX_STEPS so that a hostile payload cannot make one rul
 from __future__ import annotations
 
 import re
+import warnings
 from typing import List, Optional
 
 MAX_STEPS = 256  # occurrences tried per rule and buffer
@@ -93,7 +94,7 @@ class ByteTest:
         at = self.offset + (prev_end if self.relative else 0)
         if at < 0 or at + self.nbytes > len(buf):
             return False
-        raw = buf[at:at + self.nbytes]
+        raw = buf[at:at + self.nbytes] if self.nbytes else buf[at:]
         if self.base is None:
             got = int.from_bytes(raw, "little" if self.little else "big")
         else:
@@ -246,6 +247,9 @@ def _match(items, k: int, buf: bytes, lbuf: bytes, prev_end: int, budget) -> boo
 _PCRE_FLAGS = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
 # modifiers that name an HTTP or other app-layer buffer: not supported by this engine
 _PCRE_BUFFERS = set("UIPQHDMCSYVWZKL")
+_PCRE_HTTP = {"U": "http.uri", "I": "http.uri.raw", "P": "http.request_body", "Q": "file.data", "H": "http.header",
+              "D": "http.header.raw", "M": "http.method", "C": "http.cookie", "S": "http.stat_code",
+              "Y": "http.stat_msg", "V": "http.user_agent", "W": "http.host", "Z": "http.host.raw"}
 
 
 def compile_pcre(text: str, buffer: str):
@@ -269,12 +273,16 @@ def compile_pcre(text: str, buffer: str):
         elif flag in "BOGAE":  # rawbytes, match-limit overrides, anchoring handled below
             if flag == "A":
                 body = "^(?:" + body + ")" if not body.startswith("^") else body
+        elif flag in _PCRE_HTTP:
+            buffer = _PCRE_HTTP[flag]
         elif flag in _PCRE_BUFFERS:
             raise KeyError(f"pcre/{flag}")
         else:
             raise ValueError(f"unknown pcre modifier {flag!r}")
     try:
-        regex = re.compile(body.encode("latin-1"), value)
+        with warnings.catch_warnings():  # "possible nested set" and the like: PCRE reads them fine
+            warnings.simplefilter("ignore")
+            regex = re.compile(body.encode("latin-1"), value)
     except (re.error, UnicodeEncodeError, OverflowError):
         # valid PCRE that Python's re does not speak (\x{..}, possessive or recursive forms):
         # unsupported here, counted as such, not a malformed rule

@@ -268,7 +268,10 @@ class Detector:
                     continue
                 ok = True
                 for name, items in rule.buffers.items():
-                    buf = tx.buffer(name, side) if name.startswith(("http.", "file.")) else None
+                    base, _, transform = name.partition("+")
+                    buf = tx.buffer(base, side) if base.startswith(("http.", "file.")) else None
+                    if buf is not None and transform == "dot":
+                        buf = b"." + buf
                     if buf is None or not match_items(items, buf, buf.lower()):
                         ok = False
                         break
@@ -291,7 +294,7 @@ class Detector:
             if name.startswith("dns.query"):
                 if p.dns_query is None or p.dns_qr != 0:
                     return False
-                buf = b"." + p.dns_query if name == "dns.query.dot" else p.dns_query
+                buf = b"." + p.dns_query if name.endswith("+dot") else p.dns_query
             else:
                 buf = header_buffer(p, name)
                 if buf is None:

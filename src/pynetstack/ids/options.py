@@ -192,7 +192,7 @@ def _byte_test(value: Optional[str], buffer: str) -> ByteTest:
     parts = [p.strip() for p in (value or "").split(",")]
     if len(parts) < 4:
         raise ValueError("byte_test: bytes, operator, value, offset [, options]")
-    nbytes = _int(parts[0], "byte_test bytes", 1, 10)
+    nbytes = _int(parts[0], "byte_test bytes", 0, 10)  # 0 with string: the digits to the buffer's end
     op = parts[1].replace(" ", "")
     negated = op.startswith("!") and len(op) > 1
     if negated:
@@ -221,8 +221,8 @@ def _byte_test(value: Optional[str], buffer: str) -> ByteTest:
             raise Unsupported("byte_test/dce")
         else:
             raise ValueError(f"byte_test: unknown option {flag!r}")
-    if base is None and nbytes > 8:
-        raise ValueError("byte_test: more than 8 bytes needs 'string'")
+    if base is None and nbytes > 8 or base is None and nbytes == 0:
+        raise ValueError("byte_test: 0 or more than 8 bytes needs 'string'")
     return ByteTest(nbytes, op, negated, number, offset, relative, little, base, bitmask, buffer)
 
 
@@ -277,9 +277,8 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             continue
         if name in _HTTP_MODIFIERS:  # legacy: the content before moves into that HTTP buffer
             item = _last_content(rule, name)
-            if item not in rule.items:
-                raise ValueError(f"{name} needs a content on the payload before it")
-            rule.items.remove(item)
+            holder = rule.items if item in rule.items else rule.buffers[item.buffer]
+            holder.remove(item)
             item.buffer = _HTTP_MODIFIERS[name]
             rule.buffers.setdefault(item.buffer, []).append(item)
             continue
@@ -289,10 +288,11 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
             rule.buffers.setdefault(target, []).append(BufferSize(compare(text, "urilen", 65535), target))
             continue
         if name == "dotprefix":
-            if buffer != "dns.query":
-                raise ValueError("dotprefix goes after dns.query")
-            # after some content, the transformed name is a new buffer for what follows
-            buffer = "dns.query.dot"
+            if buffer not in ("dns.query", "http.host", "http.host.raw"):
+                raise Unsupported(f"dotprefix on {buffer}") if buffer != "payload" else \
+                    ValueError("dotprefix goes after a sticky buffer (dns.query, http.host)")
+            # after some content, the transformed buffer is a new one for what follows
+            buffer = buffer + "+dot"
             continue
         if name == "bsize":
             if buffer == "payload":
@@ -321,7 +321,7 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
         elif name == "priority":
             rule.priority = rule.severity = _int(value, "priority", 1, 255)
         elif name == "reference":
-            rule.references.append(unquote(value, "reference"))
+            rule.references.append((value or "").strip())  # kept as written (some carry stray quotes)
         elif name == "metadata":
             rule.metadata.extend(p.strip() for p in unquote(value, "metadata").split(","))
         elif name in _IGNORED:
@@ -371,7 +371,7 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
                 item = compile_pcre(unquote_pcre(value), buffer)
             except KeyError as exc:
                 raise Unsupported(exc.args[0]) from None
-            _target(rule, buffer).append(item)
+            _target(rule, item.buffer).append(item)
         elif name == "byte_test":
             _target(rule, buffer).append(_byte_test(value, buffer))
         elif name == "flow":
@@ -402,7 +402,7 @@ def apply_options(rule: Rule, options: List[Tuple[str, Optional[str]]], classes=
 
 def _http_rule(rule: Rule) -> None:
     """A rule on HTTP buffers is an HTTP rule: judged per transaction, on its request or response."""
-    names = set(rule.buffers)
+    names = {name.split("+")[0] for name in rule.buffers}
     if names & http.BUFFERS:
         if rule.app not in (None, "http"):
             raise ValueError(f"HTTP buffers in a {rule.app} rule")
@@ -449,9 +449,9 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
     (Suricata's choice too), in the payload buffer or the DNS name."""
     best = None
     if rule.app == "http":  # the HTTP prefilter reads the transaction's buffers, not the stream
-        pool = [i for name, items in rule.buffers.items() if name in http.BUFFERS for i in items]
+        pool = [i for name, items in rule.buffers.items() if name.split("+")[0] in http.BUFFERS for i in items]
     else:
-        pool = rule.items + rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query.dot", [])
+        pool = rule.items + rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query+dot", [])
     for item in pool:
         if not isinstance(item, Content) or item.negated:
             continue
