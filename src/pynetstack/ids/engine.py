@@ -57,18 +57,16 @@ class _Group:
         rules = sorted(rules, key=_eval_key)
         self.rank = {id(r): i for i, r in enumerate(rules)}
         self.always = [r for r in rules if r.fast is None]
-        table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http": {}}
+        table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http.raw": {}}
         for r in rules:
             if r.fast is not None:
-                table[r.fast[0]].setdefault(r.fast[1], []).append(r)
+                table.setdefault(r.fast[0], {}).setdefault(r.fast[1], []).append(r)
         self.payload = Prefilter(table["payload"])
         self.dns = Prefilter(table["dns.query"])
-        self.http = Prefilter(table["http"])
+        # HTTP: one prefilter per buffer (a pattern is looked for only where its rule looks)
+        self.http = {name[5:]: Prefilter(t) for name, t in table.items() if name.startswith("http:")}
+        self.http_raw = Prefilter(table["http.raw"])  # HTTP rules with raw content only: the message's bytes
         self.count = len(rules)
-        # the buffers that hold fast patterns: the HTTP prefilter reads these
-        self.http_buffers = sorted({item.buffer for r in rules if r.fast is not None and r.fast[0] == "http"
-                                    for items in r.buffers.values() for item in items
-                                    if getattr(item, "lower", None) == r.fast[1]})
 
 
 class Detector:
@@ -257,9 +255,15 @@ class Detector:
         for kind, tx in events:
             side = 0 if kind == "request" else 1
             candidates = set(group.always)
-            if len(group.http):
-                parts = [tx.buffer(name, side) for name in group.http_buffers]
-                candidates.update(group.http.candidates(b"\n\x00\n".join(x for x in parts if x).lower()))
+            for name, prefilter in group.http.items():
+                base, _, transform = name.partition("+")
+                buf = tx.buffer(base, side)
+                if buf:
+                    candidates.update(prefilter.candidates(b"." + buf.lower() if transform else buf.lower()))
+            if len(group.http_raw):
+                message = tx.response if side else tx.request
+                raw = message.line + b"\r\n" + message.raw_headers + b"\r\n" + message.body
+                candidates.update(group.http_raw.candidates(raw.lower()))
             rank = group.rank
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
                 if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d):

@@ -450,6 +450,8 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
     best = None
     if rule.app == "http":  # the HTTP prefilter reads the transaction's buffers, not the stream
         pool = [i for name, items in rule.buffers.items() if name.split("+")[0] in http.BUFFERS for i in items]
+        if not any(isinstance(i, Content) and not i.negated for i in pool):
+            pool = rule.items  # only raw content: prefiltered on the message's bytes ("http.raw")
     else:
         pool = rule.items + rule.buffers.get("dns.query", []) + rule.buffers.get("dns.query+dot", [])
     for item in pool:
@@ -462,7 +464,9 @@ def _choose_fast_pattern(rule: Rule, given: bool) -> None:
             best = item
     if best is not None:
         # the DNS prefilter reads the dotted name: a plain dns.query pattern is found there too
-        buffer = "dns.query" if best.buffer.startswith("dns.") else "http" if rule.app == "http" else best.buffer
+        buffer = "dns.query" if best.buffer.startswith("dns.") else best.buffer
+        if rule.app == "http":
+            buffer = "http.raw" if best.buffer == "payload" else "http:" + best.buffer
         rule.fast = (buffer, best.lower)
 
 

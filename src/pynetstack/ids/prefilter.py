@@ -4,7 +4,8 @@ with the buffer and the patterns present, not with the rule count.
 The patterns are lower-cased (and so is the buffer, once). Read the buffer as 32-bit words
 starting at offset k, k+4, k+8, ... (``array``, at C speed). A pattern of L >= 4 bytes, wherever it
 occurs, covers a whole word starting at a multiple of ``step`` as soon as L >= 3 + step, and that
-word is one of the pattern's own 4-grams at offsets 0 .. step-1. So patterns of 7 bytes or more
+word is one of the pattern's own 4-grams at offsets j .. j+step-1, for any j <= L - 3 - step (the
+window of the rarest grams is taken). So patterns of 7 bytes or more
 are indexed under 4 of their 4-grams and found from the words at offsets 0 mod 4 alone (n/4
 words); 5-6 bytes need the words at 0 and 2 mod 4; 4 bytes all four offsets. The set of words is
 intersected with each index and every pattern behind a hit is confirmed with ``in``. Patterns of
@@ -22,7 +23,7 @@ from typing import Dict, List, Set, Tuple
 _ORDER = sys.byteorder
 _WORD = "I" if array("I").itemsize == 4 else "L"
 DIRECT_MAX = 48  # up to this many patterns in a class, each is looked for directly
-SCAN_MIN = 12  # more direct patterns than this: one regex pass instead
+SCAN_MIN = 100000  # more direct patterns than this: one regex pass instead
 
 Entry = Tuple[bytes, list]
 
@@ -99,10 +100,22 @@ class Prefilter:
             if len(group) <= direct_max:
                 self.direct.extend(group)
                 continue
-            index: Dict[int, List[Entry]] = {}
+            # Any ``step`` consecutive 4-grams starting at j <= L - 3 - step will do: take the
+            # window whose grams are rarest among the patterns, so that a common gram ("http",
+            # ".php") of a buffer leads to few patterns to confirm.
+            freq: Dict[int, int] = {}
+            grams_of = []
             for entry in group:
                 pattern = entry[0]
-                for gram in {int.from_bytes(pattern[j:j + 4], _ORDER) for j in range(step)}:
+                grams = [int.from_bytes(pattern[j:j + 4], _ORDER) for j in range(len(pattern) - 3)]
+                grams_of.append(grams)
+                for gram in set(grams):
+                    freq[gram] = freq.get(gram, 0) + 1
+            index: Dict[int, List[Entry]] = {}
+            for entry, grams in zip(group, grams_of):
+                last = len(entry[0]) - 3 - step
+                best = min(range(last + 1), key=lambda j: sum(freq[g] for g in grams[j:j + step]))
+                for gram in set(grams[best:best + step]):
                     index.setdefault(gram, []).append(entry)
             offsets = tuple(range(0, 4, step))
             self.indexes.append((offsets, index, frozenset(index)))
