@@ -62,7 +62,7 @@ def traffic():
 
 
 def no_ids(packets):
-    for i, datagram in enumerate(packets):
+    for datagram in packets:
         IPv4.parse(datagram, check=False)
 
 
