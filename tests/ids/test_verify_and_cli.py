@@ -30,8 +30,9 @@ def test_suricata_verify(name):
         ruleset = load_rules(handle.read(), "test.rules", strict=True)
     assert ruleset.loaded and not ruleset.skipped
     with open(os.path.join(base, "expected.json")) as handle:
-        checks = json.load(handle)["checks"]
-    events = [alert_event(a) for a in alerts_of(os.path.join(base, "input.pcap"), ruleset)]
+        expected = json.load(handle)
+    checks = expected["checks"]
+    events = [alert_event(a) for a in alerts_of(os.path.join(base, "input.pcap"), ruleset, **expected.get("options", {}))]
     for check in checks:
         got = sum(1 for e in events if all(_lookup(e, k) == v for k, v in check["match"].items()))
         assert got == check["count"], check
