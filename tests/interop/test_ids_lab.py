@@ -55,8 +55,11 @@ def scan_types(path):
 
 def test_http_download_is_quiet_and_a_rule_fires_on_the_stream(ids_lab):
     lab, host, ids, eve = ids_lab
-    for _ in range(5):
-        lab.run(host, "curl", "-s", "-o", "/dev/null", f"http://{STACK}/", timeout=15)
+    # 300 short HTTP/1.0 connections to one port, and pings: busy, but neither a scan nor a flood
+    urls = [f"http://{STACK}/" for _ in range(300)]
+    lab.run(host, "curl", "-0", "-s", *sum((["-o", "/dev/null", url] for url in urls), []), timeout=60)
+    lab.run(host, "ping", "-c", "3", "-i", "0.2", STACK, timeout=10)
+    assert ids.stats()["flows"] >= 300
     lab.run(host, "curl", "-s", "-o", "/dev/null", f"http://{STACK}/ids-lab-marker", timeout=15)
     time.sleep(0.5)
     alerts = events(eve)
@@ -84,3 +87,32 @@ def test_hping3_syn_flood_is_detected(ids_lab):
     time.sleep(1.5)  # the detector judges at the end of each one-second interval
     floods = [e for e in events(eve) if e.get("pynetstack", {}).get("detector") == "synflood"]
     assert floods and floods[0]["dest_port"] == 80 and floods[0]["pynetstack"]["completed"] == 0
+
+
+def test_passive_inspection_of_an_interface(tmp_path):
+    """pynetstack ids -i: the kernel pings across a veth; the IDS watching one end alerts."""
+    import threading
+
+    from pynetstack.ids.passive import watch
+
+    reason = labmod.can_run()
+    if reason:
+        pytest.skip(reason)
+    with labmod.Lab() as lab:
+        a, b = lab.netns("pa"), lab.netns("pb")
+        lab.veth(a, "idsa0", b, "idsb0", address_a="10.95.0.1/24", address_b="10.95.0.2/24")
+        rules = load_rules('alert icmp any any -> any any (msg:"marked ping"; itype:8; content:"|de ad be ef|"; sid:7;)')
+        detector = Detector(rules)
+        with open(tmp_path / "eve.json", "w") as eve:
+            done = threading.Event()
+            thread = threading.Thread(target=watch, args=("idsb0", detector, EveWriter(eve)),
+                                      kwargs={"netns": b, "stop": done.is_set, "duration": 20})
+            thread.start()
+            time.sleep(0.5)
+            lab.run(a, "ping", "-c", "2", "-i", "0.2", "-p", "deadbeef", "10.95.0.2", timeout=10)
+            time.sleep(0.5)
+            done.set()
+            thread.join(5)
+        alerts = events(tmp_path / "eve.json")
+        assert [e["alert"]["signature_id"] for e in alerts] == [7, 7]
+        assert alerts[0]["src_ip"] == "10.95.0.1"
