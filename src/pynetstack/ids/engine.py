@@ -14,7 +14,7 @@ from ..wire.errors import MalformedPacket
 from ..wire.ipv4 import IPv4
 from .addresses import contains
 from .content import match_items
-from .flow import TCP_ESTABLISHED, FlowTable
+from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
 from .http import HttpParser, looks_like_http
 from .packet import Packet, decode, header_buffer
 from .prefilter import Prefilter
@@ -67,6 +67,7 @@ class _Group:
         self.http = {name[5:]: Prefilter(t) for name, t in table.items() if name.startswith("http:")}
         self.http_raw = Prefilter(table["http.raw"])  # HTTP rules with raw content only: the message's bytes
         self.count = len(rules)
+        self.packet_only = any(not r.stream_ok for r in rules)  # tcp-pkt rules: payloads even on streams
 
 
 class Detector:
@@ -141,7 +142,9 @@ class Detector:
         payload = p.payload
         lower = payload.lower() if payload else b""
         st = flow.streams[d]
-        on_stream = st is not None and not (st.full and stream is None) and flow.tcp_state == TCP_ESTABLISHED
+        # a tracked stream (data that came with the SYN included) is inspected as a stream, once
+        on_stream = st is not None and not (st.full and stream is None) and flow.tcp_state in (
+            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED)
         sbuf = slower = None
         candidates = set(group.always)
         if on_stream:
@@ -155,7 +158,7 @@ class Detector:
                 stream.rules.update(found)
                 candidates.update(stream.rules)
                 stream.inspected = len(sbuf)
-        elif payload and len(group.payload):
+        if payload and len(group.payload) and (not on_stream or group.packet_only):
             candidates.update(group.payload.candidates(lower))
         if p.dns_query is not None and len(group.dns):
             candidates.update(group.dns.candidates(b"." + p.dns_query.lower()))

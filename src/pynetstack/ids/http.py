@@ -6,11 +6,13 @@ kept up to MAX_BODY bytes, at most MAX_TXS transactions waiting for their respon
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
 MAX_HEADER = 16384
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 MAX_BODY = 65536
 MAX_TXS = 32
 METHODS = (b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"TRACE", b"PATCH", b"PROPFIND",
@@ -213,10 +215,8 @@ class HttpParser:
         start = self.offsets[direction]
         while data.startswith(b"\r\n", start):  # blank lines between messages
             start += 2
-        end = data.find(b"\r\n\r\n", start)
-        sep = 4
-        if end < 0:
-            end, sep = data.find(b"\n\n", start), 2
+        found = _HEADER_END.search(data, start)  # lines may end in LF alone, or mixed
+        end, sep = (found.start(), found.end() - found.start()) if found else (-1, 0)
         if end < 0:
             if len(data) - start > MAX_HEADER:
                 self.broken = True

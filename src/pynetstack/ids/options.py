@@ -18,7 +18,12 @@ _STICKY = {"dns.query": "dns.query", "dns_query": "dns.query", "pkt_data": "payl
 _BUFFER_PROTO = {"tcp.hdr": 6, "udp.hdr": 17, "icmpv4.hdr": 1}
 _STICKY.update({name: name for name in http.BUFFERS})
 _STICKY.update({"file_data": "file.data", "http.client_body": "http.request_body"})
-_HTTP_MODIFIERS = {k: v for k, v in http.ALIASES.items() if k.startswith("http_")}
+# the legacy content modifiers; the other http_* names (http_header_names, http_accept, ...) were
+# born sticky buffers
+_HTTP_MODIFIERS = {k: http.ALIASES[k] for k in (
+    "http_uri", "http_raw_uri", "http_method", "http_header", "http_raw_header", "http_cookie", "http_user_agent",
+    "http_host", "http_raw_host", "http_client_body", "http_stat_code", "http_stat_msg", "http_server_body")}
+_STICKY.update({k: v for k, v in http.ALIASES.items() if k not in _HTTP_MODIFIERS})
 
 
 def unquote(value: Optional[str], what: str) -> str:
