@@ -50,3 +50,29 @@ def test_inline_drop_rules_drop():
     assert got == [b"hello"]
     assert [(a.rule.sid, a.action) for a in written] == [(1, "allowed"), (2, "blocked")]
     assert r.status()["functions"]["ids"]["blocked"] == 1
+
+
+def test_ids_section_builds_and_registers_the_function(tmp_path):
+    import json
+
+    from pynetstack.ids.config import IdsConfigError, build
+
+    (tmp_path / "local.rules").write_text(RULES)
+    sim, a, r, b = routed()
+    ids = build(r, {"rules": ["local.rules"], "inline": True, "eve": "eve.json", "fast": "fast.log",
+                    "baseline": True}, str(tmp_path))
+    assert "ids" in r.status()["functions"] and ids.inline
+    assert [d.name for d in ids.detector.detectors] == ["scan", "synflood", "baseline"]
+    b.add_udp_service(5000, lambda data, peer: None)
+    a.host.ip_send(A, B, 17, build_udp(A, B, 4000, 5000, b"attack"), sim.now)
+    sim.run(1)
+    event = json.loads((tmp_path / "eve.json").read_text().splitlines()[0])
+    assert event["alert"]["signature_id"] == 2 and event["alert"]["action"] == "blocked"
+    assert "[Drop]" in (tmp_path / "fast.log").read_text()
+    (tmp_path / "bad.rules").write_text("alert tcp any any -> any any (sid:1\n")
+    try:
+        build(r, {"rules": ["bad.rules"]}, str(tmp_path))
+    except IdsConfigError as exc:
+        assert "bad.rules:1:" in str(exc)
+    else:
+        raise AssertionError("a malformed rule file must stop the configuration")
