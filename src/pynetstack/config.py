@@ -52,7 +52,8 @@ _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_co
 _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeout",
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
-_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring"}
+_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring",
+             "ids"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -168,6 +169,9 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         if _typed(table, "offload", bool, where) is not None and "tap" not in table:
             raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
+    if "ids" in config:
+        from .ids.config import validate as validate_ids
+        validate_ids(config["ids"], source)
     try:
         config_router.validate(config, source, names)
     except ValueError as exc:
@@ -238,6 +242,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
             stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
                                 mtu=table.get("mtu"))
         config_router.build(stack, config, base_dir)
+        if "ids" in config:
+            from .ids.config import build as build_ids
+            build_ids(stack, config["ids"], base_dir, source)
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
         services = config.get("services", {})
