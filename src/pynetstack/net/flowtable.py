@@ -65,6 +65,8 @@ class FlowTable:
     def offer(self, key: tuple, ip, out, next_hop: int, ct, now: float) -> Optional[Flow]:
         """Cache what the full path did to the packet of flow ``key`` that became ``ip`` (after
         NAT and the TTL decrement) and leaves through ``out`` towards ``next_hop``."""
+        if self.max_flows <= 0:  # the flow table is switched off
+            return None
         host = self.host
         neighbours = out.neighbours
         mac = neighbours.static.get(next_hop)
