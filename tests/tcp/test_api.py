@@ -151,7 +151,7 @@ def test_socket_options(stack):
     client.settimeout(5)
     client.connect((ADDR, 7011))
     conn = client.connection
-    assert conn.config.nodelay and conn.config.keepalive and conn.t_keep is not None
+    assert conn.config.nodelay and conn.config.keepalive and conn.timers.keepalive is not None
     assert conn.rcv_wscale == 0  # a 60 KB buffer needs no window scaling
     with pytest.raises(OSError):
         client.setsockopt(socket.SOL_SOCKET, 12345, 1)

@@ -384,7 +384,7 @@ def test_bare_acks_of_new_data_fast_path_keeps_paws_and_ts_recent():
     rig.inject(T.ACK, P, iss + 1 + 1460, ts=(2000, segs[0].ts_val))  # the fast path
     assert conn.snd_una == iss + 1 + 1460 and conn.ts_recent == 2000
     rig.inject(T.ACK, P, iss + 1 + 3000, ts=(2001, segs[2].ts_val))
-    assert conn.snd_una == iss + 1 + 3000 and conn.ts_recent == 2001 and conn.t_rexmit is None
+    assert conn.snd_una == iss + 1 + 3000 and conn.ts_recent == 2001 and conn.timers.rexmit is None
     rig.none()
 
 
@@ -443,16 +443,16 @@ def test_zero_window_persist_probe_then_resume():
     conn, iss = rig.passive_open(win=0)
     conn.send(b"q" * 100, rig.now)
     rig.none()
-    assert conn.t_persist is not None
+    assert conn.timers.persist is not None
     rig.advance(1.0)
     probe = rig.one()
     assert probe.seq == iss and len(probe.payload) == 0  # SND.UNA - 1 elicits an ACK
     rig.inject(T.ACK, P, iss + 1, win=0)
     rig.none()
-    assert conn.t_persist is not None and conn.persist_backoff == 1
+    assert conn.timers.persist is not None and conn.persist_backoff == 1
     rig.inject(T.ACK, P, iss + 1, win=1000)
     seg = rig.one()
-    assert len(seg.payload) == 100 and conn.t_persist is None
+    assert len(seg.payload) == 100 and conn.timers.persist is None
 
 
 def test_retransmission_timeout_backoff_and_abort():

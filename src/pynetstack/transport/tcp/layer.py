@@ -19,8 +19,10 @@ from typing import Optional
 from ...wire.errors import MalformedPacket
 from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_options, build_tcp
 from .config import TcpConfig
-from .connection import (CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT, TcpConnection)
-from .seq import HALF, MASK
+from .connection import TcpConnection
+from .state import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
+from .options import rcv_wscale_for
+from .seq import MASK, unwrap
 
 _key_pack = struct.Struct("!IHIH").pack
 _unpack_ports_seq = struct.Struct("!HHI").unpack_from
@@ -417,12 +419,6 @@ class TcpLayer:
         data = _key_pack(local_ip, local_port, remote_ip, remote_port) + struct.pack("!II", t, peer_isn)
         return self._hash32(self._cookie_key, data) & 0xFFFFFF
 
-    def _rcv_wscale_for(self, config: TcpConfig) -> int:
-        shift = 0
-        while (config.rcvbuf >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
-
     def _send_cookie(self, listener, local_ip, remote_ip, seg, now) -> None:
         config = listener.config
         peer_mss = seg.mss or 536
@@ -442,7 +438,7 @@ class TcpLayer:
             ts_val = (int(now * 1000.0) & ~0x1F & MASK) | ws_bits | (0x10 if sack else 0)
             ts = (ts_val, seg.ts_val)
             if ws_bits != 0xF:
-                wscale = self._rcv_wscale_for(config)
+                wscale = rcv_wscale_for(config.rcvbuf)
         opts = build_options(mss=self.advertised_mss(remote_ip, config), wscale=wscale,
                              sack_permitted=sack, ts=ts)
         raw = build_tcp(local_ip, remote_ip, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
@@ -497,8 +493,7 @@ class TcpLayer:
             self.drops["icmp-no-connection"] += 1
             return False
         una = conn.snd_una
-        seq = una + (((wire_seq - una + HALF) & MASK) - HALF)
-        if not una <= seq <= conn.snd_max:
+        if not una <= unwrap(wire_seq, una) <= conn.snd_max:
             self.drops["icmp-bad-seq"] += 1
             return False
         return True
