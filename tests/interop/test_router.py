@@ -4,13 +4,14 @@ behind a veth the stack reaches through AF_PACKET.  The kernel's own tools confi
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from pynetstack.link.packet import PacketDevice
 from pynetstack.link.tap import TapDevice
 from pynetstack.stack import Stack
+
+from .waiting import listening, wait_for
 
 LAN_HOST, LAN_STACK = "192.168.77.2", "192.168.77.1"
 WAN_HOST, WAN_STACK = "198.51.100.2", "198.51.100.1"
@@ -65,7 +66,7 @@ def test_ttl_expiry_is_reported_by_the_router(router_lab):
 
 def test_tcp_through_the_router(router_lab):
     server = router_lab.lab.popen(router_lab.wan, "socat", "-u", "TCP-LISTEN:5001,reuseaddr", "STDOUT")
-    time.sleep(0.3)
+    assert wait_for(listening(router_lab.lab, router_lab.wan, 5001)), "socat not listening"
     payload = "x" * 200000
     result = router_lab.lan_run("socat", "-u", "STDIN", f"TCP:{WAN_HOST}:5001", input=payload, timeout=30)
     assert result.returncode == 0, result.stderr
