@@ -1,10 +1,12 @@
-"""One TCP layer, a recording IpOutput and a virtual clock: craft segments, assert emissions."""
+"""One TCP layer, the recording fake IP layer and a virtual clock: craft segments, assert emissions."""
 
 from __future__ import annotations
 
 from pynetstack.transport.tcp import TcpConfig, TcpLayer
 from pynetstack.wire import tcp as T
 from pynetstack.wire.ipv4 import IPv4
+
+from .fake_ip import FakeIp
 
 LOCAL = 0x0A000001
 PEER = 0x0A000002
@@ -13,29 +15,9 @@ PPORT = 40000
 PEER_ISN = 1000
 
 
-class RecordingIp:
-    def __init__(self, mtu=1500):
-        self.sent = []
-        self.mtu = mtu
-
-    def ip_send(self, src, dst, protocol, payload, now, ttl=None, df=True, tos=0):
-        assert protocol == 6
-        self.sent.append((src, dst, bytes(payload)))
-        return True
-
-    def source_address_for(self, dst):
-        return LOCAL
-
-    def is_local_address(self, address):
-        return address == LOCAL
-
-    def path_mtu(self, dst):
-        return self.mtu
-
-
 class Rig:
-    def __init__(self, mtu=1500, **cfg):
-        self.ip = RecordingIp(mtu)
+    def __init__(self, mtu=1500, gso=0, **cfg):
+        self.ip = FakeIp(LOCAL, mtu, gso)
         self.layer = TcpLayer(self.ip, TcpConfig(**cfg), secret=b"rig-secret")
         self.now = 100.0
         self.events = []
