@@ -76,8 +76,11 @@ class InputMixin:
         else:
             self.layer.count("challenge-ack-rate-limited")
 
-    def _peer_alive(self, now: float) -> None:
-        """An acceptable segment arrived: the peer is there (keepalive starts over)."""
+    def _acceptable_arrived(self, seg, seq: int, now: float) -> None:
+        """After step 5: remember the peer's clock (RFC 7323 4.3); the peer is alive, so
+        keepalive starts over."""
+        if self.ts_ok and seg.ts_val is not None and seq <= self.last_ack_sent:
+            self._remember_timestamp(seg.ts_val, now)
         self.last_recv = now
         if self.keep_probes:
             self.keep_probes = 0
@@ -96,7 +99,8 @@ class InputMixin:
         if (self.ts_ok and seg.ts_val is not None and not flags & RST and self.ts_recent is not None
                 and seq_lt(seg.ts_val, self.ts_recent) and self._paws_rejects(seg, now)):
             return
-        if not self._check_sequence(seg, seq, seg_len, now):
+        # step 1; a segment at RCV.NXT with the window open is acceptable without the table
+        if not (seq == rcv_nxt and self.rcv_adv > rcv_nxt) and not self._check_sequence(seg, seq, seg_len, now):
             return
         if flags & RST:
             self._rst_arrives(seq, now)
@@ -110,9 +114,7 @@ class InputMixin:
         ack = self._ack_arrives(seg, seq, seg_len, now)
         if ack is None:
             return
-        if self.ts_ok and seg.ts_val is not None:
-            self._remember_timestamp(seg.ts_val, seq, now)
-        self._peer_alive(now)
+        self._acceptable_arrived(seg, seq, now)
         fin = self._segment_text(seg, seq, ack, now)
         if fin:
             self._fin_bit(seq + seg_len, now)
@@ -133,9 +135,13 @@ class InputMixin:
             return False
         self._process_ack(seg, seq, ack, 0, now)
         if ts_val is not None and self.ts_ok and seq <= self.last_ack_sent:
-            self.ts_recent = ts_val
+            self.ts_recent = ts_val  # newer than TS.Recent: checked above
             self.ts_recent_age = now
-        self._peer_alive(now)
+        self.last_recv = now  # as _acceptable_arrived, inline on this path
+        if self.keep_probes:
+            self.keep_probes = 0
+        if self.timers.keepalive is not None or self.config.keepalive:
+            self._arm_keepalive(now)
         return True
 
     def _check_sequence(self, seg, seq: int, seg_len: int, now: float) -> bool:

@@ -74,9 +74,9 @@ class OptionsMixin:
         self.ack_now = True
         return True
 
-    def _remember_timestamp(self, ts_val: int, seq: int, now: float) -> None:
-        """RFC 7323 4.3: TS.Recent takes a TSval that covers the left edge of the window."""
-        if seq <= self.last_ack_sent:
-            if self.ts_recent is None or not seq_lt(ts_val, self.ts_recent or 0):
-                self.ts_recent = ts_val
-                self.ts_recent_age = now
+    def _remember_timestamp(self, ts_val: int, now: float) -> None:
+        """RFC 7323 4.3: TS.Recent takes the TSval of a segment that covers the left edge of the
+        window (SEG.SEQ <= Last.ACK.sent, checked by the caller), unless it is older."""
+        if self.ts_recent is None or not seq_lt(ts_val, self.ts_recent or 0):
+            self.ts_recent = ts_val
+            self.ts_recent_age = now
