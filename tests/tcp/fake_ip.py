@@ -27,6 +27,13 @@ def segment_offload(src: int, dst: int, segment: bytes, gso_size: int):
     pieces, each with the header (sequence number advanced; FIN and PSH only on the last) and
     a full checksum (the transport left only the pseudo-header sum in the field)."""
     seg = T.Tcp.parse(segment, src, dst, check=False)
+    # the device adjusts the field's pseudo-header sum for each piece's length (Linux's
+    # tcp_gso_segment), so it must hold exactly that sum for the whole segment
+    pseudo = ((src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + T.PROTO + len(segment)) % 0xFFFF
+    partial = int.from_bytes(segment[16:18], "big")
+    if partial % 0xFFFF != pseudo:
+        raise AssertionError(f"offloaded segment's checksum field {partial:#06x} is not the "
+                             f"pseudo-header sum {pseudo:#06x}")
     hlen = (segment[12] >> 4) * 4
     options = bytes(segment[20:hlen])
     payload = bytes(segment[hlen:])

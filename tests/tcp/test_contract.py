@@ -55,3 +55,6 @@ def test_the_fake_offloads_like_a_device():
     assert b"".join(bytes(s.payload) for s in segs) == payload
     with pytest.raises(AssertionError):
         FakeIp(1).ip_send(1, 2, 6, partial, 0.0, gso_size=1024)  # offload not offered
+    full = T.build_tcp(1, 2, 80, 9000, 0xFFFFFF00, 5, T.ACK | T.PSH | T.FIN, 100, payload)
+    with pytest.raises(AssertionError, match="pseudo-header sum"):
+        ip.ip_send(1, 2, 6, full, 0.0, gso_size=1024)  # a finished checksum is not a partial one
