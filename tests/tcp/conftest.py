@@ -3,8 +3,9 @@ its IP layer is hashed, in order, per test; the digest must match the one record
 ``data/emitted_segments.json`` (made before connection.py was split along its jobs).
 
 A test whose digest differed between two recording runs (real threads, wall clock) is not in the
-file and is not compared.  Record again after a deliberate change of behaviour with
-``PYNETSTACK_RECORD_SEGMENTS=<out.json> pytest tests/tcp`` (see ``record_segments.py``).
+file and is not compared.  After a deliberate change of behaviour, record twice with
+``PYNETSTACK_RECORD_SEGMENTS=<out.json> pytest tests/tcp`` and copy into the fixture the entries
+that both runs agree on (and only those of the tests whose segments were meant to change).
 """
 
 from __future__ import annotations
