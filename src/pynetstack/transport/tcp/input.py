@@ -88,6 +88,7 @@ class InputMixin:
             self._arm_keepalive(now)
 
     def _arrive_synchronized(self, seg, now: float) -> None:
+        """RFC 9293 3.10.7.4, the steps in order (see the module's docstring)."""
         flags = seg.flags
         rcv_nxt = self.rcv_nxt
         seq = unwrap(seg.seq, rcv_nxt)
@@ -95,28 +96,28 @@ class InputMixin:
         seg_len = len(payload)
         if (self.state == ESTABLISHED and flags == ACK and not seg_len and seq == rcv_nxt
                 and not seg.sack_blocks and not self.in_recovery and self._predicted_ack(seg, seq, now)):
-            return
+            return  # header prediction took it
         if (self.ts_ok and seg.ts_val is not None and not flags & RST and self.ts_recent is not None
                 and seq_lt(seg.ts_val, self.ts_recent) and self._paws_rejects(seg, now)):
             return
         # step 1; a segment at RCV.NXT with the window open is acceptable without the table
         if not (seq == rcv_nxt and self.rcv_adv > rcv_nxt) and not self._check_sequence(seg, seq, seg_len, now):
             return
-        if flags & RST:
+        if flags & RST:  # step 2
             self._rst_arrives(seq, now)
             return
-        if flags & SYN:
+        if flags & SYN:  # step 4
             self._syn_arrives(now)
             return
-        if not flags & ACK:
+        if not flags & ACK:  # step 5
             self.layer.count("no-ack")
             return
         ack = self._ack_arrives(seg, seq, seg_len, now)
         if ack is None:
             return
         self._acceptable_arrived(seg, seq, now)
-        fin = self._segment_text(seg, seq, ack, now)
-        if fin:
+        fin = self._segment_text(seg, seq, ack, now)  # step 7
+        if fin:  # step 8
             self._fin_bit(seq + seg_len, now)
 
     def _predicted_ack(self, seg, seq: int, now: float) -> bool:
