@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 
 import pytest
 
 from pynetstack.config import build_stack
+
+from .waiting import listening, wait_for
 
 ZONE = os.path.join(os.path.dirname(__file__), "..", "dns", "data", "example.zone")
 UPSTREAM_ZONE = os.path.join(os.path.dirname(__file__), "data", "upstream.zone")
@@ -40,7 +41,7 @@ def dns_lab(lab, tmp_path_factory):
     upstream = lab.popen(host, sys.executable, "-m", "pynetstack", "dns", "serve", "--zone", str(zone),
                          "--listen", f"{KERNEL}:5300", env=env)
     stack.start_background()
-    time.sleep(1.0)
+    assert wait_for(listening(lab, host, 5300, udp=True)), "upstream DNS server not listening"
     try:
         yield lab, host, stack
     finally:

@@ -4,13 +4,14 @@ behind a veth the stack reaches through AF_PACKET.  The kernel's own tools confi
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from pynetstack.link.packet import PacketDevice
 from pynetstack.link.tap import TapDevice
 from pynetstack.stack import Stack
+
+from .waiting import listening, wait_for
 
 LAN_HOST, LAN_STACK = "192.168.77.2", "192.168.77.1"
 WAN_HOST, WAN_STACK = "198.51.100.2", "198.51.100.1"
@@ -65,7 +66,7 @@ def test_ttl_expiry_is_reported_by_the_router(router_lab):
 
 def test_tcp_through_the_router(router_lab):
     server = router_lab.lab.popen(router_lab.wan, "socat", "-u", "TCP-LISTEN:5001,reuseaddr", "SYSTEM:wc -c")
-    time.sleep(0.3)
+    assert wait_for(listening(router_lab.lab, router_lab.wan, 5001)), "socat not listening"
     payload = "x" * 200000
     result = router_lab.lan_run("socat", "-u", "STDIN", f"TCP:{WAN_HOST}:5001", input=payload, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -79,9 +80,7 @@ def test_tcp_from_a_sender_with_segmentation_offload(router_lab):
     lab = router_lab.lab
     lab.run(router_lab.wan, "ethtool", "-K", "pnsrw0", "tso", "on", "gso", "on")
     server = lab.popen(router_lab.lan, "socat", "-u", "TCP-LISTEN:5002,reuseaddr", "SYSTEM:wc -c")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not lab.run(router_lab.lan, "ss", "-ltnH", "sport = :5002").stdout:
-        time.sleep(0.05)
+    assert wait_for(listening(lab, router_lab.lan, 5002)), "socat not listening"
     payload = "y" * 3_000_000
     before = router_lab.stack.host.counters["ip_forward_segmented"]
     result = router_lab.wan_run("socat", "-u", "STDIN", f"TCP:{LAN_HOST}:5002", input=payload, timeout=60)
