@@ -89,3 +89,25 @@ def test_tcp_from_a_sender_with_segmentation_offload(router_lab):
     assert int(out) == len(payload)
     assert router_lab.stack.host.counters["ip_forward_segmented"] > before, "no coalesced segment came: test void"
     assert router_lab.stack.drops.get("ipv4-fragmentation-needed", 0) == 0
+
+
+def test_a_flood_of_new_flows_from_random_sources_leaves_the_table_bounded(router_lab):
+    """hping3 --rand-source (bounded: 3 s) through the router with conntrack: the table stays at
+    its bound (early drop), the drops are counted, and ordinary traffic still gets through."""
+    from pynetstack.netfilter.router import install_router
+    stack = router_lab.stack
+    router = install_router(stack, max_entries=500)
+    try:
+        router_lab.lab.run(router_lab.lan, "timeout", "3", "hping3", "--udp", "--rand-source", "-p", "9",
+                           "--flood", "-q", WAN_HOST, timeout=20)
+        with stack.lock:
+            entries = router.conntrack.count
+            stats = router.conntrack.stats()
+        assert entries <= 500 and stats["early_drop"] > 0, stats
+        result = router_lab.lan_run("ping", "-c", "3", "-i", "0.2", "-W", "2", WAN_HOST)
+        assert _received(result.stdout) == 3, result.stdout
+    finally:
+        with stack.lock:
+            stack.host.hooks.unregister(router.ruleset_function)
+            stack.host.hooks.unregister(router.ct_function)
+        stack.router = None

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from .waiting import listening, wait_for
 
@@ -87,6 +88,13 @@ def test_router_from_toml_and_nft(lab, tmp_path):
         ruleset = _cli(lab, rtr, "nft", "list", "ruleset", "--control", control, env=env)
         assert 'ip saddr 192.168.88.0/24 oifname "wan0" counter packets 1 bytes 84 masquerade' in ruleset.stdout, \
             ruleset.stdout
+
+        events = lab.popen(rtr, "timeout", "4", sys.executable, "-m", "pynetstack", "conntrack", "-E",
+                           "--control", control, env=env)
+        time.sleep(1.5)  # the listener registers, then a new flow shows up as events
+        lab.run(lan, "ping", "-c", "1", "-p", "aa", "-W", "2", "198.51.100.2")
+        out, _ = events.communicate(timeout=15)
+        assert "[NEW] icmp     1 " in out.decode() and "dst=198.51.100.2 type=8" in out.decode(), out.decode()
 
         route = _cli(lab, rtr, "route", "get", "192.0.2.7", "--control", control, env=env)
         assert route.returncode == 1 and "Permission denied" in route.stderr
