@@ -193,6 +193,11 @@ class LoadBalancer(hk.NetworkFunction):
     def _ct_destroyed(self, entry) -> None:
         conn = self.conns.by_key.get(entry.original)
         if conn is not None and conn.ct is entry:
+            if not conn.replied and entry.counters[2]:
+                # the server's first answer ended the connection in conntrack: a reset
+                conn.server.stats.resets += 1
+                if self.health is not None:
+                    self.health.passive_error(conn.server, "reset", self.stack.now() if self.stack is not None else 0.0)
             self.conns.remove(conn)
 
     def _expired(self, conn: LbConnection) -> None:
@@ -217,6 +222,8 @@ class LoadBalancer(hk.NetworkFunction):
             self.health.poll(now)
 
     def next_deadline(self) -> Optional[float]:
+        if self._next_estimate is None:
+            return 0.0  # the rate estimator starts at the first poll
         candidates = [d for d in (self.conns.next_deadline(), self._next_estimate,
                                   self.health.next_deadline() if self.health is not None else None) if d is not None]
         return min(candidates) if candidates else None

@@ -105,6 +105,7 @@ class HealthMonitor:
         self.stack = stack
         self.services: List = []
         self.checks: Dict[int, ServerCheck] = {}  # id(server) -> its checks
+        self._seen = None  # the services' versions at the last sync
 
     def watch(self, service) -> None:
         if service not in self.services:
@@ -119,8 +120,15 @@ class HealthMonitor:
     def check_of(self, server) -> Optional[ServerCheck]:
         return self.checks.get(id(server))
 
+    def _versions(self):
+        return tuple((id(s), s.version, s.health is not None) for s in self.services)
+
     def _sync(self, now: float) -> None:
         """Checks for servers added since, none for servers removed."""
+        versions = self._versions()
+        if versions == self._seen:
+            return
+        self._seen = versions
         current = {}
         for service in self.services:
             if service.health is None:
@@ -158,6 +166,8 @@ class HealthMonitor:
                 self._start(check, now)
 
     def next_deadline(self) -> Optional[float]:
+        if self._versions() != self._seen:
+            return 0.0  # servers to start checking: now
         times = []
         for check in self.checks.values():
             times.append(check.deadline if check.conn is not None else check.due)

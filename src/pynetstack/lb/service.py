@@ -135,6 +135,7 @@ class VirtualService:
         self.no_dest = 0  # new connections no server could take
         self.scheduler = make_scheduler(scheduler, self.flags)
         self.health = None  # a HealthCheckConfig, or None
+        self.version = 0  # bumped on every change of the server set, for those who watch it
 
     @property
     def key(self):
@@ -209,6 +210,7 @@ class VirtualService:
             self._changed()
 
     def _changed(self) -> None:
+        self.version += 1
         self.live = [s for s in self.servers if s.up]
         self.scheduler.update(self.live)
 
