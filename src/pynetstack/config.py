@@ -52,7 +52,7 @@ _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_co
 _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeout",
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
-_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring"}
+_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring", "lb"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -170,6 +170,8 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         _typed(table, "pcap", str, where)
     try:
         config_router.validate(config, source, names)
+        from .lb.config import validate as check_lb
+        check_lb(config, source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     ruleset = config.get("netfilter", {}).get("ruleset")
@@ -238,6 +240,8 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
             stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
                                 mtu=table.get("mtu"))
         config_router.build(stack, config, base_dir)
+        from .lb.config import build as build_lb
+        build_lb(stack, config, source)
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
         services = config.get("services", {})
