@@ -86,7 +86,7 @@ class ControlServer:
         if command == "connections":
             with self.stack.lock:
                 return tcp_table(self.stack.tcp) + "\n"
-        return (f"unknown command {command!r}; commands: status, connections, route, conntrack, nft, lb\n")
+        return (f"unknown command {command!r}; commands: status, connections, route, conntrack, nft\n")
 
     def close(self) -> None:
         try:
