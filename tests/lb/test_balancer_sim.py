@@ -115,13 +115,13 @@ def test_udp_service_is_balanced_and_counted_inactive_as_ipvs_does():
     with lab.lb_stack.lock:
         lab.lb.add_service(udp)
     answers = []
-    lab.client.udp.bind(5000, lambda payload, src, sport, dst, now: answers.append((bytes(payload), src, sport)))
-    for i in range(3):
-        lab.client.udp.sendto(b"q", 5000, ip_to_int("10.0.9.100"), 53, lab.sim.now)
+    for port in (5000, 5001, 5002):  # three flows
+        lab.client.udp.bind(port, lambda payload, src, sport, dst, now: answers.append((bytes(payload), src, sport)))
+        lab.client.udp.sendto(b"q", port, ip_to_int("10.0.9.100"), 53, lab.sim.now)
         lab.sim.run(0.5)
     assert sorted(seen) == [1, 2, 3]
     # the answer comes from the virtual address, translated back by conntrack's NAT
-    assert answers and all(src == ip_to_int("10.0.9.100") and sport == 53 for _, src, sport in answers)
+    assert len(answers) == 3 and all(src == ip_to_int("10.0.9.100") and sport == 53 for _, src, sport in answers)
     assert all(s.inactive == 1 and s.active == 0 for s in udp.servers)  # UDP never counts as active
     lab.sim.run(301)
     assert all(s.inactive == 0 for s in udp.servers)  # IPVS's UDP time-out: 300 s
