@@ -125,3 +125,12 @@ def test_udp_service_is_balanced_and_counted_inactive_as_ipvs_does():
     assert all(s.inactive == 1 and s.active == 0 for s in udp.servers)  # UDP never counts as active
     lab.sim.run(301)
     assert all(s.inactive == 0 for s in udp.servers)  # IPVS's UDP time-out: 300 s
+
+
+def test_persistence_keeps_a_client_on_its_server_until_the_template_expires():
+    lab = Lab("rr", persistence=30)
+    got = spread(lab, 4)
+    assert len(got) == 1  # rr would have spread them; the template holds the client
+    lab.sim.run(150)  # the connections (TIME_WAIT 120 s) and then the template (30 s) expire
+    assert not lab.service.templates and all(s.persistent == 0 for s in lab.service.servers)
+    assert len(got | spread(lab, 1, first_port=45000)) == 2  # rescheduled: rr moved on

@@ -42,7 +42,8 @@ class LoadBalancer(hk.NetworkFunction):
         self.conns = ConnectionTable(timeouts, max_connections)
         self.conns.on_expire = self._expired
         self.health = None  # a HealthMonitor, once a service has checks
-        self.counters = {"new": 0, "no-destination": 0, "refused": 0, "nat-clash": 0, "dr-no-route": 0}
+        self.counters = {"new": 0, "no-destination": 0, "refused": 0, "untracked": 0, "nat-clash": 0,
+                         "dr-no-route": 0}
         self._next_estimate = None
         self._ct_hooked = None
 
@@ -147,8 +148,8 @@ class LoadBalancer(hk.NetworkFunction):
             return None
         ct = ctx.ct
         if server.forward != FORWARD_DR:
-            if ct is None or ct.status & S_CONFIRMED:
-                self.counters["nat-clash"] += 1
+            if ct is None or ct.status & S_CONFIRMED:  # NAT needs a new conntrack entry to bind
+                self.counters["untracked"] += 1
                 ctx.drop_reason = "lb-untracked"
                 return None
             reply = (key[0], server.addr, server.port, key[1], key[2])
