@@ -140,7 +140,10 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20_000, help="decisions and new connections per run")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--pypy", default=os.path.join(ROOT, ".venv-pypy", "bin", "python"))
+    pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
+    if not os.path.exists(pypy):  # a worktree without its own venvs: the one beside this Python's
+        pypy = os.path.join(os.path.dirname(os.path.dirname(sys.executable)) + "-pypy", "bin", "python")
+    parser.add_argument("--pypy", default=pypy)
     args = parser.parse_args()
     if args.child:
         print(json.dumps({"decisions": decisions(args.count * 5, args.repeat),
