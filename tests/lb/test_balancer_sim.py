@@ -134,3 +134,11 @@ def test_persistence_keeps_a_client_on_its_server_until_the_template_expires():
     lab.sim.run(150)  # the connections (TIME_WAIT 120 s) and then the template (30 s) expire
     assert not lab.service.templates and all(s.persistent == 0 for s in lab.service.servers)
     assert len(got | spread(lab, 1, first_port=45000)) == 2  # rescheduled: rr moved on
+
+
+def test_status_and_counters_show_the_balancer():
+    lab = Lab("rr")
+    spread(lab, 2)
+    functions = lab.lb_stack.counters.gather()["functions"]
+    assert functions["lb"]["new"] == 2 and functions["lb"]["connections"] == 2
+    assert "lb" in str(lab.lb_stack.status())

@@ -214,3 +214,30 @@ def test_random_connection_counts_drive_wlc_to_weights():
     for _ in range(800):
         s.pick(d, rng.getrandbits(32), 1, 2, 80).active += 1
     assert [x.active for x in d] == [100, 200, 500]
+
+
+@pytest.mark.parametrize("name", ["sh", "mh"])
+def test_hash_spread_over_many_clients_follows_weights_chi_square(name):
+    """3,000 clients: the per-server counts fit the weights (chi-square, 2 degrees of freedom,
+    below the 0.1 % critical value 13.82)."""
+    rng = random.Random(9)
+    d = [Dest("a", 1), Dest("b", 2), Dest("c", 3)]
+    for i, x in enumerate(d):
+        x.addr, x.port = 0x0A000102 + i, 80
+    s = make_scheduler(name)
+    s.update(d)
+    counts = {x.name: 0 for x in d}
+    for _ in range(3000):
+        counts[s.pick(d, rng.getrandbits(32), 0, 0, 80).name] += 1
+    chi2 = sum((counts[x.name] - 3000 * x.weight / 6) ** 2 / (3000 * x.weight / 6) for x in d)
+    assert chi2 < 13.82, counts
+
+
+def test_rr_steps_back_when_its_last_pick_is_removed():
+    d = [Dest("a"), Dest("b"), Dest("c")]
+    s = make_scheduler("rr")
+    s.update(d)
+    assert s.pick(d, 1, 1, 2, 80).name == "a" and s.pick(d, 1, 1, 2, 80).name == "b"
+    d.remove(d[1])  # b goes: the mark moves back to a, so c is next (as IPVS's rr_del_dest)
+    s.update(d)
+    assert s.pick(d, 1, 1, 2, 80).name == "c"

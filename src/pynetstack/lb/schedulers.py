@@ -51,10 +51,16 @@ class RoundRobin(Scheduler):
     def __init__(self, flags=()):
         super().__init__(flags)
         self.last = None
+        self.order: List = []
 
     def update(self, dests) -> None:
-        if self.last is not None and self.last not in dests:
-            self.last = None  # ip_vs_rr_del_dest steps back; from the head is what a new list gets
+        last = self.last
+        while last is not None and last not in dests:
+            # ip_vs_rr_del_dest: the mark steps back to the previous entry (the head at the front)
+            i = self.order.index(last)
+            last = self.order[i - 1] if i > 0 else None
+        self.last = last
+        self.order = list(dests)
 
     def pick(self, dests, src, sport, dst, dport):
         n = len(dests)
