@@ -73,6 +73,10 @@ def test_direct_routing_servers_answer_from_the_vip():
     assert got == Counter({"server1": 1, "server2": 1, "server3": 1})
     # the replies did not come through the balancer: no output seen, input-only states
     assert lab.service.stats.outpkts == 0
+    # the servers were reached at the virtual address itself: only the MAC was rewritten
+    from pynetstack.wire.addr import ip_to_int
+    local = {conn.local_ip for server in lab.servers for conn in server.tcp.connections.values()}
+    assert local == {ip_to_int("10.0.9.100")}
     assert all(c.no_output for c in lab.lb.conns.by_key.values())
 
 
@@ -142,3 +146,13 @@ def test_status_and_counters_show_the_balancer():
     functions = lab.lb_stack.counters.gather()["functions"]
     assert functions["lb"]["new"] == 2 and functions["lb"]["connections"] == 2
     assert "lb" in str(lab.lb_stack.status())
+
+
+def test_direct_routing_keeps_one_conntrack_entry_per_connection():
+    lab = Lab("rr", forward="dr")
+    spread(lab, 3)
+    entries = lab.lb_stack.router.conntrack.entries()
+    to_vip = [e for e in entries if e.original[3] == __import__("pynetstack.wire.addr", fromlist=["x"]).ip_to_int(
+        "10.0.9.100")]
+    assert len(to_vip) == 3 and all(e.confirmed for e in to_vip)
+    assert len(lab.lb.conns) == 3

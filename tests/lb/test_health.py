@@ -86,3 +86,14 @@ def test_bad_config_is_one_clear_error():
         HealthCheckConfig(rise=0)
     with pytest.raises(LbError, match="type"):
         HealthCheckConfig("icmp")
+
+
+def test_passive_time_outs_count_per_server():
+    lab = Lab("rr", health=HealthCheckConfig("tcp", interval=1000.0, error_limit=1))
+    lab.sim.run(0.5)
+    lab.servers[2].set_link("eth0", False)  # server3 (first in IPVS's list) hears nothing
+    lab.request(src_port=43000, run=1.0)
+    lab.sim.run(200)  # the client gives up; the balancer's SYN_RECV entry times out unanswered
+    assert lab.server(3).stats.timeouts == 1
+    assert not lab.server(3).up
+    assert lab.server(1).stats.timeouts == 0

@@ -102,7 +102,7 @@ class LoadBalancer(hk.NetworkFunction):
         conns = self.conns
         if ct is not None and ctx.ct_dir == 1:  # a reply, through us (NAT)
             conn = conns.by_key.get(ct.original)
-            if conn is not None:
+            if conn is not None and conn.server.forward != FORWARD_DR:  # IPVS's ip_vs_out: NAT only
                 refused = ctx.tcp_flags & 0x04 and not conn.replied  # a reset as the answer to the SYN
                 conns.packet(conn, True, ctx.tcp_flags, ctx.now)
                 length = ctx.length
@@ -179,6 +179,11 @@ class LoadBalancer(hk.NetworkFunction):
             self.counters["dr-no-route"] += 1
             return ctx.drop("lb-dr-no-route")
         ip = ctx.ip
+        entry = ctx.ct
+        if entry is not None and not entry.status & S_CONFIRMED:
+            # the packet leaves here, not through POSTROUTING: confirm its entry as Linux would
+            # on the way out, or each later packet would find only a new unconfirmed one
+            self.stack.router.conntrack.confirm(entry, ctx.now)
         ctx.note(f"lb: direct routing to {ip_to_str(server.addr)}'s MAC on {decision.interface.name}")
         host._transmit(decision.interface, server.addr, ip.build(), ctx.now)
         return hk.STOLEN
