@@ -103,3 +103,21 @@ def test_cli_parses_lb_commands():
     assert args.action == "list" and args.stats
     args = build_parser().parse_args(["lb", "edit-server", "10.0.9.100:80", "10.0.1.2:80", "--weight", "0"])
     assert (args.service, args.server, args.weight) == ("10.0.9.100:80", "10.0.1.2:80", 0)
+
+
+def test_pynetstack_lb_list_through_a_control_socket(tmp_path, capsys):
+    from pynetstack.cli import main
+    from pynetstack.control import ControlServer
+    lab = Lab("wrr", servers=2)
+    path = str(tmp_path / "lb.sock")
+    server = ControlServer(lab.lb_stack, path)
+    try:
+        assert main(["lb", "list", "--control", path]) == 0
+        out = capsys.readouterr().out
+        assert "TCP  10.0.9.100:80 wrr" in out and "10.0.2.2:80" in out
+        assert main(["lb", "edit-server", "10.0.9.100:80", "10.0.2.2:80", "--weight", "0", "--control", path]) == 0
+        assert lab.server(2).weight == 0
+        assert main(["lb", "del-server", "10.0.9.100:80", "10.0.7.7:80", "--control", path]) == 1
+        assert "no server 10.0.7.7:80" in capsys.readouterr().err
+    finally:
+        server.close()
