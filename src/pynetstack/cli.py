@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_monitor(sub)
     from .ids.cli import register as register_ids
     register_ids(sub)
+    from .lb.cli import register as register_lb
+    register_lb(sub)
 
     try:
         from .dns.cli import register as register_dns

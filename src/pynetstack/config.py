@@ -53,7 +53,7 @@ _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeo
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
 _TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring",
-             "ids"}
+             "ids", "lb"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -174,6 +174,8 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         validate_ids(config["ids"], source)
     try:
         config_router.validate(config, source, names)
+        from .lb.config import validate as check_lb
+        check_lb(config, source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     ruleset = config.get("netfilter", {}).get("ruleset")
@@ -245,6 +247,8 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         if "ids" in config:
             from .ids.config import build as build_ids
             build_ids(stack, config["ids"], base_dir, source)
+        from .lb.config import build as build_lb
+        build_lb(stack, config, source)
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
         services = config.get("services", {})

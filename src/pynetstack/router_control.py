@@ -127,7 +127,13 @@ def _nft(stack, words: List[str]) -> Reply:
     raise CommandError("nft: list | load PATH")
 
 
-HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft}
+def _lb(stack, words: List[str]) -> Reply:
+    from .lb.control import answer as lb_answer
+    return lb_answer(stack, words)
+
+
+HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft,
+                                                             "lb": _lb}
 
 
 def answer(stack, command: str):
