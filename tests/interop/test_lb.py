@@ -6,9 +6,9 @@ on one bridge, the stack as the balancer in between, and curl through it.
                                                                        -- rs3 10.0.1.4
 
 Each real server is a small Python web server answering with its name and the address it was reached at (its own
-for NAT, the virtual address for direct routing).  The kernel's IPVS (ipvsadm) is the oracle
-for the deterministic schedulers when the kernel has it (CONFIG_IP_VS); the same sequence of
-connections then runs through a Linux router namespace in the stack's place.
+for NAT, the virtual address for direct routing).  The counts are the ones IPVS's rules give
+(read from the kernel's ip_vs_*.c).  Linux IPVS itself cannot be the oracle here: this kernel has
+no IPVS; tests/interop/ipvs_oracle.py runs that comparison on a kernel that has it.
 """
 
 from __future__ import annotations
