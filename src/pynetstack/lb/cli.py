@@ -12,7 +12,7 @@ import sys
 
 
 def _run(args) -> int:
-    from ..control import query
+    from ..routercli import ask
     if args.action == "list":
         command = "lb list" + (" --stats" if args.stats else " --rate" if args.rate else "")
     else:
@@ -23,12 +23,7 @@ def _run(args) -> int:
         command = f"lb {args.action} {args.protocol} {args.service} {args.server}"
         if args.weight is not None:
             command += f" weight {args.weight}"
-    reply = query(command, args.control)
-    if reply.startswith("error: "):
-        print(f"pynetstack: {reply[7:]}", end="", file=sys.stderr)
-        return 1
-    print(reply, end="")
-    return 0
+    return ask(args, command)
 
 
 def register(sub) -> None:

@@ -120,13 +120,10 @@ class EgressMixin:
         if next_hop in self.broadcasts:
             return None
         neighbours = iface.neighbours
-        mac = neighbours.static.get(next_hop)
-        expires = float("inf")
-        if mac is None:
-            entry = neighbours.entries.get(next_hop)
-            if entry is None or entry[1] <= now:
-                return None
-            mac, expires = entry
+        resolved = neighbours.fresh(next_hop, now)
+        if resolved is None:
+            return None
+        mac, expires = resolved
         mtu = iface.mtu
         learned = self.pmtu.get(dst)
         if learned is not None:

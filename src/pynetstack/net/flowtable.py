@@ -69,13 +69,10 @@ class FlowTable:
             return None
         host = self.host
         neighbours = out.neighbours
-        mac = neighbours.static.get(next_hop)
-        expires = float("inf")
-        if mac is None:
-            entry = neighbours.entries.get(next_hop)
-            if entry is None or entry[1] <= now:
-                return None
-            mac, expires = entry
+        resolved = neighbours.fresh(next_hop, now)
+        if resolved is None:
+            return None
+        mac, expires = resolved
         proto, src, sport, dst, dport = key
         flow = Flow()
         flow.key = key

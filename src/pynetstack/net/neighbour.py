@@ -59,6 +59,15 @@ class NeighbourCache:
             self._send_request(ip, now)
         return entry[0]
 
+    def fresh(self, ip: int, now: float) -> Optional[Tuple[bytes, float]]:
+        """(MAC, until when) for a cached path to ``ip``: static entries forever, learned ones while
+        good (never stale ones: a cached path must not outlive the check of its neighbour)."""
+        static = self.static.get(ip)
+        if static is not None:
+            return static, float("inf")
+        entry = self.entries.get(ip)
+        return entry if entry is not None and entry[1] > now else None
+
     def update(self, ip: int, mac: bytes, now: float, create: bool = True) -> List[Tuple[bytes, object]]:
         """Record ``ip`` is at ``mac``; return the packets that were waiting for it.
 

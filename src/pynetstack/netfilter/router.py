@@ -141,8 +141,7 @@ class RulesetFunction(hk.NetworkFunction):
         verdict = decision.verdict
         if verdict == "accept":
             return hk.ACCEPT
-        where = f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
-        ctx.drop_reason = where
+        ctx.drop_reason = _reason(chain, decision)
         if verdict == "reject":
             self.counters["rejects"] += 1
             ctx.reject = decision.reject or ("icmp", 3, 3)
@@ -171,8 +170,7 @@ class RulesetFunction(hk.NetworkFunction):
         for chain in self.nat_chains.get(hook, ()):
             decision = evaluate_chain(chain, ctx)
             if decision.verdict != "accept":
-                ctx.drop_reason = f"nft-{chain.table.name}-{chain.name}-" + (
-                    "policy" if decision.rule is None else "rule")
+                ctx.drop_reason = _reason(chain, decision)
                 return hk.DROP
             spec = decision.nat
             if spec is None:
@@ -201,6 +199,11 @@ class RulesetFunction(hk.NetworkFunction):
         if self.nat is not None:
             out.update({f"nat-{key}": value for key, value in self.nat.stats().items()})
         return out
+
+
+def _reason(chain, decision) -> str:
+    """The drop reason of a chain's verdict: its table and chain, and whether a rule or the policy."""
+    return f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
 
 
 def _tuple_text(t) -> str:
