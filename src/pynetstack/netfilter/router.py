@@ -21,6 +21,7 @@ from ..net import hooks as hk
 from ..net.drops import DropReason
 from ..wire.addr import ip_to_str
 from . import nft
+from .classifier import Classifier
 from .conntrack import S_CONFIRMED, S_DST_NAT, S_DYING, S_SEEN_REPLY, S_SRC_NAT, Conntrack, Timeouts
 from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
@@ -122,6 +123,8 @@ class RulesetFunction(hk.NetworkFunction):
         for chains in self.nat_chains.values():
             chains.sort(key=lambda c: c.priority)  # sorted() is stable: equal priorities keep file order
         self.counters = {"drops": 0, "rejects": 0, "nat-failed": 0}
+        # filter chains run compiled (classifier.py): cost flat in the rule count, same semantics
+        self.classifier = Classifier(ruleset)
 
     def stages(self):
         out = []
@@ -135,13 +138,16 @@ class RulesetFunction(hk.NetworkFunction):
         return out
 
     def run_chain(self, chain, ctx: hk.PacketContext) -> str:
-        decision = evaluate_chain(chain, ctx)
+        decision = self.classifier.evaluate_chain(chain, ctx)
         if decision.mark is not None:
             ctx.mark = decision.mark
         verdict = decision.verdict
         if verdict == "accept":
             return hk.ACCEPT
-        where = f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
+        # every drop is counted (stack.drops) under the rule, by its handle, or the policy
+        rule = decision.rule
+        where = (f"nft-{chain.table.name}-{chain.name}-policy" if rule is None else
+                 f"nft-{chain.table.name}-{decision.chain.name}-rule-{rule.handle}")
         ctx.drop_reason = where
         if verdict == "reject":
             self.counters["rejects"] += 1
@@ -198,6 +204,7 @@ class RulesetFunction(hk.NetworkFunction):
 
     def stats(self) -> dict:
         out = dict(self.counters)
+        out.update({f"classifier-{key}": value for key, value in self.classifier.stats().items()})
         if self.nat is not None:
             out.update({f"nat-{key}": value for key, value in self.nat.stats().items()})
         return out
