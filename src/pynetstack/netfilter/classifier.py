@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 from .nft import datatypes as T
 from .nft.evaluate import MAX_JUMP_DEPTH, Decision, _run_rule, _trace_head
 from .nft.expressions import Match, _build
+from .nft.statements import MarkSet
 
 # fields that can key a rule: read-only for the whole chain, with the size of their value space
 _SPACE = {T.IPV4: 1 << 32, T.SERVICE: 1 << 16, T.PROTOCOL: 256, T.U8: 256, T.U16: 1 << 16,
@@ -39,17 +40,29 @@ _SPACE = {T.IPV4: 1 << 32, T.SERVICE: 1 << 16, T.PROTOCOL: 256, T.U8: 256, T.U16
 _INDEXABLE = {"ip saddr", "ip daddr", "ip protocol", "meta l4proto", "tcp sport", "tcp dport", "udp sport",
               "udp dport", "th sport", "th dport", "icmp type", "icmp code", "ip ttl", "ip length",
               "iifname", "oifname", "iif", "oif"}
+CT_STATE_SHARE = 0.01  # five states: a weak key, taken when the rule has no better one
 MAX_SHARE = 1.0 / 16  # a key covering more of its field than this selects too little to index
 # bound on segment entries of one interval index (per keyed rule): nested wide ranges are moved
 # to the wildcard list until the index fits
 MAX_ENTRIES_PER_RULE = 24
 
 
-def _key_of(match: Match) -> Optional[Tuple[float, list]]:
-    """(share of the field's space, the values) when ``match`` can key its rule, else None."""
+def _key_of(match: Match, mark_fixed: bool) -> Optional[Tuple[float, list]]:
+    """(share of the field's space, the values) when ``match`` can key its rule, else None.
+    ``mark_fixed``: no rule of the ruleset sets the mark, so it cannot change within a chain."""
     field = match.field
-    if field.name not in _INDEXABLE or match.set_ref is not None or match.mask is not None \
-            or match.flags is not None or match.op not in ("", "==") or not match.values:
+    if match.set_ref is not None or match.mask is not None or match.op not in ("", "=="):
+        return None
+    if field.name == "ct state" and match.flags is not None:
+        # a packet has one state, one bit: "ct state a,b" matches exactly the values a and b
+        if match.op == "==" or match.exact:
+            values = [match.flags]
+        else:
+            values = [1 << b for b in range(32) if match.flags >> b & 1]
+        return CT_STATE_SHARE * len(values), [(v, v) for v in values]
+    if field.name == "meta mark" and mark_fixed and match.values:
+        return sum(hi - lo + 1 for lo, hi in match.values) / float(1 << 32), list(match.values)
+    if field.name not in _INDEXABLE or match.flags is not None or not match.values:
         return None
     dtype = field.dtype
     if dtype is T.IFNAME or dtype is T.IFINDEX:
@@ -150,7 +163,7 @@ class CompiledChain:
 
     __slots__ = ("chain", "rules", "lookups", "wildcard", "indexed")
 
-    def __init__(self, chain):
+    def __init__(self, chain, mark_fixed: bool = False):
         self.chain = chain
         self.rules = tuple(chain.rules)
         keys: List[Optional[Tuple[object, list]]] = []
@@ -158,7 +171,7 @@ class CompiledChain:
             best = None
             if rule.test is not None:
                 for match in _leading_matches(rule):
-                    key = _key_of(match)
+                    key = _key_of(match, mark_fixed)
                     if key is not None and key[0] <= MAX_SHARE and (best is None or key[0] < best[0]):
                         best = (key[0], match.field, key[1])
             keys.append(None if best is None else (best[1], best[2]))
@@ -215,18 +228,20 @@ class CompiledChain:
 class Classifier:
     """Compiled chains of a ruleset (compiled on first use; a new ruleset gets a new Classifier)."""
 
-    __slots__ = ("compiled",)
+    __slots__ = ("compiled", "mark_fixed")
 
     def __init__(self, ruleset=None):
         self.compiled: Dict[int, CompiledChain] = {}
+        self.mark_fixed = ruleset is not None and not any(
+            isinstance(item, MarkSet) for rule in ruleset.rules() for item in rule.items)
         if ruleset is not None:
             for chain in ruleset.chains():
-                self.compiled[id(chain)] = CompiledChain(chain)
+                self.compiled[id(chain)] = CompiledChain(chain, self.mark_fixed)
 
     def chain(self, chain) -> CompiledChain:
         compiled = self.compiled.get(id(chain))
         if compiled is None or compiled.chain is not chain:
-            compiled = self.compiled[id(chain)] = CompiledChain(chain)
+            compiled = self.compiled[id(chain)] = CompiledChain(chain, self.mark_fixed)
         return compiled
 
     def evaluate_chain(self, base, pkt) -> Decision:
