@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .nft import datatypes as T
 from .nft.evaluate import MAX_JUMP_DEPTH, Decision, _run_rule, _trace_head
-from .nft.expressions import Match, _build
+from .nft.expressions import _HELPERS, Match, _build
 from .nft.statements import MarkSet
 
 # fields that can key a rule: read-only for the whole chain, with the size of their value space
@@ -96,10 +96,11 @@ def _getter_source(field) -> str:
 class _FieldIndex:
     """The rules keyed on one field: a hash table, or segments of an interval index."""
 
-    __slots__ = ("name", "get", "table", "bounds", "segments", "items")
+    __slots__ = ("name", "field", "get", "table", "bounds", "segments", "items")
 
     def __init__(self, field):
         self.name = field.name
+        self.field = field
         self.get = _build(_getter_source(field), {})
         self.items: List[Tuple[object, object, int]] = []  # (lo, hi, rule number)
         self.table: Optional[Dict] = None
@@ -161,7 +162,7 @@ class _FieldIndex:
 class CompiledChain:
     """One chain's rules behind its field indexes.  ``candidates(p)`` -> rule numbers, in order."""
 
-    __slots__ = ("chain", "rules", "lookups", "wildcard", "indexed")
+    __slots__ = ("chain", "rules", "lookups", "wildcard", "indexed", "candidates")
 
     def __init__(self, chain, mark_fixed: bool = False):
         self.chain = chain
@@ -192,37 +193,34 @@ class CompiledChain:
         self.wildcard = tuple(sorted(wildcard))
         self.indexed = len(self.rules) - len(self.wildcard)
         self.lookups = tuple((ix.get, ix.table, ix.bounds, ix.segments) for ix in indexes.values())
+        self._generate(list(indexes.values()))
 
-    def candidates(self, p) -> Tuple[int, ...]:
-        found = None
-        extra = None
-        for get, table, bounds, segments in self.lookups:
-            value = get(p)
-            if table is not None:
-                hit = table.get(value)
+    def _generate(self, indexes) -> None:
+        """``candidates(p)`` as one generated function: every field read inline (no call per
+        field), then the hits merged in rule order with the wildcard list."""
+        env = {"_bisect": bisect_right, "_wild": self.wildcard, "_merge": _merge}
+        env.update(_HELPERS)
+        lines = ["def candidates(p):", "    hits = []"]
+        for k, ix in enumerate(indexes):
+            source = _getter_source(ix.field)
+            if ix.table is not None:
+                env[f"_t{k}"] = ix.table
+                lines += [f"    h = _t{k}.get({source})", "    if h:", "        hits.append(h)"]
             else:
-                i = bisect_right(bounds, value) - 1
-                hit = segments[i] if i >= 0 else None
-            if hit:
-                if found is None:
-                    found = hit
-                elif extra is None:
-                    extra = [found, hit]
-                else:
-                    extra.append(hit)
-        wildcard = self.wildcard
-        if found is None:
-            return wildcard
-        if extra is None:
-            if not wildcard:
-                return found
-            extra = [found, wildcard]
-        elif wildcard:
-            extra.append(wildcard)
-        merged = set(extra[0])
-        for more in extra[1:]:
-            merged.update(more)
-        return tuple(sorted(merged))
+                env[f"_b{k}"], env[f"_s{k}"] = ix.bounds, ix.segments
+                lines += [f"    i = _bisect(_b{k}, {source}) - 1", "    if i >= 0:", f"        h = _s{k}[i]",
+                          "        if h:", "            hits.append(h)"]
+        lines += ["    if not hits:", "        return _wild", "    if len(hits) == 1 and not _wild:",
+                  "        return hits[0]", "    return _merge(hits, _wild)"]
+        exec("\n".join(lines), env)  # noqa: S102 - our own source, built from field definitions
+        self.candidates = env["candidates"]
+
+
+def _merge(hits: List[Tuple[int, ...]], wildcard: Tuple[int, ...]) -> Tuple[int, ...]:
+    merged = set(wildcard)
+    for hit in hits:
+        merged.update(hit)
+    return tuple(sorted(merged))
 
 
 class Classifier:
