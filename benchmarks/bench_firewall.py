@@ -21,6 +21,7 @@ softirq path of each packet), so it is not a column here.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -115,8 +116,8 @@ def classification(repeat: int, budget: float) -> dict:
         chain = rs.tables[("ip", "filter")].chains["input"]
         classifier = Classifier(rs)
         pkts = packets(hits, 1000)
-        compiled = _time(lambda p: classifier.evaluate_chain(chain, p), pkts, repeat, budget)
-        linear = _time(lambda p: evaluate_chain(chain, p), pkts[:max(20, 20000 // n)], repeat, budget)
+        compiled = _time(functools.partial(classifier.evaluate_chain, chain), pkts, repeat, budget)
+        linear = _time(functools.partial(evaluate_chain, chain), pkts[:max(20, 20000 // n)], repeat, budget)
         out[str(n)] = {"compiled": compiled, "linear": linear,
                        "indexed": classifier.stats()["rules-indexed"]}
     return out

@@ -194,6 +194,10 @@ class Match:
                 return f"{x} == {_const(env, values[0])}"
             return f"{_const(env, _ifname_test(values))}({x})"
         if self.set_ref is not None:
+            if self.set_ref.is_dynamic:  # elements rules added, with their timeouts, and the declared ones
+                static = _interval_test(values)
+                runtime = self.set_ref.runtime()
+                return f"({_const(env, static)}({x}) or {_const(env, runtime.contains)}({x}, p))"
             return f"{_const(env, _interval_test(values))}({x})"
         if self.op in ("<", ">", "<=", ">="):
             return f"{x} {self.op} {_const(env, values[0][0])}"

@@ -394,6 +394,8 @@ class Loader:
                 raise NftError(f"datatype mismatch, expected {want}, expression has type "
                                f"{DESCRIPTIONS[nset.type_name]}", match.loc)
             match.set_ref = nset
+            if getattr(match, "op", None) in ("add", "update"):
+                nset.used_by_rules()
         self._check_loops()
         self.ruleset.compile()
         return self.ruleset

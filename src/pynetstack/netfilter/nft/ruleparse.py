@@ -11,6 +11,7 @@ from .errors import Location, NftError, unsupported
 from .expressions import FIELDS, Field, Match
 from .lexer import Token
 from .statements import Counter, Log, MarkSet, Verdict
+from .dynamic import CtCount, DscpSet, SetUpdate, parse_time
 from .stmtparse import NAT_HOOKS, parse_limit, parse_nat, parse_reject, parse_vmap
 from .values import int_value, merge_elements, one_element_set, parse_element, parse_flag_list, plain_int
 
@@ -109,6 +110,18 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
     if tok.kind != "word":
         raise cur.unexpected()
     w = tok.value
+    after = cur.peek(1)
+    if w == "ct" and after.kind == "word" and after.value == "count":
+        cur.next(), cur.next()
+        return parse_ct_count(cur, tok)
+    if w == "ip" and after.kind == "word" and after.value == "dscp" and cur.peek(2).kind == "word" \
+            and cur.peek(2).value == "set":
+        cur.next(), cur.next(), cur.next()
+        return DscpSet(int_value(cur, T.DSCP), cur.span(tok))
+    if w in ("add", "update") and after.kind == "@":
+        return parse_set_update(cur, ctx, tok)
+    if w == "meter":
+        return parse_set_update(cur, ctx, tok)
     if w in SUBKEYS:
         if w == "meta" and cur.peek(1).kind == "word" and cur.peek(1).value == "mark" \
                 and cur.peek(2).kind == "word" and cur.peek(2).value == "set":
@@ -373,4 +386,59 @@ def _rule_proto(items: List) -> Optional[int]:
                 return proto
     return None
 
+
+# -- stateful statements (dynamic.py) ------------------------------------------------------------
+
+def parse_ct_count(cur: Cursor, first: Token) -> CtCount:
+    over = bool(cur.accept("over"))
+    limit = plain_int(cur)
+    return CtCount(limit, over, cur.span(first))
+
+
+def parse_set_update(cur: Cursor, ctx: RuleContext, first: Token) -> SetUpdate:
+    """``add|update @SET { KEY [timeout T] [limit ...|ct count ...|counter] }``,
+    ``meter NAME [size N] { ... }``."""
+    cur.next()
+    size = None
+    if first.value == "meter":
+        name = cur.name("meter name")
+        if cur.accept("size"):
+            size = plain_int(cur)
+    else:
+        at = cur.expect("@")
+        name = cur.word("set name")
+        at_loc = at.loc.span(name.loc)
+    cur.expect("{")
+    key_tok = cur.word("expression")
+    key = key_tok.value
+    if key in SUBKEYS:
+        sub = cur.word("field")
+        if sub.value not in SUBKEYS[key] or f"{key} {sub.value}" not in FIELDS:
+            raise unsupported(f"{key} {sub.value} as a set key", sub.loc)
+        key = f"{key} {sub.value}"
+    if key not in FIELDS or FIELDS[key].dtype.bitmask:
+        raise unsupported(f"{key} as a set key", key_tok.loc)
+    if cur.at("."):
+        raise unsupported("concatenated set keys", cur.peek().loc)
+    timeout = None
+    if cur.accept("timeout"):
+        t = cur.word("time")
+        timeout = parse_time(t.value, t.loc)
+    stmt = None
+    if cur.at("limit"):
+        stmt = parse_limit(cur)
+    elif cur.at("ct"):
+        ct = cur.next()
+        cur.expect("count")
+        stmt = parse_ct_count(cur, ct)
+    elif cur.at("counter"):
+        cur.next()
+        stmt = Counter()
+    cur.expect("}", "'}'")
+    update = SetUpdate("meter" if first.value == "meter" else first.value, name.value, FIELDS[key], timeout, stmt,
+                       cur.span(first), size)
+    if first.value != "meter":
+        update.loc = at_loc  # where nft points when the set is missing
+        ctx.set_refs.append(update)
+    return update
 
