@@ -126,3 +126,24 @@ def test_bad_dynamic_statements_are_clear_errors():
             assert words in str(err)
         else:
             raise AssertionError(text)
+
+
+def test_concatenations_match_every_part():
+    rs = chain_rs("\t\tip saddr . tcp dport @allowed accept\n"
+                  "\t\tip saddr . ip daddr . tcp dport != { 10.0.0.0/8 . 10.1.1.1 . 1-1024 } drop\n"
+                  "\t\tudp dport 53 ip daddr . udp dport { 10.9.0.1 . 53 } counter",
+                  "\tset allowed {\n\t\ttype ipv4_addr . inet_service\n"
+                  "\t\telements = { 10.0.0.1 . 22, 10.0.0.2 . 80 }\n\t}\n")
+    assert rs.evaluate("input", Pkt(src="10.0.0.1", dport=22)).rule is rs.rules()[0]
+    assert rs.evaluate("input", Pkt(src="10.0.0.1", dport=80, dst="10.1.1.1")).verdict == "accept"
+    assert rs.evaluate("input", Pkt(src="10.0.0.1", dport=2000, dst="10.1.1.1")).verdict == "drop"
+    assert rs.evaluate("input", Pkt(src="11.0.0.1", dport=80, dst="10.1.1.1")).verdict == "drop"
+    rs.evaluate("input", Pkt(src="10.0.0.5", dst="10.9.0.1", dport=53, proto=17))
+    rs.evaluate("input", Pkt(src="10.0.0.5", dst="10.9.0.2", dport=53, proto=17))
+    assert rs.rules()[2].counter.packets == 1
+    try:
+        chain_rs("\t\tip daddr . udp dport 10.9.0.1 . 53 accept")
+    except NftError as err:
+        assert "Use concatenations with sets and maps, not singleton values" in str(err)
+    else:
+        raise AssertionError("a singleton concatenation loaded")

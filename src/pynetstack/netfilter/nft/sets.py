@@ -90,6 +90,8 @@ class NamedSet:
         return "\n".join(lines)
 
     def _format_element(self, e) -> str:
+        if hasattr(self.dtype, "format_element"):
+            return self.dtype.format_element(e)
         if self.dtype is T.IFNAME:
             return f'"{e}"'
         return self.dtype.format_interval(e[0], e[1])
@@ -107,6 +109,21 @@ def parse_set_body(cur: Cursor, nset: NamedSet, parse_element, fields) -> None:
         cur.next()
         if tok.value == "type":
             name = cur.word("datatype")
+            if cur.at("."):  # a concatenation: ipv4_addr . inet_service
+                from .concat import ConcatType
+                names = [name.value]
+                while cur.at("."):
+                    cur.next()
+                    part = cur.word("datatype")
+                    if part.value not in SET_TYPES or part.value == "ifname":
+                        raise unsupported(f"sets of type {part.value} in a concatenation", part.loc)
+                    names.append(part.value)
+                if names[0] not in SET_TYPES or names[0] == "ifname":
+                    raise unsupported(f"sets of type {names[0]} in a concatenation", name.loc)
+                nset.type_name = " . ".join(names)
+                nset.dtype = ConcatType([SET_TYPES[n] for n in names])
+                cur.end_statement()
+                continue
             if name.value not in SET_TYPES:
                 if name.value in DESCRIPTIONS or "." in name.value:
                     raise unsupported(f"sets of type {name.value}", name.loc)
@@ -172,6 +189,16 @@ def _parse_elements(cur: Cursor, nset: NamedSet, parse_element) -> List:
         if cur.accept("}"):
             return out
         first = cur.peek()
+        if hasattr(nset.dtype, "format_element"):
+            from .concat import parse_concat_element
+            value = parse_concat_element(cur, nset.dtype, parse_element)
+            if value not in out:
+                out.append(value)
+            cur.skip_separators()
+            if cur.accept("}"):
+                return out
+            cur.expect(",", "comma or '}'")
+            continue
         value = parse_element(cur, nset.dtype)
         if nset.dtype is not T.IFNAME and value[0] != value[1] and not nset.interval:
             raise NftError("You must add 'flags interval' to your set declaration if you want to add "
