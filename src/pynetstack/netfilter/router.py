@@ -305,8 +305,11 @@ def _build(sources) -> nft.Ruleset:
 
 def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
                    ruleset_path: Optional[str] = None, max_entries: int = 65536, timeouts=None,
-                   liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: bool = True) -> Router:
-    """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``."""
+                   liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: bool = True,
+                   loose: bool = False) -> Router:
+    """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``.
+    ``loose``: pick up TCP connections from a mid-stream ACK (Linux's nf_conntrack_tcp_loose,
+    1 by default there)."""
     sources = []
     if ruleset is None and ruleset_text is not None:
         sources = [("text", ruleset_text)]
@@ -316,7 +319,7 @@ def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: O
         ruleset = _build(sources)
     if timeouts == "linux":
         timeouts = Timeouts.linux()
-    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal)
+    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal, loose=loose)
     nat = Nat(conntrack, filtering=nat_filtering)
     router = Router(stack, conntrack, nat, ruleset, flowtable, sources)
     stack.router = router

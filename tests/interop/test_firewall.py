@@ -1,0 +1,204 @@
+"""The firewall against the Linux kernel: the same nft file loaded into a Linux router namespace
+and into pynetstack as the router (routerlab.py builds both), the same traffic through each --
+a scapy generator of varied packets, nmap scans of several kinds, hping3, curl, ping -- and then
+the per-rule packet and byte counters must be equal, and every answer the routers sent
+(TCP resets, ICMP errors) must be the same on the wire."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+import pytest
+
+from pynetstack.netfilter.nft import load, loads
+
+from . import routerlab as rl
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+# (accept ends only its base chain: the second chain sees what the first accepted)
+RULESET = f"""\
+table ip fw {{
+	chain forward {{
+		type filter hook forward priority filter; policy drop;
+		ct state established,related counter accept
+		ct state invalid counter drop
+		iifname "wan0" counter accept
+		tcp dport 80 counter accept
+		tcp dport 81 counter reject with tcp reset
+		tcp dport 82 counter reject
+		udp dport 53 counter reject with icmp type host-unreachable
+		udp dport 54 counter reject with icmp type admin-prohibited
+		icmp type echo-request counter accept
+		tcp dport 8000-8100 counter drop
+		ip saddr . tcp dport {{ {rl.LAN_HOST} . 9000, {rl.LAN_HOST} . 9001 }} counter jump allowed
+		counter
+	}}
+
+	chain allowed {{
+		tcp dport 9001 counter return
+		counter accept
+	}}
+
+	chain later {{
+		type filter hook forward priority 10; policy accept;
+		tcp dport {{ 80, 9000 }} counter
+		counter
+	}}
+}}
+"""
+
+# probes of every kind, sent from the LAN host with fixed sequence numbers; for each, the
+# answer the router (or the server behind it) sent, as wire fields
+GENERATOR = r"""
+import json, sys
+from scapy.all import IP, TCP, UDP, ICMP, Raw, sr1, conf
+conf.verb = 0
+dst = sys.argv[1]
+probes = [
+    IP(dst=dst)/TCP(sport=41001, dport=81, flags="S", seq=1000),
+    IP(dst=dst)/TCP(sport=41002, dport=81, flags="S", seq=2000)/Raw(b"x" * 10),
+    IP(dst=dst)/TCP(sport=41003, dport=81, flags="FA", seq=3000, ack=777)/Raw(b"y" * 7),
+    IP(dst=dst)/TCP(sport=41004, dport=81, flags="PA", seq=4000, ack=0x12345678)/Raw(b"z" * 3),
+    IP(dst=dst)/TCP(sport=41005, dport=82, flags="S", seq=5000),
+    IP(dst=dst, tos=0x10)/UDP(sport=41006, dport=53)/Raw(b"q" * 20),
+    IP(dst=dst)/UDP(sport=41007, dport=54)/Raw(b"q"),
+    IP(dst=dst)/ICMP(type=8, id=7, seq=1)/Raw(b"ping"),
+    IP(dst=dst)/TCP(sport=41008, dport=8050, flags="S", seq=6000),
+    IP(dst=dst)/TCP(sport=41009, dport=9000, flags="S", seq=7000),
+    IP(dst=dst)/TCP(sport=41010, dport=9001, flags="S", seq=8000),
+    IP(dst=dst, ttl=7)/UDP(sport=41011, dport=7777)/Raw(b"u" * 30),
+]
+out = []
+for probe in probes:
+    reply = sr1(probe, timeout=0.4)
+    if reply is None:
+        out.append(None)
+        continue
+    fields = {"src": reply[IP].src, "ttl": reply[IP].ttl, "tos": reply[IP].tos, "len": reply[IP].len,
+              "df": int(reply[IP].flags.DF)}
+    if reply.haslayer(ICMP):
+        icmp = reply[ICMP]
+        fields.update(icmp=(icmp.type, icmp.code), quoted=reply[IP].len - reply[IP].ihl * 4 - 8)
+    elif reply.haslayer(TCP):
+        tcp = reply[TCP]
+        # (the length from the IP header: a TAP frame carries Ethernet padding after it)
+        fields.update(tcp=(str(tcp.flags), tcp.seq, tcp.ack, tcp.window,
+                           reply[IP].len - reply[IP].ihl * 4 - tcp.dataofs * 4))
+    out.append(fields)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools(lab):
+    missing = rl.missing_tools() + [t for t in ("nmap", "hping3") if not os.path.exists(f"/usr/bin/{t}")
+                                     and not os.path.exists(f"/usr/sbin/{t}")]
+    if missing:
+        pytest.fail("the firewall lab needs: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def both(lab, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fw") / "fw.nft"
+    path.write_text(RULESET)
+    # loose: conntrack picks up mid-stream connections, as Linux does by default; no flow table:
+    # the file declares none, so Linux runs every packet through the chains (and counts it)
+    stack_lab = rl.build_stack(lab, "fs", str(path), str(tmp_path_factory.mktemp("fstack")), loose=True,
+                               flowtable=False)
+    try:
+        linux_lab = rl.build_linux(lab, "fk", str(path), str(tmp_path_factory.mktemp("flinux")))
+        for nat in (stack_lab, linux_lab):  # no NAT here: the WAN host routes back to the LAN
+            # quickack: both hosts acknowledge every segment at once, so a transfer is the same
+            # packets through either router (delayed ACKs would depend on timing)
+            lab.ip("-n", nat.wan, "route", "add", "192.168.77.0/24", "via", rl.WAN_GW, "quickack", "1")
+            lab.ip("-n", nat.lan, "route", "replace", "default", "via", rl.LAN_GW, "quickack", "1")
+            nat.web_server(nat.wan, rl.WAN_HOST, 80, rl.WAN_WEB_BODY, "web")
+        yield [stack_lab, linux_lab]
+    finally:
+        stack_lab.stack.close()
+
+
+def counters(nat) -> list:
+    if nat.router is not None:
+        rules = nat.router.ruleset.rules()
+    else:
+        rules = loads(nat.lab.run(nat.rtr, "nft", "list", "ruleset", check=True).stdout).rules()
+    return [(r.chain.name, r.format().split("counter")[0].strip(), r.counter.packets, r.counter.bytes)
+            for r in rules if r.counter is not None]
+
+
+def _steps():
+    """(name, run(nat)) for each kind of traffic; counters are compared after each."""
+    def generator(nat):
+        gen = nat.lan_run(sys.executable, "-c", GENERATOR, rl.WAN_HOST, timeout=30)
+        assert gen.returncode == 0, gen.stderr
+        return json.loads(gen.stdout)
+
+    def curl(nat):
+        got = rl.curl(nat, nat.lan, f"http://{rl.WAN_HOST}/")
+        assert got.get("code") == 200 and got["body"] == rl.WAN_WEB_BODY, (nat.kind, got)
+
+    def ping(nat):
+        out = nat.lan_run("ping", "-c", "2", "-i", "0.2", "-W", "1", rl.WAN_HOST)
+        assert " 2 received" in out.stdout, (nat.kind, out.stdout)
+
+    def hping(nat):
+        for flag in ("-S", "-F", "-A", "-X"):  # SYN, FIN, ACK and Xmas probes
+            nat.lan_run("hping3", "-c", "1", flag, "-p", "8060", rl.WAN_HOST, timeout=10)
+
+    def nmap(scan):
+        def run(nat):
+            ports = "T:79-82,8050,U:53,54,7777" if scan == "-sU" else "79-82,8050"
+            result = nat.lan_run("nmap", "-n", "-Pn", scan, "-p", ports, "--max-retries", "0", "--host-timeout",
+                                 "15s", "--scan-delay", "5ms", rl.WAN_HOST, timeout=30)
+            assert result.returncode == 0, result.stderr
+        return run
+    return [("scapy generator", generator), ("ping", ping), ("hping3", hping)] + [
+        (f"nmap {scan}", nmap(scan)) for scan in ("-sS", "-sT", "-sF", "-sA", "-sU")] + [("curl", curl)]
+
+
+def test_same_traffic_same_counters_same_answers(both):
+    answers = {}
+    for name, step in _steps():
+        for nat in both:
+            out = step(nat)
+            if out is not None:
+                answers[nat.kind] = out
+        time.sleep(0.3)  # the last answers through both routers
+        ours, kernel = counters(both[0]), counters(both[1])
+        if name == "curl":
+            # A download is not the same packets twice: the server's kernel sends its FIN with the
+            # last data or after it, depending on the round-trip time (tcpdump shows both), so the
+            # rules established segments reach (the first, the later chain's) may differ here.
+            timing = ("ct state established,related", "tcp dport { 80, 9000 }", "")
+            ours = [c for c in ours if c[1] not in timing]
+            kernel = [c for c in kernel if c[1] not in timing]
+        assert ours == kernel, f"after {name}:\n" + "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
+    stack_answers, linux_answers = answers["stack"], answers["linux"]
+    assert linux_answers[5] is not None and stack_answers[5] is not None, (stack_answers, linux_answers)
+    # Known difference, outside the firewall (net/icmp.py): the stack sends every ICMP error with
+    # TOS 0xc0, where Linux keeps the offending packet's TOS bits (0xc0 | tos & 0x1e, RFC 1812
+    # 4.3.2.5).  Probe 5 carries TOS 0x10; when net/icmp.py is fixed this check fails: drop it.
+    assert (stack_answers[5]["tos"], linux_answers[5]["tos"]) == (0xC0, 0xD0)
+    stack_answers[5]["tos"] = 0xD0
+    for i, (ours, kernel) in enumerate(zip(stack_answers, linux_answers)):
+        assert ours == kernel, f"probe {i}: stack {ours} linux {kernel}"
+    # reject with tcp reset: seq 0 and ack = seq + length for a segment without ACK, else seq = its
+    # ack; a FIN without a connection is invalid to conntrack (dropped, no answer)
+    assert [a and tuple(a["tcp"]) for a in linux_answers[:4]] == [("RA", 0, 1001, 0, 0), ("RA", 0, 2011, 0, 0),
+                                                                 None, ("R", 0x12345678, 0, 0, 0)]
+    assert [a and tuple(a["icmp"]) for a in linux_answers[4:8]] == [(3, 3), (3, 1), (3, 13), (0, 0)]
+
+
+@pytest.mark.parametrize("name", ["host_firewall.nft", "lan_wan_router.nft", "protected_web_server.nft"])
+def test_profiles_list_as_the_kernel_lists_them(lab, name):
+    ns = lab.netns("fwnft" + re.sub(r"\W", "", name)[:6])
+    path = os.path.join(EXAMPLES, name)
+    loaded = lab.run(ns, "nft", "-f", path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert load(path).list_ruleset() == lab.run(ns, "nft", "list", "ruleset", check=True).stdout
