@@ -203,6 +203,10 @@ class CompiledChain:
         lines = ["def candidates(p):", "    hits = []"]
         for k, ix in enumerate(indexes):
             source = _getter_source(ix.field)
+            if source.startswith("_addr(") and source.endswith(")"):
+                # addresses are ints on the packet path: convert only what is not (a test stub's text)
+                lines += [f"    v = {source[6:-1]}", "    if v.__class__ is not int:", "        v = _addr(v)"]
+                source = "v"
             if ix.table is not None:
                 env[f"_t{k}"] = ix.table
                 lines += [f"    h = _t{k}.get({source})", "    if h:", "        hits.append(h)"]
