@@ -202,3 +202,85 @@ def test_profiles_list_as_the_kernel_lists_them(lab, name):
     loaded = lab.run(ns, "nft", "-f", path)
     assert loaded.returncode == 0, loaded.stderr
     assert load(path).list_ruleset() == lab.run(ns, "nft", "list", "ruleset", check=True).stdout
+
+
+RANDOM_PACKETS = r"""
+import random, sys
+from scapy.all import IP, TCP, UDP, ICMP, Raw, send, conf
+conf.verb = 0
+r = random.Random(int(sys.argv[2]))
+dst = sys.argv[1]
+ports = [22, 80, 443, 1, 53, 65535, 8080, 1000, 45000]
+packets = []
+for i in range(int(sys.argv[3])):
+    kind = r.random()
+    ip = IP(dst=dst, ttl=r.choice([64, 3, 200]), tos=r.choice([0, 0xb8, 0x20]))
+    if kind < 0.5:
+        l4 = TCP(sport=r.randint(20000, 60000), dport=r.choice(ports), seq=r.getrandbits(32),
+                 flags=r.choice(["S", "S", "A", "SA", "F", "R", "PA", "FPU"]), ack=r.getrandbits(32))
+    elif kind < 0.85:
+        l4 = UDP(sport=r.randint(20000, 60000), dport=r.choice(ports))
+    else:
+        l4 = ICMP(type=r.choice([8, 8, 13, 0, 3]), code=r.choice([0, 3]), id=r.randint(1, 60000))
+    packets.append(ip / l4 / Raw(b"p" * r.choice([0, 10, 100, 1000])))
+send(packets, inter=0.004)
+"""
+
+
+def _random_forward_ruleset(seed: int, lab, ns: str, tmp_path) -> str:
+    """Random rules (the parser tests' generator) both nft and pynetstack accept, in a forward
+    chain; no limit statements (their buckets depend on timing)."""
+    from tests.netfilter.nftgen import random_rules
+    good = []
+    for rule in random_rules(seed, 40):
+        if "limit" in rule or "iif" in rule.split()[0:1]:
+            continue
+        text = _forward_text([rule])
+        try:
+            loads(text)
+        except ValueError:
+            continue
+        (tmp_path / "one.nft").write_text(text)
+        if lab.run(ns, "nft", "-c", "-f", str(tmp_path / "one.nft")).returncode == 0:
+            rule = _with_counter(rule)
+            if not rule.startswith("counter"):  # a rule without a match would end the chain for all
+                good.append(rule)
+    return _forward_text(good)
+
+
+def _with_counter(rule: str) -> str:
+    """The rule with a counter right after its leading matches (what they let through)."""
+    from pynetstack.netfilter.nft.expressions import Match
+    items = loads(_forward_text([rule])).tables[("ip", "t")].chains["c"].rules[0].items
+    if any(item.__class__.__name__ == "Counter" for item in items):
+        return rule
+    k = 0
+    while k < len(items) and isinstance(items[k], Match):
+        k += 1
+    return " ".join([item.format() for item in items[:k]] + ["counter"] + [item.format() for item in items[k:]])
+
+
+def _forward_text(rules) -> str:
+    body = "".join(f"\t\t{rule}\n" for rule in rules)
+    return ("table ip t {\n\tchain c {\n\t\ttype filter hook forward priority 0; policy accept;\n"
+            f"{body}\t\tcounter\n\t}}\n\n\tchain sub {{\n\t\tcounter\n\t}}\n}}\n")
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_random_rulesets_count_random_packets_as_the_kernel_does(both, tmp_path, seed):
+    stack_lab, linux_lab = both
+    text = "flush ruleset\n" + _random_forward_ruleset(seed, linux_lab.lab, linux_lab.rtr, tmp_path)
+    path = tmp_path / "random.nft"
+    path.write_text(text)
+    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
+    stack_lab.router.load(path=str(path))
+    for nat in both:
+        nat.lab.run(nat.wan, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
+        sent = nat.lan_run(sys.executable, "-c", RANDOM_PACKETS, rl.WAN_HOST, str(seed), "100", timeout=30)
+        assert sent.returncode == 0, sent.stderr
+    time.sleep(0.5)
+    ours, kernel = counters(stack_lab), counters(linux_lab)
+    assert ours == kernel, "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
+    assert len(kernel) > 10 and sum(1 for c in kernel if c[2]) >= 4, kernel  # the rules saw packets
+    print(f"seed {seed}: {len(kernel)} counters, {sum(1 for c in kernel if c[2])} non-zero, "
+          f"{sum(c[2] for c in kernel)} packets counted")
