@@ -120,6 +120,8 @@ UNSUPPORTED = [
     ("table ip t {\n chain c { add @s { tcp flags }; }\n}\n", 2, 21, "tcp flags as a set key"),
     ("table ip t {\n map m { type ipv4_addr : verdict; }\n}\n", 2, 2, "table map"),
     ("table ip t {\n set s { type ipv4_addr; policy memory; }\n}\n", 2, 26, "set policy"),
+    ("table ip t {\n set s { type ipv4_addr; elements = { 1.2.3.4 timeout 1m } }\n}\n", 2, 47,
+     "set element timeout"),
     ("table ip t {\n chain c { type filter hook ingress priority 0; }\n}\n", 2, 29, "hook ingress"),
     ("table ip t {\n chain c { log flags all; }\n}\n", 2, 16, "log flags"),
     ("table ip t {\n chain c { log level loud; }\n}\n", 2, 22, "invalid log level"),
