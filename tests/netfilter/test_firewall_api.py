@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pynetstack.net import hooks as hk
 from pynetstack.netfilter.firewall import FirewallError, NetworkFirewall
 from pynetstack.netfilter.limits import SlidingWindowLimiter, TokenBucketLimiter
 from pynetstack.wire.addr import ip_to_int
-from pynetstack.wire.ipv4 import build_ipv4
+from pynetstack.wire.ipv4 import IPv4, build_ipv4
 from pynetstack.wire.tcp import build_tcp
 
 
@@ -66,3 +67,25 @@ def test_token_bucket_per_key():
     assert sum(bucket.allow("x", 1.0) for _ in range(20)) == 5  # refilled to its burst, not 10
     assert sum(bucket.allow("x", 1.0 + i / 100) for i in range(100)) == 9  # 9.9 tokens in 0.99 s
     assert bucket.allow("y", 1.0)
+
+
+class FakeCt:
+    status = 0
+    deadline = 1e9
+
+
+def test_connection_limit_per_source():
+    fw = NetworkFirewall(default_action="allow")
+    fw.connection_limit(2)
+    assert "add @conn_per_source { ip saddr ct count over 2 }" in fw.ruleset_text()
+    verdicts = []
+    for _ in range(4):
+        ctx_ct = FakeCt()
+        ctx = hk.PacketContext(IPv4.parse(syn("10.0.0.9", "10.0.0.1", 80)), "input", 0.0)
+        ctx.ct, ctx.ct_state = ctx_ct, "new"
+        verdicts.append(fw._classifier.evaluate(fw._ruleset, "input", ctx).verdict)
+    assert verdicts == ["accept", "accept", "reject", "reject"]
+    with pytest.raises(FirewallError):
+        fw.connection_limit(0)
+    proxy = fw.synproxy(["10.0.2.10"], [80])
+    assert "synproxy" in fw.stats() and proxy.stats()["flows"] == 0

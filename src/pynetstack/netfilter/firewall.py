@@ -7,6 +7,8 @@ rule (so ``nft list ruleset`` shows exactly what runs), ordered by priority, the
     fw.filter_packet(datagram, direction="inbound")    # {"action": "allow", "rule": "Allow SSH ..."}
     fw.install(stack)                                   # on a stack's packet path (conntrack too)
     fw.rate_limit(100, window=1.0)                      # per-source sliding window (DDoS)
+    fw.connection_limit(64)                             # new TCP connections past 64 per source: reset
+    fw.synproxy(["10.0.2.10"], [80, 443])               # forwarded TCP: SYN cookies before the server
 
 Rule keys: name, action (allow|deny|reject), protocol (tcp|udp|icmp|any), src_ip, dst_ip (address,
 prefix or range), src_port, dst_port ("22", "8000-8080", "22,80,443"), direction (inbound ->
@@ -44,6 +46,8 @@ class NetworkFirewall:
         self._ruleset = None
         self._classifier: Optional[Classifier] = None
         self.rate_limiters: List[RateLimitFunction] = []
+        self.functions: List = []  # SYN proxies, registered with the firewall
+        self.conn_limit: Optional[int] = None
 
     # -- rules -----------------------------------------------------------------------------------
     def add_rule(self, rule: Dict) -> str:
@@ -95,11 +99,16 @@ class NetworkFirewall:
         """The nft file of the firewall: one filter chain per direction, rules by priority."""
         rules = self.rules if rules is None else rules
         out = [f"table ip {self.table} {{"]
+        if self.conn_limit is not None:
+            out.append("\tset conn_per_source {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic\n\t}")
         for direction, hook in DIRECTIONS.items():
             chosen = sorted((r for r in rules if r.get("direction", "inbound") == direction),
                             key=lambda r: (r["priority"], r["_seq"]))
             policy = self.policy if direction == "inbound" or chosen else "accept"
             out.append(f"\tchain {hook} {{\n\t\ttype filter hook {hook} priority filter; policy {policy};")
+            if self.conn_limit is not None and hook != "output":
+                out.append(f"\t\tct state new meta l4proto tcp add @conn_per_source {{ ip saddr ct count over "
+                           f"{self.conn_limit} }} counter reject with tcp reset")
             out.extend(f"\t\t{r['_nft']}" for r in chosen)
             out.append("\t}")
         out.append("}")
@@ -137,7 +146,7 @@ class NetworkFirewall:
         at once.  Returns the Router (``router.ruleset.list_ruleset()`` shows the counters)."""
         from .router import install_router
         self.router = install_router(stack, ruleset_text=self.ruleset_text(), **router_options)
-        for function in self.rate_limiters:
+        for function in self.rate_limiters + self.functions:
             stack.register(function)
         return self.router
 
@@ -155,9 +164,32 @@ class NetworkFirewall:
             self.router.stack.register(function)
         return function
 
+    def connection_limit(self, connections: int) -> None:
+        """DDoS defence: a source holding ``connections`` live TCP connections through or to this
+        host gets a reset for the next one (nft ``ct count``, per source, bounded set)."""
+        if not isinstance(connections, int) or connections < 1:
+            raise FirewallError(f"connection_limit needs a positive number: {connections!r}")
+        previous = self.conn_limit
+        self.conn_limit = connections
+        try:
+            self._compile(self.rules)
+        except FirewallError:
+            self.conn_limit = previous
+            raise
+
+    def synproxy(self, servers: List[str], ports: List[int]):
+        """Forwarded TCP to ``servers``:``ports`` meets a SYN proxy first (synproxy.py): spoofed
+        SYNs never reach the servers.  Returns the SynProxy."""
+        from .synproxy import SynProxy
+        proxy = SynProxy(servers, ports)
+        self.functions.append(proxy)
+        if self.router is not None:
+            self.router.stack.register(proxy)
+        return proxy
+
     def stats(self) -> Dict:
         out = {"rules": len(self.rules)}
-        for function in self.rate_limiters:
+        for function in self.rate_limiters + self.functions:
             out[function.name] = function.stats()
         return out
 
