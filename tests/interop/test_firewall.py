@@ -306,3 +306,19 @@ def test_known_difference_icmp_query_code_in_the_conntrack_tuple(both, tmp_path)
     time.sleep(0.5)
     ours, kernel = counters(stack_lab), counters(linux_lab)
     assert [c[2] for c in ours[:2]] == [1, 0] and [c[2] for c in kernel[:2]] == [0, 1], (ours, kernel)
+
+
+def test_network_firewall_rules_are_nft_rules_the_kernel_takes(lab, tmp_path):
+    from pynetstack.netfilter.firewall import NetworkFirewall
+    fw = NetworkFirewall(default_action="deny")
+    fw.add_rule({"name": "Allow SSH from trusted networks", "action": "allow", "protocol": "tcp", "dst_port": "22",
+                 "src_ip": "192.168.1.0/24"})
+    fw.add_rule({"name": "web", "action": "allow", "protocol": "tcp", "dst_port": "80,443", "direction": "forward"})
+    fw.add_rule({"name": "dns", "action": "reject", "protocol": "udp", "src_port": "53", "direction": "outbound"})
+    fw.connection_limit(16)
+    path = tmp_path / "fw.nft"
+    path.write_text(fw.ruleset_text())
+    ns = lab.netns("fwapi")
+    loaded = lab.run(ns, "nft", "-f", str(path))
+    assert loaded.returncode == 0, loaded.stderr
+    assert load(str(path)).list_ruleset() == lab.run(ns, "nft", "list", "ruleset", check=True).stdout
