@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from itertools import islice
 from typing import Optional
 
 from .errors import Location, NftError
@@ -173,7 +174,7 @@ class DynamicTable:
         return element
 
     def _make_room(self, now: float) -> bool:
-        for key in list(self.entries)[:EVICT_SCAN]:
+        for key in list(islice(self.entries, EVICT_SCAN)):  # O(1): only the oldest few are looked at
             element = self.entries[key]
             if element.expires is not None and element.expires <= now:
                 del self.entries[key]
