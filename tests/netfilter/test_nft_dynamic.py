@@ -3,6 +3,9 @@ timeouts, the set's bound and eviction, ip dscp set."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pynetstack.netfilter.classifier import Classifier
 from pynetstack.netfilter.nft import NftError, loads
 
@@ -147,3 +150,23 @@ def test_concatenations_match_every_part():
         assert "Use concatenations with sets and maps, not singleton values" in str(err)
     else:
         raise AssertionError("a singleton concatenation loaded")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.floats(0, 0.5)), min_size=1, max_size=120), st.integers(1, 8))
+def test_meter_equals_one_bucket_per_source_and_stays_bounded(events, size):
+    """Against a brute-force reference (an unbounded dict of independent buckets): the same
+    verdicts while every source fits; never more elements than the set's size."""
+    rs = chain_rs(FLOOD, FLOOD_SET.replace("size 4", f"size {size}"))
+    table = rs.tables[("ip", "t")].sets["flood"].runtime()
+    reference = {}
+    template = rs.rules()[0].items[2].stmt
+    now = 0.0
+    for source, step in events:
+        now += step
+        src = f"10.9.9.{source}"
+        verdict = rs.evaluate("input", Pkt(src=src, now=now)).verdict
+        assert len(table.entries) <= size
+        if len({s for s, _ in events}) <= size:  # everyone fits: exactly the reference
+            bucket = reference.setdefault(src, template.fresh())
+            assert verdict == ("accept" if bucket.admit(now) else "drop")  # "over": drop what is over
