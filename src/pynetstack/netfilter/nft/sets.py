@@ -209,7 +209,7 @@ def _parse_elements(cur: Cursor, nset: NamedSet, parse_element) -> List:
                     raise NftError("conflicting intervals specified", cur.span(first))
         if value not in out:
             out.append(value)
-        if cur.at("timeout", "expires", "comment", "counter"):
+        if cur.at("timeout", "expires", "comment", "counter", "limit", "ct"):
             raise unsupported(f"set element {cur.peek().value}", cur.peek().loc)
         cur.skip_separators()
         if cur.accept("}"):
