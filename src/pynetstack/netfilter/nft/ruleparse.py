@@ -12,8 +12,8 @@ from .expressions import FIELDS, Field, Match
 from .lexer import Token
 from .statements import Counter, Log, MarkSet, Verdict
 from .concat import concat_field, parse_concat_element
-from .dynamic import CtCount, DscpSet, SetUpdate, parse_time
-from .stmtparse import NAT_HOOKS, parse_limit, parse_nat, parse_reject, parse_vmap
+from .dynamic import DscpSet
+from .stmtparse import NAT_HOOKS, parse_ct_count, parse_limit, parse_nat, parse_reject, parse_set_update, parse_vmap
 from .values import int_value, merge_elements, one_element_set, parse_element, parse_flag_list, plain_int
 
 RULE_END = ("nl", ";", "}", "eof")
@@ -388,62 +388,6 @@ def _rule_proto(items: List) -> Optional[int]:
             if proto is not None:
                 return proto
     return None
-
-
-# -- stateful statements (dynamic.py) ------------------------------------------------------------
-
-def parse_ct_count(cur: Cursor, first: Token) -> CtCount:
-    over = bool(cur.accept("over"))
-    limit = plain_int(cur)
-    return CtCount(limit, over, cur.span(first))
-
-
-def parse_set_update(cur: Cursor, ctx: RuleContext, first: Token) -> SetUpdate:
-    """``add|update @SET { KEY [timeout T] [limit ...|ct count ...|counter] }``,
-    ``meter NAME [size N] { ... }``."""
-    cur.next()
-    size = None
-    if first.value == "meter":
-        name = cur.name("meter name")
-        if cur.accept("size"):
-            size = plain_int(cur)
-    else:
-        at = cur.expect("@")
-        name = cur.word("set name")
-        at_loc = at.loc.span(name.loc)
-    cur.expect("{")
-    key_tok = cur.word("expression")
-    key = key_tok.value
-    if key in SUBKEYS:
-        sub = cur.word("field")
-        if sub.value not in SUBKEYS[key] or f"{key} {sub.value}" not in FIELDS:
-            raise unsupported(f"{key} {sub.value} as a set key", sub.loc)
-        key = f"{key} {sub.value}"
-    if key not in FIELDS or FIELDS[key].dtype.bitmask:
-        raise unsupported(f"{key} as a set key", key_tok.loc)
-    if cur.at("."):
-        raise unsupported("concatenated set keys", cur.peek().loc)
-    timeout = None
-    if cur.accept("timeout"):
-        t = cur.word("time")
-        timeout = parse_time(t.value, t.loc)
-    stmt = None
-    if cur.at("limit"):
-        stmt = parse_limit(cur)
-    elif cur.at("ct"):
-        ct = cur.next()
-        cur.expect("count")
-        stmt = parse_ct_count(cur, ct)
-    elif cur.at("counter"):
-        cur.next()
-        stmt = Counter()
-    cur.expect("}", "'}'")
-    update = SetUpdate("meter" if first.value == "meter" else first.value, name.value, FIELDS[key], timeout, stmt,
-                       cur.span(first), size)
-    if first.value != "meter":
-        update.loc = at_loc  # where nft points when the set is missing
-        ctx.set_refs.append(update)
-    return update
 
 
 def _parse_concat_match(cur: Cursor, ctx: RuleContext, first_field: Field, first: Token, items: List) -> Match:
