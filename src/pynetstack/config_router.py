@@ -27,7 +27,7 @@ policy rules, the multipath hash, and netfilter (the nft ruleset file, conntrack
     conntrack_timeouts = "rfc"      # or "linux"; then overrides in [netfilter.timeouts]: udp = 120, ...
     tcp_liberal = false
     nat_filtering = "address-and-port"   # or "address", "endpoint-independent"
-    flowtable = true
+    flowtable = true                # default: on while no filter chain sits on a forwarding hook
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def build(stack, config: Dict[str, Any], base_dir: str) -> None:
         install_router(stack, ruleset_path=os.path.join(base_dir, path) if path else None,
                        max_entries=nf.get("conntrack_max", 65536), timeouts=timeouts,
                        liberal=nf.get("tcp_liberal", False), nat_filtering=nf.get("nat_filtering", "address-and-port"),
-                       flowtable=nf.get("flowtable", True))
+                       flowtable=nf.get("flowtable"))
 
 
 def _hop_interface(host, table: dict):

@@ -109,7 +109,12 @@ def run_router_act(demo_class, lab: Lab) -> list:
             listing = router.ruleset.list_ruleset()
             flows = stack.host.flowtable.stats()
         print("\n".join("    " + line for line in listing.splitlines()))
-        print(f"\n  flow table: {flows['offloaded']} flows offloaded, {flows['hits']} packets skipped the hooks", flush=True)
+        if stack.host.flowtable.max_flows:
+            print(f"\n  flow table: {flows['offloaded']} flows offloaded, {flows['hits']} packets skipped the hooks",
+                  flush=True)
+        else:
+            print("\n  flow table: off, as in Linux without a flowtable: the forward chain judges every packet",
+                  flush=True)
         _watching(demo, lab, stack, lan, wan)
     return demo.results
 

@@ -118,7 +118,7 @@ class IcmpMixin:
         self.counters["icmp_errors_out"] += 1
         self.note(f"icmp: sending {icmpw.TYPE_NAMES.get(icmp_type, icmp_type)} (code {code}) to {ip_to_str(src)}")
         return self.ip_send(source, src, PROTO_ICMP, icmpw.build_error(icmp_type, code, original, rest), now,
-                            df=False, tos=0xC0)
+                            df=False, tos=0xC0 | (ip.tos & 0x1E))  # as Linux: precedence 6, the TOS bits kept
 
     # ------------------------------------------------------------------ IpOutput helpers
     def path_mtu(self, dst: int) -> int:

@@ -21,6 +21,7 @@ from ..net import hooks as hk
 from ..net.drops import DropReason
 from ..wire.addr import ip_to_str
 from . import nft
+from .classifier import Classifier
 from .conntrack import S_CONFIRMED, S_DST_NAT, S_DYING, S_SEEN_REPLY, S_SRC_NAT, Conntrack, Timeouts
 from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
@@ -126,6 +127,8 @@ class RulesetFunction(hk.NetworkFunction):
         for chains in self.nat_chains.values():
             chains.sort(key=lambda c: c.priority)  # sorted() is stable: equal priorities keep file order
         self.counters = {"drops": 0, "rejects": 0, "nat-failed": 0}
+        # filter chains run compiled (classifier.py): cost flat in the rule count, same semantics
+        self.classifier = Classifier(ruleset)
 
     def stages(self):
         out = []
@@ -139,13 +142,13 @@ class RulesetFunction(hk.NetworkFunction):
         return out
 
     def run_chain(self, chain, ctx: hk.PacketContext) -> str:
-        decision = evaluate_chain(chain, ctx)
+        decision = self.classifier.evaluate_chain(chain, ctx)
         if decision.mark is not None:
             ctx.mark = decision.mark
         verdict = decision.verdict
         if verdict == "accept":
             return hk.ACCEPT
-        ctx.drop_reason = _reason(chain, decision)
+        ctx.drop_reason = _reason(chain, decision)  # every drop counted under its rule or the policy
         if verdict == "reject":
             self.counters["rejects"] += 1
             ctx.reject = decision.reject or ("icmp", 3, 3)
@@ -200,14 +203,19 @@ class RulesetFunction(hk.NetworkFunction):
 
     def stats(self) -> dict:
         out = dict(self.counters)
+        out.update({f"classifier-{key}": value for key, value in self.classifier.stats().items()})
         if self.nat is not None:
             out.update({f"nat-{key}": value for key, value in self.nat.stats().items()})
         return out
 
 
 def _reason(chain, decision) -> str:
-    """The drop reason of a chain's verdict: its table and chain, and whether a rule or the policy."""
-    return f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
+    """The drop reason of a chain's verdict: the rule that made it (by its chain and handle), or the
+    base chain's policy."""
+    rule = decision.rule
+    if rule is None:
+        return f"nft-{chain.table.name}-{chain.name}-policy"
+    return f"nft-{chain.table.name}-{decision.chain.name}-rule-{rule.handle}"
 
 
 def _tuple_text(t) -> str:
@@ -219,8 +227,8 @@ class Router:
     and text (``sources``); the helpers ``masquerade``, ``snat`` and ``port_forward`` add nft
     commands to it, so ``nft list ruleset`` shows exactly what runs."""
 
-    def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset], flowtable: bool,
-                 sources: Optional[list] = None):
+    def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset],
+                 flowtable: Optional[bool], sources: Optional[list] = None):
         self.stack = stack
         self.sources = list(sources or [])  # ("file", path) or ("text", text), in load order
         self.conntrack = conntrack
@@ -230,11 +238,10 @@ class Router:
         host = stack.host
         host.address_listeners.append(lambda iface, address: nat.address_changed(address))
         stack.register(self.ct_function)
-        if flowtable:
-            host.flowtable.ct_alive = self.ct_function.alive
-            host.flowtable.ct_refresh = self.ct_function.refresh
-        else:
-            host.flowtable.max_flows = 0
+        host.flowtable.ct_alive = self.ct_function.alive
+        host.flowtable.ct_refresh = self.ct_function.refresh
+        self.flowtable_mode = flowtable  # True, False, or None: on while no filter chain judges forwarding
+        self._flow_capacity = host.flowtable.max_flows or 65536
         self.replace_ruleset(ruleset or nft.loads(""))
 
     @property
@@ -249,9 +256,22 @@ class Router:
             if self.ruleset_function is not None:
                 stack.host.hooks.unregister(self.ruleset_function)
             stack.host.register(new)
-            stack.host.flowtable.flush()
+            flows = stack.host.flowtable
+            flows.flush()
+            flows.max_flows = self._flow_capacity if self._offload_allowed(ruleset) else 0
             self.ruleset_function = new
         stack.wake()
+
+    def _offload_allowed(self, ruleset: nft.Ruleset) -> bool:
+        """Whether established forwarded flows may skip the hooks.  Linux offloads a flow only when
+        the ruleset says so (a flowtable and ``flow add``), because a filter chain may judge every
+        packet (lengths, limits, counters); so by default ("auto") the flow table runs only while no
+        filter chain sits on a forwarding hook, and an explicit True or False decides otherwise."""
+        if self.flowtable_mode is not None:
+            return self.flowtable_mode
+        return not any(chain.is_base and chain.type != "nat" and chain.hook in (hk.PREROUTING, hk.FORWARD,
+                                                                                  hk.POSTROUTING)
+                       for chain in ruleset.chains())
 
     def load(self, path: Optional[str] = None, text: Optional[str] = None) -> None:
         """Replace the ruleset with a file or text (``nft -f``); on error the old one stays."""
@@ -305,8 +325,11 @@ def _build(sources) -> nft.Ruleset:
 
 def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
                    ruleset_path: Optional[str] = None, max_entries: int = 65536, timeouts=None,
-                   liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: bool = True) -> Router:
-    """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``."""
+                   liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: Optional[bool] = None,
+                   loose: bool = False) -> Router:
+    """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``.
+    ``loose``: pick up TCP connections from a mid-stream ACK (Linux's nf_conntrack_tcp_loose,
+    1 by default there)."""
     sources = []
     if ruleset is None and ruleset_text is not None:
         sources = [("text", ruleset_text)]
@@ -316,7 +339,7 @@ def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: O
         ruleset = _build(sources)
     if timeouts == "linux":
         timeouts = Timeouts.linux()
-    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal)
+    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal, loose=loose)
     nat = Nat(conntrack, filtering=nat_filtering)
     router = Router(stack, conntrack, nat, ruleset, flowtable, sources)
     stack.router = router

@@ -12,9 +12,11 @@ one-line commands (add/create/insert/flush), define/$VAR, include (globs too), c
 ip saddr/daddr/protocol/length/ttl/dscp, tcp/udp/th sport/dport, tcp flags, icmp type/code,
 meta l4proto/mark/pkttype/nfproto, iifname/oifname (with "*"), ct state/direction/status, with
 ==, !=, <, >, <=, >=, ranges, prefixes, anonymous and named sets (@name) and verdict maps;
-statements counter, log [prefix], meta mark set, limit rate [over] N/unit [burst N packets],
+statements counter, log [prefix], meta mark set, ip dscp set, limit rate [over] N/unit [burst N
+packets], ct count [over] N, add/update @set { KEY [timeout T] [limit|ct count|counter] }, meter,
 snat/dnat [ip] to, masquerade, redirect, reject [with icmp|icmpx|tcp reset], the verdicts, rule
-comments.  Anything else nft accepts raises "unsupported in pynetstack: ..." at its location.
+comments; concatenations (ip saddr . tcp dport { a . b }, sets of type ipv4_addr . inet_service);
+set size, timeout, gc-interval and flags dynamic/timeout (see dynamic.py, concat.py).  Anything else nft accepts raises "unsupported in pynetstack: ..." at its location.
 The listing follows nft 1.0.6 (implied dependencies dropped, payload merging order, set merging).
 """
 

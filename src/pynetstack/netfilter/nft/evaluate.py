@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from .ruleset import (STEP_COUNTER, STEP_LIMIT, STEP_LOG, STEP_MARK, STEP_MATCH, STEP_NAT,
-                      STEP_REJECT, STEP_VERDICT, STEP_VMAP, Chain, Rule)
+                      STEP_REJECT, STEP_STMT, STEP_VERDICT, STEP_VMAP, Chain, Rule)
 
 MAX_JUMP_DEPTH = 16  # the kernel's NFT_JUMP_STACK_SIZE
 
@@ -144,6 +144,9 @@ def _run_rule(rule: Rule, pkt, decision: Decision):
             decision.mark = item.value
         elif kind == STEP_LIMIT:
             if item.admit(getattr(pkt, "now", 0.0)) == item.over:
+                return None
+        elif kind == STEP_STMT:
+            if not fn(pkt):
                 return None
         elif kind == STEP_VMAP:
             return fn(pkt)  # None (no element: the rule ends as a failed match) or a verdict

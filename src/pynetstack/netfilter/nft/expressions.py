@@ -146,6 +146,8 @@ class Match:
         return sorted(self.values)
 
     def _format_value(self, v) -> str:
+        if hasattr(self.field.dtype, "format_element"):  # a concatenation (concat.py)
+            return self.field.dtype.format_element(v)
         if self.field.dtype is T.IFNAME or self.field.dtype is T.IFINDEX:
             return '"' + v + '"'
         return self.field.dtype.format_interval(v[0], v[1])
@@ -185,6 +187,9 @@ class Match:
 
     def _value_source(self, x: str, env: dict) -> str:
         values = self.values if self.set_ref is None else self.set_ref.elements
+        if hasattr(self.field.dtype, "format_element"):
+            from .concat import concat_test
+            return f"{_const(env, concat_test(values))}({x})"
         if self.field.dtype is T.IFINDEX:
             if len(values) == 1:
                 return f"{x} == {_const(env, values[0])}"
@@ -194,6 +199,10 @@ class Match:
                 return f"{x} == {_const(env, values[0])}"
             return f"{_const(env, _ifname_test(values))}({x})"
         if self.set_ref is not None:
+            if self.set_ref.is_dynamic:  # elements rules added, with their timeouts, and the declared ones
+                static = _interval_test(values)
+                runtime = self.set_ref.runtime()
+                return f"({_const(env, static)}({x}) or {_const(env, runtime.contains)}({x}, p))"
             return f"{_const(env, _interval_test(values))}({x})"
         if self.op in ("<", ">", "<=", ">="):
             return f"{x} {self.op} {_const(env, values[0][0])}"

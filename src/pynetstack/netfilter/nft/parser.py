@@ -389,11 +389,13 @@ class Loader:
             nset = table.sets.get(match.set_ref) if isinstance(match.set_ref, str) else match.set_ref
             if nset is None:
                 raise NftError("No such file or directory", match.loc)
-            if nset.dtype is not match.field.dtype:
+            if nset.dtype != match.field.dtype:  # identical types (concatenations: equal parts)
                 want = DESCRIPTIONS.get(match.field.dtype.name, match.field.dtype.name)
                 raise NftError(f"datatype mismatch, expected {want}, expression has type "
-                               f"{DESCRIPTIONS[nset.type_name]}", match.loc)
+                               f"{DESCRIPTIONS.get(nset.type_name, nset.type_name)}", match.loc)
             match.set_ref = nset
+            if getattr(match, "op", None) in ("add", "update"):
+                nset.used_by_rules()
         self._check_loops()
         self.ruleset.compile()
         return self.ruleset

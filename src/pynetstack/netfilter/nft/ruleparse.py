@@ -11,7 +11,9 @@ from .errors import Location, NftError, unsupported
 from .expressions import FIELDS, Field, Match
 from .lexer import Token
 from .statements import Counter, Log, MarkSet, Verdict
-from .stmtparse import NAT_HOOKS, parse_limit, parse_nat, parse_reject, parse_vmap
+from .concat import concat_field, parse_concat_element
+from .dynamic import DscpSet
+from .stmtparse import NAT_HOOKS, parse_ct_count, parse_limit, parse_nat, parse_reject, parse_set_update, parse_vmap
 from .values import int_value, merge_elements, one_element_set, parse_element, parse_flag_list, plain_int
 
 RULE_END = ("nl", ";", "}", "eof")
@@ -109,6 +111,18 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
     if tok.kind != "word":
         raise cur.unexpected()
     w = tok.value
+    after = cur.peek(1)
+    if w == "ct" and after.kind == "word" and after.value == "count":
+        cur.next(), cur.next()
+        return parse_ct_count(cur, tok)
+    if w == "ip" and after.kind == "word" and after.value == "dscp" and cur.peek(2).kind == "word" \
+            and cur.peek(2).value == "set":
+        cur.next(), cur.next(), cur.next()
+        return DscpSet(int_value(cur, T.DSCP), cur.span(tok))
+    if w in ("add", "update") and after.kind == "@":
+        return parse_set_update(cur, ctx, tok)
+    if w == "meter":
+        return parse_set_update(cur, ctx, tok)
     if w in SUBKEYS:
         if w == "meta" and cur.peek(1).kind == "word" and cur.peek(1).value == "mark" \
                 and cur.peek(2).kind == "word" and cur.peek(2).value == "set":
@@ -134,6 +148,8 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 dep = Match(FIELDS["meta l4proto"], "", [(field.proto, field.proto)], loc=tok.loc)
                 dep.implicit = True
                 items.append(dep)
+        if cur.at("."):
+            return _parse_concat_match(cur, ctx, field, tok, items)
         return _parse_match(cur, ctx, field, tok)
     if w == "th":
         cur.next()
@@ -373,4 +389,60 @@ def _rule_proto(items: List) -> Optional[int]:
                 return proto
     return None
 
+
+def _parse_concat_match(cur: Cursor, ctx: RuleContext, first_field: Field, first: Token, items: List) -> Match:
+    """``ip saddr . tcp dport [==|!=] (VALUE | { VALUE, ... } | @set)``, VALUE ``a . b``."""
+    fields = [first_field]
+    while cur.at("."):
+        cur.next()
+        word = cur.word("expression")
+        if word.value in ("iifname", "oifname"):
+            fields.append(FIELDS[word.value])
+            continue
+        key = cur.word("field")
+        name = f"{word.value} {key.value}"
+        if word.value not in SUBKEYS or key.value not in SUBKEYS[word.value] or name not in FIELDS \
+                or FIELDS[name].dtype.bitmask:
+            raise unsupported(f"{name} in a concatenation", cur.span(word))
+        part = FIELDS[name]
+        if part.proto is not None:
+            _check_protocol_conflict(items + [Match(f, "", [], loc=first.loc) for f in fields], part, word.value,
+                                     word.loc.span(key.loc))
+            if not any(isinstance(i, Match) and (i.field.proto is not None or i.field.is_l4proto) for i in items) \
+                    and not any(f.proto is not None for f in fields):
+                dep = Match(FIELDS["meta l4proto"], "", [(part.proto, part.proto)], loc=word.loc)
+                dep.implicit = True
+                items.append(dep)
+        fields.append(part)
+    field = concat_field(fields)
+    concat_loc = cur.span(first)
+    dtype = field.dtype
+    op = ""
+    if cur.peek().kind in ("==", "!="):
+        op = cur.next().kind
+    if cur.at_kind("@"):
+        at = cur.next()
+        name_tok = cur.word("set name")
+        m = Match(field, op, [], loc=at.loc.span(name_tok.loc))
+        m.set_ref = name_tok.value
+        ctx.set_refs.append(m)
+        return m
+    if cur.accept("{"):
+        ctx.sets += 1
+        values: List = []
+        while True:
+            cur.skip_separators()
+            if cur.accept("}"):
+                break
+            value = parse_concat_element(cur, dtype, parse_element)
+            if value not in values:
+                values.append(value)
+            cur.skip_separators()
+            if cur.accept("}"):
+                break
+            cur.expect(",", "comma or '}'")
+        if not values:
+            raise cur.unexpected()
+        return Match(field, op, values, True, loc=cur.span(first))
+    raise NftError("Use concatenations with sets and maps, not singleton values", concat_loc)
 

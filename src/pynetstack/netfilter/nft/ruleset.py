@@ -11,7 +11,8 @@ from .symbols import priority_name
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # step kinds of a compiled rule
-STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT, STEP_VMAP = range(9)
+STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT, STEP_VMAP, \
+    STEP_STMT = range(10)
 
 
 class Rule:
@@ -74,6 +75,8 @@ class Rule:
                 steps.append((STEP_REJECT, item.decision(), item))
             elif isinstance(item, VerdictMap):
                 steps.append((STEP_VMAP, compile_verdict_map(item, self.chain.table.chains), item))
+            elif hasattr(item, "step"):  # stateful statements (dynamic.py): step(pkt) -> go on?
+                steps.append((STEP_STMT, item.step(), item))
         self.steps = tuple(steps)
 
 

@@ -23,7 +23,7 @@ PER_LINE = {"inet_service": 10, "inet_proto": 10, "mark": 10, "ipv4_addr": 2}
 
 class NamedSet:
     __slots__ = ("name", "table", "type_name", "typeof", "dtype", "interval", "constant", "elements",
-                 "handle", "loc")
+                 "handle", "loc", "dynamic", "timeout_flag", "size", "timeout_ms", "gc_interval_ms", "_runtime")
 
     def __init__(self, name: str, table, loc=None):
         self.name = name
@@ -36,13 +36,47 @@ class NamedSet:
         self.elements: List = []  # (lo, hi) intervals, or strings for ifname sets
         self.handle = 0
         self.loc = loc
+        self.dynamic = False  # rules add elements (add/update @name)
+        self.timeout_flag = False
+        self.size: Optional[int] = None
+        self.timeout_ms: Optional[int] = None  # elements' default lifetime
+        self.gc_interval_ms: Optional[int] = None
+        self._runtime = None
+
+    def used_by_rules(self) -> None:
+        """A rule adds to this set: nft then makes it dynamic (and gives it a size)."""
+        self.dynamic = True
+        if self.timeout_ms is not None:
+            self.timeout_flag = True
+        if self.size is None:
+            from .dynamic import DEFAULT_SET_SIZE
+            self.size = DEFAULT_SET_SIZE
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.dynamic or self.timeout_flag or self.timeout_ms is not None
+
+    def runtime(self):
+        """The elements rules added (a DynamicTable, bounded by the set's size)."""
+        if self._runtime is None:
+            from .dynamic import DEFAULT_SET_SIZE, DynamicTable
+            self._runtime = DynamicTable(self.size or DEFAULT_SET_SIZE)
+        return self._runtime
 
     def format(self, handles: bool = False) -> str:
         lines = [f"\tset {self.name} {{" + (f" # handle {self.handle}" if handles else "")]
+        from .dynamic import format_time
         lines.append(f"\t\ttypeof {self.typeof}" if self.typeof else f"\t\ttype {self.type_name}")
-        flags = [f for f, on in (("constant", self.constant), ("interval", self.interval)) if on]
+        if self.size:
+            lines.append(f"\t\tsize {self.size}")
+        flags = [f for f, on in (("constant", self.constant), ("interval", self.interval), ("dynamic", self.dynamic),
+                                 ("timeout", self.timeout_flag)) if on]
         if flags:
             lines.append("\t\tflags " + ",".join(flags))
+        if self.timeout_ms is not None:
+            lines.append(f"\t\ttimeout {format_time(self.timeout_ms)}")
+        if self.gc_interval_ms is not None:
+            lines.append(f"\t\tgc-interval {format_time(self.gc_interval_ms)}")
         if self.elements:
             per_line = PER_LINE.get(self.type_name, 1)
             texts = [self._format_element(e) for e in sorted(self.elements)]
@@ -56,6 +90,8 @@ class NamedSet:
         return "\n".join(lines)
 
     def _format_element(self, e) -> str:
+        if hasattr(self.dtype, "format_element"):
+            return self.dtype.format_element(e)
         if self.dtype is T.IFNAME:
             return f'"{e}"'
         return self.dtype.format_interval(e[0], e[1])
@@ -73,6 +109,21 @@ def parse_set_body(cur: Cursor, nset: NamedSet, parse_element, fields) -> None:
         cur.next()
         if tok.value == "type":
             name = cur.word("datatype")
+            if cur.at("."):  # a concatenation: ipv4_addr . inet_service
+                from .concat import ConcatType
+                names = [name.value]
+                while cur.at("."):
+                    cur.next()
+                    part = cur.word("datatype")
+                    if part.value not in SET_TYPES or part.value == "ifname":
+                        raise unsupported(f"sets of type {part.value} in a concatenation", part.loc)
+                    names.append(part.value)
+                if names[0] not in SET_TYPES or names[0] == "ifname":
+                    raise unsupported(f"sets of type {names[0]} in a concatenation", name.loc)
+                nset.type_name = " . ".join(names)
+                nset.dtype = ConcatType([SET_TYPES[n] for n in names])
+                cur.end_statement()
+                continue
             if name.value not in SET_TYPES:
                 if name.value in DESCRIPTIONS or "." in name.value:
                     raise unsupported(f"sets of type {name.value}", name.loc)
@@ -95,6 +146,10 @@ def parse_set_body(cur: Cursor, nset: NamedSet, parse_element, fields) -> None:
                     nset.interval = True
                 elif flag.value == "constant":
                     nset.constant = True
+                elif flag.value == "dynamic":
+                    nset.dynamic = True
+                elif flag.value == "timeout":
+                    nset.timeout_flag = True
                 else:
                     raise unsupported(f"set flag {flag.value}", flag.loc)
                 if not cur.accept(","):
@@ -105,7 +160,20 @@ def parse_set_body(cur: Cursor, nset: NamedSet, parse_element, fields) -> None:
                 raise NftError("set definition does not specify key", nset.loc)
             cur.expect("{")
             nset.elements = _parse_elements(cur, nset, parse_element)
-        elif tok.value in ("size", "timeout", "gc-interval", "policy", "auto-merge", "comment", "counter"):
+        elif tok.value == "size":
+            value = cur.word("number")
+            if not value.value.isdigit():
+                raise cur.unexpected("number", value)
+            nset.size = int(value.value) or None  # nft lists no size for "size 0"
+        elif tok.value in ("timeout", "gc-interval"):
+            from .dynamic import parse_time
+            value = cur.word("time")
+            ms = parse_time(value.value, value.loc)
+            if tok.value == "timeout":
+                nset.timeout_ms = ms
+            else:
+                nset.gc_interval_ms = ms
+        elif tok.value in ("policy", "auto-merge", "comment", "counter"):
             raise unsupported(f"set {tok.value}", tok.loc)
         else:
             raise cur.unexpected("", tok)
@@ -121,6 +189,16 @@ def _parse_elements(cur: Cursor, nset: NamedSet, parse_element) -> List:
         if cur.accept("}"):
             return out
         first = cur.peek()
+        if hasattr(nset.dtype, "format_element"):
+            from .concat import parse_concat_element
+            value = parse_concat_element(cur, nset.dtype, parse_element)
+            if value not in out:
+                out.append(value)
+            cur.skip_separators()
+            if cur.accept("}"):
+                return out
+            cur.expect(",", "comma or '}'")
+            continue
         value = parse_element(cur, nset.dtype)
         if nset.dtype is not T.IFNAME and value[0] != value[1] and not nset.interval:
             raise NftError("You must add 'flags interval' to your set declaration if you want to add "
@@ -131,6 +209,8 @@ def _parse_elements(cur: Cursor, nset: NamedSet, parse_element) -> List:
                     raise NftError("conflicting intervals specified", cur.span(first))
         if value not in out:
             out.append(value)
+        if cur.at("timeout", "expires", "comment", "counter", "limit", "ct"):
+            raise unsupported(f"set element {cur.peek().value}", cur.peek().loc)
         cur.skip_separators()
         if cur.accept("}"):
             return out

@@ -71,6 +71,10 @@ class Limit:
             text += f" burst {self.burst} packets"
         return text
 
+    def fresh(self) -> "Limit":
+        """A new bucket with these parameters (a set element's own)."""
+        return Limit(self.rate, self.unit_name, self.unit, self.over, self.burst, self.loc)
+
     def admit(self, now: float) -> bool:
         """True when the packet is within the rate (one token taken)."""
         cap = float(self.burst or 5)

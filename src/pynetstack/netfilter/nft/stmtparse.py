@@ -9,9 +9,10 @@ from . import datatypes as T
 from . import symbols as S
 from .cursor import Cursor
 from .errors import NftError, unsupported
-from .expressions import Field, Match
+from .expressions import FIELDS, Field, Match
 from .lexer import Token
-from .statements import Limit, Nat, Reject, Verdict, VerdictMap
+from .dynamic import CtCount, SetUpdate, parse_time
+from .statements import Counter, Limit, Nat, Reject, Verdict, VerdictMap
 from .values import int_value, parse_element, plain_int
 
 if TYPE_CHECKING:
@@ -164,3 +165,59 @@ def _port_range(cur: Cursor, first: Token):
         if hi < lo:
             raise NftError("Range has zero or negative size", cur.span(first))
     return lo, hi
+
+
+# -- stateful statements (dynamic.py) ------------------------------------------------------------
+
+def parse_ct_count(cur: Cursor, first: Token) -> CtCount:
+    over = bool(cur.accept("over"))
+    limit = plain_int(cur)
+    return CtCount(limit, over, cur.span(first))
+
+
+def parse_set_update(cur: Cursor, ctx: RuleContext, first: Token) -> SetUpdate:
+    """``add|update @SET { KEY [timeout T] [limit ...|ct count ...|counter] }``,
+    ``meter NAME [size N] { ... }``."""
+    cur.next()
+    size = None
+    if first.value == "meter":
+        name = cur.name("meter name")
+        if cur.accept("size"):
+            size = plain_int(cur)
+    else:
+        at = cur.expect("@")
+        name = cur.word("set name")
+        at_loc = at.loc.span(name.loc)
+    cur.expect("{")
+    key_tok = cur.word("expression")
+    key = key_tok.value
+    if key in ("ip", "tcp", "udp", "icmp", "meta", "ct", "th"):
+        sub = cur.word("field")
+        if f"{key} {sub.value}" not in FIELDS:
+            raise unsupported(f"{key} {sub.value} as a set key", sub.loc)
+        key = f"{key} {sub.value}"
+    if key not in FIELDS or FIELDS[key].dtype.bitmask:
+        raise unsupported(f"{key} as a set key", key_tok.loc)
+    if cur.at("."):
+        raise unsupported("concatenated set keys", cur.peek().loc)
+    timeout = None
+    if cur.accept("timeout"):
+        t = cur.word("time")
+        timeout = parse_time(t.value, t.loc)
+    stmt = None
+    if cur.at("limit"):
+        stmt = parse_limit(cur)
+    elif cur.at("ct"):
+        ct = cur.next()
+        cur.expect("count")
+        stmt = parse_ct_count(cur, ct)
+    elif cur.at("counter"):
+        cur.next()
+        stmt = Counter()
+    cur.expect("}", "'}'")
+    update = SetUpdate("meter" if first.value == "meter" else first.value, name.value, FIELDS[key], timeout, stmt,
+                       cur.span(first), size)
+    if first.value != "meter":
+        update.loc = at_loc  # where nft points when the set is missing
+        ctx.set_refs.append(update)
+    return update
