@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_router(sub)
     from .monitor.cli import register as register_monitor
     register_monitor(sub)
+    from .qos.cli import register as register_qos
+    register_qos(sub)
 
     try:
         from .dns.cli import register as register_dns

@@ -63,7 +63,7 @@ def test_dropping_stops_once_the_queue_drains():
         now += 0.0005
     assert drops and fq.packets == 0 and not fq.new_flows and not fq.old_flows
     count = len(drops)
-    for i in range(50):  # a light load afterwards: no more drops
+    for _ in range(50):  # a light load afterwards: no more drops
         fq.enqueue(data, now)
         assert fq.dequeue(now + 0.0001) is not None
         now += 0.01

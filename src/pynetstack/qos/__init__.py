@@ -27,5 +27,7 @@ def attach_qos(stack, interface: str, rate, classes=None, rules=(), remark_dscp:
                         remark_dscp=remark_dscp)
     with stack.lock:
         qdisc.attach(stack.interfaces[interface])
+    from .config import install
+    install(stack)
     stack.wake()
     return qdisc

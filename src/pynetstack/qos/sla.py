@@ -86,6 +86,9 @@ class SlaMonitor:
     def _close(self, name: str, cw: ClassWindow, span: float, now: float) -> None:
         samples = sorted(cw.samples)
         total = cw.sent + cw.dropped
+        if not total:  # an idle class meets every target; its delay figures stay those last measured
+            cw.last.update(throughput_mbit=0.0, pps=0.0, packets=0, dropped=0)
+            return
         figures = {
             "delay_p50_ms": percentile(samples, 0.50) * 1000.0,
             "delay_p95_ms": percentile(samples, 0.95) * 1000.0,
@@ -93,14 +96,13 @@ class SlaMonitor:
             "jitter_ms": cw.jitter * 1000.0,
             "loss_percent": 100.0 * cw.dropped / total if total else 0.0,
             "throughput_mbit": cw.sent_bytes * 8 / span / 1e6,
+            "pps": cw.sent / span,
             "packets": cw.sent,
             "dropped": cw.dropped,
         }
         cw.last = figures
         cw.samples = []
         cw.seen = cw.sent = cw.dropped = cw.sent_bytes = 0
-        if not total:
-            return  # an idle class meets every target
         for key, limit in self.targets.get(name, {}).items():
             value = figures.get(key.replace("min_", "", 1)) if key.startswith("min_") else figures.get(key)
             if value is None:
