@@ -56,7 +56,7 @@ def test_parse_size():
     assert parse_size(1514) == 1514
     with pytest.raises(RateError):
         parse_size("lots")
-    assert default_burst(10 * MBIT) == 1250 + 1514
+    assert default_burst(10 * MBIT) == 5000 + 1514
 
 
 def test_single_class_rate_within_one_percent():

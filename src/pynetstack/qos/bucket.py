@@ -65,9 +65,15 @@ def parse_size(value, where: str = "burst") -> int:
     return int(size)
 
 
+TICK = 0.004  # seconds of rate in a default burst
+
+
 def default_burst(rate: float, mtu: int = 1514) -> int:
-    """tc's default for HTB: what the rate sends in one timer tick (1 ms) plus one MTU."""
-    return int(rate / 1000.0) + mtu
+    """tc's default for HTB is what the rate sends in one timer tick plus one MTU, with the
+    kernel's 1 ms tick.  A userspace loop wakes less precisely (epoll rounds its timeout up to a
+    millisecond, then the scheduler adds its own delay), and tokens a full bucket cannot hold
+    are lost, so the tick here is 4 ms: a late wake-up costs no rate."""
+    return int(rate * TICK) + mtu
 
 
 SLACK = 1e-6  # bytes: a balance this close to zero is zero (time arithmetic rounds)
