@@ -17,7 +17,6 @@ import pytest
 from pynetstack.link.packet import PacketDevice
 from pynetstack.link.tap import TapDevice
 from pynetstack.qos import ClassSpec, attach_qos
-from pynetstack.qos.tree import default_specs
 from pynetstack.stack import Stack
 
 from .routerlab import segmentation_offload, wait_listening
