@@ -128,3 +128,5 @@ def test_the_loop_sleeps_until_the_next_departure(lab):
     gaps = [b - a for a, b in zip(got[5:], got[6:])]
     assert all(abs(g - 1042 * 8 / 1e6) < 1e-4 for g in gaps), "one 1042-byte frame every 8.3 ms"
     assert qdisc.stats()["backlog_packets"] == 0
+    stats = qdisc.stats()
+    assert stats["departures_timed"] >= 40 and stats["departure_late_max_us"] < 1.0, "on the virtual clock: on time"

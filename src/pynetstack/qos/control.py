@@ -32,6 +32,9 @@ def show(stats: dict) -> str:
         lines.append(f"qdisc htb 1: dev {ifname} root refcnt 2 default bulk")
         lines.append(f" Sent {qdisc['sent_bytes']} bytes {qdisc['sent_packets']} pkt "
                      f"backlog {qdisc['backlog_bytes']}b {qdisc['backlog_packets']}p")
+        lines.append(f" departures on a timer {qdisc['departures_timed']}: late by {qdisc['departure_late_avg_us']:.0f}us "
+                     f"on average, {qdisc['departure_late_max_us']:.0f}us at most, "
+                     f"{qdisc['departures_late_over_1ms']} over 1 ms")
         sla = qdisc["sla"]
         for name, cls in qdisc["classes"].items():
             leaf = "flows" in cls

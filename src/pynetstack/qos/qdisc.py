@@ -35,6 +35,11 @@ class EgressQdisc:
         self.send: Callable = lambda frame, now: None
         self.sent_bytes = self.sent_packets = 0
         self.enqueued = 0
+        # how late the loop woke for a departure: the shaper's timing as the wire sees it
+        self._due: Optional[float] = None
+        self.late_count = 0
+        self.late_sum = self.late_max = 0.0
+        self.late_over_1ms = 0
         tree.on_drop = self._dropped
 
     # ---------------------------------------------------------------- attach
@@ -103,6 +108,15 @@ class EgressQdisc:
 
     def poll(self, now: float) -> None:
         """Send every frame the shaper lets go at ``now``."""
+        due = self._due
+        if due is not None and now >= due:
+            late = now - due
+            self.late_count += 1
+            self.late_sum += late
+            if late > self.late_max:
+                self.late_max = late
+            if late > 0.001:
+                self.late_over_1ms += 1
         dequeue = self.tree.dequeue
         send = self.send
         sla = self.sla
@@ -115,6 +129,7 @@ class EgressQdisc:
             self.sent_packets += 1
             self.sent_bytes += packet[2]
             sla.sent(leaf.name, now - packet[1], packet[2])
+        self._due = self.tree.next_deadline() if self.tree.packets else None
         if now >= sla.window_end:
             sla.poll(now)
 
@@ -134,6 +149,10 @@ class EgressQdisc:
             "sent_packets": self.sent_packets,
             "backlog_bytes": self.tree.backlog,
             "backlog_packets": self.tree.packets,
+            "departures_timed": self.late_count,
+            "departure_late_avg_us": round(self.late_sum / self.late_count * 1e6, 1) if self.late_count else 0.0,
+            "departure_late_max_us": round(self.late_max * 1e6, 1),
+            "departures_late_over_1ms": self.late_over_1ms,
             "classes": {cls.name: class_stats(cls) for cls in self.tree.root.walk()},
             "classifier": dict(self.classifier.counts),
             "sla": self.sla.report(),
