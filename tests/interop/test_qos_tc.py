@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 
 import pytest
@@ -62,6 +63,51 @@ def measure(lab, lan, wan, port):
     return {"seconds": report["end"]["sum_received"]["seconds"], "idle_rtt_ms": _median(idle), "voice_rtt_ms": _median(loaded),
             "voice_rtt_p90_ms": sorted(loaded)[int(0.9 * len(loaded))] if loaded else float("nan"),
             "ping_lost": 50 - len(loaded), "goodput_mbit": goodput}
+
+
+def jain(values):
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+def parallel_upload(lab, lan, wan, port, streams=8, seconds=4, tos=None, server=True):
+    """An iperf3 upload of ``streams`` TCP flows: the per-flow receive rates in Mbit/s."""
+    if server:
+        iperf_server(lab, wan, port)
+    argv = ["iperf3", "-c", WAN_HOST, "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J", "-O", "1",
+            "--get-server-output"]
+    if tos is not None:
+        argv += ["-S", str(tos)]
+    return lab.popen(lan, *argv, text=True)
+
+
+def iperf_server(lab, wan, port):
+    lab.popen(wan, "iperf3", "-s", "-1", "-J", "-p", str(port), "-B", WAN_HOST)
+    wait_listening(lab, wan, "tcp", port)
+
+
+def weighted_run(lab, lan, wan, port):
+    """Two uploads at once, AF41 (video) and CS1 (background), four flows each (enough to keep
+    each class backlogged through TCP's backing off): their Mbit/s."""
+    iperf_server(lab, wan, port)
+    iperf_server(lab, wan, port + 1)
+    video = parallel_upload(lab, lan, wan, port, streams=4, seconds=5, tos=34 << 2, server=False)
+    background = parallel_upload(lab, lan, wan, port + 1, streams=4, seconds=5, tos=8 << 2, server=False)
+    return steady_rate(video), steady_rate(background)
+
+
+def steady_rate(process, timeout=30):
+    """Mbit/s received over the middle of the run (seconds 1 to 4 of 5: both uploads running,
+    past slow start), from the iperf3 server's one-second intervals (the sender's count what
+    went into socket buffers, which is noisier)."""
+    out, _ = process.communicate(timeout=timeout)
+    intervals = json.loads(out)["server_output_json"]["intervals"][1:4]
+    return sum(i["sum"]["bits_per_second"] for i in intervals) / len(intervals) / 1e6
+
+
+def stream_rates(process, timeout=30):
+    out, _ = process.communicate(timeout=timeout)
+    report = json.loads(out)
+    return [s["receiver"]["bits_per_second"] / 1e6 for s in report["end"]["streams"]]
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +171,9 @@ def linux_qos(lab, rtr, on: bool) -> str:
     # EF (and the other voice codepoints' common one) to the voice class, as the classifier does
     tc(lab, rtr, "filter", "add", "dev", "wan0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
        "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "1:10")
+    for dsfield, flowid in (("0x88", "1:30"), ("0x20", "1:50")):
+        tc(lab, rtr, "filter", "add", "dev", "wan0", "parent", "1:", "protocol", "ip", "prio", "2", "u32",
+           "match", "ip", "dsfield", dsfield, "0xfc", "flowid", flowid)
     return "htb+" + leaf
 
 
@@ -162,6 +211,42 @@ def test_stack_with_qos_keeps_voice_latency_under_load(stack_lab):
     assert stats["departures_timed"] > 100 and figures["departure_late_avg_us"] < 2000, stats
 
 
+def test_stack_shares_fairly_between_eight_flows(stack_lab):
+    lab, stack, lan, wan = stack_lab
+    attach_qos(stack, "wan0", f"{rate_mbit()}mbit")
+    rates = stream_rates(parallel_upload(lab, lan, wan, 5305))
+    RESULTS.setdefault("stack htb+fq_codel", {})["jain_8_flows"] = jain(rates)
+    assert jain(rates) >= 0.99, rates
+
+
+def test_stack_weighted_classes_get_their_weights(stack_lab):
+    """video (AF41, rate 30 %) and background (CS1, rate 10 %), both saturated, ceil the link:
+    each gets its rate and the spare 60 % in proportion to the rates, so 3:1 in all.  Checked
+    on the shaper's own byte counts over the steady middle of the run (exact), and reported as
+    iperf3's receivers saw it (noisier: one-second intervals, TCP's own ups and downs)."""
+    lab, stack, lan, wan = stack_lab
+    qdisc = attach_qos(stack, "wan0", f"{rate_mbit()}mbit")
+    leaves = qdisc.tree.leaves
+    snapshots = []
+
+    def snapshot():
+        with stack.lock:
+            snapshots.append((leaves["video"].sent_bytes, leaves["background"].sent_bytes))
+    timers = [threading.Timer(delay, snapshot) for delay in (1.5, 4.0)]
+    for timer in timers:
+        timer.start()
+    got_video, got_background = weighted_run(lab, lan, wan, 5306)
+    for timer in timers:
+        timer.join()
+    (video_0, background_0), (video_1, background_1) = snapshots
+    shaped = (video_1 - video_0) / (background_1 - background_0)
+    figures = RESULTS.setdefault("stack htb+fq_codel", {})
+    figures["weights_video_background"] = got_video / got_background
+    figures["weights_on_the_wire"] = shaped
+    assert shaped == pytest.approx(3.0, rel=0.05), snapshots
+    assert got_video / got_background == pytest.approx(3.0, rel=0.10), (got_video, got_background)
+
+
 def test_stack_without_qos_shows_the_bufferbloat(stack_lab):
     lab, stack, lan, wan = stack_lab
     stack_fifo(stack)
@@ -173,16 +258,22 @@ def test_linux_tc_same_runs(linux_lab):
     lab, rtr, lan, wan = linux_lab
     kind = linux_qos(lab, rtr, True)
     kernel = RESULTS["linux " + kind] = measure(lab, lan, wan, 5303)
+    kernel["jain_8_flows"] = jain(stream_rates(parallel_upload(lab, lan, wan, 5308)))
+    got_video, got_background = weighted_run(lab, lan, wan, 5309)
+    kernel["weights_video_background"] = got_video / got_background
     linux_qos(lab, rtr, False)
     RESULTS["linux tbf fifo"] = measure(lab, lan, wan, 5304)
     stats = lab.run(rtr, "tc", "-s", "qdisc", "show", "dev", "wan0").stdout
     assert "tbf" in stats
     print(f"\nlatency under load, {rate_mbit()} Mbit/s WAN egress, iperf3 upload + EF ping (median RTTs):")
     print(f"{'router':22} {'idle ms':>8} {'voice ms':>9} {'p90 ms':>8} {'lost':>5} {'goodput Mbit/s':>15}"
-          f" {'shaped Mbit/s':>14}")
+          f" {'shaped Mbit/s':>14} {'Jain 8 flows':>13} {'video:bg 3.0':>13} {'on wire':>8}")
     for name, f in RESULTS.items():
         print(f"{name:22} {f['idle_rtt_ms']:8.2f} {f['voice_rtt_ms']:9.2f} {f['voice_rtt_p90_ms']:8.2f} "
-              f"{f['ping_lost']:5d} {f['goodput_mbit']:15.2f} {f.get('shaped_mbit', float('nan')):14.2f}")
+              f"{f['ping_lost']:5d} {f['goodput_mbit']:15.2f} {f.get('shaped_mbit', float('nan')):14.2f} "
+              f"{f.get('jain_8_flows', float('nan')):13.3f} {f.get('weights_video_background', float('nan')):13.2f} "
+              f"{f.get('weights_on_the_wire', float('nan')):8.2f}")
     with open(os.environ.get("PYNETSTACK_QOS_REPORT", "/tmp/pynetstack_qos_interop.json"), "w") as out:
         json.dump(dict(RESULTS, rate_mbit=rate_mbit()), out, indent=1)
     assert kernel["voice_rtt_ms"] <= kernel["idle_rtt_ms"] + 5.0, kernel
+

@@ -18,7 +18,6 @@ rate are dropped on arrival, so strict priority cannot starve the others.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Dict, List, Optional
 
 from .bucket import SLACK, TokenBucket
@@ -89,7 +88,11 @@ class HtbTree:
                 cls.queue.on_drop = self._dropper(cls)
                 self.leaves[cls.name] = cls
         self.prios = sorted({leaf.prio for leaf in self.leaves.values()})
-        self.active: Dict[int, deque] = {prio: deque() for prio in self.prios}
+        # the leaves of each prio in class order, and where each (level, prio) round is: as HTB's
+        # feeds, a leaf that goes idle and comes back keeps its place and its deficit
+        self.order: Dict[int, List[HtbClass]] = {prio: [leaf for leaf in self.leaves.values() if leaf.prio == prio]
+                                                 for prio in self.prios}
+        self.pointer: Dict[tuple, int] = {}
         self.packets = 0
         self.backlog = 0
 
@@ -113,9 +116,8 @@ class HtbTree:
         self.packets += 1
         self.backlog += size
         ok = leaf.queue.enqueue(frame, now, key)  # an overlimit drop is counted by the callback
-        if not leaf.active and leaf.queue.packets:
+        if leaf.queue.packets:
             leaf.active = True
-            self.active[leaf.prio].append(leaf)
         return ok
 
     @staticmethod
@@ -138,7 +140,9 @@ class HtbTree:
             best = None  # (level, prio)
             levels = {}
             for prio in self.prios:
-                for leaf in self.active[prio]:
+                for leaf in self.order[prio]:
+                    if not leaf.active:
+                        continue
                     level = self._level(leaf, now)
                     levels[leaf] = level
                     if level >= 0 and (best is None or level < best[0]):
@@ -148,24 +152,23 @@ class HtbTree:
                     leaf.overlimits += 1
                 return None
             level, prio = best
-            ring = self.active[prio]
-            while True:  # DRR among the leaves at this level; the others keep their places
-                for leaf in ring:
-                    if levels.get(leaf) == level:
+            ring = self.order[prio]
+            key = (level, prio)
+            i = self.pointer.get(key, 0)
+            while True:  # DRR among the leaves sending at this level, in class order
+                leaf = ring[i % len(ring)]
+                if levels.get(leaf) == level:
+                    if leaf.deficits[level] > 0:
                         break
-                if leaf.deficits[level] > 0:
-                    break
-                leaf.deficits[level] += leaf.quantum
-                ring.remove(leaf)
-                ring.append(leaf)
+                    leaf.deficits[level] += leaf.quantum
+                i += 1
+            self.pointer[key] = i % len(ring)
             packet = leaf.queue.dequeue(now)
             if packet is not None:
                 self.packets -= 1
                 self.backlog -= packet[2]
             if not leaf.queue.packets:
-                ring.remove(leaf)
                 leaf.active = False
-                leaf.deficits = [0] * len(leaf.deficits)
             if packet is None:
                 continue  # CoDel dropped what the leaf had: choose again
             size = packet[2]
@@ -200,8 +203,10 @@ class HtbTree:
         if not self.packets:
             return None
         soonest = None
-        for ring in self.active.values():
+        for ring in self.order.values():
             for leaf in ring:
+                if not leaf.active:
+                    continue
                 ceil_ready = float("-inf")
                 cls = leaf
                 while cls is not None:

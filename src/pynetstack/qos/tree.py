@@ -56,6 +56,11 @@ def build_tree(rate: float, specs: Iterable[ClassSpec], now: float = 0.0, burst:
                mtu: int = MTU) -> HtbTree:
     """A root class shaped to ``rate`` (bytes/s) with one leaf per spec."""
     root = HtbClass("root", rate, rate, burst or default_burst(rate, mtu), prio=0, now=now)
+    specs = list(specs)
+    # DRR quanta in proportion to the rates, the slowest class getting one MTU a round: spare
+    # bandwidth is shared by rate (as HTB's rate / r2q), in rounds short enough that no class
+    # waits through a long turn of another (which its CoDel would answer with drops)
+    slowest = min((spec.rate for spec in specs), default=rate)
     for spec in specs:
         ceil = spec.ceil if spec.ceil is not None else rate
         leaf_burst = spec.burst or default_burst(spec.rate, mtu)
@@ -70,7 +75,7 @@ def build_tree(rate: float, specs: Iterable[ClassSpec], now: float = 0.0, burst:
         queue = FqCodel(limit=spec.limit, flows=spec.flows, quantum=mtu, target=spec.target,
                         interval=spec.interval, mtu=mtu)
         root.add(HtbClass(spec.name, spec.rate, ceil, leaf_burst, leaf_cburst,
-                          spec.prio, spec.quantum, queue, policer, now))
+                          spec.prio, spec.quantum or int(mtu * spec.rate / slowest), queue, policer, now))
     return HtbTree(root)
 
 
