@@ -130,3 +130,23 @@ def test_the_loop_sleeps_until_the_next_departure(lab):
     assert qdisc.stats()["backlog_packets"] == 0
     stats = qdisc.stats()
     assert stats["departures_timed"] >= 40 and stats["departure_late_max_us"] < 1.0, "on the virtual clock: on time"
+
+
+def test_dscp_is_remarked_on_the_way_out(lab):
+    sim, lan, r, wan = lab
+    wan.add_route("192.168.1.0/24", "203.0.113.1")
+    qdisc = attach_qos(r, "wan0", "10mbit", remark_dscp=True)
+    wire = []
+    send = qdisc.send
+
+    def tap(frame, now):
+        wire.append(bytes(frame))
+        send(frame, now)
+    qdisc.send = tap
+    got = []
+    wan.udp.bind(53, lambda payload, src, sport, dst, now: got.append(bytes(payload)))
+    lan.udp.sendto(b"a query", 4000, WAN_HOST, 53, sim.now)  # unmarked DNS: interactive, AF21
+    sim.run(0.5)
+    assert got == [b"a query"], "the re-marked datagram arrived (its header checksum is right)"
+    udp = [f for f in wire if f[23] == 17]
+    assert udp and udp[0][15] >> 2 == 18
