@@ -25,7 +25,7 @@ class EgressQdisc:
                  remark_dscp: bool = False, default_class: str = BULK):
         self.tree = tree
         self.classifier = classifier or Classifier()
-        self.sla = sla or SlaMonitor(list(tree.leaves))
+        self.sla = sla or SlaMonitor(list(tree.leaves), now=tree.root.bucket.stamp)
         self.remark_dscp = remark_dscp
         if default_class not in tree.leaves:
             default_class = next(iter(tree.leaves))
