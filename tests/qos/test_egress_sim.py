@@ -125,6 +125,7 @@ def test_the_loop_sleeps_until_the_next_departure(lab):
     dropped = qdisc.tree.leaves["interactive"].drops
     assert len(got) + dropped.get("codel", 0) == 50 and set(dropped) <= {"codel"}, dropped
     assert dropped, "a 400 ms standing queue: CoDel drops"
+    assert lan.drops["qdisc-codel"] == dropped["codel"], "counted with the stack's drops too"
     gaps = [b - a for a, b in zip(got[5:], got[6:])]
     assert all(abs(g - 1042 * 8 / 1e6) < 1e-4 for g in gaps), "one 1042-byte frame every 8.3 ms"
     assert qdisc.stats()["backlog_packets"] == 0

@@ -232,7 +232,11 @@ def build(stack, table: Dict[str, Any], where: str = "[qos]") -> List[EgressQdis
 
 
 def install(stack) -> None:
-    """``qos show`` on the control socket and ``qos`` in the stack's counters (idempotent)."""
+    """``qos show`` on the control socket, ``qos`` in the stack's counters, and the qdiscs'
+    drops among the stack's drops by reason (idempotent)."""
     from . import control
     control.register()
     stack.counters.add("qos", lambda: control.gather(stack))
+    for iface in stack.interfaces.values():
+        if iface.qdisc is not None:
+            iface.qdisc.count_drop = stack.host.drops.drop

@@ -37,6 +37,7 @@ class EgressQdisc:
         self.enqueued = 0
         # how late the loop woke for a departure: the shaper's timing as the wire sees it
         self._due: Optional[float] = None
+        self.count_drop: Optional[Callable[[str], None]] = None  # the stack's drops by reason, once attached
         self.late_count = 0
         self.late_sum = self.late_max = 0.0
         self.late_over_1ms = 0
@@ -140,6 +141,8 @@ class EgressQdisc:
 
     def _dropped(self, leaf: HtbClass, packet, reason: str) -> None:
         self.sla.dropped(leaf.name)
+        if self.count_drop is not None:
+            self.count_drop("qdisc-" + reason)  # with the stack's other drops (Linux: QDISC_DROP)
 
     # ---------------------------------------------------------------- what it says
     def stats(self) -> Dict[str, object]:
