@@ -195,10 +195,21 @@ def test_stack_unshaped_capacity(stack_lab):
 def test_stack_with_qos_keeps_voice_latency_under_load(stack_lab):
     lab, stack, lan, wan = stack_lab
     qdisc = attach_qos(stack, "wan0", f"{rate_mbit()}mbit")
+    # the shaper's own rate (Ethernet frames, as tc counts them) in the steady part of the upload
+    # (iperf3 starts at about 0.3 s and runs 5 s)
+    snapshots = []
+
+    def snapshot():
+        with stack.lock:
+            snapshots.append((time.monotonic(), qdisc.sent_bytes))
+    timers = [threading.Timer(delay, snapshot) for delay in (2.0, 5.0)]
+    for timer in timers:
+        timer.start()
     figures = RESULTS["stack htb+fq_codel"] = measure(lab, lan, wan, 5301)
-    # the shaper's own rate (Ethernet frames, as tc counts them) while iperf3 ran
-    bulk = qdisc.tree.leaves["bulk"]
-    figures["shaped_mbit"] = (bulk.sent_bytes + qdisc.tree.leaves["interactive"].sent_bytes) * 8 / figures["seconds"] / 1e6
+    for timer in timers:
+        timer.join()
+    (t0, sent0), (t1, sent1) = snapshots
+    figures["shaped_mbit"] = (sent1 - sent0) * 8 / (t1 - t0) / 1e6
     figures["codel_drops"] = qdisc.tree.leaves["bulk"].drops.get("codel", 0)
     stats = qdisc.stats()
     figures["departure_late_avg_us"] = stats["departure_late_avg_us"]
