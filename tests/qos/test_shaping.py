@@ -128,3 +128,31 @@ def test_queue_is_bounded_and_drops_are_counted_by_reason():
         qdisc.enqueue(frame(sport=i % 4), 0.0, klass="bulk")
     assert tree.packets == tree.leaves["bulk"].queue.packets == 50
     assert tree.leaves["bulk"].drops["overlimit"] == 200 - 50 - len(wire.sent)
+
+
+def test_a_deeper_tree_borrows_level_by_level():
+    # root 10 -> A (6) -> a1 (3), a2 (3); root -> b (4); every ceil is the link
+    from pynetstack.qos.codel import FqCodel
+    from pynetstack.qos.htb import HtbClass, HtbTree
+
+    def leaf(name, rate):
+        return HtbClass(name, rate * MBIT, 10 * MBIT, 6000, 6000, quantum=int(1514 * rate),
+                        queue=FqCodel(target=60.0, interval=600.0))
+    root = HtbClass("root", 10 * MBIT, 10 * MBIT, 6000)
+    group = root.add(HtbClass("A", 6 * MBIT, 10 * MBIT, 6000))
+    group.add(leaf("a1", 3))
+    group.add(leaf("a2", 3))
+    root.add(leaf("b", 4))
+    tree = HtbTree(root)
+    qdisc, wire = make_qdisc(tree)
+    f1, fb = frame(sport=1), frame(sport=3)
+    end = saturate(qdisc, [("a1", f1)], 10.0)  # alone: borrows from A, then from the root
+    assert sum(len(d) for t, d in wire.sent if t >= 1.0) / (end - 1.0) == pytest.approx(10 * MBIT, rel=0.02)
+    assert tree.leaves["a1"].borrows and group.lends and root.lends
+    wire.sent.clear()
+    end2 = saturate(qdisc, [("a1", f1), ("b", fb)], 10.0, start=end)  # with b busy: A's 6 and b's 4
+    span = end2 - end - 1.0
+    got_a1 = sum(len(d) for t, d in wire.sent if t >= end + 1.0 and d is f1) / span
+    got_b = sum(len(d) for t, d in wire.sent if t >= end + 1.0 and d is fb) / span
+    assert got_a1 == pytest.approx(6 * MBIT, rel=0.03) and got_b == pytest.approx(4 * MBIT, rel=0.03)
+    assert [c.classid for c in root.walk()] == ["1:1", "1:2", "1:3", "1:4", "1:5"]
