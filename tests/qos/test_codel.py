@@ -124,3 +124,24 @@ def test_overlimit_drops_from_the_fattest_flow():
         fq.enqueue(fat, 0.0)
     assert fq.enqueue(thin, 0.0)
     assert dropped == [(fat, "overlimit")] and fq.packets == 10
+
+
+def test_ecn_capable_packets_are_marked_not_dropped():
+    from pynetstack.wire.checksum import internet_checksum, verify
+    data = bytearray(frame(tos=0x02))  # ECT(0)
+    data[24:26] = internet_checksum(bytes(data[14:34])).to_bytes(2, "big")
+    fq = FqCodel(limit=100000)
+    drops = []
+    fq.on_drop = lambda packet, reason: drops.append(reason)
+    sent = []
+    now = 0.0
+    for i in range(1500):  # arrivals at twice the service rate, as in the drop schedule test
+        fq.enqueue(bytes(data), i * 0.001)
+        if i % 2:
+            packet = fq.dequeue(i * 0.001)
+            sent.append(packet[0])
+            now = i * 0.001
+    marked = [f for f in sent if f[15] & 3 == 3]
+    assert not drops and fq.ecn_marks == len(marked) > 5
+    assert all(verify(f[14:34]) for f in marked)
+    assert FqCodel(ecn=False).ecn is False and now > 1.0

@@ -15,7 +15,7 @@ from pynetstack.sim import Simulation
 
 BASE = {"interface": [{"tap": "lan0", "address": "10.0.0.1/24"}, {"tap": "wan0", "address": "10.0.1.1/24"}]}
 GOOD = {
-    "interface": "wan0", "rate": "50mbit", "remark": True, "sla_window": "500ms",
+    "interface": "wan0", "rate": "50mbit", "remark": True, "ecn": False, "sla_window": "500ms",
     "class": {"voice": {"rate": "5mbit", "police": "5mbit", "prio": 0},
               "bulk": {"rate": "10mbit", "ceil": "50mbit", "target": "10ms", "limit": 500}},
     "rule": [{"class": "video", "protocol": "udp", "dport": "5004-5010"}, {"class": "background", "mark": "0x10"}],
@@ -30,7 +30,7 @@ def test_a_good_section_parses():
     assert config.specs["bulk"].target == 0.010 and config.specs["bulk"].limit == 500
     assert [r.klass for r in config.rules] == ["video", "background"]
     assert config.targets["voice"] == {"delay_p99_ms": 8.0, "loss_percent": 0.5}
-    assert config.sla_window == 0.5
+    assert config.sla_window == 0.5 and not config.specs["video"].ecn
     validate(dict(BASE, qos=GOOD))
 
 

@@ -230,19 +230,18 @@ class Classifier:
         return INTERACTIVE if seen < self.sparse_bytes else BULK
 
 
-def remark(frame, dscp: int):
-    """``frame`` with its IPv4 DSCP set to ``dscp`` (ECN bits kept), the header checksum updated
-    incrementally (RFC 1624); the frame itself when it already carries it or is not IPv4."""
+def set_tos(frame, tos: int):
+    """``frame`` with its IPv4 TOS byte set to ``tos``, the header checksum updated incrementally
+    (RFC 1624); the frame itself when it already carries it or is not IPv4."""
     if len(frame) < 34 or frame[12] != 8 or frame[13] != 0:
         return frame
     old = frame[15]
-    new = (dscp << 2) | (old & 3)
-    if old == new:
+    if old == tos:
         return frame
     out = bytearray(frame)
-    out[15] = new
+    out[15] = tos
     old_word = (frame[14] << 8) | old
-    new_word = (frame[14] << 8) | new
+    new_word = (frame[14] << 8) | tos
     csum = (~((frame[24] << 8) | frame[25]) & 0xFFFF) + (~old_word & 0xFFFF) + new_word
     csum = (csum & 0xFFFF) + (csum >> 16)
     csum = (csum & 0xFFFF) + (csum >> 16)
@@ -250,6 +249,13 @@ def remark(frame, dscp: int):
     out[24] = csum >> 8
     out[25] = csum & 0xFF
     return bytes(out)
+
+
+def remark(frame, dscp: int):
+    """``frame`` with its IPv4 DSCP set to ``dscp`` (the ECN bits kept)."""
+    if len(frame) < 34 or frame[12] != 8 or frame[13] != 0:
+        return frame
+    return set_tos(frame, (dscp << 2) | (frame[15] & 3))
 
 
 def class_for(name: str, known: Optional[Iterable[str]] = None, where: str = "class") -> str:

@@ -8,6 +8,9 @@ above ``target`` for a whole ``interval`` starts a dropping state in which drops
 
 A queued packet is a list ``[frame, enqueue time, size]``; the queue is bounded by ``limit``
 packets over all flows (the fattest flow loses its head packet, as Linux's fq_codel does).
+With ``ecn`` (on by default, as in Linux's fq_codel), a packet CoDel would drop that says its
+transport understands ECN (ECT(0) or ECT(1) in its IPv4 header) is marked Congestion
+Experienced and sent instead (RFC 3168, RFC 8289 section 5.6).
 Sans-I/O: ``now`` comes in as an argument.
 """
 
@@ -17,6 +20,8 @@ import zlib
 from collections import deque
 from math import sqrt
 from typing import Callable, Optional
+
+from .classify import set_tos
 
 TARGET = 0.005
 INTERVAL = 0.100
@@ -52,7 +57,7 @@ class FqCodel:
 
     def __init__(self, limit: int = 1000, flows: int = 1024, quantum: int = MTU, target: float = TARGET,
                  interval: float = INTERVAL, mtu: int = MTU,
-                 on_drop: Optional[Callable[[list, str], None]] = None):
+                 on_drop: Optional[Callable[[list, str], None]] = None, ecn: bool = True):
         self.limit = limit
         self.buckets = flows
         self.quantum = quantum
@@ -65,8 +70,10 @@ class FqCodel:
         self.packets = 0
         self.backlog = 0
         self.on_drop = on_drop or (lambda packet, reason: None)
+        self.ecn = ecn
         self.codel_drops = 0
         self.overlimit_drops = 0
+        self.ecn_marks = 0
 
     def __len__(self) -> int:
         return self.packets
@@ -140,16 +147,20 @@ class FqCodel:
             if not ok_to_drop:
                 flow.dropping = False  # sojourn time below target: leave the dropping state
             while flow.dropping and now >= flow.drop_next:
-                self._codel_drop(packet)
                 flow.count += 1
+                if self._mark(packet):  # marked instead of dropped: it goes, the schedule goes on
+                    flow.drop_next = control_law(flow.drop_next, flow.count, self.interval)
+                    break
+                self._codel_drop(packet)
                 packet, ok_to_drop = self._dodequeue(flow, now)
                 if not ok_to_drop:
                     flow.dropping = False
                 else:
                     flow.drop_next = control_law(flow.drop_next, flow.count, self.interval)
         elif ok_to_drop:
-            self._codel_drop(packet)
-            packet, ok_to_drop = self._dodequeue(flow, now)
+            if not self._mark(packet):
+                self._codel_drop(packet)
+                packet, ok_to_drop = self._dodequeue(flow, now)
             flow.dropping = True
             # a dropping state that ended recently resumes near the drop rate it had
             delta = flow.count - flow.lastcount
@@ -160,6 +171,17 @@ class FqCodel:
             flow.lastcount = flow.count
             flow.drop_next = control_law(now, flow.count, self.interval)
         return packet
+
+    def _mark(self, packet) -> bool:
+        """Mark ``packet`` CE when ECN is on and its IPv4 header says ECT; False: not marked."""
+        if not self.ecn or packet is None:
+            return False
+        frame = packet[0]
+        if len(frame) < 34 or frame[12] != 8 or frame[13] != 0 or not frame[15] & 3:
+            return False
+        packet[0] = set_tos(frame, frame[15] | 3)
+        self.ecn_marks += 1
+        return True
 
     def _codel_drop(self, packet) -> None:
         if packet is not None:

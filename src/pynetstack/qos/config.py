@@ -7,6 +7,7 @@
     trust_dscp = true             # classify marked traffic by its DSCP (RFC 4594)
     auto = true                   # guess the class of unmarked traffic
     remark = false                # rewrite the DSCP to the class's on the way out
+    ecn = true                    # CoDel marks ECN-capable packets instead of dropping them
     sla_window = "1s"
 
     [qos.class.voice]             # any of the five classes: fields override the defaults
@@ -35,7 +36,7 @@ from .qdisc import EgressQdisc
 from .sla import TARGET_KEYS, SlaMonitor
 from .tree import ClassSpec, build_tree, default_specs
 
-_KEYS = {"interface", "rate", "burst", "trust_dscp", "auto", "remark", "sla_window", "class", "rule", "sla",
+_KEYS = {"interface", "rate", "burst", "trust_dscp", "auto", "remark", "ecn", "sla_window", "class", "rule", "sla",
          "sparse_bytes"}
 _CLASS_KEYS = {"rate", "ceil", "burst", "cburst", "prio", "quantum", "police", "police_burst", "limit", "target",
                "interval", "flows"}
@@ -115,7 +116,7 @@ def parse(table: Dict[str, Any], where: str = "[qos]", interfaces=None) -> QosCo
             config.burst = parse_size(table["burst"], f"{where}: burst")
     except RateError as exc:
         raise QosConfigError(str(exc)) from None
-    for key in ("trust_dscp", "auto", "remark"):
+    for key in ("trust_dscp", "auto", "remark", "ecn"):
         if key in table and not isinstance(table[key], bool):
             raise QosConfigError(f"{where}: {key} must be true or false, not {table[key]!r}")
     config.trust_dscp = table.get("trust_dscp", True)
@@ -127,6 +128,8 @@ def parse(table: Dict[str, Any], where: str = "[qos]", interfaces=None) -> QosCo
     if sparse is not None:
         config.sparse_bytes = sparse
     config.specs = _classes(table.get("class", {}), config.rate, f"{where}: class")
+    for spec in config.specs.values():
+        spec.ecn = table.get("ecn", True)
     config.rules = _rules(table.get("rule", []), f"{where}: rule")
     config.targets = _targets(table.get("sla", {}), f"{where}: sla")
     return config

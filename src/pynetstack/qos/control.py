@@ -52,7 +52,7 @@ def show(stats: dict) -> str:
                 throughput = figures.get("throughput_mbit", 0.0)
                 lines.append(f" rate {_rate(throughput * 1e6 / 8)} {figures.get('pps', 0):.0f}pps "
                              f"backlog {cls['backlog_bytes']}b {cls['backlog_packets']}p requeues 0 "
-                             f"flows {cls['flows']}")
+                             f"flows {cls['flows']} ecn_mark {cls['ecn_marks']}")
             lines.append(f" lended: {cls['lent']} borrowed: {cls['borrowed']} giants: 0")
             lines.append(f" tokens: {cls['tokens']} ctokens: {cls['ctokens']}")
             if leaf and figures:

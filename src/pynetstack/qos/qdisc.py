@@ -172,7 +172,8 @@ def class_stats(cls: HtbClass) -> dict:
              "overlimits": cls.overlimits, "borrowed": cls.borrows, "lent": cls.lends,
              "tokens": round(cls.bucket.tokens), "ctokens": round(cls.cbucket.tokens)}
     if queue is not None:
-        stats.update(backlog_bytes=queue.backlog, backlog_packets=queue.packets, flows=queue.flow_count())
+        stats.update(backlog_bytes=queue.backlog, backlog_packets=queue.packets, flows=queue.flow_count(),
+                     ecn_marks=queue.ecn_marks)
     if cls.policer is not None:
         stats["police_rate"] = cls.policer.rate
     return stats

@@ -20,12 +20,12 @@ class ClassSpec:
     """What one leaf class is: rates in bytes per second, sizes in bytes."""
 
     __slots__ = ("name", "rate", "ceil", "burst", "cburst", "prio", "quantum", "police", "police_burst",
-                 "limit", "target", "interval", "flows")
+                 "limit", "target", "interval", "flows", "ecn")
 
     def __init__(self, name: str, rate: float, ceil: Optional[float] = None, burst: Optional[int] = None,
                  cburst: Optional[int] = None, prio: int = 1, quantum: Optional[int] = None,
                  police: Optional[float] = None, police_burst: Optional[int] = None, limit: int = 1000,
-                 target: float = TARGET, interval: float = INTERVAL, flows: int = 1024):
+                 target: float = TARGET, interval: float = INTERVAL, flows: int = 1024, ecn: bool = True):
         self.name = name
         self.rate = rate
         self.ceil = ceil
@@ -39,6 +39,7 @@ class ClassSpec:
         self.target = target
         self.interval = interval
         self.flows = flows
+        self.ecn = ecn  # CoDel marks ECN-capable packets instead of dropping them
 
 
 def default_specs(rate: float) -> Dict[str, ClassSpec]:
@@ -73,7 +74,7 @@ def build_tree(rate: float, specs: Iterable[ClassSpec], now: float = 0.0, burst:
             leaf_burst = max(leaf_burst, police_burst)
             leaf_cburst = max(leaf_cburst, police_burst)
         queue = FqCodel(limit=spec.limit, flows=spec.flows, quantum=mtu, target=spec.target,
-                        interval=spec.interval, mtu=mtu)
+                        interval=spec.interval, mtu=mtu, ecn=spec.ecn)
         root.add(HtbClass(spec.name, spec.rate, ceil, leaf_burst, leaf_cburst,
                           spec.prio, spec.quantum or int(mtu * spec.rate / slowest), queue, policer, now))
     return HtbTree(root)
