@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_ids(sub)
     from .lb.cli import register as register_lb
     register_lb(sub)
+    from .qos.cli import register as register_qos
+    register_qos(sub)
 
     try:
         from .dns.cli import register as register_dns

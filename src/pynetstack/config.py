@@ -53,7 +53,7 @@ _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeo
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
 _TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring",
-             "ids", "lb"}
+             "ids", "lb", "qos"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -206,6 +206,12 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
             check_monitoring(config["monitoring"], f"{source}: [monitoring]", base_dir)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if "qos" in config:
+        from .qos.config import parse as check_qos
+        try:
+            check_qos(config["qos"], f"{source}: [qos]", list(names))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return config
 
 
@@ -270,6 +276,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         if "monitoring" in config:
             from .monitor.config import build as build_monitor
             build_monitor(stack, config["monitoring"], base_dir, source)
+        if "qos" in config:
+            from .qos.config import build as build_qos
+            build_qos(stack, config["qos"], f"{source}: [qos]")
     except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         # Validation above covers the stack's own keys; this catches what a section it hands on
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.

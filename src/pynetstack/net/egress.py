@@ -137,10 +137,11 @@ class EgressMixin:
         path.neighbours = neighbours
         device = iface.device
         path.device = device
-        path.send = device.send
-        path.send_parts = device.send_parts
+        path.send = iface.sender()  # the qdisc classifies by the flow (no hooks ran: no context)
+        queued = iface.qdisc is not None  # a qdisc takes whole frames, one wire frame each
+        path.send_parts = None if queued else device.send_parts
         path.send_gso = device.send_gso_parts
-        path.gso_max = device.gso_max
+        path.gso_max = 0 if queued else device.gso_max
         path.mtu = mtu
         path.expires = expires
         path.route_gen = self.routes.generation
@@ -164,7 +165,7 @@ class EgressMixin:
         if route is not None and (route.interface is None or route.multipath):
             route = None  # not a plain unicast route: let ip_send decide
         device = route.interface.device if route is not None else None
-        if (dst in self.local_addresses or route is None or not device.gso_max
+        if (dst in self.local_addresses or route is None or not device.gso_max or route.interface.qdisc is not None
                 or self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
                 or 20 + len(payload) > device.gso_max):
             # the offload went away (a hook was added, the route changed): finish in software
@@ -204,6 +205,6 @@ class EgressMixin:
         if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
             return 0
         route = self.routes.lookup(dst)
-        if route is None or route.interface is None or route.multipath:
+        if route is None or route.interface is None or route.multipath or route.interface.qdisc is not None:
             return 0
         return route.interface.device.gso_max

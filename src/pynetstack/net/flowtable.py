@@ -62,9 +62,10 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self.flows)
 
-    def offer(self, key: tuple, ip, out, next_hop: int, ct, now: float) -> Optional[Flow]:
+    def offer(self, key: tuple, ip, out, next_hop: int, ct, now: float, ctx=None) -> Optional[Flow]:
         """Cache what the full path did to the packet of flow ``key`` that became ``ip`` (after
-        NAT and the TTL decrement) and leaves through ``out`` towards ``next_hop``."""
+        NAT and the TTL decrement) and leaves through ``out`` towards ``next_hop``; ``ctx``'s
+        mark and QoS class go with the flow to the egress queue."""
         if self.max_flows <= 0:  # the flow table is switched off
             return None
         host = self.host
@@ -77,7 +78,7 @@ class FlowTable:
         flow = Flow()
         flow.key = key
         flow.iface = out
-        flow.send = out.device.send
+        flow.send = out.sender(ctx)
         flow.prefix = mac + out.mac
         new_sport, new_dport = sport, dport
         payload = ip.payload

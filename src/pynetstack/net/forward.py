@@ -128,7 +128,7 @@ class ForwardMixin:
         self.counters["ip_forwarded"] += 1
         if (self._output(ip, out, decision.next_hop, now, ctx, coalesced) and ctx is not None and ctx.offload
                 and not self.hooks.every_packet):
-            self.flowtable.offer(ctx.in_flow, ctx.ip, out, decision.next_hop, ctx.ct, now)
+            self.flowtable.offer(ctx.in_flow, ctx.ip, out, decision.next_hop, ctx.ct, now, ctx)
 
     def _route_refuses(self, kind: str, ip, now: float) -> None:
         """Route types that end a packet (``ip route`` blackhole, unreachable, prohibit)."""

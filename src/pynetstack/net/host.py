@@ -421,7 +421,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         payload = bytes(ip.payload)
         mtu = self._mtu_towards(out, ip.dst, now)
         if ip.header_length + len(payload) <= mtu:
-            self._transmit(out, next_hop, ip.build_header(len(payload)) + payload, now)
+            self._transmit(out, next_hop, ip.build_header(len(payload)) + payload, now, ctx)
             return True
         if coalesced and ip.protocol == PROTO_TCP:
             segments = segment_tcp(ip, mtu)
@@ -431,7 +431,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
                           f"{len(segments)} segments for MTU {mtu}")
                 for piece in segments:
                     piece_payload = piece.payload
-                    self._transmit(out, next_hop, piece.build_header(len(piece_payload)) + piece_payload, now)
+                    self._transmit(out, next_hop, piece.build_header(len(piece_payload)) + piece_payload, now, ctx)
                 return True
         if ip.df:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
@@ -441,7 +441,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         self.note(f"fragmentation: {ip.header_length + len(payload)}-byte datagram in {len(pieces)} fragments "
                   f"for MTU {mtu}")
         for piece in pieces:
-            self._transmit(out, next_hop, piece, now)
+            self._transmit(out, next_hop, piece, now, ctx)
         return True
 
     def _mtu_towards(self, out: Interface, dst: int, now: float) -> int:
@@ -452,7 +452,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             del self.pmtu[dst]
         return out.mtu
 
-    def _transmit(self, iface: Interface, next_hop: int, datagram: bytes, now: float) -> None:
+    def _transmit(self, iface: Interface, next_hop: int, datagram: bytes, now: float, ctx=None) -> None:
         if next_hop == LIMITED_BROADCAST or next_hop in self.broadcasts:
             mac = BROADCAST_MAC
         else:
@@ -461,7 +461,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             self.note(f"next hop {ip_to_str(next_hop)} on {iface.name} "
                       + (f"is at {mac_to_str(mac)}" if mac else "unresolved: queued for ARP"))
         if mac is not None:
-            iface.transmit(build_frame(mac, iface.mac, ETH_IPV4, datagram), now)
+            iface.transmit(build_frame(mac, iface.mac, ETH_IPV4, datagram), now, ctx)
             self.note(f"out on {iface.name}: {len(datagram) + 14} bytes")
         elif not iface.neighbours.enqueue(next_hop, datagram, now):
             self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
@@ -490,6 +490,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
                 log.exception("internal error while delivering a looped-back datagram")
         for iface in self.interfaces.values():
             iface.neighbours.poll(now)
+            if iface.qdisc is not None:  # frames the shaper holds leave when their time comes
+                iface.qdisc.poll(now)
         self.reassembler.poll(now)
         if self.flowtable.flows:
             self.flowtable.poll(now)
@@ -504,6 +506,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         if self._loopback:
             return 0.0
         deadlines = [iface.neighbours.next_deadline() for iface in self.interfaces.values()]
+        deadlines.extend(iface.qdisc.next_deadline() for iface in self.interfaces.values() if iface.qdisc is not None)
         deadlines.append(self.reassembler.next_deadline())
         deadlines.append(self.flowtable.next_deadline())
         deadlines.extend(t.next_deadline() for t in self.transports.values())

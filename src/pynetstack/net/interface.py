@@ -18,11 +18,25 @@ class Interface:
         self.neighbours = None  # a NeighbourCache, set by the host that owns the interface
         self.up = True  # administratively and operationally up (routes through it are live)
         self.rx_frames = self.rx_bytes = self.tx_frames = self.tx_bytes = 0
+        # the egress queue (a qos.EgressQdisc) every frame leaves through when QoS is on; None:
+        # frames go straight to the device
+        self.qdisc = None
 
-    def transmit(self, frame: bytes, now: float) -> None:
+    def transmit(self, frame: bytes, now: float, ctx=None) -> None:
+        """Send ``frame``; ``ctx`` (the packet's context, when hooks ran) carries the mark and
+        QoS class to the qdisc."""
         self.tx_frames += 1
         self.tx_bytes += len(frame)
-        self.device.send(frame, now)
+        if self.qdisc is None:
+            self.device.send(frame, now)
+        else:
+            self.qdisc.enqueue_ctx(frame, now, ctx)
+
+    def sender(self, ctx=None):
+        """The ``send(frame, now)`` a cached path (flow table, OutputPath) keeps: the device's,
+        or the qdisc's enqueue with the flow's marks.  Attaching a qdisc bumps the neighbour
+        generation, so cached paths ask again."""
+        return self.device.send if self.qdisc is None else self.qdisc.sender(ctx)
 
     def address_for(self, peer: int) -> Optional[int]:
         """Our address on the subnet of ``peer``, else the first one."""

@@ -1,0 +1,185 @@
+"""QoS cost: forwarding with and without an egress qdisc, and the scheduler's cost per packet.
+
+    .venv/bin/python benchmarks/bench_qos.py          # runs itself on CPython and on PyPy
+
+1. Forwarding, in process (as bench_router.py): 64-byte UDP frames of 16 flows fed to a
+   forwarding stack's ``receive_frame``; modes: no qdisc on the egress (the direct device call),
+   and the default five-class qdisc with a rate too high to hold anything back (so what is
+   measured is classification, enqueue, dequeue and the SLA bookkeeping per frame).
+2. The scheduler alone: 1514-byte frames of 1,000 flows spread over the 5 classes, enqueued
+   and dequeued (HTB + FQ-CoDel) on a virtual clock; cost per packet, and the shaped rate that
+   cost allows (one core doing nothing else: 1514 * 8 bits / cost).  The peer is a bare
+   ``collections.deque`` FIFO doing the same enqueue and dequeue.
+3. The highest rate (25, 50, 100, ... Mbit/s) a backlogged class is shaped to within 2 % on the
+   real clock (the loop sleeping until each departure, frames counted, not sent anywhere).
+Medians of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def forwarding(count: int, repeat: int, with_qdisc: bool) -> float:
+    from bench_router import _frames, _router
+
+    from pynetstack.qos import attach_qos
+    sim, r, ir, il, ow, iw = _router("plain")
+    if with_qdisc:
+        attach_qos(r, "wan0", "100gbit")
+    receive = r.host.receive_frame
+    frames = _frames(ir, il, 16)
+    rates = []
+    for _ in range(repeat + 1):  # the first run warms up (PyPy's JIT)
+        start = time.perf_counter()
+        for i in range(count):
+            receive(ir, frames[i % 16], sim.now)
+        rates.append(count / (time.perf_counter() - start))
+        assert len(iw.device.inbox) == count, f"{len(iw.device.inbox)} of {count} forwarded"
+        iw.device.inbox.clear()
+    return statistics.median(rates[1:])
+
+
+def scheduler(count: int, repeat: int) -> dict:
+    import struct
+
+    from pynetstack.qos.classify import CLASSES
+    from pynetstack.qos.tree import default_tree
+    frames = []
+    for flow in range(1000):
+        ip = struct.pack("!BBHHHBBHII", 0x45, 0, 1500, 0, 0x4000, 64, 17, 0, 0x0A000000 + flow, 0x0B000001)
+        frames.append((CLASSES[flow % 5], b"\x02" * 12 + b"\x08\x00" + ip + struct.pack("!HH", 1024 + flow, 80)
+                       + bytes(1476)))
+    costs = []
+    for _ in range(repeat + 1):
+        tree = default_tree(1e12)  # never out of tokens: the cost, not the rate, is measured
+        leaves = tree.leaves
+        now = 0.0
+        start = time.perf_counter()
+        for i in range(count):
+            klass, data = frames[i % 1000]
+            tree.enqueue(leaves[klass], data, now)
+            if i % 8 == 7:  # a backlog of a few packets per class, as under load
+                for _ in range(8):
+                    tree.dequeue(now)
+            now += 1e-6
+        costs.append((time.perf_counter() - start) / count)
+    fifo_costs = []
+    for _ in range(repeat + 1):
+        queue = deque()
+        start = time.perf_counter()
+        for i in range(count):
+            queue.append([frames[i % 1000][1], 0.0, 1514])
+            if i % 8 == 7:
+                for _ in range(8):
+                    queue.popleft()
+        fifo_costs.append((time.perf_counter() - start) / count)
+    cost = statistics.median(costs[1:])
+    return {"scheduler_us": cost * 1e6, "fifo_us": statistics.median(fifo_costs[1:]) * 1e6,
+            "max_shaped_mbit": 1514 * 8 / cost / 1e6}
+
+
+def shaped_rate_accuracy(rate_mbit: float, seconds: float) -> float:
+    """Shape a backlogged class to ``rate_mbit`` on the real clock for ``seconds`` (frames go to
+    a counter, the loop sleeps until each next departure): the rate achieved over configured."""
+    import struct
+
+    from pynetstack.qos.tree import default_tree
+    from pynetstack.qos.qdisc import EgressQdisc
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 1500, 0, 0x4000, 64, 6, 0, 0x0A000001, 0x0B000001)
+    data = b"\x02" * 12 + b"\x08\x00" + ip + struct.pack("!HH", 40000, 80) + bytes(1476)
+    start = time.perf_counter()
+    qdisc = EgressQdisc(default_tree(rate_mbit * 1e6 / 8, now=start))
+    sent = [0, 0.0]
+
+    def wire(frame, now):
+        if now >= start + 0.2:  # past the initial bursts of the buckets
+            sent[0] += len(frame)
+    qdisc.send = wire
+    queue = qdisc.tree.leaves["bulk"].queue
+    clock = time.perf_counter
+    end = start + seconds
+    now = start
+    while now < end:
+        while queue.packets < 16:
+            qdisc.enqueue(data, now, klass="bulk")
+        qdisc.poll(now)
+        deadline = qdisc.next_deadline() if qdisc.tree.packets else None  # else refill first
+        now = clock()
+        if deadline is not None and deadline > now + 0.0002:
+            time.sleep(deadline - now - 0.0001)
+            now = clock()
+    return sent[0] * 8 / (now - start - 0.2) / 1e6 / rate_mbit
+
+
+def highest_rate(seconds: float = 0.6) -> float:
+    """The highest shaped rate (of 25, 50, 100, ... Mbit/s) held within 2 %."""
+    shaped_rate_accuracy(400, seconds)  # warm-up (PyPy's JIT compiles the loop here)
+    best = 0.0
+    rate = 25.0
+    while rate <= 12800:
+        if abs(shaped_rate_accuracy(rate, seconds) - 1.0) > 0.02:
+            break
+        best = rate
+        rate *= 2
+    return best
+
+
+def measure(count: int, repeat: int) -> dict:
+    results = {"forward pps, no qdisc": forwarding(count, repeat, False),
+               "forward pps, qdisc": forwarding(count, repeat, True)}
+    results.update(scheduler(count, repeat))
+    results["highest_rate_2pct"] = highest_rate()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    default_pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
+    if not os.path.exists(default_pypy):
+        default_pypy = "/work/main/.venv-pypy/bin/python"
+    parser.add_argument("--pypy", default=default_pypy)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.count, args.repeat)))
+        return 0
+    columns = {}
+    for name, python in (("CPython", sys.executable), ("PyPy", args.pypy)):
+        if not os.path.exists(python):
+            continue
+        out = subprocess.run([python, os.path.abspath(__file__), "--child", "--count", str(args.count),
+                              "--repeat", str(args.repeat)], stdout=subprocess.PIPE, text=True, timeout=600,
+                             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+        columns[name] = json.loads(out.stdout)
+    print(f"QoS cost, {args.count} packets x {args.repeat} (median)")
+    print(f"{'':34}" + "".join(f"{name:>14}" for name in columns))
+    rows = [("forward pps, no qdisc", "{:14,.0f}"), ("forward pps, qdisc", "{:14,.0f}"),
+            ("scheduler_us", "{:14.2f}"), ("fifo_us", "{:14.2f}"), ("max_shaped_mbit", "{:14,.0f}"),
+            ("highest_rate_2pct", "{:14,.0f}")]
+    labels = {"scheduler_us": "HTB+FQ-CoDel enqueue+dequeue, us", "fifo_us": "deque FIFO (peer), us",
+              "max_shaped_mbit": "shaped rate that cost allows, Mbit",
+              "highest_rate_2pct": "shaped on the real clock to 2%, Mbit"}
+    for key, fmt in rows:
+        print(f"{labels.get(key, key):34}" + "".join(fmt.format(columns[c][key]) for c in columns))
+    for name, col in columns.items():
+        print(f"{name}: qdisc / no qdisc forwarding = {col['forward pps, qdisc'] / col['forward pps, no qdisc']:.2f}, "
+              f"scheduler / FIFO = {col['scheduler_us'] / col['fifo_us']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
