@@ -54,6 +54,19 @@ class Device(ABC):
         """``send_gso`` for a frame given in parts whose headers take ``hdr_len`` bytes."""
         self.send_gso(b"".join(parts), gso_size, now)
 
+    def hold(self) -> None:  # noqa: B027 - optional: most devices send at once
+        """Let ``send`` queue frames until ``flush`` (a transmit ring then kicks the kernel once
+        per batch instead of once per frame).  The stack's loop holds its devices while it
+        processes a pass, under its lock, and flushes them at the end of the pass."""
+
+    def flush(self, now: float) -> None:  # noqa: B027 - optional: most devices send at once
+        """Hand every frame queued since ``hold`` to the wire and send at once again."""
+
+    def pending(self) -> bool:
+        """Frames are ready to receive, known without a system call (a receive ring); a device
+        that cannot tell says False and is polled by its file descriptor."""
+        return False
+
     def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
 
@@ -91,6 +104,15 @@ class DeviceWrapper(Device):
 
     def send_gso_parts(self, parts, gso_size, hdr_len, now):
         self.inner.send_gso_parts(parts, gso_size, hdr_len, now)
+
+    def hold(self):
+        self.inner.hold()
+
+    def flush(self, now):
+        self.inner.flush(now)
+
+    def pending(self):
+        return self.inner.pending()
 
     def poll(self, now):
         self.inner.poll(now)

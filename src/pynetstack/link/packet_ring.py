@@ -1,0 +1,222 @@
+"""PACKET_MMAP rings on an AF_PACKET socket: a TPACKET_V3 receive ring and a transmit ring.
+
+With rings, the kernel and this process share memory (Documentation/networking/packet_mmap.rst)
+and frames move without a system call each:
+
+* Receive (PACKET_RX_RING, TPACKET_V3): the ring is ``block_nr`` blocks.  The kernel fills one
+  block with frames one after another and hands it over whole (``block_status`` becomes
+  TP_STATUS_USER) when it is full or ``retire_blk_tov`` ms after it was opened; poll() reports the
+  socket readable then.  We read every frame of the block and give the block back
+  (TP_STATUS_KERNEL).  One wake-up and no system call per frame, at the price of up to
+  ``RETIRE_MS`` of delay when the link is idle (the block timer), which a busy loop cannot see past.
+* Transmit (PACKET_TX_RING): fixed slots.  ``send`` writes a frame into the next free slot
+  (TP_STATUS_AVAILABLE) and marks it TP_STATUS_SEND_REQUEST; ``flush`` (one ``send`` of nothing)
+  makes the kernel transmit every requested slot; it gives each slot back when the frame is gone.
+
+The layouts (include/uapi/linux/if_packet.h), little-endian on the machines this runs on:
+
+    tpacket_block_desc: u32 version; u32 offset_to_priv; tpacket_hdr_v1 {u32 block_status;
+        u32 num_pkts; u32 offset_to_first_pkt; u32 blk_len; u64 seq_num; ts_first; ts_last}
+    tpacket3_hdr (48 bytes with alignment): u32 tp_next_offset, tp_sec, tp_nsec, tp_snaplen,
+        tp_len, tp_status; u16 tp_mac, tp_net; u32 tp_rxhash, tp_vlan_tci; u16 tp_vlan_tpid ...
+        followed by a sockaddr_ll (sll_pkttype at +10) and, at tp_mac, the frame.
+
+Memory ordering: the status word is written last, after the data; x86 keeps stores in order and
+never moves a later store before an earlier load, which is all the protocol needs.
+"""
+
+from __future__ import annotations
+
+import mmap
+import socket
+import struct
+from typing import List, Optional
+
+SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_VERSION = 10
+PACKET_TX_RING = 13
+PACKET_LOSS = 14
+PACKET_IGNORE_OUTGOING = 23
+TPACKET_V3 = 2
+
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+TP_STATUS_AVAILABLE = 0
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_WRONG_FORMAT = 4
+
+TPACKET3_HDRLEN = 48            # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+SLL_PKTTYPE = TPACKET3_HDRLEN + 10
+TX_DATA = TPACKET3_HDRLEN       # a transmit slot's frame starts after the header
+
+RX_BLOCK = 1 << 17              # 128 KB: holds a 64 KB GRO frame, or ~900 minimum frames
+RX_BLOCKS = 16
+RX_FRAME = 2048                 # only for the kernel's arithmetic: V3 frames are variable
+RETIRE_MS = 1                   # an idle block is handed over after at most this long
+TX_BLOCK = 1 << 16
+TX_BLOCKS = 8
+
+_req3 = struct.Struct("=7I")
+_block_head = struct.Struct("=II")           # num_pkts, offset_to_first_pkt (at +12)
+_frame_head = struct.Struct("=IIIIIIH")      # next, sec, nsec, snaplen, len, status, mac
+_vlan = struct.Struct("=IH")                 # tp_vlan_tci, tp_vlan_tpid (at +32)
+_u32 = struct.Struct("=I")
+
+
+class RingUnavailable(OSError):
+    """The kernel refused a ring (too old, no memory, not allowed): use the plain socket."""
+
+
+def _tx_frame_size(mtu: int) -> int:
+    size = 2048
+    while size < TX_DATA + 18 + mtu:  # Ethernet header and one VLAN tag
+        size *= 2
+    return size
+
+
+class PacketRings:
+    """The receive and transmit rings of one AF_PACKET socket, mapped into this process."""
+
+    def __init__(self, sock: socket.socket, mtu: int, transmit: bool = True,
+                 ignore_outgoing: bool = True):
+        self._sock = sock
+        fd = sock.fileno()
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            if transmit:  # (only before any ring exists: EBUSY after)
+                sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)  # a bad slot is skipped, not a stall
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _req3.pack(
+                RX_BLOCK, RX_BLOCKS, RX_FRAME, RX_BLOCKS * (RX_BLOCK // RX_FRAME), RETIRE_MS, 0, 0))
+        except OSError as exc:
+            raise RingUnavailable(exc.errno, f"no receive ring: {exc.strerror}") from None
+        rx_size = RX_BLOCK * RX_BLOCKS
+        self.tx_slots = 0
+        self.tx_slot_size = _tx_frame_size(mtu)
+        tx_block = max(TX_BLOCK, self.tx_slot_size)
+        if transmit:
+            try:
+                sock.setsockopt(SOL_PACKET, PACKET_TX_RING, _req3.pack(
+                    tx_block, TX_BLOCKS, self.tx_slot_size, TX_BLOCKS * (tx_block // self.tx_slot_size),
+                    0, 0, 0))
+                self.tx_slots = TX_BLOCKS * (tx_block // self.tx_slot_size)
+            except OSError:
+                self.tx_slots = 0  # receive ring only; sends go through plain send()
+        if ignore_outgoing:
+            try:  # Linux 4.20+: frames leaving the interface do not take ring space
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                pass
+        size = rx_size + self.tx_slots * self.tx_slot_size
+        try:
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as exc:
+            raise RingUnavailable(getattr(exc, "errno", 0) or 12, f"cannot map the rings: {exc}") from None
+        self._block = 0          # the block being read
+        self._left = 0           # frames of it not read yet
+        self._offset = 0         # where the next frame's header starts
+        self._tx_base = rx_size
+        self._tx_next = 0
+        self.tx_pending = 0      # slots requested since the last flush
+        self.tx_full = 0         # frames dropped because every slot was in flight
+        self.tx_oversize = 0     # frames larger than a slot (larger than the MTU allows)
+        self.rx_truncated = 0    # frames larger than a block (never on a sane MTU)
+
+    # ------------------------------------------------------------------ receive
+    def receive(self, batch: int, include_outgoing: bool, finish) -> List[bytes]:
+        """Up to ``batch`` frames from the handed-over blocks.  ``finish(data, status, tci, tpid)``
+        completes a frame (checksum, VLAN tag) or is None to keep frames as captured."""
+        frames: List[bytes] = []
+        ring = self._map
+        unpack_frame = _frame_head.unpack_from
+        left = self._left
+        offset = self._offset
+        base = self._block * RX_BLOCK
+        while len(frames) < batch:
+            if not left:
+                if not ring[base + 8] & TP_STATUS_USER:
+                    break
+                left, first = _block_head.unpack_from(ring, base + 12)
+                offset = base + first
+                if not left:
+                    base = self._release(base)
+                    continue
+            step, _, _, snaplen, length, status, mac = unpack_frame(ring, offset)
+            start = offset + mac
+            data = ring[start:start + snaplen]
+            pkttype = ring[offset + SLL_PKTTYPE]
+            left -= 1
+            offset += step
+            if not left:
+                base = self._release(base)
+            if snaplen < length:
+                self.rx_truncated += 1
+                continue
+            if pkttype == socket.PACKET_OUTGOING and not include_outgoing:
+                continue
+            if finish is not None and status & 0x18:  # TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID
+                tci, tpid = _vlan.unpack_from(ring, offset - step + 32)
+                data = finish(data, status, tci, tpid if status & 0x40 else 0)
+            frames.append(data)
+        self._left = left
+        self._offset = offset
+        return frames
+
+    def _release(self, base: int) -> int:
+        """Give the block at ``base`` back to the kernel; return the next block's offset."""
+        _u32.pack_into(self._map, base + 8, TP_STATUS_KERNEL)
+        self._block = (self._block + 1) % RX_BLOCKS
+        return self._block * RX_BLOCK
+
+    def readable(self) -> bool:
+        """A handed-over block is waiting (a busy loop asks this instead of poll())."""
+        return bool(self._left) or bool(self._map[self._block * RX_BLOCK + 8] & TP_STATUS_USER)
+
+    # ------------------------------------------------------------------ transmit
+    def send(self, frame) -> bool:
+        """Queue ``frame`` in the transmit ring; False when it cannot go (full, too large)."""
+        length = len(frame)
+        if length > self.tx_slot_size - TX_DATA:
+            self.tx_oversize += 1
+            return False
+        ring = self._map
+        slot = self._tx_base + self._tx_next * self.tx_slot_size
+        status = ring[slot + 20]
+        if status != TP_STATUS_AVAILABLE:
+            if status != TP_STATUS_WRONG_FORMAT:
+                self.flush()
+                self.tx_full += 1
+                return True  # dropped, as a full queue drops: not the caller's error
+        ring[slot + TX_DATA:slot + TX_DATA + length] = frame
+        _u32.pack_into(ring, slot + 16, length)
+        ring[slot + 20] = TP_STATUS_SEND_REQUEST
+        self._tx_next = (self._tx_next + 1) % self.tx_slots
+        self.tx_pending += 1
+        if self.tx_pending >= 32:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Have the kernel transmit every requested slot (one system call for the batch)."""
+        if self.tx_pending:
+            self.tx_pending = 0
+            try:
+                self._sock.send(b"", socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except (OSError, ValueError, BufferError):
+                pass
+            self._map = None
+
+
+def open_rings(sock: socket.socket, mtu: int, ignore_outgoing: bool) -> Optional[PacketRings]:
+    """The rings of ``sock``, or None where the kernel has none to give (the plain socket stays)."""
+    try:
+        return PacketRings(sock, mtu, ignore_outgoing=ignore_outgoing)
+    except RingUnavailable:
+        return None
