@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 DEFAULT_BATCH = 64
 
@@ -28,6 +28,9 @@ class Device(ABC):
     mtu = 1500
     gso_max = 0  # the largest TCP datagram send_gso() takes (segmentation offload); 0: none
     mac: Optional[bytes] = None  # a MAC the device imposes (e.g. AF_PACKET's NIC), else None
+    # A call that says, without a system call, whether frames are ready (a receive ring's
+    # status word): what a busy-polling loop asks.  None: ask the file descriptor.
+    pending: Optional[Callable[[], bool]] = None
 
     def fileno(self) -> Optional[int]:
         """A selectable fd that becomes readable when frames arrive, or None."""
@@ -62,11 +65,6 @@ class Device(ABC):
     def flush(self, now: float) -> None:  # noqa: B027 - optional: most devices send at once
         """Hand every frame queued since ``hold`` to the wire and send at once again."""
 
-    def pending(self) -> bool:
-        """Frames are ready to receive, known without a system call (a receive ring); a device
-        that cannot tell says False and is polled by its file descriptor."""
-        return False
-
     def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
 
@@ -86,6 +84,7 @@ class DeviceWrapper(Device):
         self.mtu = inner.mtu
         self.mac = inner.mac
         self.gso_max = inner.gso_max
+        self.pending = inner.pending
 
     def fileno(self):
         return self.inner.fileno()
@@ -110,9 +109,6 @@ class DeviceWrapper(Device):
 
     def flush(self, now):
         self.inner.flush(now)
-
-    def pending(self):
-        return self.inner.pending()
 
     def poll(self, now):
         self.inner.poll(now)

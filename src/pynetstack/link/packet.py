@@ -10,7 +10,7 @@ from typing import List, Optional
 from ..wire.checksum import transport_checksum
 from .base import DEFAULT_BATCH, Device
 from .netns import netns as in_netns
-from .packet_ring import open_rings
+from .packet_ring import TPACKET_V2, TPACKET_V3, open_rings
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -33,16 +33,19 @@ class PacketDevice(Device):
     offload: the checksum field is unfinished) get their transport checksum completed, and a
     VLAN tag the NIC stripped is put back, so the stack above sees frames as on the wire.
 
-    ``ring`` (default: where the kernel gives one) reads frames from a PACKET_MMAP TPACKET_V3
-    receive ring and writes them into a transmit ring (link/packet_ring.py): no system call per
-    frame, one per batch; ``False`` keeps one ``recvmsg``/``send`` per frame.  The ring hands a
-    frame over up to 1 ms late on an idle link (its block timer): a latency-bound user of a
-    quiet link may prefer ``ring=False``.
+    ``ring`` (default: where the kernel gives one) reads frames from a PACKET_MMAP receive ring
+    and writes them into a transmit ring (link/packet_ring.py): no system call per frame, one per
+    batch; ``False`` keeps one ``recvmsg``/``send`` per frame.  The default ring is TPACKET_V2,
+    whose slots are handed over one by one (no added delay); ``ring="v3"`` takes TPACKET_V3,
+    whose blocks wake the reader less often but hand a frame on an idle link over up to 1 ms
+    late (a block timer), for a router that cares for nothing but packets per second.
     """
 
     def __init__(self, ifname: str, promiscuous: bool = False, netns: Optional[str] = None,
                  include_outgoing: bool = False, as_captured: bool = False,
-                 ring: Optional[bool] = None):
+                 ring=None):
+        if ring not in (None, True, False, "v2", "v3"):
+            raise ValueError(f"ring={ring!r}: say None (where it works), True, False, 'v2' or 'v3'")
         self.include_outgoing = include_outgoing  # a capture wants both directions; a stack only input
         self.as_captured = as_captured  # keep frames exactly as the kernel gave them (like tcpdump)
         self._rings = None
@@ -51,7 +54,8 @@ class PacketDevice(Device):
             self._open(ifname, promiscuous)
             self.mtu = interface_mtu(self._sock, ifname)
             if ring is None or ring:
-                self._rings = open_rings(self._sock, self.mtu, ignore_outgoing=not include_outgoing)
+                version = TPACKET_V3 if ring == "v3" else TPACKET_V2
+                self._rings = open_rings(self._sock, self.mtu, not include_outgoing, version)
                 if self._rings is None:
                     if ring:
                         self._sock.close()
@@ -60,6 +64,7 @@ class PacketDevice(Device):
                     self._open(ifname, promiscuous)
         self.name = ifname
         self._finish = None if as_captured else _finish_frame
+        self.pending = self._rings.readable if self._rings is not None else None
 
     @property
     def ring(self) -> bool:
@@ -108,10 +113,6 @@ class PacketDevice(Device):
             pass
         return frames
 
-    def pending(self) -> bool:
-        """Frames are waiting in the receive ring (a busy-polling loop asks without a system call)."""
-        return self._rings is not None and self._rings.readable()
-
     def send(self, frame: bytes, now: float) -> None:
         rings = self._rings
         if rings is not None and rings.tx_slots:
@@ -137,6 +138,7 @@ class PacketDevice(Device):
             self._rings.flush()
             self._rings.close()
             self._rings = None
+            self.pending = None
         self._sock.close()
 
 

@@ -1,19 +1,27 @@
-"""PACKET_MMAP rings on an AF_PACKET socket: a TPACKET_V3 receive ring and a transmit ring.
+"""PACKET_MMAP rings on an AF_PACKET socket: a receive ring (TPACKET_V2 or V3) and a transmit ring.
 
 With rings, the kernel and this process share memory (Documentation/networking/packet_mmap.rst)
 and frames move without a system call each:
 
-* Receive (PACKET_RX_RING, TPACKET_V3): the ring is ``block_nr`` blocks.  The kernel fills one
-  block with frames one after another and hands it over whole (``block_status`` becomes
-  TP_STATUS_USER) when it is full or ``retire_blk_tov`` ms after it was opened; poll() reports the
-  socket readable then.  We read every frame of the block and give the block back
-  (TP_STATUS_KERNEL).  One wake-up and no system call per frame, at the price of up to
-  ``RETIRE_MS`` of delay when the link is idle (the block timer), which a busy loop cannot see past.
+* Receive, TPACKET_V3: the ring is ``block_nr`` blocks.  The kernel fills one block with frames
+  one after another and hands it over whole (``block_status`` becomes TP_STATUS_USER) when it is
+  full or ``retire_blk_tov`` ms after it was opened; poll() reports the socket readable then.
+  We read every frame of the block and give the block back (TP_STATUS_KERNEL).  The fewest
+  wake-ups, but a frame on an idle link waits up to ``RETIRE_MS`` for its block's timer (ping
+  over a veth: 1 ms instead of 0.1), and a busy loop cannot look into a block not handed over.
+* Receive, TPACKET_V2 (the default): fixed slots, each handed over on its own (``tp_status``
+  TP_STATUS_USER) with a wake-up per frame, as the plain socket has: no added delay, and a busy
+  loop sees a frame the moment its status word flips, without a system call.  A frame larger
+  than a slot is copied to the socket's queue as well (PACKET_COPY_THRESH; TP_STATUS_COPY in
+  the slot) and read from there.
 * Transmit (PACKET_TX_RING): fixed slots.  ``send`` writes a frame into the next free slot
   (TP_STATUS_AVAILABLE) and marks it TP_STATUS_SEND_REQUEST; ``flush`` (one ``send`` of nothing)
   makes the kernel transmit every requested slot; it gives each slot back when the frame is gone.
 
 The layouts (include/uapi/linux/if_packet.h), little-endian on the machines this runs on:
+
+    tpacket2_hdr (32 bytes): u32 tp_status, tp_len, tp_snaplen; u16 tp_mac, tp_net;
+        u32 tp_sec, tp_nsec; u16 tp_vlan_tci, tp_vlan_tpid; then a sockaddr_ll at +32
 
     tpacket_block_desc: u32 version; u32 offset_to_priv; tpacket_hdr_v1 {u32 block_status;
         u32 num_pkts; u32 offset_to_first_pkt; u32 blk_len; u64 seq_num; ts_first; ts_last}
@@ -36,8 +44,10 @@ SOL_PACKET = 263
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
 PACKET_TX_RING = 13
+PACKET_COPY_THRESH = 7
 PACKET_LOSS = 14
 PACKET_IGNORE_OUTGOING = 23
+TPACKET_V2 = 1
 TPACKET_V3 = 2
 
 TP_STATUS_KERNEL = 0
@@ -46,18 +56,27 @@ TP_STATUS_AVAILABLE = 0
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_WRONG_FORMAT = 4
 
+TP_STATUS_COPY = 2
+TPACKET2_HDRLEN = 32            # TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 TPACKET3_HDRLEN = 48            # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 SLL_PKTTYPE = TPACKET3_HDRLEN + 10
-TX_DATA = TPACKET3_HDRLEN       # a transmit slot's frame starts after the header
+SLL_PKTTYPE_V2 = TPACKET2_HDRLEN + 10
+TX_DATA = {TPACKET_V2: TPACKET2_HDRLEN, TPACKET_V3: TPACKET3_HDRLEN}  # a transmit slot's frame
+TX_STATUS = {TPACKET_V2: 0, TPACKET_V3: 20}                          # ... and its tp_status
+TX_LEN = {TPACKET_V2: 4, TPACKET_V3: 16}                             # ... and its tp_len
 
 RX_BLOCK = 1 << 17              # 128 KB: holds a 64 KB GRO frame, or ~900 minimum frames
 RX_BLOCKS = 16
 RX_FRAME = 2048                 # only for the kernel's arithmetic: V3 frames are variable
 RETIRE_MS = 1                   # an idle block is handed over after at most this long
+RX_SLOTS = 512                  # V2: 1 MB of 2 KB slots
 TX_BLOCK = 1 << 16
 TX_BLOCKS = 8
 
+_req = struct.Struct("=4I")
 _req3 = struct.Struct("=7I")
+_slot_head = struct.Struct("=IIIH")          # V2: status, len, snaplen, mac
+_vlan2 = struct.Struct("=HH")                # V2: tp_vlan_tci, tp_vlan_tpid (at +24)
 _block_head = struct.Struct("=II")           # num_pkts, offset_to_first_pkt (at +12)
 _frame_head = struct.Struct("=IIIIIIH")      # next, sec, nsec, snaplen, len, status, mac
 _vlan = struct.Struct("=IH")                 # tp_vlan_tci, tp_vlan_tpid (at +32)
@@ -68,9 +87,10 @@ class RingUnavailable(OSError):
     """The kernel refused a ring (too old, no memory, not allowed): use the plain socket."""
 
 
-def _tx_frame_size(mtu: int) -> int:
+def _slot_size(mtu: int) -> int:
+    """A power of two that holds header, sockaddr_ll, alignment and a tagged frame of ``mtu``."""
     size = 2048
-    while size < TX_DATA + 18 + mtu:  # Ethernet header and one VLAN tag
+    while size < 96 + 18 + mtu:
         size *= 2
     return size
 
@@ -79,29 +99,47 @@ class PacketRings:
     """The receive and transmit rings of one AF_PACKET socket, mapped into this process."""
 
     def __init__(self, sock: socket.socket, mtu: int, transmit: bool = True,
-                 ignore_outgoing: bool = True):
+                 ignore_outgoing: bool = True, version: int = TPACKET_V2, receive: bool = True):
+        if version not in (TPACKET_V2, TPACKET_V3):
+            raise ValueError(f"TPACKET version {version}: only V2 ({TPACKET_V2}) and V3 ({TPACKET_V3})")
         self._sock = sock
+        self.version = version
         fd = sock.fileno()
+        slot = _slot_size(mtu)
         try:
-            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, version)
             if transmit:  # (only before any ring exists: EBUSY after)
                 sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)  # a bad slot is skipped, not a stall
-            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _req3.pack(
-                RX_BLOCK, RX_BLOCKS, RX_FRAME, RX_BLOCKS * (RX_BLOCK // RX_FRAME), RETIRE_MS, 0, 0))
+            if not receive:
+                rx_size = 0
+            elif version == TPACKET_V3:
+                sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _req3.pack(
+                    RX_BLOCK, RX_BLOCKS, RX_FRAME, RX_BLOCKS * (RX_BLOCK // RX_FRAME), RETIRE_MS, 0, 0))
+                rx_size = RX_BLOCK * RX_BLOCKS
+            else:
+                sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)  # too large for a slot: to the queue too
+                sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _req.pack(
+                    max(TX_BLOCK, slot), RX_SLOTS * slot // max(TX_BLOCK, slot), slot, RX_SLOTS))
+                rx_size = RX_SLOTS * slot
         except OSError as exc:
             raise RingUnavailable(exc.errno, f"no receive ring: {exc.strerror}") from None
-        rx_size = RX_BLOCK * RX_BLOCKS
+        self.rx_slot_size = slot
+        self._rx_slot = 0
         self.tx_slots = 0
-        self.tx_slot_size = _tx_frame_size(mtu)
-        tx_block = max(TX_BLOCK, self.tx_slot_size)
+        self.tx_slot_size = slot
+        tx_block = max(TX_BLOCK, slot)
         if transmit:
             try:
-                sock.setsockopt(SOL_PACKET, PACKET_TX_RING, _req3.pack(
-                    tx_block, TX_BLOCKS, self.tx_slot_size, TX_BLOCKS * (tx_block // self.tx_slot_size),
-                    0, 0, 0))
-                self.tx_slots = TX_BLOCKS * (tx_block // self.tx_slot_size)
+                nr = TX_BLOCKS * (tx_block // slot)
+                req = (_req3.pack(tx_block, TX_BLOCKS, slot, nr, 0, 0, 0) if version == TPACKET_V3
+                       else _req.pack(tx_block, TX_BLOCKS, slot, nr))
+                sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
+                self.tx_slots = nr
             except OSError:
                 self.tx_slots = 0  # receive ring only; sends go through plain send()
+        self._tx_data = TX_DATA[version]
+        self._tx_status = TX_STATUS[version]
+        self._tx_len = TX_LEN[version]
         if ignore_outgoing:
             try:  # Linux 4.20+: frames leaving the interface do not take ring space
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -122,10 +160,63 @@ class PacketRings:
         self.tx_oversize = 0     # frames larger than a slot (larger than the MTU allows)
         self.rx_truncated = 0    # frames larger than a block (never on a sane MTU)
 
+        self.receive = self._receive_v3 if version == TPACKET_V3 else self._receive_v2
+        self.readable = self._readable_v3 if version == TPACKET_V3 else self._readable_v2
+
     # ------------------------------------------------------------------ receive
     def receive(self, batch: int, include_outgoing: bool, finish) -> List[bytes]:
-        """Up to ``batch`` frames from the handed-over blocks.  ``finish(data, status, tci, tpid)``
-        completes a frame (checksum, VLAN tag) or is None to keep frames as captured."""
+        """Up to ``batch`` frames from the ring.  ``finish(data, status, tci, tpid)`` completes
+        a frame (checksum, VLAN tag) or is None to keep frames as captured.  (Bound in __init__
+        to the version's reader.)"""
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        """A frame is waiting: what a busy loop asks instead of poll(), without a system call."""
+        raise NotImplementedError
+
+    def _receive_v2(self, batch: int, include_outgoing: bool, finish) -> List[bytes]:
+        frames: List[bytes] = []
+        ring = self._map
+        size = self.rx_slot_size
+        index = self._rx_slot
+        unpack_slot = _slot_head.unpack_from
+        pack_status = _u32.pack_into
+        while len(frames) < batch:
+            slot = index * size
+            status, length, snaplen, mac = unpack_slot(ring, slot)
+            if not status & TP_STATUS_USER:
+                break
+            if status & TP_STATUS_COPY:  # larger than a slot: the whole frame is in the queue
+                data = self._copied()
+            else:
+                data = ring[slot + mac:slot + mac + snaplen]
+            pkttype = ring[slot + SLL_PKTTYPE_V2]
+            if finish is not None and status & 0x18:  # TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID
+                tci, tpid = _vlan2.unpack_from(ring, slot + 24)
+            pack_status(ring, slot, TP_STATUS_KERNEL)  # the slot back to the kernel (all 32 bits:
+            # the kernel adds timestamp flags above the low byte and compares the whole word)
+            index = index + 1 if index + 1 < RX_SLOTS else 0
+            if data is None:
+                continue
+            if pkttype == socket.PACKET_OUTGOING and not include_outgoing:
+                continue
+            if finish is not None and status & 0x18:
+                data = finish(data, status, tci, tpid if status & 0x40 else 0)
+            frames.append(data)
+        self._rx_slot = index
+        return frames
+
+    def _copied(self) -> Optional[bytes]:
+        try:
+            return self._sock.recv(262144, socket.MSG_DONTWAIT)
+        except OSError:
+            self.rx_truncated += 1  # the queue overflowed meanwhile: the frame is lost
+            return None
+
+    def _readable_v2(self) -> bool:
+        return bool(self._map[self._rx_slot * self.rx_slot_size] & TP_STATUS_USER)
+
+    def _receive_v3(self, batch: int, include_outgoing: bool, finish) -> List[bytes]:
         frames: List[bytes] = []
         ring = self._map
         unpack_frame = _frame_head.unpack_from
@@ -168,28 +259,28 @@ class PacketRings:
         self._block = (self._block + 1) % RX_BLOCKS
         return self._block * RX_BLOCK
 
-    def readable(self) -> bool:
-        """A handed-over block is waiting (a busy loop asks this instead of poll())."""
+    def _readable_v3(self) -> bool:
         return bool(self._left) or bool(self._map[self._block * RX_BLOCK + 8] & TP_STATUS_USER)
 
     # ------------------------------------------------------------------ transmit
     def send(self, frame) -> bool:
         """Queue ``frame`` in the transmit ring; False when it cannot go (full, too large)."""
         length = len(frame)
-        if length > self.tx_slot_size - TX_DATA:
+        data = self._tx_data
+        if length > self.tx_slot_size - data:
             self.tx_oversize += 1
             return False
         ring = self._map
         slot = self._tx_base + self._tx_next * self.tx_slot_size
-        status = ring[slot + 20]
+        status = ring[slot + self._tx_status]  # (the low byte: flags above it are timestamps)
         if status != TP_STATUS_AVAILABLE:
             if status != TP_STATUS_WRONG_FORMAT:
                 self.flush()
                 self.tx_full += 1
                 return True  # dropped, as a full queue drops: not the caller's error
-        ring[slot + TX_DATA:slot + TX_DATA + length] = frame
-        _u32.pack_into(ring, slot + 16, length)
-        ring[slot + 20] = TP_STATUS_SEND_REQUEST
+        ring[slot + data:slot + data + length] = frame
+        _u32.pack_into(ring, slot + self._tx_len, length)
+        _u32.pack_into(ring, slot + self._tx_status, TP_STATUS_SEND_REQUEST)
         self._tx_next = (self._tx_next + 1) % self.tx_slots
         self.tx_pending += 1
         if self.tx_pending >= 32:
@@ -214,9 +305,10 @@ class PacketRings:
             self._map = None
 
 
-def open_rings(sock: socket.socket, mtu: int, ignore_outgoing: bool) -> Optional[PacketRings]:
+def open_rings(sock: socket.socket, mtu: int, ignore_outgoing: bool,
+               version: int = TPACKET_V2) -> Optional[PacketRings]:
     """The rings of ``sock``, or None where the kernel has none to give (the plain socket stays)."""
     try:
-        return PacketRings(sock, mtu, ignore_outgoing=ignore_outgoing)
+        return PacketRings(sock, mtu, ignore_outgoing=ignore_outgoing, version=version)
     except RingUnavailable:
         return None
