@@ -4,7 +4,8 @@ polling, over a TAP and over a veth through AF_PACKET) against the kernel's own.
     sudo .venv/bin/python benchmarks/bench_ping.py [--repeat 3] [--count 10000] [--busy-us 200]
 
 The peer is the Linux kernel answering over a veth in the same run: same tool (ping), same
-kind of link, same machine.  Medians of --repeat runs; ratios are ours / kernel's.  "CPU" is the
+kind of link, same machine.  The stack runs on CPU 1 and ping on CPU 0 (a busy-polling loop
+needs a core of its own: sharing one, it delays the very process it waits for).  Medians of --repeat runs; ratios are ours / kernel's.  "CPU" is the
 stack process's CPU time over wall time while ping runs at 500 requests/s (rtt) and while it
 floods: what busy polling costs.
 """
@@ -32,7 +33,7 @@ def ping_stats(lab, ns, target, count, flood, preload=0):
     args += ["-f"] if flood else ["-i", "0.002"]
     if preload:
         args += ["-l", str(preload)]
-    result = lab.run(ns, *args, target, timeout=180)
+    result = lab.run(ns, "taskset", "-c", "0", *args, target, timeout=180)
     rtt = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", result.stdout)
     received = re.search(r"(\d+) received.*time (\d+)ms", result.stdout)
     if not rtt or not received:
@@ -64,7 +65,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_stack(lab, ns, python, kind, ifname, cidr, host_cidr, busy_us):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    process = lab.popen(ns, python, os.path.abspath(__file__), "serve", kind, ifname, cidr, host_cidr,
+    process = lab.popen(ns, "taskset", "-c", "1", python, os.path.abspath(__file__), "serve", kind, ifname, cidr, host_cidr,
                         str(busy_us), env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
