@@ -59,17 +59,21 @@ class Icmp:
 
     @staticmethod  # (not a classmethod: no bound method is made per call)
     def parse(data, check: bool = True) -> Icmp:
-        n = len(data)
-        if n < HEADER_LEN:
-            raise MalformedPacket("icmp-truncated", f"{n} bytes")
+        try:  # (a try costs nothing until it catches: cheaper than a length test first)
+            kind, code, csum, rest = _unpack(data)
+        except struct.error:
+            raise MalformedPacket("icmp-truncated", f"{len(data)} bytes") from None
         if check:  # checksum.verify inlined: the sum of a valid message is 0xFFFF, never 0
             value = _from_bytes(data, "big")
-            if n & 1:
+            if len(data) & 1:
                 value <<= 8
             if not value or value % 0xFFFF:
                 raise MalformedPacket("icmp-bad-checksum")
         self = _new(Icmp)
-        self.type, self.code, self.checksum, self.rest = _unpack(data)
+        self.type = kind
+        self.code = code
+        self.checksum = csum
+        self.rest = rest
         self.payload = (data if type(data) is memoryview else memoryview(data))[HEADER_LEN:]
         return self
 
