@@ -165,8 +165,10 @@ class Stack:
         with self.lock:
             deadline = self.next_deadline()
         timeout = max_wait if deadline is None else min(max_wait, max(0.0, deadline - self.now()))
-        events = self._spin(timeout) if self.busy_poll > 0 and timeout > 0 else None
-        if events is None:
+        received = self._spin(timeout) if self.busy_poll > 0 and timeout > 0 else None
+        events = ()
+        if received is None:
+            received = ()
             if timeout > 0:
                 self.loop_stats["sleeps"] += 1
             events = self._selector.select(timeout)
@@ -177,22 +179,15 @@ class Stack:
             for iface in interfaces:
                 iface.device.hold()
             try:
+                for iface, frames in received:
+                    for frame in frames:
+                        receive(iface, frame, now)
                 for key, _ in events:
                     iface = key.data
                     if iface is None:
-                        try:
-                            while os.read(self._wake_r, 4096):
-                                pass
-                        except BlockingIOError:
-                            pass
+                        self._drain_wake_pipe()
                         continue
-                    try:
-                        frames = iface.device.receive(now)
-                    except OSError as exc:  # e.g. the interface went down: keep serving the others
-                        self.host.counters["device_errors"] += 1
-                        log.warning("%s: receive failed: %s", iface.name, exc)
-                        continue
-                    for frame in frames:
+                    for frame in self._receive(iface, now):
                         receive(iface, frame, now)
                 # Poll after every batch: transports answer a batch at once (IPv4Host.delivers_in_batches).
                 self.poll(now)
@@ -201,32 +196,54 @@ class Stack:
                     iface.device.flush(now)
             self.loop_stats["passes"] += 1
 
+    def _receive(self, iface: Interface, now: float) -> List[bytes]:
+        try:
+            return iface.device.receive(now)
+        except OSError as exc:  # e.g. the interface went down: keep serving the others
+            self.host.counters["device_errors"] += 1
+            log.warning("%s: receive failed: %s", iface.name, exc)
+            return []
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
     def _spin(self, timeout: float):
-        """Busy polling: ask the devices (and the wake-up pipe) without sleeping, for at most
-        ``busy_poll`` seconds and never past ``timeout``; the events, or None to go to sleep.
-        A device with a receive ring answers from memory (``pending``); the selector, a system
-        call, is asked every few turns for the others and the wake-up pipe."""
+        """Busy polling: receive from the devices without sleeping, for at most ``busy_poll``
+        seconds and never past ``timeout``.  Returns [(interface, frames)] as soon as one has
+        frames ([] when an API call woke the loop), or None to go to sleep.  A device with a
+        receive ring answers from memory (``pending``) without a system call; another is read
+        directly (one non-blocking read: cheaper than asking the selector, then reading); the
+        selector is asked every few turns, for the wake-up pipe."""
         select = self._selector.select
-        get_key = self._selector.get_key
         clock = time.monotonic
         end = clock() + min(self.busy_poll, timeout)
         stats = self.loop_stats
         stats["spins"] += 1
-        ringed = [iface for iface in self.host.interfaces.values() if iface.device.pending is not None]
-        every = 8 if ringed and len(ringed) == len(self.host.interfaces) else 1
+        interfaces = list(self.host.interfaces.values())
         turn = 0
         while True:
-            for iface in ringed:
-                if iface.device.pending():
-                    stats["spin_hits"] += 1
-                    return [(get_key(iface.device.fileno()), selectors.EVENT_READ)]
+            now = clock()
+            got = []
+            for iface in interfaces:
+                pending = iface.device.pending
+                if pending is None or pending():
+                    frames = self._receive(iface, now)
+                    if frames:
+                        got.append((iface, frames))
+            if got:
+                stats["spin_hits"] += 1
+                return got
             turn += 1
-            if turn % every == 0:
-                events = select(0)
-                if events:
-                    stats["spin_hits"] += 1
-                    return events
-            if clock() >= end:
+            if turn & 7 == 0:
+                for key, _ in select(0):
+                    if key.data is None:
+                        self._drain_wake_pipe()
+                        return []
+            if now >= end:
                 return None
 
     def poll(self, now: float) -> None:
