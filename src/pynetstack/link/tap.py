@@ -25,11 +25,45 @@ MAX_FRAME = 65536
 GSO_MAX = 65535                 # the largest IPv4 datagram handed down in one piece
 
 
-def _writev(fd: int, parts) -> None:
+def _writev_joined(fd: int, parts) -> None:
     os.write(fd, b"".join(parts))
 
 
-writev = getattr(os, "writev", _writev)  # PyPy's os has no writev
+def _writev_cffi():
+    """writev(2) through cffi, for PyPy 3.9 whose ``os`` has none: joining a 64 KB segment's
+    parts first cost PyPy a quarter of its time sending (b"".join is slow there); handing the
+    kernel the parts' own buffers copies nothing.  None where cffi is missing."""
+    try:
+        import cffi
+    except ImportError:
+        return None
+    ffi = cffi.FFI()
+    ffi.cdef("struct iovec { void *iov_base; size_t iov_len; };"
+             "ssize_t writev(int fd, const struct iovec *iov, int iovcnt);")
+    try:
+        libc = ffi.dlopen(None)
+    except OSError:
+        return None
+    from_buffer = ffi.from_buffer
+    new = ffi.new
+    call = libc.writev
+
+    def writev(fd: int, parts) -> int:
+        buffers = [from_buffer(part) for part in parts]  # kept alive until the call returns
+        iov = new("struct iovec[]", len(buffers))  # per call: the loop and API threads may both send
+        for i, buffer in enumerate(buffers):
+            iov[i].iov_base = buffer
+            iov[i].iov_len = len(buffer)
+        written = call(fd, iov, len(buffers))
+        if written < 0:
+            err = ffi.errno
+            raise OSError(err, os.strerror(err))
+        return written
+
+    return writev
+
+
+writev = getattr(os, "writev", None) or _writev_cffi() or _writev_joined
 
 
 class TapDevice(Device):
@@ -137,7 +171,7 @@ class TapDevice(Device):
 
     def send_parts(self, parts, now: float) -> None:
         """Send one frame given as a tuple of byte strings (headers, payload): one ``writev``,
-        no join (PyPy, which has no ``os.writev``, joins them)."""
+        no join (PyPy, which has no ``os.writev``, calls writev(2) through cffi)."""
         try:
             if self._hdr:
                 writev(self._fd, (vnet.ZERO_HEADER,) + parts)
