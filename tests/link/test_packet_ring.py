@@ -175,3 +175,18 @@ def test_both_ring_versions_carry_jumbo_and_small_frames(veth, version):
 def test_bad_ring_choice_is_one_clear_error():
     with pytest.raises(ValueError, match="ring="):
         PacketDevice("lo", ring="v9")
+
+
+@pytest.mark.parametrize("ring", [True, False], ids=["tx-ring", "sendmsg"])
+def test_send_parts_is_the_joined_frame(veth, ring):
+    lab, a, b = veth
+    device = PacketDevice("pnrgb", netns=b, ring=ring)
+    listener = PacketDevice("pnrga", netns=a, ring=False)
+    try:
+        frames = [udp_frame(i, size=100 + i) for i in range(20)]
+        for frame in frames:
+            device.send_parts((frame[:14], memoryview(frame)[14:34], bytearray(frame[34:])), 0.0)
+        assert [f for f in drain(listener, len(frames)) if f[6:12] == MAC_A] == frames
+    finally:
+        device.close()
+        listener.close()

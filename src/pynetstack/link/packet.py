@@ -125,6 +125,20 @@ class PacketDevice(Device):
         except (BlockingIOError, OSError):
             pass
 
+    def send_parts(self, parts, now: float) -> None:
+        """One frame given as a tuple of byte strings, never joined: written part by part into
+        a transmit-ring slot, or handed to sendmsg(2) as a scatter list."""
+        rings = self._rings
+        if rings is not None and rings.tx_slots:
+            rings.send_parts(parts)
+            if not self._held:
+                rings.flush()
+            return
+        try:
+            self._sock.sendmsg(parts)
+        except (BlockingIOError, OSError):
+            pass
+
     def hold(self) -> None:
         self._held = True
 

@@ -150,6 +150,7 @@ class PacketRings:
             self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except (OSError, ValueError) as exc:
             raise RingUnavailable(getattr(exc, "errno", 0) or 12, f"cannot map the rings: {exc}") from None
+        self._view = memoryview(self._map)
         self._block = 0          # the block being read
         self._left = 0           # frames of it not read yet
         self._offset = 0         # where the next frame's header starts
@@ -266,26 +267,54 @@ class PacketRings:
     def send(self, frame) -> bool:
         """Queue ``frame`` in the transmit ring; False when it cannot go (full, too large)."""
         length = len(frame)
-        data = self._tx_data
-        if length > self.tx_slot_size - data:
+        slot = self._claim(length)
+        if slot < 0:
+            return slot == -1
+        start = slot + self._tx_data
+        self._view[start:start + length] = frame
+        self._commit(slot, length)
+        return True
+
+    def send_parts(self, parts) -> bool:
+        """``send`` for a frame given as a tuple of byte strings: each written into the slot in
+        turn, never joined."""
+        length = 0
+        for part in parts:
+            length += len(part)
+        slot = self._claim(length)
+        if slot < 0:
+            return slot == -1
+        ring = self._view  # (a memoryview takes any buffer; PyPy's mmap only bytes)
+        start = slot + self._tx_data
+        for part in parts:
+            end = start + len(part)
+            ring[start:end] = part
+            start = end
+        self._commit(slot, length)
+        return True
+
+    def _claim(self, length: int) -> int:
+        """The offset of the next free slot for ``length`` bytes; -1 when every slot is in
+        flight (the frame is dropped, as a full queue drops), -2 when it is too large."""
+        if length > self.tx_slot_size - self._tx_data:
             self.tx_oversize += 1
-            return False
-        ring = self._map
+            return -2
         slot = self._tx_base + self._tx_next * self.tx_slot_size
-        status = ring[slot + self._tx_status]  # (the low byte: flags above it are timestamps)
-        if status != TP_STATUS_AVAILABLE:
-            if status != TP_STATUS_WRONG_FORMAT:
-                self.flush()
-                self.tx_full += 1
-                return True  # dropped, as a full queue drops: not the caller's error
-        ring[slot + data:slot + data + length] = frame
+        status = self._map[slot + self._tx_status]  # (the low byte: flags above it are timestamps)
+        if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT:
+            self.flush()
+            self.tx_full += 1
+            return -1
+        return slot
+
+    def _commit(self, slot: int, length: int) -> None:
+        ring = self._map
         _u32.pack_into(ring, slot + self._tx_len, length)
-        _u32.pack_into(ring, slot + self._tx_status, TP_STATUS_SEND_REQUEST)
+        _u32.pack_into(ring, slot + self._tx_status, TP_STATUS_SEND_REQUEST)  # last: the kernel may go
         self._tx_next = (self._tx_next + 1) % self.tx_slots
         self.tx_pending += 1
         if self.tx_pending >= 32:
             self.flush()
-        return True
 
     def flush(self) -> None:
         """Have the kernel transmit every requested slot (one system call for the batch)."""
@@ -298,6 +327,7 @@ class PacketRings:
 
     def close(self) -> None:
         if self._map is not None:
+            self._view.release()
             try:
                 self._map.close()
             except (OSError, ValueError, BufferError):
