@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from .checksum import internet_checksum
+from .checksum import word_value as _word_value  # int.from_bytes on CPython
 from .errors import MalformedPacket
 
 _new = object.__new__  # a parsed header skips __init__ (and object.__new__ is found faster)
@@ -41,7 +42,6 @@ HEADER_LEN = 8
 _hdr = struct.Struct("!BBHI")
 _unpack = _hdr.unpack_from
 _echo = struct.Struct("!BBHHH")
-_from_bytes = int.from_bytes
 
 
 class Icmp:
@@ -64,7 +64,7 @@ class Icmp:
         except struct.error:
             raise MalformedPacket("icmp-truncated", f"{len(data)} bytes") from None
         if check:  # checksum.verify inlined: the sum of a valid message is 0xFFFF, never 0
-            value = _from_bytes(data, "big")
+            value = _word_value(data, "big")
             if len(data) & 1:
                 value <<= 8
             if not value or value % 0xFFFF:

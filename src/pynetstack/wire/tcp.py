@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from .checksum import word_value as _word_value  # int.from_bytes on CPython
 from .errors import MalformedPacket
 
 _new = object.__new__  # a parsed header skips __init__ (and object.__new__ is found faster)
@@ -47,7 +48,6 @@ _ts_unpack = _ts.unpack_from
 _ts_pack = _ts.pack
 _II = struct.Struct("!II")
 _H = struct.Struct("!H")
-_from_bytes = int.from_bytes
 _TS_PREFIX = b"\x01\x01\x08\x0a"
 _TS_PREFIX_WORD = 0x0101080A
 _nop_nop_ts = struct.Struct("!III").unpack_from
@@ -105,7 +105,7 @@ class Tcp:
         if hlen < HEADER_LEN or hlen > n:
             raise MalformedPacket("tcp-bad-data-offset", f"header {hlen}, have {n}")
         if check:  # transport_verify inlined: segment and pseudo-header sum to 0 modulo 0xFFFF
-            value = _from_bytes(data, "big")
+            value = _word_value(data, "big")
             if n & 1:
                 value <<= 8
             if (value + (src + dst + PROTO + n)) % 0xFFFF:  # one big-int addition, not four
@@ -282,13 +282,13 @@ def build_tcp(src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: i
     """
     hlen = HEADER_LEN + len(options)
     plen = len(payload)
-    value = (_from_bytes(_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent)
+    value = (_word_value(_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent)
                          + options, "big")
              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO + hlen + plen)
     if plen:
         if plen & 1:
-            value += _from_bytes(payload, "big") << 8
+            value += _word_value(payload, "big") << 8
         else:
-            value += _from_bytes(payload, "big")
+            value += _word_value(payload, "big")
     csum = ~(value % 0xFFFF or 0xFFFF) & 0xFFFF
     return _hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, csum, urgent) + options + payload

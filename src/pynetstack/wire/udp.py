@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from .checksum import transport_checksum
+from .checksum import word_value as _word_value  # int.from_bytes on CPython
 from .errors import MalformedPacket
 
 _new = object.__new__  # a parsed header skips __init__ (and object.__new__ is found faster)
@@ -13,7 +14,6 @@ HEADER_LEN = 8
 PROTO = 17
 _hdr = struct.Struct("!HHHH")
 _unpack = _hdr.unpack_from
-_from_bytes = int.from_bytes
 
 
 class Udp:
@@ -42,7 +42,7 @@ class Udp:
             view = view[:length]
         if check and csum:
             # Inline transport_verify: the segment's value plus the pseudo-header's, modulo 0xFFFF.
-            value = _from_bytes(view, "big")
+            value = _word_value(view, "big")
             if length & 1:
                 value <<= 8
             if (value + (src + dst + PROTO + length)) % 0xFFFF:  # one big-int addition, not four
