@@ -1,4 +1,4 @@
-"""writev(2) for PyPy (link/tap.py): cffi hands the kernel the parts' own buffers."""
+"""writev(2) and reads without exceptions for PyPy (link/syscalls.py), through cffi."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import threading
 
 import pytest
 
-from pynetstack.link import tap
+from pynetstack.link import syscalls, tap
 
 
 def _writev():
-    writev = tap._writev_cffi()
+    writev = syscalls.writev_cffi
     if writev is None:
         pytest.skip("cffi is not installed for this interpreter")
     return writev
@@ -21,7 +21,7 @@ def _writev():
 
 def test_parts_of_every_buffer_kind_arrive_in_order():
     writev = _writev()
-    parts = (b"\x01" * 10, bytearray(b"\x02" * 54), memoryview(bytes(range(256)) * 300)[7:65007], b"")
+    parts = (b"\x01" * 10, b"", bytearray(b"\x02" * 54), memoryview(bytes(range(256)) * 300)[7:65007])
     expected = b"".join(parts)
     r, w = os.pipe()
     out = []
@@ -53,4 +53,23 @@ def test_error_is_an_oserror_with_its_errno():
 
 
 def test_module_writev_is_the_best_available():
-    assert tap.writev is getattr(os, "writev", None) or tap.writev is not tap._writev_joined
+    assert tap.writev is getattr(os, "writev", None) or tap.writev is not syscalls.writev_joined
+
+
+def test_reader_says_none_for_nothing_and_raises_other_errors():
+    if syscalls._ffi is None:
+        pytest.skip("cffi is not installed for this interpreter")
+    reader = syscalls.Reader(2048)
+    r, w = os.pipe()
+    try:
+        os.set_blocking(r, False)
+        assert reader.read(r) is None
+        os.write(w, b"frame one")
+        assert reader.read(r) == b"frame one"
+        assert reader.read(r) is None
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(OSError) as info:
+        reader.read(r)
+    assert info.value.errno == errno.EBADF
