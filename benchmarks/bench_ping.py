@@ -29,7 +29,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def ping_stats(lab, ns, target, count, flood, preload=0):
-    args = ["ping", "-q", "-c", str(count), "-w", "120"]
+    args = ["ping", "-c", str(count), "-w", "120"] + (["-q"] if flood else [])
     args += ["-f"] if flood else ["-i", "0.002"]
     if preload:
         args += ["-l", str(preload)]
@@ -38,7 +38,9 @@ def ping_stats(lab, ns, target, count, flood, preload=0):
     received = re.search(r"(\d+) received.*time (\d+)ms", result.stdout)
     if not rtt or not received:
         raise RuntimeError(f"ping failed: {result.stdout} {result.stderr}")
-    return {"min_ms": float(rtt.group(1)), "avg_ms": float(rtt.group(2)), "received": int(received.group(1)),
+    each = sorted(float(t) for t in re.findall(r"time=([\d.]+) ms", result.stdout))
+    return {"min_ms": float(rtt.group(1)), "avg_ms": float(rtt.group(2)),
+            "median_ms": each[len(each) // 2] if each else float(rtt.group(2)), "received": int(received.group(1)),
             "pps": int(received.group(1)) / max(int(received.group(2)), 1) * 1000}
 
 
@@ -86,7 +88,7 @@ def measure(lab, client, target, pid, args):
     loaded = [ping_stats(lab, client, target, args.count, flood=True, preload=args.preload)
               for _ in range(args.repeat)]
     cpu2, wall2 = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
-    return {"rtt": statistics.median(r["avg_ms"] for r in slow), "rtt_min": min(r["min_ms"] for r in slow),
+    return {"rtt": statistics.median(r["median_ms"] for r in slow), "rtt_min": min(r["min_ms"] for r in slow),
             "pps": statistics.median(f["pps"] for f in floods),
             "loaded": statistics.median(f["pps"] for f in loaded),
             "replies": min(f["received"] for f in floods + loaded),
@@ -138,9 +140,9 @@ def main() -> int:
                         process.terminate()
                         process.wait(timeout=10)
     kernel = rows[0][1]
-    print(f"ping: {args.repeat} runs each, medians; rtt = ping -i 0.002 -c 500 (min: the least of all); flood = ping -f -c {args.count};"
+    print(f"ping: {args.repeat} runs each, medians; rtt = ping -i 0.002 -c 500 (min: the least of all; median of each run's per-request times); flood = ping -f -c {args.count};"
           f" loaded = the same with -l {args.preload} in flight; CPU = stack process CPU / wall time")
-    print(f"{'target':<32}{'min ms':>8}{'x kern':>7}{'rtt ms':>8}{'x kern':>7}{'flood pps':>10}{'x kern':>7}{'loaded pps':>11}"
+    print(f"{'target':<32}{'min ms':>8}{'x kern':>7}{'median':>8}{'x kern':>7}{'flood pps':>10}{'x kern':>7}{'loaded pps':>11}"
           f"{'x kern':>7}{'CPU rtt':>8}{'CPU flood':>10}{'min replies':>12}")
     for label, r in rows:
         cpu_rtt = f"{r['cpu_rtt'] * 100:.0f}%" if r["cpu_rtt"] is not None else "-"
