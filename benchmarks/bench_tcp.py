@@ -52,18 +52,28 @@ class _Ip:
     def __init__(self, wire, address):
         self.wire, self.address = wire, address
 
-    def ip_send(self, src, dst, protocol, payload, now, ttl=None, df=True, tos=0):
+    def ip_send(self, src, dst, protocol, payload, now, ttl=None, df=True, tos=0, gso_size=0):
         self.wire.queue.append((src, dst, payload))
         return True
 
     def source_address_for(self, dst):
         return self.address
 
-    def is_local_address(self, a):
-        return a == self.address
+    def is_local_address(self, address):
+        return address == self.address
 
     def path_mtu(self, dst):
         return 1500
+
+    # the rest of net.protocol.IpOutput: no offload, no cached output path, no ICMP
+    def max_segment(self, dst):
+        return 0
+
+    def output_path(self, src, dst, protocol, now, ttl=None, tos=0):
+        return None
+
+    def send_icmp_error(self, ip, icmp_type, code, now, rest=0):
+        return False
 
 
 def bench_memory_throughput(total=50_000_000):

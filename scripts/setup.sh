@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(iproute2 iputils-ping arping tcpdump netcat-openbsd socat curl ethtool
               pypy3 pypy3-venv python3-venv dnsutils knot-dnsutils nmap hping3 nsd unbound dnsperf
-              nftables iperf3 coturn traceroute conntrack)
+              nftables iperf3 coturn traceroute conntrack ipvsadm
+              prometheus chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -232,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .routercli import register as register_router
     register_router(sub)
+    from .monitor.cli import register as register_monitor
+    register_monitor(sub)
+    from .ids.cli import register as register_ids
+    register_ids(sub)
+    from .lb.cli import register as register_lb
+    register_lb(sub)
 
     try:
         from .dns.cli import register as register_dns

@@ -52,7 +52,8 @@ _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_co
 _LIMIT_KEYS = {"max_connections": "max_connections", "idle_timeout": "idle_timeout",
                "http_keepalive_timeout": "keepalive_timeout", "http_request_timeout": "request_timeout"}
 SERVICE_PORTS = {"udp_echo": 7, "tcp_echo": 7, "discard": 9, "http": 80}
-_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway"}
+_TOP_KEYS = {"stack", "interface", "route", "rule", "routing", "netfilter", "services", "dns", "gateway", "monitoring",
+             "ids", "lb"}
 
 
 def load(path: str) -> Dict[str, Any]:
@@ -168,8 +169,13 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         if _typed(table, "offload", bool, where) is not None and "tap" not in table:
             raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
+    if "ids" in config:
+        from .ids.config import validate as validate_ids
+        validate_ids(config["ids"], source)
     try:
         config_router.validate(config, source, names)
+        from .lb.config import validate as check_lb
+        check_lb(config, source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     ruleset = config.get("netfilter", {}).get("ruleset")
@@ -194,6 +200,12 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         service_limits(services)
     except ValueError as exc:
         raise ConfigError(f"{source}: [services] {exc}") from None
+    if "monitoring" in config:
+        from .monitor.config import parse as check_monitoring
+        try:
+            check_monitoring(config["monitoring"], f"{source}: [monitoring]", base_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return config
 
 
@@ -232,6 +244,11 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
             stack.add_interface(device, table.get("address"), mac=table.get("mac"), name=table.get("name"),
                                 mtu=table.get("mtu"))
         config_router.build(stack, config, base_dir)
+        if "ids" in config:
+            from .ids.config import build as build_ids
+            build_ids(stack, config["ids"], base_dir, source)
+        from .lb.config import build as build_lb
+        build_lb(stack, config, source)
         if config.get("gateway"):
             stack.set_default_gateway(config["gateway"])
         services = config.get("services", {})
@@ -247,9 +264,12 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
                     installers[name](stack, port, limits=limits)
         if "dns" in config:
             from .dns.config import build_from_config
-            from .dns.stackio import StackTransport, serve_on_stack
-            server = build_from_config(config["dns"], base_dir, transport=StackTransport(stack))
-            serve_on_stack(stack, server)  # UDP and TCP port 53
+            from .dns.stackio import serve_on_stack
+            server = build_from_config(config["dns"], base_dir)
+            serve_on_stack(stack, server)  # UDP and TCP port 53; the resolver runs in the stack's loop
+        if "monitoring" in config:
+            from .monitor.config import build as build_monitor
+            build_monitor(stack, config["monitoring"], base_dir, source)
     except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         # Validation above covers the stack's own keys; this catches what a section it hands on
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.

@@ -254,6 +254,8 @@ def run_demo(keep_going: bool = True) -> int:
             _trace_one_ping(demo)
             writer.flush()
             _report(demo)
+        from .demo_router import run_router_act
+        demo.results += run_router_act(Demo, lab)
     failed = [title for title, ok, _ in demo.results if not ok]
     print(f"\n{len(demo.results) - len(failed)} of {len(demo.results)} checks passed"
           + (f"; failed: {', '.join(failed)}" if failed else "") + ". The lab is removed.")

@@ -122,14 +122,18 @@ def _nft(stack, words: List[str]) -> Reply:
         with stack.lock:
             return router.ruleset.list_ruleset()
     if words[0] == "load" and len(words) == 2:
-        from .netfilter import nft
-        ruleset = nft.load(words[1])  # NftError: the old ruleset stays, the error goes back
-        router.replace_ruleset(ruleset)
+        router.load(path=words[1])  # NftError: the old ruleset stays, the error goes back
         return ""
     raise CommandError("nft: list | load PATH")
 
 
-HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft}
+def _lb(stack, words: List[str]) -> Reply:
+    from .lb.control import answer as lb_answer
+    return lb_answer(stack, words)
+
+
+HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft,
+                                                             "lb": _lb}
 
 
 def answer(stack, command: str):

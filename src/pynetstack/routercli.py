@@ -7,7 +7,8 @@ import os
 import sys
 
 
-def _ask(args, command: str, stream: bool = False) -> int:
+def ask(args, command: str, stream: bool = False) -> int:
+    """Send ``command`` to the stack at ``args.control``; print the reply (an error on stderr)."""
     from .control import query
     if stream:
         try:
@@ -31,14 +32,14 @@ def _route(args) -> int:
         return 2
     if words[0] == "list":
         words[0] = "show"
-    return _ask(args, "route " + " ".join(words))
+    return ask(args, "route " + " ".join(words))
 
 
 def _conntrack(args) -> int:
     if args.events:
-        return _ask(args, "conntrack events", stream=True)
+        return ask(args, "conntrack events", stream=True)
     what = "stats" if args.stats else "flush" if args.flush else "list"
-    return _ask(args, f"conntrack {what}")
+    return ask(args, f"conntrack {what}")
 
 
 def _nft(args) -> int:
@@ -52,14 +53,14 @@ def _nft(args) -> int:
             return 1
         if args.check:
             return 0
-        return _ask(args, f"nft load {path}")
+        return ask(args, f"nft load {path}")
     if args.check:
         print("pynetstack: nft: -c needs -f FILE", file=sys.stderr)
         return 2
     if args.words[:2] not in (["list", "ruleset"], []):
         print("pynetstack: nft: list ruleset | -f FILE | -c -f FILE", file=sys.stderr)
         return 2
-    return _ask(args, "nft list")
+    return ask(args, "nft list")
 
 
 def register(sub) -> None:

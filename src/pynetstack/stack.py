@@ -93,6 +93,18 @@ class Stack:
         with self.lock:
             return self.host.add_route(prefix, length, ip_to_int(gateway) if gateway else None, iface, metric)
 
+    def remove_address(self, interface: str, address: str) -> None:
+        """``ip addr del ADDRESS dev INTERFACE``; masquerade entries that used it are flushed."""
+        addr, length = parse_cidr(address)
+        with self.lock:
+            self.host.remove_address(self.host.interfaces[interface], addr, length)
+
+    def set_link(self, interface: str, up: bool) -> None:
+        """``ip link set dev INTERFACE up|down``: routes through it stop (or start) being used."""
+        with self.lock:
+            self.host.set_link(self.host.interfaces[interface], up)
+        self.wake()
+
     def set_default_gateway(self, gateway: str):
         return self.add_route("0.0.0.0/0", gateway)
 

@@ -29,8 +29,9 @@ def summary(reply):
     answer = sorted(f"{rrset.name.to_text().lower()} {dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text().lower()}"
                     for rrset in reply.answer for rd in rrset)
     authority_types = sorted({dns.rdatatype.to_text(rrset.rdtype) for rrset in reply.authority})
+    ttls = [rrset.ttl for rrset in sorted(reply.answer, key=lambda r: (r.name.to_text().lower(), r.rdtype))]
     return {"rcode": dns.rcode.to_text(reply.rcode()), "flags": flags, "answer": answer,
-            "authority_types": authority_types}
+            "authority_types": authority_types, "ttls": ttls}
 
 
 def main():

@@ -8,7 +8,7 @@ from pynetstack.wire import dns as w
 
 @pytest.fixture
 def auth(example_zone):
-    return Authority([example_zone])
+    return Authority([example_zone], minimal_responses=True)
 
 
 def rrs(section, rtype=None):
@@ -154,10 +154,29 @@ def test_outside_every_zone_is_none(auth):
 def test_longest_zone_wins_and_nonminimal_mode(example_zone):
     child = zone_from_text("$TTL 60\n@ SOA ns admin 1 2 3 4 5\n@ NS ns\nns A 192.0.2.53\nhost A 192.0.2.54\n",
                            "child.example.test.")
-    auth = Authority([example_zone, child], minimal=False)
+    auth = Authority([example_zone, child])  # NSD's full responses are the default
     a = auth.lookup("host.child.example.test.", w.A)
     assert a.aa and rrs(a.answer) == [("host.child.example.test.", "A", "192.0.2.54")]
     assert rrs(a.authority) == [("child.example.test.", "NS", "ns.child.example.test.")]
     assert rrs(a.additional) == [("ns.child.example.test.", "A", "192.0.2.53")]
     with pytest.raises(ValueError):
         auth.add_zone(child)
+
+
+def test_positive_answers_carry_the_ns_set_and_addresses_by_default(example_zone):
+    """As NSD: the zone's NS set in authority, the in-zone servers' addresses in additional;
+    nothing repeated from the answer; none of it on negative answers or referrals."""
+    auth = Authority([example_zone])
+    a = auth.lookup("www.example.test.", w.A)
+    assert rrs(a.authority) == [("example.test.", "NS", "ns1.example.test."), ("example.test.", "NS", "ns2.example.test.")]
+    assert rrs(a.additional) == [("ns1.example.test.", "A", "192.0.2.1"), ("ns2.example.test.", "A", "192.0.2.2"),
+                                 ("ns2.example.test.", "AAAA", "2001:db8::2")]
+    a = auth.lookup("ns1.example.test.", w.A)
+    assert rrs(a.additional) == [("ns2.example.test.", "A", "192.0.2.2"), ("ns2.example.test.", "AAAA", "2001:db8::2")]
+    a = auth.lookup("example.test.", w.NS)
+    assert a.authority == [] and len(a.additional) == 3
+    assert rrs(auth.lookup("nope.example.test.", w.A).authority, "NS") == []
+    assert rrs(auth.lookup("host.child.example.test.", w.A).authority) == [
+        ("child.example.test.", "NS", "ns.child.example.test."), ("child.example.test.", "NS", "ns.elsewhere.test.")]
+    minimal = Authority([example_zone], minimal_responses=True).lookup("www.example.test.", w.A)
+    assert minimal.authority == [] and minimal.additional == []

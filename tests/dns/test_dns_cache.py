@@ -83,3 +83,22 @@ def test_hit_miss_stats_and_max_ttl(clock):
     assert (cache.stats.hits, cache.stats.misses) == (1, 1)
     clock.advance(1000)
     assert cache.purge(clock()) == 1
+
+
+def test_min_rank_hides_glue_and_a_better_rank_replaces_it(clock):
+    cache = Cache()
+    cache.put([a("ns.z.test.", "203.0.113.66")], clock(), RANK_GLUE)
+    assert cache.get("ns.z.test.", w.A, clock()) is not None                # guides iteration
+    assert cache.get("ns.z.test.", w.A, clock(), min_rank=RANK_AUTH_ANSWER) is None  # answers nobody
+    cache.put([a("ns.z.test.", "192.0.2.1")], clock(), RANK_AUTH_ANSWER)
+    hit = cache.get("ns.z.test.", w.A, clock(), min_rank=RANK_AUTH_ANSWER)
+    assert hit.records[0].data.address == "192.0.2.1"
+
+
+def test_records_stored_under_a_given_key(clock):
+    cache = Cache()
+    cname = w.Record("x.d.test.", w.CNAME, w.IN, 50, w.CNAMERdata("x.e.test."))
+    dname = w.Record("d.test.", 39, w.IN, 80, w.UnknownRdata(39, b"\x01e\x04test\x00"))
+    cache.put([dname, cname], clock(), RANK_AUTH_ANSWER, key=("x.d.test.", w.CNAME))
+    hit = cache.get("x.d.test.", w.CNAME, clock())
+    assert [rr.rtype for rr in hit.records] == [39, w.CNAME] and {rr.ttl for rr in hit.records} == {50}

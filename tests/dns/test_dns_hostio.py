@@ -5,6 +5,7 @@ import struct
 import subprocess
 import sys
 
+import dns.flags
 import dns.message
 import dns.query
 import pytest
@@ -62,6 +63,39 @@ def test_socket_transport_and_resolver_forwarding(host_server):
     assert resolver.resolve("mail.example.test", "A").values() == ["192.0.2.25"]
 
 
+def test_recursive_host_server_drives_the_resolver_in_its_loop():
+    """One thread: the recursive server's selector loop carries the resolver's queries, UDP
+    and (huge.h.test does not fit in 1232 bytes) TCP, and answers clients over both."""
+    import threading
+
+    from dnstest_helpers import zone_from_text
+    text = ("$TTL 60\n@ SOA ns admin 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n"
+            "huge TXT " + " ".join('"' + c * 200 + '"' for c in "abcdefgh") + "\n")
+    with HostServer(DnsServer([zone_from_text(text, "h.test.")]), "127.0.0.1", 0) as upstream:
+        resolver = Resolver(forwarders=["%s:%d" % upstream.address], timeout=0.5)
+        threads = threading.active_count()
+        with HostServer(DnsServer([], resolver=resolver, recursion=True), "127.0.0.1", 0) as rec:
+            assert threading.active_count() == threads + 1   # the loop itself, no worker pool
+            host, port = rec.address
+            r = dns.query.udp(dns.message.make_query("www.h.test.", "A"), host, port=port, timeout=3)
+            assert r.flags & dns.flags.RA and [rd.address for rd in r.answer[0]] == ["192.0.2.10"]
+            big = dns.query.tcp(dns.message.make_query("huge.h.test.", "TXT"), host, port=port, timeout=3)
+            assert len(big.answer[0][0].strings) == 8
+            assert rec.resolver_io.stats["tcp-sent"] == 1 and rec.resolver_io.stats["udp-sent"] == 2
+
+
+def test_resolve_on_host_times_out_on_the_host_clock():
+    import time
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))   # receives the queries, never answers
+        resolver = Resolver(forwarders=["%s:%d" % silent.getsockname()], timeout=0.05)
+        start = time.monotonic()
+        result = resolver.resolve("www.example.test", "A")
+        took = time.monotonic() - start
+    assert result.rcode == w.SERVFAIL and 0.7 < took < 2.0   # 0.05 + 0.1 + 0.2 + 0.4: four tries, backing off
+    assert resolver.stats["timeouts"] == 4
+
+
 def test_malformed_udp_does_not_stop_the_server(host_server):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(2)
@@ -79,6 +113,9 @@ def test_config_builds_server(tmp_path):
     assert server.recursion and server.resolver.cache.max_entries == 50 and server.listen == "127.0.0.1:53"
     rel = build_from_config({"zones": [{"file": "example.zone", "origin": "example.test."}]}, DATA)
     assert "example.test." in rel.authority.zones and not rel.recursion
+    assert not rel.authority.minimal   # NSD's full responses by default...
+    minimal = build_from_config({"zones": [os.path.join(DATA, "example.zone")], "minimal_responses": True}, DATA)
+    assert minimal.authority.minimal   # ...BIND's minimal-responses as the switch
 
 
 @pytest.mark.parametrize("table,key", [
@@ -90,6 +127,7 @@ def test_config_builds_server(tmp_path):
     ({"recursion": True, "forwarders": ["not an address"]}, "dns.forwarders"),
     ({"cache_size": 0}, "dns.cache_size"),
     ({"cache_size": True}, "dns.cache_size"),
+    ({"minimal_responses": "yes"}, "dns.minimal_responses"),
 ])
 def test_config_errors_name_the_key(tmp_path, table, key):
     with pytest.raises(ValueError) as e:
@@ -128,6 +166,15 @@ def test_cli_query_against_host_server(host_server):
     assert p.returncode == 0 and "192.0.2.10" in p.stdout and "status: NOERROR" in p.stdout
     p = run_cli("query", "big.example.test", "TXT", "--server", f"{host}:{port}", "--tcp")
     assert p.stdout.count("IN TXT \"") == 6
+
+
+def test_cli_resolve_through_a_forwarder(host_server):
+    host, port = host_server.address
+    p = run_cli("resolve", "alias.example.test", "A", "--forwarder", f"{host}:{port}")
+    assert p.returncode == 0 and "status: NOERROR" in p.stdout
+    assert "CNAME www.example.test." in p.stdout and "192.0.2.11" in p.stdout
+    p = run_cli("resolve", "nope.example.test", "--forwarder", f"{host}:{port}")
+    assert p.returncode == 0 and "status: NXDOMAIN" in p.stdout and " SOA " in p.stdout
 
 
 def test_socket_transport_uses_random_source_ports():

@@ -65,7 +65,7 @@ def test_additional_dropped_before_truncating():
     from dnstest_helpers import zone_from_text
     lines = ["$TTL 60", "@ SOA ns admin 1 2 3 4 5", "@ NS ns", "ns A 192.0.2.1"]
     lines += [f"@ MX {i} mx{i}" for i in range(20)] + [f"mx{i} A 192.0.2.{i}" for i in range(20)]
-    srv = DnsServer([zone_from_text("\n".join(lines) + "\n", "m.test.")])
+    srv = DnsServer([zone_from_text("\n".join(lines) + "\n", "m.test.")], minimal_responses=True)
     r = ask(srv, "m.test.", w.MX)
     assert not r.tc and len(r.answer) == 20 and r.additional == []
     r = ask(srv, "m.test.", w.MX, transport="tcp")
@@ -131,9 +131,14 @@ def test_handle_never_raises_on_mutated_queries(seed, edits, transport):
 
 def test_resolver_failure_becomes_servfail(example_zone):
     class Broken:
-        def query(self, name, rtype):
+        now = 0.0
+
+        def query_cached(self, name, rtype, now):
+            return None
+
+        def start(self, name, rtype, now, callback):
             raise RuntimeError("bug")
 
     server = DnsServer([example_zone], resolver=Broken(), recursion=True)
-    reply = w.Message.decode(server.handle(w.make_query("www.other.test.", w.A), "udp", 0.0))
+    reply = w.Message.decode(server.handle(w.make_query("www.other.test.", w.A), "udp", 0.0, print))
     assert reply.rcode == w.SERVFAIL and reply.ra and server.drops["resolver-error"] == 1

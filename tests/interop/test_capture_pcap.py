@@ -5,32 +5,24 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 
 from pynetstack.link.pcap import PcapDevice, read_pcap
 from pynetstack.link.tap import TapDevice
 from pynetstack.stack import Stack
 
 from .conftest import STACK_VETH
-
-
-def wait_for(predicate, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from .waiting import packet_sockets, wait_for
 
 
 def test_capture_matches_tcpdump(tap_lab, tmp_path):
     ours, theirs = tmp_path / "ours.pcap", tmp_path / "theirs.pcap"
     tap_lab.run("ping", "-c", "1", "-W", "2", STACK_VETH)  # resolve ARP first: the capture is pure ICMP
+    before = packet_sockets(tap_lab.lab, tap_lab.host)[0]
     tcpdump = tap_lab.lab.popen(tap_lab.host, "tcpdump", "-i", "pnsk0", "-nn", "-c", "6", "-w", str(theirs), "icmp")
     capture = tap_lab.lab.popen(tap_lab.host, sys.executable, "-m", "pynetstack", "capture", "-i", "pnsk0",
                                 "-c", "6", "-w", str(ours), "--timeout", "20",
                                 env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-    time.sleep(1.5)  # both listening
+    assert wait_for(lambda: packet_sockets(tap_lab.lab, tap_lab.host)[0] >= before + 2), "captures not listening"
     tap_lab.run("ping", "-c", "3", "-i", "0.3", "-W", "2", STACK_VETH)
     tcpdump.wait(timeout=20)
     out, err = capture.communicate(timeout=25)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 from pynetstack.link.pcap import read_pcap
+
+from .waiting import packet_sockets, wait_for
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
@@ -21,9 +22,9 @@ def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
     ns = lab.netns("caplo")
     path = tmp_path / "t.pcap"
     proc = capture(lab, ns, "-w", str(path))
-    time.sleep(1.5)  # listening
+    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1), "capture not listening"
     lab.run(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1")
-    time.sleep(0.5)
+    assert wait_for(lambda: packet_sockets(lab, ns)[1] == 0), "capture did not read its queue"
     proc.send_signal(signal.SIGTERM)  # timeout 4 pynetstack capture -i lo -w t.pcap
     out, err = proc.communicate(timeout=10)
     lines = out.decode().strip().splitlines()
@@ -37,7 +38,7 @@ def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
 def test_offloaded_checksums_on_lo_are_decoded(lab):
     ns = lab.netns("capck")
     proc = capture(lab, ns, "--timeout", "4")
-    time.sleep(1.5)
+    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1), "capture not listening"
     lab.run(ns, sys.executable, "-c", "import socket; s = socket.socket(); s.settimeout(1); "
             "s.connect_ex(('127.0.0.1', 9))")
     out, err = proc.communicate(timeout=15)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
+
+from .waiting import wait_for
+
+
+def _established(table):
+    """The output of `pynetstack connections` once it lists the download, else None."""
+    return table if table.returncode == 0 and "ESTABLISHED  10.99.3.2:80" in table.stdout else None
 
 
 def test_up_from_config_and_clean_shutdown(lab, tmp_path):
@@ -16,9 +22,7 @@ def test_up_from_config_and_clean_shutdown(lab, tmp_path):
         'pcap = "cli.pcap"\n\n[services]\nudp_echo = 7\n')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     process = lab.popen(host, sys.executable, "-m", "pynetstack", "up", "--config", str(config), env=env)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "pnscli0" not in lab.ip("-n", host, "link", "show"):
-        time.sleep(0.1)
+    wait_for(lambda: "pnscli0" in lab.ip("-n", host, "link", "show"))
     result = lab.run(host, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.3.2")
     assert "3 received" in result.stdout, result.stdout
     echoed = lab.run(host, "nc", "-u", "-w", "1", "10.99.3.2", "7", input="via config\n")
@@ -26,9 +30,8 @@ def test_up_from_config_and_clean_shutdown(lab, tmp_path):
     # A slow download keeps one TCP connection open while `connections` asks the stack about it.
     download = lab.popen(host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "100k",
                          "http://10.99.3.2/bytes/4000000")  # lasts seconds at 100k/s
-    time.sleep(1.0)
-    table = lab.run(host, sys.executable, "-m", "pynetstack", "connections", env=env)
-    assert table.returncode == 0, table.stderr
+    table = wait_for(lambda: _established(lab.run(host, sys.executable, "-m", "pynetstack", "connections", env=env)))
+    assert table is not None, "`pynetstack connections` never listed the download"
     assert "ESTABLISHED  10.99.3.2:80" in table.stdout and "LISTEN" in table.stdout, table.stdout
     status = lab.run(host, sys.executable, "-m", "pynetstack", "status", env=env)
     assert "pnscli0" in status.stdout and "# the stack on pnscli0 in this network namespace" in status.stdout

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 
 import pytest
 
 from pynetstack.config import build_stack
+
+from .waiting import listening, wait_for
 
 ZONE = os.path.join(os.path.dirname(__file__), "..", "dns", "data", "example.zone")
 UPSTREAM_ZONE = os.path.join(os.path.dirname(__file__), "data", "upstream.zone")
@@ -18,7 +19,7 @@ KERNEL, STACK = "10.99.7.1", "10.99.7.2"
 
 
 @pytest.fixture(scope="module")
-def dns_lab(lab):
+def dns_lab(lab, tmp_path_factory):
     for tool, package in (("dig", "dnsutils"), ("kdig", "knot-dnsutils")):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: apt-get install {package}")
@@ -33,10 +34,14 @@ def dns_lab(lab):
     from pynetstack.link.netns import netns
     with netns(host):
         stack = build_stack(config)
-    upstream = lab.popen(host, sys.executable, "-m", "pynetstack", "dns", "serve", "--zone", UPSTREAM_ZONE,
+    # the upstream zone plus a TXT set too big for one 1232-byte datagram: the stack's resolver
+    # must fetch it over the stack's own TCP
+    zone = tmp_path_factory.mktemp("upstream") / "upstream.zone"
+    zone.write_text(open(UPSTREAM_ZONE).read() + "huge IN TXT " + " ".join('"' + c * 200 + '"' for c in "abcdefgh") + "\n")
+    upstream = lab.popen(host, sys.executable, "-m", "pynetstack", "dns", "serve", "--zone", str(zone),
                          "--listen", f"{KERNEL}:5300", env=env)
     stack.start_background()
-    time.sleep(1.0)
+    assert wait_for(listening(lab, host, 5300, udp=True)), "upstream DNS server not listening"
     try:
         yield lab, host, stack
     finally:
@@ -107,3 +112,15 @@ def test_several_queries_on_one_tcp_connection(dns_lab):
     out = lab.run(host, "kdig", f"@{STACK}", "+tcp", "+keepopen", "www.example.test", "A",
                   "mail.example.test", "A", "text.example.test", "TXT", timeout=30).stdout
     assert "192.0.2.10" in out and "192.0.2.25" in out and "hello world" in out
+
+
+def test_resolver_runs_in_the_stacks_loop_and_falls_back_to_tcp(dns_lab):
+    """The forwarder's answer is truncated over UDP: the stack's resolver asks again over the
+    stack's TCP (no worker thread anywhere), then dig, truncated in turn, asks the stack over TCP."""
+    import threading
+    lab, host, stack = dns_lab
+    out = dig(lab, host, "huge.upstream.test", "TXT")
+    assert out.count("\tTXT\t") == 1 and "a" * 200 in out and "h" * 200 in out, out
+    stats = stack.status()["functions"]["dns-resolver"]
+    assert stats["tcp-sent"] >= 1 and stats["udp-sent"] >= 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("dns")]

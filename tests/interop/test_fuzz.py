@@ -15,6 +15,7 @@ from pynetstack.wire.ipv4 import IPv4, build_ipv4
 from pynetstack.wire.udp import build_udp
 
 from .conftest import KERNEL_TAP, STACK_TAP
+from .waiting import settled, wait_for
 
 FRAMES = 20000
 TIME_LIMIT = 60.0
@@ -85,7 +86,11 @@ def test_fuzzed_frames_leave_the_stack_answering(tap_lab):
         if time.monotonic() - start > TIME_LIMIT:
             break
     sock.close()
-    time.sleep(1.0)
+
+    def received_frames():
+        with stack.lock:
+            return stack.interfaces["pnstap0"].rx_frames
+    wait_for(settled(received_frames), timeout=10)  # the stack has read what the TAP queued
     with stack.lock:
         drops = dict(stack.drops)
         dropped = stack.drops.total - before

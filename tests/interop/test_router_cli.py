@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from .waiting import listening, wait_for
+
 RULES = """\
 define LAN = 192.168.88.0/24
 table ip nat {
@@ -67,15 +69,13 @@ def test_router_from_toml_and_nft(lab, tmp_path):
     control = str(tmp_path / "router.sock")
     process = lab.popen(rtr, sys.executable, "-m", "pynetstack", "up", "--config", str(tmp_path / "router.toml"),
                         "--control", control, env=env)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not os.path.exists(control):
-        time.sleep(0.1)
+    wait_for(lambda: os.path.exists(control))
     try:
         result = lab.run(lan, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.2")
         assert "2 received" in result.stdout, result.stdout + result.stderr
         # a UDP echo server on the LAN host, reached from the WAN through the port forward
         echo = lab.popen(lan, "socat", "UDP4-RECVFROM:7,fork", "EXEC:cat")
-        time.sleep(0.3)
+        assert wait_for(listening(lab, lan, 7, udp=True)), "socat not listening"
         reply = lab.run(wan, "socat", "-T", "2", "-", "UDP4:198.51.100.1:5353", input="forwarded\n")
         assert reply.stdout == "forwarded\n", reply.stderr
         echo.terminate()
@@ -88,6 +88,13 @@ def test_router_from_toml_and_nft(lab, tmp_path):
         ruleset = _cli(lab, rtr, "nft", "list", "ruleset", "--control", control, env=env)
         assert 'ip saddr 192.168.88.0/24 oifname "wan0" counter packets 1 bytes 84 masquerade' in ruleset.stdout, \
             ruleset.stdout
+
+        events = lab.popen(rtr, "timeout", "4", sys.executable, "-m", "pynetstack", "conntrack", "-E",
+                           "--control", control, env=env)
+        time.sleep(1.5)  # the listener registers, then a new flow shows up as events
+        lab.run(lan, "ping", "-c", "1", "-p", "aa", "-W", "2", "198.51.100.2")
+        out, _ = events.communicate(timeout=15)
+        assert "[NEW] icmp     1 " in out.decode() and "dst=198.51.100.2 type=8" in out.decode(), out.decode()
 
         route = _cli(lab, rtr, "route", "get", "192.0.2.7", "--control", control, env=env)
         assert route.returncode == 1 and "Permission denied" in route.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -14,6 +13,8 @@ from pynetstack.link.tap import TapDevice
 from pynetstack.services import guard, http, tcp_echo
 from pynetstack.services.guard import ServiceLimits
 from pynetstack.stack import Stack
+
+from .waiting import wait_for
 
 CLIENTS = 1000
 CLIENT_SCRIPT = r"""
@@ -27,15 +28,6 @@ for i in range(n):
 print("connected", len(socks), flush=True)
 time.sleep(60)
 """
-
-
-def wait_for(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.fixture

@@ -194,7 +194,7 @@ def test_flow_table_forwards_established_flows_with_the_same_rewrite(routed):
     assert [data for data, _ in got] == [b"datagram %d" % i for i in range(5)]
     assert {peer for _, peer in got} == {("10.0.1.254", 4001)}, "every datagram rewritten the same way"
     # the first datagram waits for ARP (nothing to cache yet); the second is offered; the rest skip the hooks
-    assert nat.seen == 2 and r.host.flowtable.counters["hits"] == 3
+    assert nat.seen == 2 and r.host.flowtable.stats()["hits"] == 3
     assert not [r for r in b.drops if "checksum" in r], "checksums updated incrementally are right"
     r.host.hooks.generation += 1  # a new ruleset: cached decisions go stale
     a.host.ip_send(A, B, 17, build_udp(A, B, 4000, 5000, b"again"), sim.now)

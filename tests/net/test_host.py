@@ -92,13 +92,28 @@ def test_neighbour_queue_is_bounded(pair):
     assert a.drops[DropReason.NEIGH_QUEUE_FULL] == 5
 
 
-def test_neighbour_entries_expire(pair):
-    sim, a, _, ia, _ = pair
+def test_a_stale_neighbour_is_used_while_it_is_checked_and_refreshed_by_its_answer(pair):
+    sim, a, _, ia, ib = pair
     ping(sim, a, B, 1)
     sim.run(1)
-    assert ia.neighbours.lookup(B, sim.now) is not None
+    mac = ia.neighbours.lookup(B, sim.now)
+    assert mac == ib.mac
     sim.run(ia.neighbours.lifetime + 1)
-    assert ia.neighbours.lookup(B, sim.now) is None
+    assert ia.neighbours.lookup(B, sim.now) == mac, "stale, still used (no packet waits in a queue)"
+    assert B in ia.neighbours.probing
+    sim.run(1)
+    assert B not in ia.neighbours.probing and ia.neighbours.entries[B][1] > sim.now, "the answer refreshed it"
+
+
+def test_a_stale_neighbour_that_does_not_answer_goes_away(pair):
+    sim, a, b, ia, ib = pair
+    ping(sim, a, B, 1)
+    sim.run(1)
+    sim.run(ia.neighbours.lifetime + 1)
+    b.set_link(next(iter(b.interfaces)), False)  # the neighbour vanished
+    assert ia.neighbours.lookup(B, sim.now) is not None
+    sim.run(ia.neighbours.retry_interval * ia.neighbours.max_requests + 1)
+    assert B not in ia.neighbours.entries and ia.neighbours.lookup(B, sim.now) is None
 
 
 def test_gratuitous_arp_on_start():

@@ -17,8 +17,12 @@ class Dev:
 
 DEVS = [Dev("a"), Dev("b"), Dev("c")]
 # a few /16s so that prefixes of every length overlap and nest, at all three FIB levels
-addresses = st.builds(lambda high, low: (high << 16) | low,
-                      st.sampled_from([0x0A00, 0x0A01, 0xC000, 0xFFFF, 0x0000]), st.integers(0, 0xFFFF))
+HIGHS = st.sampled_from([0x0A00, 0x0A01, 0xC000, 0xFFFF, 0x0000])
+addresses = st.one_of(
+    st.builds(lambda high, low: (high << 16) | low, HIGHS, st.integers(0, 0xFFFF)),
+    # a few /24s too, so that level-3 prefixes nest in each other
+    st.builds(lambda high, mid, low: (high << 16) | (mid << 8) | low, HIGHS, st.sampled_from([0, 1, 255]),
+              st.integers(0, 255)))
 prefixes = st.tuples(addresses, st.integers(0, 32))
 operations = st.lists(st.one_of(
     st.tuples(st.just("add"), prefixes, st.integers(0, 2), st.integers(0, 2), st.sampled_from(["unicast", "blackhole"])),
@@ -109,3 +113,15 @@ def test_updating_a_prefix_value_keeps_the_slots():
     fib.install(0, 0, "a")
     fib.install(0, 0, "b")
     assert fib.lookup(12345) == "b" and len(fib) == 1
+
+
+def test_a_short_prefix_leaves_the_chunks_below_alone():
+    fib = Fib()
+    fib.install(0x0A010200, 24, "deep")
+    before = fib.levels[1].tobytes()
+    fib.install(0, 0, "default")
+    assert fib.levels[1].tobytes() == before  # only the chunk's base changed
+    assert fib.lookup(0x0A010201) == "deep" and fib.lookup(0x0A010301) == "default"
+    fib.uninstall(0, 0)
+    assert fib.levels[1].tobytes() == before
+    assert fib.lookup(0x0A010301) is None and fib.lookup(0x0A010201) == "deep"

@@ -198,3 +198,16 @@ def test_errors(net):
     policy.add_rule(77, table="isp2")
     assert policy.delete_rule(77).table == 200
     assert policy.lookup == policy.main.lookup
+
+
+def test_main_only_shortcut_agrees_with_the_rule_walk(net):
+    policy, lan, wan, wan2 = net
+    policy.add(Route(ip("198.51.100.0"), 24, nexthops=[NextHop(wan, ip("10.0.0.1")), NextHop(lan, ip("192.168.1.1"))]))
+    policy.add(Route(ip("192.0.2.0"), 24, type="prohibit"))
+    assert policy._main_only
+    probes = [ip(a) for a in ("8.8.8.8", "10.0.0.5", "192.168.1.1", "192.0.2.7", "198.51.100.1", "198.51.100.200")]
+    fast = [policy.decide(d, src=ip("10.0.0.2"), proto=6, sport=d & 0xFFFF, dport=80) for d in probes]
+    policy._main_only = False
+    slow = [policy.decide(d, src=ip("10.0.0.2"), proto=6, sport=d & 0xFFFF, dport=80) for d in probes]
+    assert [(f.route, f.type, f.nexthop, f.table, f.rule) for f in fast] == [
+        (s.route, s.type, s.nexthop, s.table, s.rule) for s in slow]

@@ -34,6 +34,7 @@ def random_rules(seed: int, count: int) -> List[str]:
         lambda: f"meta l4proto {r.choice(['tcp', 'udp', 'icmp'])}",
         lambda: "iifname " + op() + r.choice(['"eth0"', '"wan*"', 'lo']),
         lambda: "oifname " + r.choice(['{ "a", "b*" }', '"x"']),
+        lambda: "iif " + r.choice(['"lo"', "!= lo", "{ lo }"]),
         lambda: "ct state " + r.choice(["new", "established,related", "{ new, invalid }", "!= established",
                                         "== new", "{ untracked }"]),
         lambda: "ct status " + r.choice(["dnat", "snat,dnat", "assured"]),
@@ -50,12 +51,15 @@ def random_rules(seed: int, count: int) -> List[str]:
     ]
     statements = [
         lambda: "counter", lambda: 'log prefix "p "', lambda: "log", lambda: f"meta mark set {r.randint(0, 1000)}",
+        lambda: "log level " + r.choice(["info", "warn", "debug"]) + r.choice(["", ' prefix "q"']),
         lambda: (f"limit rate {r.choice(['', 'over '])}{r.randint(1, 100)}/"
                  f"{r.choice(['second', 'minute', 'hour', 'day'])}{r.choice(['', ' burst 7 packets'])}"),
     ]
     verdicts = ["accept", "drop", "continue", "return", "jump sub", "goto sub", "reject",
                 "reject with icmp type host-unreachable", "reject with tcp reset",
-                "reject with icmpx type admin-prohibited", ""]
+                "reject with icmpx type admin-prohibited", "", "tcp dport vmap { 22 : accept, 80-90 : jump sub }",
+                "ct state vmap { established : accept, invalid : drop }", 'iifname vmap { "lo" : accept }',
+                "ip saddr vmap { 10.0.0.0/8 : goto sub, 11.1.1.1 : continue }", "ip saddr vmap { 10.0.0.0/8 : drop, 10.1.1.1 : continue }"]
     rules = []
     for _ in range(count):
         parts = [r.choice(matches)() for _ in range(r.randint(0, 3))]
@@ -71,3 +75,43 @@ def ruleset_text(family: str, rules: List[str]) -> str:
     body = "".join(f"\t\t{rule}\n" for rule in rules)
     return (f"table {family} t {{\n\tchain c {{\n\t\ttype filter hook input priority 0; policy accept;\n"
             f"{body}\t}}\n\n\tchain sub {{\n\t\tcounter\n\t}}\n}}\n")
+
+
+def random_nat_rules(seed: int, count: int, hook: str) -> List[str]:
+    """Random rules for a nat chain on ``hook`` (prerouting or postrouting)."""
+    r = random.Random(seed)
+    matches = [
+        lambda: "ip saddr " + r.choice(["10.0.0.0/8", "!= 192.168.0.0/16", "10.1.1.1-10.1.1.9"]),
+        lambda: "ip daddr " + r.choice(["203.0.113.7", "{ 203.0.113.7, 203.0.113.9 }"]),
+        lambda: "tcp dport " + r.choice(["80", "{ 80, 443 }", "8000-8080", "!= 22"]),
+        lambda: "udp dport " + r.choice(["53", "{ 53, 123 }"]),
+        lambda: "meta l4proto " + r.choice(["tcp", "udp", "{ tcp, udp }"]),
+        lambda: "ip protocol " + r.choice(["tcp", "udp", "icmp"]),
+        lambda: "iifname " + r.choice(['"wan0"', '"eth*"']),
+        lambda: "oifname " + r.choice(['"wan0"', '!= "lan*"']),
+        lambda: "counter",
+    ]
+    flags = ["", " random", " fully-random", " persistent", " random,persistent"]
+    ports = ["", ":80", ":1024-65535"]
+    if hook == "postrouting":
+        nats = [lambda: "masquerade" + r.choice(["", " to :20000-30000"]) + r.choice(flags),
+                lambda: "snat to " + r.choice(["203.0.113.1", "203.0.113.1-203.0.113.4"]) + r.choice(ports)
+                + r.choice(flags)]
+    else:
+        nats = [lambda: "dnat to " + r.choice(["192.168.1.10", "192.168.1.10-192.168.1.12"]) + r.choice(ports)
+                + r.choice(flags),
+                lambda: "redirect" + r.choice(["", " to :8080", " to :3000-3010"]) + r.choice(flags)]
+    rules = []
+    for _ in range(count):
+        parts = [r.choice(matches)() for _ in range(r.randint(0, 3))] + [r.choice(nats)()]
+        rules.append(" ".join(parts))
+    return rules
+
+
+def nat_ruleset_text(family: str, hook: str, rules: List[str]) -> str:
+    prio = "srcnat" if hook == "postrouting" else "dstnat"
+    ipkw = family == "inet"
+    body = "".join("\t\t" + (rule.replace("snat to", "snat ip to").replace("dnat to", "dnat ip to")
+                             if ipkw else rule) + "\n" for rule in rules)
+    return (f"table {family} n {{\n\tchain c {{\n\t\ttype nat hook {hook} priority {prio}; policy accept;\n"
+            f"{body}\t}}\n}}\n")

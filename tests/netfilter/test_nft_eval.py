@@ -246,3 +246,83 @@ def test_interface_wildcards(ifname, patterns):
     rs = filter_rs("\t\tiifname { " + ", ".join(f'"{p}"' for p in patterns) + " } drop")
     want = any(ifname == p or (p.endswith("*") and ifname.startswith(p[:-1])) for p in patterns)
     assert (rs.evaluate("input", Pkt(iifname=ifname)).verdict == "drop") == want
+
+
+def test_th_ports_match_tcp_and_udp_only():
+    rs = filter_rs("\t\tmeta l4proto { tcp, udp } th dport 53 drop\n\t\tth sport != 7 counter")
+    assert rs.evaluate("input", Pkt(proto=17, dport=53)).verdict == "drop"
+    assert rs.evaluate("input", Pkt(proto=6, dport=53)).verdict == "drop"
+    assert rs.evaluate("input", Pkt(proto=6, dport=54)).verdict == "accept"
+    assert rs.evaluate("input", icmp(8)).verdict == "accept"
+    # the tcp packet to 54, and the icmp one: it has no ports here (the kernel would compare the
+    # type and code bytes), so "th sport != 7" holds for it as it would in the kernel
+    assert rs.rules()[1].counter.packets == 2
+
+
+def test_named_sets():
+    rs = load(os.path.join(DATA, "sets.nft"))
+    ev = rs.evaluate
+    assert ev("input", Pkt(src="198.51.100.9")).verdict == "drop"
+    assert ev("input", Pkt(src="203.0.113.15", ct_state="established")).verdict == "accept"
+    assert ev("input", Pkt(src="203.0.113.15")).rule.format().startswith("ip saddr @blocklist")
+    assert ev("input", Pkt(src="10.0.0.5", dport=8443)).verdict == "accept"
+    d = ev("input", Pkt(src="10.0.0.7", dport=22, iifname="eth0"))
+    assert d.reject == ("tcp-reset",)
+    assert ev("input", Pkt(src="10.0.0.7", dport=22, iifname="wg0")).verdict == "drop"  # policy
+    assert ev("input", Pkt(proto=17, mark=0x20)).verdict == "accept"
+    assert ev("input", Pkt(dport=8050)).verdict == "accept"
+    assert ev("input", Pkt(dport=8100)).verdict == "drop"
+    blocklist = rs.tables[("inet", "filter")].sets["blocklist"]
+    assert blocklist.interval and (0xCB00710A, 0xCB007114) in blocklist.elements
+
+
+def test_verdict_maps():
+    rs = load(os.path.join(DATA, "vmap.nft"))
+    ev = rs.evaluate
+    assert ev("input", Pkt(ct_state="established", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(ct_state="invalid", iifname="lo")).verdict == "drop"
+    assert ev("input", Pkt(iifname="lo", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(iifname="wg0", src="10.8.0.7", dport=9)).verdict == "accept"
+    assert ev("input", Pkt(iifname="wg1", src="10.8.1.1", dport=9)).verdict == "drop"
+    # no element for the source: back from vpn, on to the l4proto map and tcp_in
+    assert ev("input", Pkt(iifname="wg1", src="10.9.0.1", dport=8080)).verdict == "accept"
+    assert ev("input", icmp(8, iifname="eth0")).verdict == "accept"
+    assert ev("input", icmp(11, iifname="eth0")).verdict == "drop"  # returns, counter, policy
+    d = ev("input", Pkt(iifname="eth0", dport=25))
+    assert d.verdict == "drop" and d.chain.name == "tcp_in"
+    # goto tcp_in never returns to input: the reset decides
+    assert ev("input", Pkt(iifname="eth0", dport=26)).reject == ("tcp-reset",)
+    assert ev("input", Pkt(proto=17, iifname="eth0", dport=26)).verdict == "drop"
+    assert rs.tables[("inet", "filter")].chains["input"].rules[-1].counter.packets == 2
+
+
+def test_addresses_may_be_ints_bytes_text_or_ipaddress_objects():
+    rs = filter_rs("\t\tip saddr 10.1.2.0/24 drop")
+    for src in (0x0A010203, b"\x0a\x01\x02\x03", "10.1.2.3", ipaddress.ip_address("10.1.2.3")):
+        pkt = Pkt()
+        pkt.ip.src = src
+        assert rs.evaluate("input", pkt).verdict == "drop", src
+    pkt = Pkt()
+    pkt.ip.src = b"\x0a\x01\x03\x03"
+    assert rs.evaluate("input", pkt).verdict == "accept"
+
+
+def test_home_router_example():
+    rs = load(os.path.join(DATA, "router.nft"))
+    ev = rs.evaluate
+    d = ev("prerouting", Pkt(src="198.51.100.1", dst="203.0.113.2", dport=443, iifname="eth0"))
+    assert d.nat == types.NatSpec(types.DNAT, 0xC0A8010A)
+    d = ev("prerouting", Pkt(proto=17, dport=51820, iifname="eth0"))
+    assert d.nat == types.NatSpec(types.DNAT, 0xC0A80114, None, 51820)
+    d = ev("prerouting", Pkt(dst="9.9.9.9", dport=53, iifname="br-lan"))
+    assert d.nat == types.NatSpec(types.REDIRECT, None, None, 5353)
+    assert ev("prerouting", Pkt(dst="192.168.1.1", dport=53, iifname="br-lan")).nat is None
+    assert ev("postrouting", Pkt(src="192.168.1.5", oifname="eth0")).nat.kind == "masquerade"
+    assert ev("postrouting", Pkt(src="10.0.0.5", oifname="eth0")).nat is None
+    fwd = [("br-lan", "eth0", "new", (), "accept"), ("eth0", "br-lan", "new", (), "drop"),
+           ("eth0", "br-lan", "new", ("dnat",), "accept"), ("eth0", "br-lan", "established", (), "accept"),
+           ("eth0", "br-lan", "invalid", ("dnat",), "drop")]
+    for iif, oif, state, status, want in fwd:
+        d = ev("forward", Pkt(iifname=iif, oifname=oif, ct_state=state, ct_status=status))
+        assert d.verdict == want, (iif, oif, state, status)
+    assert ev("forward", icmp(11, iifname="eth0", oifname="br-lan")).verdict == "accept"

@@ -24,7 +24,8 @@ WORDS = ["table", "chain", "ip", "inet", "nat", "filter", "type", "hook", "prior
          "flags", "syn", "ack", "10.0.0.1", "1.2.3.0/24", "80", "65536", "0x10", "-", "+", ":", ",", ";",
          "{", "}", "(", ")", "/", "&", "|", "==", "!=", "<", ">=", "\n", '"eth*"', '"', "#", "add", "rule",
          "flush", "ruleset", "prerouting", "postrouting", "input", "srcnat", "dstnat", "X", "=", "log",
-         "prefix", "random", "persistent", "fully-random", "new", "established", "\\\n", "insert"]
+         "prefix", "random", "persistent", "fully-random", "new", "established", "\\\n", "insert", "@",
+         "@blocklist", "elements", "interval", "ipv4_addr", "inet_service", "typeof", "th", "vmap", "comment"]
 
 text_settings = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -36,8 +37,10 @@ def _parse(text: str) -> None:
         assert str(err)  # the message renders
         return
     assert isinstance(rs, Ruleset)
-    listing = rs.list_ruleset()
-    assert loads(listing).list_ruleset() == listing
+    # a listing loads back; from the second listing on it is a fixed point (the first may still
+    # spell out what nft infers, as nft itself does: "meta l4proto icmp icmp type 8 reject")
+    second = loads(rs.list_ruleset()).list_ruleset()
+    assert loads(second).list_ruleset() == second
 
 
 @text_settings

@@ -1,133 +1,30 @@
-"""Test harness: TCP layers wired together in memory on a virtual clock, with a seeded faulty
-link (loss, duplication, reordering, corruption, delay, a rate-limited bottleneck)."""
+"""Test harness: two TCP layers wired together in memory on a virtual clock through the stack's
+seeded fault injector (``fake_ip.Network``), applications that move bulk data, and the one
+digest helper of the TCP tests."""
 
 from __future__ import annotations
 
 import hashlib
-import heapq
-import random
 
-from pynetstack.transport.tcp import TcpConfig, TcpLayer
-from pynetstack.wire.ipv4 import IPv4
-from pynetstack.wire.tcp import Tcp
+from pynetstack.services import http
+
+from .fake_ip import Network
 
 A_IP = 0x0A000001
 B_IP = 0x0A000002
 
 
-class Endpoint:
-    """An ``IpOutput`` that hands datagrams to the simulated network."""
-
-    def __init__(self, net, address, mtu=1500):
-        self.net = net
-        self.address = address
-        self.mtu = mtu
-        self.layer = None
-
-    def ip_send(self, src, dst, protocol, payload, now, ttl=None, df=True, tos=0):
-        return self.net.transmit(self, src, dst, bytes(payload))
-
-    def source_address_for(self, dst):
-        return self.address
-
-    def is_local_address(self, address):
-        return address == self.address
-
-    def path_mtu(self, dst):
-        return self.mtu
-
-
-class Net:
-    def __init__(self, seed=1, delay=0.005, loss=0.0, dup=0.0, reorder=0.0, corrupt=0.0, rate=None,
-                 queue=None, config_a=None, config_b=None, capture=False, mtu=1500):
-        self.now = 0.0
-        self.rng = random.Random(seed)
-        self.delay = delay
-        self.loss = loss
-        self.dup = dup
-        self.reorder = reorder
-        self.corrupt = corrupt
-        self.rate = rate
-        self.queue = queue
-        self.events = []
-        self.seq = 0
-        self.busy = {}
-        self.capture = [] if capture else None
-        self.sent_packets = 0
-        self.oversize = 0
-        self.a = Endpoint(self, A_IP, mtu)
-        self.b = Endpoint(self, B_IP, mtu)
-        self.a.layer = TcpLayer(self.a, config_a or TcpConfig(), secret=b"a" * 16)
-        self.b.layer = TcpLayer(self.b, config_b or TcpConfig(), secret=b"b" * 16)
-        self.by_ip = {A_IP: self.b, B_IP: self.a}  # source -> receiving endpoint
-        self.apps = []
-
-    def transmit(self, sender, src, dst, payload):
-        self.sent_packets += 1
-        if 20 + len(payload) > sender.mtu:
-            self.oversize += 1  # an IP layer would refuse it (DF): the sender made a mistake
-            return False
-        if self.capture is not None:
-            self.capture.append((self.now, src, dst, Tcp.parse(payload, src, dst)))
-        rng = self.rng
-        if self.loss and rng.random() < self.loss:
-            return True
-        t = self.now
-        if self.rate:
-            start = max(t, self.busy.get(src, 0.0))
-            if self.queue is not None and (start - t) * self.rate > self.queue:
-                return True  # drop-tail bottleneck queue
-            t = start + len(payload) / self.rate
-            self.busy[src] = t
-        copies = 2 if (self.dup and rng.random() < self.dup) else 1
-        for _ in range(copies):
-            data = payload
-            if self.corrupt and rng.random() < self.corrupt:
-                b = bytearray(data)
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-                data = bytes(b)
-            arrive = t + self.delay
-            if self.reorder and rng.random() < self.reorder:
-                arrive += rng.random() * 3 * self.delay
-            self.seq += 1
-            heapq.heappush(self.events, (arrive, self.seq, src, dst, data))
-        return True
-
-    def step_until(self, limit):
-        """Process the next event (packet or timer) at or before ``limit``. False if none."""
-        times = []
-        if self.events:
-            times.append(self.events[0][0])
-        for ep in (self.a, self.b):
-            d = ep.layer.next_deadline()
-            if d is not None:
-                times.append(d)
-        if not times:
-            return False
-        t = min(times)
-        if t > limit:
-            return False
-        if t > self.now:
-            self.now = t
-        while self.events and self.events[0][0] <= self.now:
-            _, _, src, dst, data = heapq.heappop(self.events)
-            ep = self.by_ip[src]
-            ep.layer.receive(IPv4(src, dst, 6, memoryview(data)), self.now)
-        for ep in (self.a, self.b):
-            ep.layer.poll(self.now)
-        for app in self.apps:
-            app.pump(self.now)
-        return True
-
-    def run(self, duration=None, until=None, max_steps=2_000_000, stop=None):
-        limit = self.now + duration if duration is not None else until
-        for _ in range(max_steps):
-            if stop is not None and stop():
-                return True
-            if not self.step_until(limit):
-                self.now = max(self.now, limit)
-                return stop() if stop is not None else True
-        raise AssertionError("simulation did not settle within max_steps")
+def Net(seed=1, delay=0.005, loss=0.0, dup=0.0, reorder=0.0, corrupt=0.0, rate=None, queue=None,
+        config_a=None, config_b=None, capture=False, mtu=1500, gso=0):
+    """Layers A and B over a ``fake_ip.Network``: ``rate`` in bytes/s with a drop-tail queue of
+    about ``queue`` bytes (the fault injector counts frames: the queue plus what is in flight)."""
+    if rate:
+        queue_limit = int(((queue if queue is not None else 1 << 30) + rate * delay) // 1460) + 1
+    else:
+        queue_limit = 1 << 30  # no bottleneck: nothing is dropped for want of room
+    return Network(A_IP, B_IP, seed=seed, config_a=config_a, config_b=config_b, mtu=mtu, gso=gso,
+                   capture=capture, loss=loss, duplicate=dup, reorder=reorder, corrupt=corrupt, delay=delay,
+                   rate_bps=rate * 8 if rate else None, queue_limit=queue_limit)
 
 
 class BulkApp:
@@ -163,5 +60,44 @@ class BulkApp:
             self.eof = True
 
 
+class SlowReader:
+    """Reads at most ``chunk`` bytes every ``interval`` seconds, to EOF, then closes: a reader
+    slower than the network, so a small receive buffer fills and the window closes."""
+
+    def __init__(self, conn, chunk, interval):
+        self.conn, self.chunk, self.interval = conn, chunk, interval
+        self.received = bytearray()
+        self.next_read = 0.0
+        self.eof = False
+
+    def next_deadline(self):
+        """The next read, while there is something to read (the network wakes us for it)."""
+        conn = self.conn
+        if self.eof or conn.state == "CLOSED" or not (conn.readable_bytes() or conn.at_eof()):
+            return None
+        return self.next_read
+
+    def pump(self, now):
+        conn = self.conn
+        if conn.state == "CLOSED" or self.eof or now < self.next_read:
+            return
+        self.next_read = now + self.interval
+        self.received += conn.recv(self.chunk, now)
+        if conn.at_eof():
+            self.eof = True
+            conn.close(now)
+
+
 def digest(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def expected_bytes_digest(n: int) -> str:
+    """The digest of the first ``n`` bytes that the HTTP service's /bytes/<n> sends."""
+    h = hashlib.sha256()
+    offset = 0
+    while offset < n:
+        chunk = http.deterministic_bytes(offset, min(1 << 20, n - offset))
+        h.update(chunk)
+        offset += len(chunk)
+    return h.hexdigest()

@@ -11,6 +11,7 @@ import pytest
 from pynetstack.api.tcp import TcpSocket, create_connection, create_server
 from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
+from tests.interop.waiting import settled, wait_for
 from tests.stacks import running_stack
 
 ADDR = "10.77.0.1"
@@ -151,7 +152,7 @@ def test_socket_options(stack):
     client.settimeout(5)
     client.connect((ADDR, 7011))
     conn = client.connection
-    assert conn.config.nodelay and conn.config.keepalive and conn.t_keep is not None
+    assert conn.config.nodelay and conn.config.keepalive and conn.timers.keepalive is not None
     assert conn.rcv_wscale == 0  # a 60 KB buffer needs no window scaling
     with pytest.raises(OSError):
         client.setsockopt(socket.SOL_SOCKET, 12345, 1)
@@ -196,7 +197,6 @@ def test_makefile_reads_lines_and_writes(stack):
 def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound(stack):
     """Pipelined requests whose answers are never read: the HTTP service stops reading (the
     window closes) instead of piling up answers."""
-    import time
 
     from pynetstack.api.tcp import WRITE_HIGH_WATER
     from pynetstack.services import http
@@ -212,11 +212,14 @@ def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound(s
             sent += 50
     except (TimeoutError, OSError):
         pass
-    time.sleep(0.5)
-    with stack.lock:
-        transports = [c.on_event.__self__ for c in stack.tcp.connections.values()
-                      if c.key[1] == 8080 and hasattr(c.on_event, "__self__")]
-        pending = [t.get_write_buffer_size() for t in transports]
+
+    def pending_writes():
+        with stack.lock:
+            transports = [c.on_event.__self__ for c in stack.tcp.connections.values()
+                          if c.key[1] == 8080 and hasattr(c.on_event, "__self__")]
+            return [t.get_write_buffer_size() for t in transports]
+    wait_for(settled(pending_writes), timeout=5)  # the server has answered what it read
+    transports = pending = pending_writes()
     assert transports and max(pending) <= WRITE_HIGH_WATER + 64 * 1024, (pending, sent)
     client.close()
 
@@ -264,16 +267,6 @@ def test_accepted_socket_does_not_inherit_the_listener_timeout(stack):
         server.close()
 
 
-def _wait_for(predicate, timeout=5.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_a_socket_dropped_without_close_releases_its_connection(stack):
     import gc
     import weakref
@@ -285,7 +278,7 @@ def test_a_socket_dropped_without_close_releases_its_connection(stack):
     del client
     gc.collect()
     assert ref() is None, "the stack must hold no reference to the socket"
-    assert _wait_for(lambda: client_conn.state == CLOSED)
+    assert wait_for(lambda: client_conn.state == CLOSED)
     conn.settimeout(5)
     with pytest.raises(ConnectionResetError):  # the peer sees the abort
         conn.recv(10)
@@ -296,7 +289,7 @@ def test_a_socket_dropped_without_close_releases_its_connection(stack):
     gc.collect()
     again = TcpSocket(stack)
     again.bind((ADDR, 7015))
-    assert _wait_for(lambda: _listens(again))
+    assert wait_for(lambda: _listens(again))
     again.close()
 
 
@@ -321,7 +314,7 @@ def test_a_closed_socket_is_not_released_again(stack):
     conn.settimeout(5)
     assert conn.recv(10) == b""  # an orderly FIN, no reset from a finalizer
     conn.close()
-    assert _wait_for(lambda: client_conn.state in (TIME_WAIT, CLOSED))
+    assert wait_for(lambda: client_conn.state in (TIME_WAIT, CLOSED))
     assert client_conn.error is None
     server.close()
 
@@ -338,6 +331,6 @@ def test_a_socket_dropped_under_the_stack_lock_is_released_after_it(stack):
         del client
         gc.collect()
         assert client_conn.state == ESTABLISHED
-    assert _wait_for(lambda: client_conn.state == CLOSED)
+    assert wait_for(lambda: client_conn.state == CLOSED)
     conn.close()
     server.close()

@@ -17,6 +17,8 @@ from pynetstack.api.tcp import TcpHandler, TcpSocket, create_connection, serve_e
 from pynetstack.services import discard, http, tcp_echo
 from pynetstack.services.guard import ServiceLimits
 
+from .kernel_lab import expected_bytes_digest, kernel_lab, require, sha_of_file
+
 pytestmark = pytest.mark.interop
 
 KERNEL, STACK = "10.98.0.1", "10.98.0.2"
@@ -25,59 +27,15 @@ DOWNLOAD = int(os.environ.get("PYNETSTACK_TCP_INTEROP_MB", "100")) * 1_000_000
 ECHO = 50_000_000
 
 
-def _require():
-    if os.geteuid() != 0:
-        pytest.fail("TCP interop tests need root (network namespaces and a TAP device)")
-    missing = [f"{tool} (apt package {pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
-    if missing:
-        pytest.fail("missing tools for TCP interop: " + ", ".join(missing))
-    if not os.path.exists("/dev/net/tun"):
-        pytest.fail("/dev/net/tun is missing (kernel module tun)")
-
-
-class Rig:
-    def __init__(self, lab, stack, ns):
-        self.lab, self.stack, self.ns = lab, stack, ns
-
-    def sh(self, script: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-        return self.lab.run(self.ns, "sh", "-c", script, timeout=timeout, **kw)
-
-    def sysctl(self, **values):
-        for name, value in values.items():
-            self.sh(f"sysctl -qw net.ipv4.{name}={value}")
-
-
 @pytest.fixture(scope="module")
 def rig():
-    _require()
-    from pynetstack import lab as labmod
-    from pynetstack.link.tap import TapDevice
-    from pynetstack.stack import Stack
-    with labmod.Lab("tcp") as lab:
-        ns = lab.netns("k")
-        stack = Stack()
-        tap = TapDevice("pnstcp0", host_address=f"{KERNEL}/24", netns=ns)
-        stack.add_interface(tap, f"{STACK}/24")
-        tcp_echo.install(stack)
-        # test_ten_thousand_concurrent_connections holds 10,000 connections to discard: more
-        # than a service takes by default (1024, like nginx), so this one is configured for it
-        discard.install(stack, limits=ServiceLimits(max_connections=20_000))
-        http.install(stack)
-        stack.start_background()
-        try:
-            yield Rig(lab, stack, ns)
-        finally:
-            stack.close()
-
-
-def expected_bytes_digest(n: int) -> str:
-    h = hashlib.sha256()
-    offset = 0
-    while offset < n:
-        chunk = http.deterministic_bytes(offset, min(1 << 20, n - offset))
-        h.update(chunk)
-        offset += len(chunk)
-    return h.hexdigest()
+    require(TOOLS)
+    # test_ten_thousand_concurrent_connections holds 10,000 connections to discard: more
+    # than a service takes by default (1024, like nginx), so this one is configured for it
+    services = (tcp_echo.install, lambda stack: discard.install(stack, limits=ServiceLimits(max_connections=20_000)),
+                http.install)
+    with kernel_lab("tcp", "pnstcp0", KERNEL, STACK, install=services) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +53,6 @@ def random_file():
         yield path
     finally:
         os.unlink(path)
-
-
-def sha_of_file(path: str, limit: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        left = limit
-        while left:
-            chunk = f.read(min(1 << 20, left))
-            if not chunk:
-                break
-            h.update(chunk)
-            left -= len(chunk)
-    return h.hexdigest()
 
 
 def test_curl_download_bytes(rig):

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 
 import pytest
 
 from pynetstack.services import http
+
+from .kernel_lab import expected_bytes_digest, kernel_lab, require
 
 pytestmark = pytest.mark.interop
 
@@ -18,44 +19,18 @@ KERNEL, STACK = "10.99.3.1", "10.99.3.2"
 SIZE = int(os.environ.get("PYNETSTACK_TCP_INTEROP_MB", "100")) * 1_000_000
 
 
-def _expected_bytes_digest(n: int) -> str:
-    h = hashlib.sha256()
-    offset = 0
-    while offset < n:
-        chunk = http.deterministic_bytes(offset, min(1 << 20, n - offset))
-        h.update(chunk)
-        offset += len(chunk)
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="module", params=[True, False], ids=["offload", "plain"])
 def rig(request):
-    if os.geteuid() != 0:
-        pytest.fail("TAP offload interop needs root (network namespaces and a TAP device)")
-    for tool in ("ip", "curl", "sha256sum"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"missing tool {tool}")
-    from pynetstack import lab as labmod
-    from pynetstack.link.tap import TapDevice
-    from pynetstack.stack import Stack
-    with labmod.Lab("tcpo") as lab:
-        ns = lab.netns("k")
-        stack = Stack()
-        tap = TapDevice("pnstcpo0", host_address=f"{KERNEL}/24", netns=ns, offload=request.param)
-        stack.add_interface(tap, f"{STACK}/24")
-        http.install(stack)
-        stack.start_background()
-        try:
-            yield lab, ns, stack, request.param
-        finally:
-            stack.close()
+    require({"ip": "iproute2", "curl": "curl", "sha256sum": "coreutils"})
+    with kernel_lab("tcpo", "pnstcpo0", KERNEL, STACK, offload=request.param, install=(http.install,)) as the_lab:
+        yield the_lab.lab, the_lab.ns, the_lab.stack, request.param
 
 
 def test_download_and_upload_byte_exact(rig, tmp_path):
     lab, ns, stack, offload = rig
     r = lab.run(ns, "sh", "-c", f"curl -sS --max-time 200 http://{STACK}/bytes/{SIZE} | sha256sum", timeout=220)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split()[0] == _expected_bytes_digest(SIZE)
+    assert r.stdout.split()[0] == expected_bytes_digest(SIZE)
     # upload a pseudo-random file (not zeros: a misplaced segment must change the digest)
     path = tmp_path / "upload.bin"
     with open(path, "wb") as f:

@@ -200,7 +200,7 @@ def test_zero_window_probes_to_a_vanished_peer_give_up():
     for _ in range(100):
         sent += client.send(b"z" * 65536, sim.now)
         sim.run(duration=0.5)
-    assert client.snd_wnd == 0 and client.t_persist is not None
+    assert client.snd_wnd == 0 and client.timers.persist is not None
     ia.device.loss = ib.device.loss = 1.0
     t0 = sim.now
     sim.run(duration=5000, until=lambda: client.state == CLOSED)

@@ -8,7 +8,9 @@ import pytest
 from pynetstack.transport.tcp import TcpConfig
 from pynetstack.transport.tcp.seq import MASK
 
-from .tcp_harness import B_IP, BulkApp, Net, digest
+from pynetstack.wire import tcp as T
+
+from .tcp_harness import B_IP, BulkApp, Net, SlowReader, digest
 
 SIZE_A = 300_000
 SIZE_B = 200_000
@@ -96,8 +98,37 @@ def test_sequence_numbers_wrap_mid_transfer(isn):
 
 
 def test_small_receive_buffer_zero_window_and_persist():
-    # a 4 KB receive buffer with a reader that drains it: windows close and reopen all the time
-    transfer(8, FAULTS["loss1"], OPTIONS["full"], size_a=100_000, size_b=50_000, rcvbuf=4096)
+    """A 4 KB receive buffer and a reader slower than the sender (1 KB per 0.5 s): the receiver
+    advertises a zero window, the sender's persist timer probes it (RFC 9293 3.8.6.1) until
+    the reader opens it again, and every byte still arrives once, in order."""
+    net = Net(seed=8, loss=0.01, config_b=TcpConfig(rcvbuf=4096), capture=True)
+    listener = net.b.layer.listen(80)
+    client = net.a.layer.connect(B_IP, 80, net.now)
+    assert net.run(duration=30, stop=lambda: listener.accept_queue), client.log
+    server = listener.accept()
+    data = random.Random(8).randbytes(30_000)
+    sender, reader = BulkApp(client, data), SlowReader(server, 1024, 0.5)
+    net.apps += [sender, reader]
+    assert net.run(duration=600, stop=lambda: reader.eof and sender.eof), (client.info(), server.info())
+    assert digest(reader.received) == digest(data)
+    from_b = [(t, seg) for t, src, dst, seg in net.capture if src == B_IP]
+    from_a = [(t, seg) for t, src, dst, seg in net.capture if src != B_IP]
+    zero = [t for t, seg in from_b if seg.window == 0 and seg.flags & T.ACK and not seg.flags & T.SYN]
+    assert len(zero) >= 5, "the receiver never advertised a zero window"
+    # a zero-window probe: a bare ACK one below SND.UNA (the peer's last ACK), sent by the timer
+    probes = [t for t, seg in from_a if not seg.payload and not seg.flags & (T.SYN | T.FIN)
+              and any(seg.seq == (b.ack - 1) & MASK for _, b in from_b)]
+    assert probes, "the persist timer never probed the zero window"
+    assert any(z < p for z in zero for p in probes)
+    assert client.persist_backoff == 0 and client.timers.persist is None  # the window reopened
+
+
+@pytest.mark.parametrize("faults", ["clean", "loss1", "reorder+dup"])
+def test_segmentation_offload_without_a_device(faults):
+    """With an IP layer that offers segmentation offload (as a TAP with TSO4 does), TCP hands
+    down segments of up to 64 KB; cut on the way as a device would, they arrive exactly once."""
+    net, client, server = transfer(11, dict(FAULTS[faults], gso=65535), OPTIONS["full"], size_a=1_000_000)
+    assert net.a.offloaded > 0 and client.gso > client.mss
 
 
 def test_loss_recovery_uses_sack_not_only_timeouts():

@@ -314,8 +314,7 @@ def test_rst_in_window_gets_challenge_ack():
     rig = Rig()
     conn, iss = rig.passive_open()
     rig.inject(T.RST, P + 10)
-    ack = rig.one()
-    assert ack.flags == T.ACK and ack.ack == P and ack.seq == iss + 1
+    rig.expect(conn, T.ACK, seq=iss + 1, ack=P, window=65535)
     assert conn.state == "ESTABLISHED"
 
 
@@ -345,8 +344,7 @@ def test_ack_of_unsent_data_answered_and_dropped():
     rig = Rig()
     conn, iss = rig.passive_open()
     rig.inject(T.ACK, P, iss + 5000, b"data")
-    ack = rig.one()
-    assert ack.ack == P  # data not taken
+    rig.expect(conn, T.ACK, seq=iss + 1, ack=P, window=65535)  # data not taken
     assert conn.readable_bytes() == 0
 
 
@@ -384,7 +382,7 @@ def test_bare_acks_of_new_data_fast_path_keeps_paws_and_ts_recent():
     rig.inject(T.ACK, P, iss + 1 + 1460, ts=(2000, segs[0].ts_val))  # the fast path
     assert conn.snd_una == iss + 1 + 1460 and conn.ts_recent == 2000
     rig.inject(T.ACK, P, iss + 1 + 3000, ts=(2001, segs[2].ts_val))
-    assert conn.snd_una == iss + 1 + 3000 and conn.ts_recent == 2001 and conn.t_rexmit is None
+    assert conn.snd_una == iss + 1 + 3000 and conn.ts_recent == 2001 and conn.timers.rexmit is None
     rig.none()
 
 
@@ -392,8 +390,8 @@ def test_fin_moves_to_close_wait_and_acks():
     rig = Rig()
     conn, iss = rig.passive_open()
     rig.inject(T.ACK | T.FIN, P, iss + 1, b"bye")
-    ack = rig.one()
-    assert ack.ack == P + 4 and conn.state == "CLOSE-WAIT"
+    rig.expect(conn, T.ACK, seq=iss + 1, ack=P + 4, window=65535)
+    assert conn.state == "CLOSE-WAIT"
     assert conn.recv(10, rig.now) == b"bye" and conn.at_eof()
 
 
@@ -401,9 +399,10 @@ def test_out_of_order_fin_waits_for_the_hole():
     rig = Rig()
     conn, iss = rig.passive_open(sack_permitted=True)
     rig.inject(T.ACK | T.FIN, P + 5, iss + 1, b"world")
-    assert rig.one().ack == P and conn.state == "ESTABLISHED"
+    rig.expect(conn, T.ACK, seq=iss + 1, ack=P, window=65535, sack=((P + 5, P + 10),))
+    assert conn.state == "ESTABLISHED"
     rig.inject(T.ACK, P, iss + 1, b"hello")
-    assert rig.one().ack == P + 11
+    rig.expect(conn, T.ACK, seq=iss + 1, ack=P + 11, window=65535)
     assert conn.state == "CLOSE-WAIT" and conn.recv(100, rig.now) == b"helloworld"
 
 
@@ -443,16 +442,15 @@ def test_zero_window_persist_probe_then_resume():
     conn, iss = rig.passive_open(win=0)
     conn.send(b"q" * 100, rig.now)
     rig.none()
-    assert conn.t_persist is not None
+    assert conn.timers.persist is not None
     rig.advance(1.0)
-    probe = rig.one()
-    assert probe.seq == iss and len(probe.payload) == 0  # SND.UNA - 1 elicits an ACK
+    rig.expect(conn, T.ACK, seq=iss, ack=P, window=65535)  # SND.UNA - 1 elicits an ACK
     rig.inject(T.ACK, P, iss + 1, win=0)
     rig.none()
-    assert conn.t_persist is not None and conn.persist_backoff == 1
+    assert conn.timers.persist is not None and conn.persist_backoff == 1
     rig.inject(T.ACK, P, iss + 1, win=1000)
-    seg = rig.one()
-    assert len(seg.payload) == 100 and conn.t_persist is None
+    rig.expect(conn, T.ACK | T.PSH, seq=iss + 1, ack=P, window=65535, payload=b"q" * 100)
+    assert conn.timers.persist is None
 
 
 def test_retransmission_timeout_backoff_and_abort():

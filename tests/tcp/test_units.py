@@ -25,6 +25,16 @@ def test_unwrap_recovers_nearby_values(reference, delta):
         assert unwrap(value & MASK, reference) == value
 
 
+@given(st.integers(0, MASK), st.integers(-(1 << 31), (1 << 31) - 1))
+def test_seq_comparisons_against_integer_distance(b, distance):
+    """Brute-force reference: a is ``distance`` after b on the circle; every comparison must
+    say what the signed integer distance says."""
+    a = (b + distance) & MASK
+    assert seq_diff(a, b) == distance
+    assert (seq_lt(a, b), seq_le(a, b), seq_gt(a, b), seq_ge(a, b)) == (
+        distance < 0, distance <= 0, distance > 0, distance >= 0)
+
+
 def test_initial_window_rfc6928():
     assert congestion.initial_window(1460) == 14600
     assert congestion.initial_window(536) == 5360

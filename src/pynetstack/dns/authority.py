@@ -26,9 +26,13 @@ class Answer:
 class Authority:
     """The set of zones this server is authoritative for."""
 
-    def __init__(self, zones=(), minimal: bool = True):
+    def __init__(self, zones=(), minimal_responses: bool = False):
         self.zones = {}
-        self.minimal = minimal  # False: also put the zone's NS set in positive answers' authority
+        # As NSD (and BIND for non-recursive queries): positive answers carry the zone's NS set
+        # in authority and the servers' addresses in additional; True leaves them out (BIND's
+        # minimal-responses).
+        self.minimal = minimal_responses
+        self._apex = {}  # zone key -> (zone, NS set, addresses of the servers)
         for z in zones:
             self.add_zone(z)
 
@@ -46,19 +50,40 @@ class Authority:
                 return zone
             if key == ".":
                 return None
-            key = w.parent_name(key)
+            key = _parent(key)
 
     def lookup(self, qname: str, qtype: int) -> Answer | None:
         """None when no loaded zone contains ``qname``."""
         zone = self.find_zone(qname)
         if zone is None:
             return None
-        return _ZoneLookup(zone, self.minimal).run(qname, qtype)
+        return _ZoneLookup(zone, self.minimal, self._apex_data(zone)).run(qname, qtype)
+
+    def _apex_data(self, zone: Zone):
+        """(NS set, the in-zone addresses of its servers) for full responses, computed once:
+        zones do not change once loaded (add_zone replaces a whole zone)."""
+        apex = self._apex.get(zone.key)
+        if apex is None or apex[0] is not zone:
+            look = _ZoneLookup(zone, True, None)
+            ns = zone.nodes[zone.key][w.NS]
+            for rr in ns:
+                look.add_addresses(rr.data.target, in_zone_only=True)
+            apex = self._apex[zone.key] = (zone, list(ns), look.result.additional)
+        return apex
+
+
+def _parent(key: str) -> str:
+    """parent_name for the common case of a name without escapes, without parsing labels."""
+    if "\\" in key:
+        return w.parent_name(key)
+    return key[key.index(".") + 1:] or "."
 
 
 class _ZoneLookup:
-    def __init__(self, zone: Zone, minimal: bool):
-        self.zone, self.minimal = zone, minimal
+    __slots__ = ("zone", "minimal", "apex", "result")
+
+    def __init__(self, zone: Zone, minimal: bool, apex):
+        self.zone, self.minimal, self.apex = zone, minimal, apex
         self.result = Answer()
 
     def run(self, qname: str, qtype: int) -> Answer:
@@ -68,8 +93,9 @@ class _ZoneLookup:
             seen.add(key)
             cut = self.find_cut(key)
             if cut is not None:
-                if not res.answer:
-                    self.referral(cut)
+                # a CNAME into a delegated child keeps AA for itself and adds the referral,
+                # as NSD does (RFC 1034 section 4.3.2 step 3b)
+                self.referral(cut)
                 return res
             node = zone.nodes.get(key)
             if node is None:
@@ -94,18 +120,18 @@ class _ZoneLookup:
         cuts = self.zone.cuts
         if not cuts:
             return None
-        found, name = None, key
-        while name != self.zone.key:
+        found, name, apex = None, key, self.zone.key
+        while name != apex:
             if name in cuts:
                 found = name
-            name = w.parent_name(name)
+            name = _parent(name)
         return found
 
     def wildcard(self, key: str):
         """RFC 4592: the node ``*.<closest encloser>`` if it exists."""
-        zone, name = self.zone, w.parent_name(key)
+        zone, name = self.zone, _parent(key)
         while name not in zone.existing:
-            name = w.parent_name(name)
+            name = _parent(name)
         return zone.nodes.get("*." + name if name != "." else "*.")
 
     def from_node(self, node: dict, owner: str, qtype: int) -> Answer:
@@ -121,12 +147,27 @@ class _ZoneLookup:
         return self.finish()
 
     def finish(self, with_ns: bool = True) -> Answer:
-        res, zone = self.result, self.zone
-        if not self.minimal and with_ns:
-            res.authority.extend(rr for rr in zone.nodes[zone.key][w.NS] if not _among(rr, res.answer))
-        for rr in res.answer + res.authority:
-            if rr.rtype in (w.MX, w.SRV) or (rr.rtype == w.NS and not self.minimal):
+        """Additional addresses for MX and SRV targets; in full responses (NSD's), the zone's NS
+        set in authority (unless the answer is that set) and its servers' addresses."""
+        res = self.result
+        answer = res.answer
+        for rr in answer:
+            if rr.rtype in _NEEDS_ADDRESSES:
                 self.add_addresses(rr.data.names()[0], in_zone_only=True)
+        if self.minimal or not with_ns:
+            return res
+        _, ns_set, ns_addresses = self.apex
+        apex = self.zone.key
+        if not any(rr.rtype == w.NS and rr.name.lower() == apex for rr in answer):
+            res.authority.extend(ns_set)
+        additional = res.additional
+        owners = {rr.name.lower() for rr in answer if rr.rtype in (w.A, w.AAAA)}
+        if additional:
+            owners.update(rr.name.lower() for rr in additional)
+        for rr in ns_addresses:
+            if owners and rr.name.lower() in owners and (_among(rr, answer) or _among(rr, additional)):
+                continue
+            additional.append(rr)
         return res
 
     def negative(self, rcode: int) -> Answer:
@@ -137,7 +178,7 @@ class _ZoneLookup:
 
     def referral(self, cut: str) -> None:
         res, zone = self.result, self.zone
-        res.aa = False
+        res.aa = bool(res.answer)
         ns_set = zone.nodes[cut][w.NS]
         res.authority.extend(ns_set)
         for rr in ns_set:
@@ -154,6 +195,9 @@ class _ZoneLookup:
             for rr in node.get(rtype, ()):
                 if not _among(rr, additional) and not _among(rr, self.result.answer):
                     additional.append(rr)
+
+
+_NEEDS_ADDRESSES = frozenset((w.MX, w.SRV))
 
 
 def _among(rr: w.Record, records) -> bool:

@@ -6,7 +6,6 @@ higher one (glue cannot overwrite an authoritative answer).
 """
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 from ..wire import dns as w
@@ -61,20 +60,21 @@ class Cache:
         self.bytes = 0
         self.stats = CacheStats()
         self.generation = 0            # bumped on every insert/eviction, so memoised answers can check
-        self._lock = threading.Lock()
 
     def __len__(self):
         return len(self.entries)
 
     # -- writing ----------------------------------------------------------------------------
 
-    def put(self, records, now: float, rank: int = RANK_ANSWER) -> None:
-        """Store one RRset (all records share owner and type). Its TTL is the lowest in the set."""
+    def put(self, records, now: float, rank: int = RANK_ANSWER, key=None) -> None:
+        """Store one RRset (all records share owner and type) under (owner, type), or under
+        ``key`` (a DNAME with the CNAME it synthesised). Its TTL is the lowest in the set."""
         if not records:
             return
         # RFC 2181 section 8: a TTL with the top bit set is to be taken as zero.
         ttl = min(min(0 if rr.ttl & 0x80000000 else rr.ttl for rr in records), self.max_ttl)
-        key = (records[0].name.lower(), records[0].rtype)
+        if key is None:
+            key = (records[0].name.lower(), records[0].rtype)
         self._store(key, CacheEntry(list(records), now + ttl, rank), now)
 
     def put_negative(self, name: str, rtype: int, rcode: int, soa: w.Record | None, now: float) -> None:
@@ -88,20 +88,19 @@ class Cache:
 
     def _store(self, key, entry: CacheEntry, now: float) -> None:
         entry.size += ENTRY_OVERHEAD
-        with self._lock:
-            old = self.entries.get(key)
-            if old is not None:
-                if old.expires > now and old.rank > entry.rank:
-                    return
-                self._remove(key)
-            self.entries[key] = entry
-            self.bytes += entry.size
-            self.stats.inserts += 1
-            self.generation += 1
-            while len(self.entries) > self.max_entries or (
-                    self.max_bytes is not None and self.bytes > self.max_bytes and len(self.entries) > 1):
-                self._remove(next(iter(self.entries)))
-                self.stats.evictions += 1
+        old = self.entries.get(key)
+        if old is not None:
+            if old.expires > now and old.rank > entry.rank:
+                return
+            self._remove(key)
+        self.entries[key] = entry
+        self.bytes += entry.size
+        self.stats.inserts += 1
+        self.generation += 1
+        while len(self.entries) > self.max_entries or (
+                self.max_bytes is not None and self.bytes > self.max_bytes and len(self.entries) > 1):
+            self._remove(next(iter(self.entries)))
+            self.stats.evictions += 1
 
     def _remove(self, key) -> None:
         entry = self.entries.pop(key)
@@ -110,11 +109,13 @@ class Cache:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def get(self, name: str, rtype: int, now: float, count: bool = True) -> Cached | None:
-        """A live RRset or negative entry for (name, rtype), TTLs counted down to ``now``."""
+    def get(self, name: str, rtype: int, now: float, count: bool = True, min_rank: int = 0) -> Cached | None:
+        """A live RRset or negative entry for (name, rtype), TTLs counted down to ``now``;
+        only of ``min_rank`` or above (a client is answered from answer-rank data only)."""
         lname = name.lower()
-        with self._lock:
-            entry = self._live((lname, rtype), now) or self._live((lname, NXDOMAIN_KEY), now)
+        entry = self._live((lname, rtype), now) or self._live((lname, NXDOMAIN_KEY), now)
+        if entry is not None and entry.rank < min_rank:
+            entry = None
         if entry is None:
             if count:
                 self.stats.misses += 1
@@ -142,9 +143,8 @@ class Cache:
 
     def purge(self, now: float) -> int:
         """Drop every expired entry; returns how many."""
-        with self._lock:
-            dead = [k for k, e in self.entries.items() if e.expires <= now]
-            for key in dead:
-                self._remove(key)
-            self.stats.expired += len(dead)
+        dead = [k for k, e in self.entries.items() if e.expires <= now]
+        for key in dead:
+            self._remove(key)
+        self.stats.expired += len(dead)
         return len(dead)

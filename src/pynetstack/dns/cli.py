@@ -60,8 +60,11 @@ def register(subparsers) -> None:
                        help="port of name servers found by iteration (for test labs)")
     serve.add_argument("--cache-size", type=_positive, default=10000, help="cache entries")
     serve.add_argument("--no-tcp", action="store_true", help="UDP only")
-    serve.add_argument("--full-responses", action="store_true",
-                       help="add the zone's NS set and addresses to positive answers (as NSD does)")
+    serve.add_argument("--minimal-responses", action="store_true",
+                       help="leave the zone's NS set and addresses out of positive answers (BIND's "
+                            "minimal-responses; by default they are there, as NSD has them)")
+    serve.add_argument("--full-responses", action="store_false", dest="minimal_responses",
+                       help=argparse.SUPPRESS)  # the default since minimal responses became the switch
     serve.set_defaults(func=cmd_serve)
 
     query = sub.add_parser("query", help="send one query to a server and print the reply")
@@ -79,6 +82,7 @@ def register(subparsers) -> None:
     resolve.add_argument("--root-hint", action="append", default=[], metavar="[NAME=]ADDR")
     resolve.add_argument("--forwarder", action="append", default=[], metavar="HOST[:PORT]")
     resolve.add_argument("--upstream-port", type=_port, default=53)
+    resolve.add_argument("--timeout", type=float, default=1.5, help="seconds to wait for one server")
     resolve.set_defaults(func=cmd_resolve)
 
 
@@ -113,7 +117,7 @@ def build_server(args):
         _fail("nothing to serve: give --zone FILE and/or --recursion")
     try:
         return DnsServer(zones, resolver=resolver, recursion=args.recursion,
-                         minimal=not args.full_responses)
+                         minimal_responses=args.minimal_responses)
     except ValueError as e:
         _fail(str(e))
 
@@ -163,12 +167,16 @@ def cmd_query(args) -> int:
 
 
 def cmd_resolve(args) -> int:
+    from .hostio import resolve_on_host
     from .resolver import Resolver
     if not args.root_hint and not args.forwarder:
         _fail("resolve needs --root-hint or --forwarder")
+    if not 0 < args.timeout < 3600:
+        _fail("--timeout must be within 0..3600 seconds")
     try:
-        resolver = Resolver(root_hints=args.root_hint, forwarders=args.forwarder, port=args.upstream_port)
-        result = resolver.resolve(args.name, args.type)
+        resolver = Resolver(root_hints=args.root_hint, forwarders=args.forwarder, port=args.upstream_port,
+                            timeout=args.timeout)
+        result = resolve_on_host(resolver, args.name, args.type)
     except (ValueError, OSError) as e:
         _fail(str(e))
     print(f";; status: {w.RCODE_NAMES.get(result.rcode, result.rcode)}")

@@ -10,6 +10,7 @@
     upstream_port = 53
     timeout = 1.5
     listen = "127.0.0.1:5353"                 # used by the CLI / stack, kept on server.listen
+    minimal_responses = false                 # true: no NS set / addresses beyond the answer (BIND)
 """
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def _typed(table: dict, key: str, types, default):
     return value
 
 
-def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
-    """The server the ``[dns]`` table describes; ``transport`` carries the resolver's queries
-    (host sockets by default; the stack's own UDP when the server runs on a pynetstack stack)."""
+def build_from_config(table: dict, base_dir: str) -> DnsServer:
+    """The server the ``[dns]`` table describes. Its resolver is sans-I/O: the front end that
+    serves it (hostio.HostServer, or stackio.serve_on_stack on a stack) carries its queries."""
     if not isinstance(table, dict):
         raise ValueError("[dns] must be a table")
     unknown = sorted(set(table) - KNOWN_KEYS)
@@ -49,7 +50,7 @@ def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
     cache_bytes = _typed(table, "cache_bytes", int, None)
     port = _typed(table, "upstream_port", int, 53)
     timeout = _typed(table, "timeout", (int, float), 1.5)
-    minimal = _typed(table, "minimal_responses", bool, True)
+    minimal = _typed(table, "minimal_responses", bool, False)
     if cache_size < 1:
         raise ValueError("dns.cache_size must be at least 1")
     if not 0 < port < 65536:
@@ -69,12 +70,12 @@ def build_from_config(table: dict, base_dir: str, transport=None) -> DnsServer:
             raise ValueError("dns.recursion = true needs dns.root_hints or dns.forwarders")
         try:
             resolver = Resolver(root_hints=hints, forwarders=forwarders, port=port, timeout=float(timeout),
-                                cache=Cache(cache_size, cache_bytes), transport=transport)
+                                cache=Cache(cache_size, cache_bytes))
         except (OSError, ValueError) as e:
             key = "forwarders" if forwarders else "root_hints"
             raise ValueError(f"dns.{key}: {e}") from None
     try:
-        server = DnsServer(zones, resolver=resolver, recursion=recursion, minimal=minimal)
+        server = DnsServer(zones, resolver=resolver, recursion=recursion, minimal_responses=minimal)
     except ValueError as e:
         raise ValueError(f"dns.zones: {e}") from None
     server.listen = _typed(table, "listen", str, None)

@@ -1,12 +1,13 @@
-"""Host-socket I/O for DNS: the resolver's transport and a UDP+TCP server loop (selectors).
+"""Host-socket I/O for DNS: a UDP+TCP server loop (selectors) that also carries the sans-I/O
+resolver's queries on non-blocking sockets, so one thread serves zones, the cache and any number
+of resolutions in progress; ``resolve_on_host`` for a single resolution (``dns resolve``); and
+``SocketTransport``, one blocking exchange (``dns query``).
 
-Only this module touches sockets. Recursive queries run in a small bounded worker pool so one
-slow upstream cannot stall answers that come from zones or the cache.
+Only this module (and stackio on the stack) touches sockets or the wall clock for DNS.
 """
 from __future__ import annotations
 
 import errno
-import queue
 import random
 import selectors
 import socket
@@ -14,14 +15,12 @@ import struct
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
-from .server import DEFER, DnsServer
+from .server import DnsServer
 
 MAX_TCP_CONNECTIONS = 128
 TCP_IDLE_TIMEOUT = 10.0        # RFC 7766 section 6.2.3 suggests seconds, not minutes
-MAX_PENDING_RECURSIONS = 256
-WORKERS = 8
+RESOLVE_DEADLINE = 30.0       # resolve_on_host gives up after this long
 
 
 OUTBUF_HIGH_WATER = 256 * 1024  # replies buffered per TCP client before its queries wait
@@ -52,7 +51,7 @@ class SocketTransport:
     def _udp(self, wire, server, timeout):
         family = _family(server[0])
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            self._bind_random_port(sock, family)
+            _bind_random_port(sock, family, self.rng)
             sock.connect(server)
             sock.send(wire)
             deadline = time.monotonic() + timeout
@@ -68,16 +67,6 @@ class SocketTransport:
                 if len(data) >= 2 and data[:2] == wire[:2]:
                     return data  # otherwise: a stray datagram with the wrong ID, keep waiting
 
-    def _bind_random_port(self, sock, family):
-        host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        for _ in range(16):
-            try:
-                sock.bind((host, self.rng.randrange(1024, 65536)))
-                return
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-        sock.bind((host, 0))
 
     def _tcp(self, wire, server, timeout):
         with socket.create_connection(server, timeout=timeout) as sock:
@@ -96,6 +85,139 @@ def recv_exactly(sock, n: int) -> bytes:
     return bytes(buf)
 
 
+class HostResolverIO:
+    """Carries a Resolver's exchanges on non-blocking host sockets registered in ``selector``:
+    UDP from a random port, connected to the server (RFC 5452 section 9.2), or TCP after
+    truncation. The owner of the selector calls ``ready(exchange, events)`` for their events and
+    ``poll(now)`` at ``next_deadline()``."""
+
+    def __init__(self, resolver, selector, clock=time.monotonic, rng: random.Random | None = None):
+        self.resolver, self.selector, self.clock = resolver, selector, clock
+        self.rng = rng or random.SystemRandom()
+        self.stats = Counter()
+
+    def poll(self, now: float) -> None:
+        self.resolver.poll(now)
+        self.flush(now)
+
+    def next_deadline(self):
+        return self.resolver.next_deadline()
+
+    def flush(self, now: float) -> None:
+        resolver = self.resolver
+        while resolver.outgoing or resolver.finished:
+            while resolver.finished:
+                self._release(resolver.finished.popleft())
+            if resolver.outgoing:
+                exchange = resolver.outgoing.popleft()
+                if not exchange.closed:
+                    self._send(exchange, now)
+
+    def _send(self, exchange, now: float) -> None:
+        family = _family(exchange.server[0])
+        try:
+            if exchange.tcp:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                exchange.io = [sock, bytearray(struct.pack("!H", len(exchange.wire)) + exchange.wire), bytearray()]
+                err = sock.connect_ex(exchange.server)
+                if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                    raise OSError(err, "connect failed")
+                self.selector.register(sock, selectors.EVENT_WRITE, exchange)
+            else:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                exchange.io = [sock]
+                sock.setblocking(False)
+                _bind_random_port(sock, family, self.rng)
+                sock.connect(exchange.server)
+                sock.send(exchange.wire)
+                self.selector.register(sock, selectors.EVENT_READ, exchange)
+            self.stats["tcp-sent" if exchange.tcp else "udp-sent"] += 1
+        except OSError:
+            self.stats["send-failed"] += 1
+            self.resolver.receive(exchange, None, now)
+
+    def ready(self, exchange, events) -> None:
+        """Socket events of ``exchange``."""
+        if exchange.closed or exchange.io is None:
+            return
+        sock, now = exchange.io[0], self.clock()
+        reply = None
+        try:
+            if not exchange.tcp:
+                reply = sock.recv(65535)
+            elif events & selectors.EVENT_WRITE and exchange.io[1]:
+                out = exchange.io[1]
+                del out[:sock.send(out)]
+                if not out:
+                    self.selector.modify(sock, selectors.EVENT_READ, exchange)
+                return
+            else:
+                chunk = sock.recv(65537)
+                if not chunk:
+                    raise OSError("connection closed")
+                buf = exchange.io[2]
+                buf += chunk
+                if len(buf) < 2 or len(buf) < 2 + ((buf[0] << 8) | buf[1]):
+                    return
+                reply = bytes(buf[2:2 + ((buf[0] << 8) | buf[1])])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # ICMP port unreachable, reset: this server will not answer
+            reply = None
+        self.resolver.receive(exchange, reply, now)
+        self.flush(now)
+
+    def _release(self, exchange) -> None:
+        io, exchange.io = exchange.io, None
+        if io is not None:
+            try:
+                self.selector.unregister(io[0])
+            except (KeyError, ValueError):
+                pass
+            io[0].close()
+
+
+def resolve_on_host(resolver, qname: str, qtype: int, clock=time.monotonic,
+                    deadline: float = RESOLVE_DEADLINE):
+    """Resolve one question over host sockets, blocking; the Result (SERVFAIL after ``deadline``)."""
+    from .resolver import Result
+    from ..wire import dns as w
+    if not qname.endswith("."):
+        qname += "."
+    if isinstance(qtype, str):
+        qtype = w.type_code(qtype)
+    done = []
+    with selectors.DefaultSelector() as selector:
+        io = HostResolverIO(resolver, selector, clock)
+        now = clock()
+        give_up = now + deadline
+        if resolver.start(qname, qtype, now, done.append) is None:
+            return Result(w.SERVFAIL)
+        io.flush(now)
+        while not done and clock() < give_up:
+            wake = io.next_deadline()
+            timeout = 1.0 if wake is None else min(1.0, max(0.0, wake - clock()))
+            for key, events in selector.select(timeout):
+                io.ready(key.data, events)
+            io.poll(clock())
+        for exchange in [key.data for key in selector.get_map().values()]:
+            io._release(exchange)
+    return done[0] if done else Result(w.SERVFAIL)
+
+
+def _bind_random_port(sock, family, rng) -> None:
+    host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    for _ in range(16):
+        try:
+            sock.bind((host, rng.randrange(1024, 65536)))
+            return
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    sock.bind((host, 0))
+
+
 class _TcpConnection:
     __slots__ = ("sock", "inbuf", "outbuf", "last_active", "peer")
 
@@ -106,7 +228,8 @@ class _TcpConnection:
 
 
 class HostServer:
-    """Serve a DnsServer on a host address over UDP and TCP (length-framed, pipelined)."""
+    """Serve a DnsServer on a host address over UDP and TCP (length-framed, pipelined), in one
+    thread: a recursive server's resolver runs in the same selector loop (``resolver_io``)."""
 
     def __init__(self, server: DnsServer, host: str = "127.0.0.1", port: int = 53, tcp: bool = True):
         self.server = server
@@ -127,9 +250,9 @@ class HostServer:
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self._done = queue.SimpleQueue()  # (connection or None, peer, reply) from workers
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dns-recursion")
-        self._pending = 0
+        self.resolver_io = None
+        if server.resolver is not None:
+            self.resolver_io = HostResolverIO(server.resolver, self._sel)
         self._conns = {}
         self._stop = threading.Event()
         self._thread = None
@@ -147,7 +270,10 @@ class HostServer:
         self._wake_w.send(b"x")
         if self._thread is not None:
             self._thread.join(5)
-        self._pool.shutdown(wait=False)
+        if self.resolver_io is not None:
+            for key in list(self._sel.get_map().values()):
+                if not isinstance(key.data, (str, _TcpConnection)):
+                    self.resolver_io._release(key.data)
         for sock in [self.udp, self.tcp, self._wake_r, self._wake_w] + [c.sock for c in self._conns.values()]:
             if sock is not None:
                 sock.close()
@@ -164,17 +290,27 @@ class HostServer:
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         if self.tcp is not None:
             sel.register(self.tcp, selectors.EVENT_READ, "listen")
+        resolver_io = self.resolver_io
         while not self._stop.is_set():
-            for key, events in sel.select(timeout=1.0):
+            timeout = 1.0
+            if resolver_io is not None:
+                wake = resolver_io.next_deadline()
+                if wake is not None:
+                    timeout = min(timeout, max(0.0, wake - time.monotonic()))
+            for key, events in sel.select(timeout):
                 what = key.data
                 if what == "udp":
                     self._read_udp()
                 elif what == "wake":
-                    self._drain_done()
+                    self._drain_wake()
                 elif what == "listen":
                     self._accept()
-                else:
+                elif isinstance(what, _TcpConnection):
                     self._service_tcp(what, events)
+                else:
+                    resolver_io.ready(what, events)
+            if resolver_io is not None:
+                resolver_io.poll(time.monotonic())
             self._expire_idle()
 
     # -- UDP --------------------------------------------------------------------------------
@@ -189,11 +325,14 @@ class HostServer:
                 self.stats["udp-recv-error"] += 1
                 return
             self.stats["udp-queries"] += 1
-            reply = self.server.handle(data, "udp", time.monotonic(), blocking=False)
-            if reply is DEFER:
-                self._defer(data, "udp", None, peer)
-            elif reply is not None:
+            deliver = None
+            if self.resolver_io is not None:
+                deliver = lambda answer, peer=peer: self._send_udp(answer, peer)  # noqa: E731
+            reply = self.server.handle(data, "udp", time.monotonic(), deliver)
+            if reply is not None:
                 self._send_udp(reply, peer)
+            elif self.resolver_io is not None:
+                self.resolver_io.flush(time.monotonic())
 
     def _send_udp(self, reply: bytes, peer) -> None:
         try:
@@ -201,43 +340,12 @@ class HostServer:
         except OSError:
             self.stats["udp-send-error"] += 1
 
-    def _defer(self, data: bytes, transport: str, conn, peer) -> None:
-        if self._pending >= MAX_PENDING_RECURSIONS:
-            self.stats["recursion-overload-drop"] += 1
-            return
-        self._pending += 1
-        self._pool.submit(self._work, data, transport, conn, peer)
-
-    def _work(self, data, transport, conn, peer) -> None:
-        try:
-            reply = self.server.handle(data, transport, time.monotonic())
-        except Exception:  # noqa: BLE001 - a bug must not kill the worker; count it
-            reply = None
-            self.stats["recursion-error"] += 1
-        self._done.put((conn, peer, reply))
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-
-    def _drain_done(self) -> None:
+    def _drain_wake(self) -> None:
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError, OSError):
             pass
-        while True:
-            try:
-                conn, peer, reply = self._done.get_nowait()
-            except queue.Empty:
-                return
-            self._pending -= 1
-            if reply is None:
-                continue
-            if conn is None:
-                self._send_udp(reply, peer)
-            elif conn.sock.fileno() in self._conns:
-                self._queue_tcp(conn, reply)
 
     # -- TCP --------------------------------------------------------------------------------
 
@@ -280,13 +388,18 @@ class HostServer:
             query = bytes(buf[2:2 + length])
             del buf[:2 + length]
             self.stats["tcp-queries"] += 1
-            reply = self.server.handle(query, "tcp", time.monotonic(), blocking=False)
-            if reply is DEFER:
-                self._defer(query, "tcp", conn, conn.peer)
-            elif reply is not None:
+            deliver = lambda answer, conn=conn: self._deliver_tcp(conn, answer)  # noqa: E731
+            reply = self.server.handle(query, "tcp", time.monotonic(), deliver)
+            if reply is not None:
                 self._queue_tcp(conn, reply)
-            else:
-                return self._close(conn)  # unparseable: RFC 7766 lets us close
+            elif len(query) < 12 or query[2] & 0x80:
+                return self._close(conn)  # no header, or not a query: RFC 7766 lets us close
+            elif self.resolver_io is not None:
+                self.resolver_io.flush(time.monotonic())  # a resolution started: send its queries
+
+    def _deliver_tcp(self, conn: _TcpConnection, reply: bytes) -> None:
+        if conn.sock.fileno() in self._conns:
+            self._queue_tcp(conn, reply)
 
     def _queue_tcp(self, conn: _TcpConnection, reply: bytes) -> None:
         conn.outbuf += struct.pack("!H", len(reply)) + reply

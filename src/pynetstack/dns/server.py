@@ -1,7 +1,9 @@
 """The DNS server core: query bytes in, reply bytes out (sans-I/O).
 
-``DnsServer.handle(query, transport, now)`` answers from the loaded zones (authoritative, AA),
-else by recursion when it is on and the client asked for it (RD; replies carry RA), else REFUSED.
+``DnsServer.handle(query, transport, now, deliver)`` answers from the loaded zones
+(authoritative, AA), else from the resolver's cache or by recursion when it is on and the client
+asked for it (RD; replies carry RA), else REFUSED. A reply that waits on resolution is passed to
+``deliver(reply)`` when the resolver has it (the front end drives the resolver; see resolver.py).
 It never raises on bad input: a malformed query is answered FORMERR when its header can be read
 and dropped otherwise, and each drop is counted by reason in ``drops``.
 """
@@ -19,12 +21,12 @@ UDP_MAX = 4096             # the most we put in one datagram, whatever the clien
 OUR_EDNS_PAYLOAD = 1232    # what we advertise (the DNS flag day 2020 value)
 MEMO_MAX_REPLY = 4096  # bytes: bigger replies are computed each time, keeping the memo under 16 MiB
 MEMO_ENTRIES = 4096
-DEFER = object()           # handle(..., blocking=False): "this needs recursion, call me in a worker"
+DEFER = object()           # handle() without deliver: "this needs recursion"
 
 
 class DnsServer:
-    def __init__(self, zones=(), resolver=None, recursion: bool = False, minimal: bool = True):
-        self.authority = Authority(zones, minimal=minimal)
+    def __init__(self, zones=(), resolver=None, recursion: bool = False, minimal_responses: bool = False):
+        self.authority = Authority(zones, minimal_responses=minimal_responses)
         self.resolver = resolver
         self.recursion = bool(recursion and resolver is not None)
         if recursion and resolver is None:
@@ -35,11 +37,10 @@ class DnsServer:
 
     # -- the one entry point ---------------------------------------------------------------
 
-    def handle(self, query: bytes, transport: str = "udp", now: float | None = None,
-               blocking: bool = True):
-        """The reply to ``query`` (bytes), or None to send nothing."""
-        if now is None:
-            now = time.monotonic()
+    def handle(self, query: bytes, transport: str = "udp", now: float = 0.0, deliver=None):
+        """The reply to ``query`` (bytes), or None to send nothing now. A query that needs
+        resolution starts it and returns None, its reply going to ``deliver(reply)`` later;
+        without ``deliver`` such a query returns DEFER."""
         key = (transport, query[2:])
         memo = self._memo.get(key)
         if memo is not None:
@@ -58,16 +59,12 @@ class DnsServer:
         if reply is None:
             return None
         if reply is DEFER:
-            cached = self._cached_answer(msg)
-            if cached is None and not blocking:
+            cached = self._cached_answer(msg, now)
+            if cached is not None:
+                return self._recursive_reply(msg, cached, key, transport, now)
+            if deliver is None:
                 return DEFER
-            reply = _reply_skeleton(msg, self.recursion)
-            lowest_ttl = self._recurse(msg, reply, cached)
-            data = self._encode(reply, msg, transport)
-            if lowest_ttl and reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
-                # TTLs count down in whole seconds, so one reply may be reused for up to a second
-                self._remember(key, data, now + min(lowest_ttl, 1.0))
-            return data
+            return self._start_resolution(msg, key, transport, now, deliver)
         data = self._encode(reply, msg, transport)
         if reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
             self._remember(key, data, float("inf"))
@@ -101,34 +98,42 @@ class DnsServer:
         reply.rcode = rcode
         return reply
 
-    def _cached_answer(self, msg: w.Message):
-        lookup = getattr(self.resolver, "query_cached", None)
-        if lookup is None:
-            return None
+    def _cached_answer(self, msg: w.Message, now: float):
         try:
-            return lookup(msg.question.name, msg.question.rtype)
+            return self.resolver.query_cached(msg.question.name, msg.question.rtype, now)
         except Exception:  # noqa: BLE001 - a resolver bug must not escape the receive path
             self.drops["resolver-error"] += 1
             return None
 
-    def _recurse(self, msg: w.Message, reply: w.Message, result=None):
-        """Fill ``reply`` from the resolver (or from ``result``, an answer the cache gave);
-        returns the lowest TTL in it (for memoising)."""
-        q = msg.question
+    def _start_resolution(self, msg: w.Message, key, transport: str, now: float, deliver):
+        resolver = self.resolver
+
+        def done(result) -> None:
+            deliver(self._recursive_reply(msg, result, key, transport, resolver.now))
         try:
-            if result is None:
-                result = self.resolver.query(q.name, q.rtype)
+            started = resolver.start(msg.question.name, msg.question.rtype, now, done)
         except Exception:  # noqa: BLE001 - a resolver bug must not escape the receive path
             self.drops["resolver-error"] += 1
+            reply = _reply_skeleton(msg, self.recursion)
             reply.rcode = w.SERVFAIL
-            return None
+            return self._encode(reply, msg, transport)
+        if started is None:
+            self.drops["recursion-overload"] += 1
+        return None
+
+    def _recursive_reply(self, msg: w.Message, result, key, transport: str, now: float) -> bytes:
+        q = msg.question
+        reply = _reply_skeleton(msg, self.recursion)
         self.answered["recursive"] += 1
-        reply.rcode, reply.answer, reply.authority = result.rcode, result.answers, result.authority
-        if reply.answer:
-            reply.answer[0] = reply.answer[0].with_name(q.name) if (
-                reply.answer[0].name.lower() == q.name.lower()) else reply.answer[0]
+        reply.rcode, reply.answer, reply.authority = result.rcode, list(result.answers), result.authority
+        if reply.answer and reply.answer[0].name.lower() == q.name.lower():
+            reply.answer[0] = reply.answer[0].with_name(q.name)
+        data = self._encode(reply, msg, transport)
         ttls = [rr.ttl for rr in reply.answer + reply.authority]
-        return min(ttls) if ttls else None
+        if ttls and min(ttls) and reply.rcode in (w.NOERROR, w.NXDOMAIN) and not reply.tc:
+            # TTLs count down in whole seconds, so one reply may be reused for up to a second
+            self._remember(key, data, now + min(min(ttls), 1.0))
+        return data
 
     def _encode(self, reply: w.Message, query: w.Message, transport: str) -> bytes:
         if transport == "tcp":
@@ -164,10 +169,7 @@ class DnsServer:
         memo = self._memo
         memo[key] = (data[2:], expiry)
         while len(memo) > MEMO_ENTRIES:
-            try:
-                memo.popitem(last=False)
-            except KeyError:  # another worker thread emptied it first
-                break
+            memo.popitem(last=False)
 
     def add_zone(self, zone) -> None:
         self.authority.add_zone(zone)
@@ -184,10 +186,12 @@ def _reply_skeleton(msg: w.Message, recursion: bool) -> w.Message:
                      questions=msg.questions[:1], edns=edns)
 
 
-def udp_handler(server: DnsServer):
-    """Adapter for ``stack.add_udp_service(53, handler)``: handler(data, peer) -> reply or None."""
+def udp_handler(server: DnsServer, clock=time.monotonic):
+    """Adapter for ``stack.add_udp_service(53, handler)`` (authoritative answers only):
+    handler(data, peer) -> reply or None. ``clock``: the stack's (``stack.now``)."""
 
     def handler(data: bytes, peer) -> bytes | None:
-        return server.handle(bytes(data), "udp", time.monotonic())
+        reply = server.handle(bytes(data), "udp", clock())
+        return None if reply is DEFER else reply
 
     return handler

@@ -10,6 +10,7 @@ from collections import Counter
 
 
 class DropReason:
+    LINK_DOWN = "link-down"
     NOT_FOR_US_MAC = "eth-not-for-us"
     VLAN_NOT_CONFIGURED = "eth-vlan-not-configured"
     UNKNOWN_ETHERTYPE = "eth-unknown-ethertype"

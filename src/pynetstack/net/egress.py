@@ -1,8 +1,19 @@
-"""A flow's cached way out of the host: route, egress device, next-hop MAC and header template."""
+"""The host's way out for its own transports: a flow's cached path (route, egress device,
+next-hop MAC, header template), and datagrams a device segments itself (TCP segmentation offload).
+Devices say what they can do as data (``gso_max``), never by probing."""
 
 from __future__ import annotations
 
 import struct
+from typing import Optional
+
+from ..link.vnet import complete_checksum
+from ..wire.ethernet import ETH_IPV4, build_frame
+from ..wire.ipv4 import build_ipv4
+from . import hooks as hk
+from .drops import DropReason
+
+LIMITED_BROADCAST = 0xFFFFFFFF
 
 _path_hdr = struct.Struct("!16sHH4sH8s")  # Ethernet + IPv4: the template, then length, ident, checksum
 _path_pack = _path_hdr.pack
@@ -86,3 +97,113 @@ class OutputPath:
         iface.tx_bytes += total + 14
         self.send_gso((header, head, payload), gso_size, 34 + len(head), now)
         return True
+
+
+class EgressMixin:
+    """The cached and offloaded output of ``IPv4Host`` (its transports' fast way out)."""
+
+    def output_path(self, src: int, dst: int, protocol: int, now: float, ttl: Optional[int] = None,
+                    tos: int = 0) -> Optional[OutputPath]:
+        """A cached way out for datagrams ``src`` -> ``dst`` (DF set), or None when each must
+        take the full path: a local or broadcast destination, no route, an unresolved next hop,
+        a hook on OUTPUT or POSTROUTING, or a packet being traced."""
+        if dst in self.local_addresses or dst in self.broadcasts or dst == LIMITED_BROADCAST or self._steps is not None:
+            return None
+        hooks = self.hooks
+        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
+            return None
+        route = self.routes.lookup(dst)
+        if route is None or route.interface is None or route.multipath:
+            return None
+        iface = route.interface
+        next_hop = route.next_hop(dst)
+        if next_hop in self.broadcasts:
+            return None
+        neighbours = iface.neighbours
+        resolved = neighbours.fresh(next_hop, now)
+        if resolved is None:
+            return None
+        mac, expires = resolved
+        mtu = iface.mtu
+        learned = self.pmtu.get(dst)
+        if learned is not None:
+            if learned[1] <= now:
+                return None  # let the slow path expire it
+            mtu = min(mtu, learned[0])
+            expires = min(expires, learned[1])
+        path = OutputPath()
+        path.host = self
+        path.iface = iface
+        path.neighbours = neighbours
+        device = iface.device
+        path.device = device
+        path.send = device.send
+        path.send_parts = device.send_parts
+        path.send_gso = device.send_gso_parts
+        path.gso_max = device.gso_max
+        path.mtu = mtu
+        path.expires = expires
+        path.route_gen = self.routes.generation
+        path.hook_gen = hooks.generation
+        path.neigh_gen = neighbours.generation
+        path.pmtu_gen = self.pmtu_generation
+        ttl = self.default_ttl if ttl is None else ttl
+        path.protocol = protocol
+        path.prefix = mac + iface.mac + bytes((0x08, 0x00, 0x45, tos))
+        path.middle = struct.pack("!HBB", 0x4000, ttl, protocol)
+        path.addresses = struct.pack("!II", src, dst)
+        # the constant words of the IPv4 header, to which each datagram adds length and ident
+        path.base = (0x4500 | tos) + 0x4000 + ((ttl << 8) | protocol) + src + dst
+        self._ident = (self._ident + 1) & 0xFFFF
+        path.ident = self._ident
+        self.counters["output_paths_made"] += 1
+        return path
+
+    def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
+        route = self.routes.lookup(dst)
+        if route is not None and (route.interface is None or route.multipath):
+            route = None  # not a plain unicast route: let ip_send decide
+        device = route.interface.device if route is not None else None
+        if (dst in self.local_addresses or route is None or not device.gso_max
+                or self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
+                or 20 + len(payload) > device.gso_max):
+            # the offload went away (a hook was added, the route changed): finish in software
+            self.counters["ip_offload_fallbacks"] += 1
+            payload = complete_checksum(payload, 0, 16)
+            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
+        self.counters["ip_out_requests"] += 1
+        self._ident = (self._ident + 1) & 0xFFFF
+        datagram = build_ipv4(src, dst, protocol, payload, self.default_ttl if ttl is None else ttl,
+                              self._ident, df, tos)
+        iface = route.interface
+        next_hop = route.next_hop(dst)
+        mac = iface.neighbours.lookup(next_hop, now)
+        if mac is None:
+            if len(datagram) > iface.mtu:
+                self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
+                return False
+            payload = complete_checksum(payload, 0, 16)
+            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
+        frame = build_frame(mac, iface.mac, ETH_IPV4, datagram)
+        iface.tx_frames += 1
+        iface.tx_bytes += len(frame)
+        self.counters["ip_out_offloaded"] += 1
+        if self._steps is not None:
+            self.note(f"out on {iface.name}: {len(frame)} bytes, TCP segmentation offload to {gso_size}-byte payloads")
+        device.send_gso(frame, gso_size, now)
+        return True
+
+    def max_segment(self, dst: int) -> int:
+        """The largest IPv4 datagram a transport may hand to ``ip_send`` with ``gso_size`` for
+        ``dst`` (the device segments it: TCP segmentation offload), or 0 when segments must fit
+        the MTU: no offloading device on the route, a local destination, or hooks on OUTPUT or
+        POSTROUTING (their stages expect packets of the real size)."""
+        if dst in self.local_addresses:
+            return 0
+        hooks = self.hooks
+        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
+            return 0
+        route = self.routes.lookup(dst)
+        if route is None or route.interface is None or route.multipath:
+            return 0
+        return route.interface.device.gso_max

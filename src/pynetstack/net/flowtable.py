@@ -37,19 +37,12 @@ def _delta(old_words, new_words) -> int:
     return total
 
 
-def _apply(checksum: int, delta: int) -> int:
-    total = (~checksum & 0xFFFF) + delta
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 class Flow:
     """One direction of an offloaded flow: how to rewrite and where to send its frames."""
 
-    __slots__ = ("key", "iface", "send", "prefix", "src", "dst", "sport", "dport", "ip_delta", "l4_delta",
+    __slots__ = ("key", "iface", "send", "prefix", "addresses_ports", "ip_delta", "l4_delta",
                  "l4_csum_at", "mtu", "route_gen", "hook_gen", "neigh_gen", "pmtu_gen", "expires", "ct",
-                 "packets", "bytes", "neighbours", "last_used")
+                 "packets", "bytes", "folded_packets", "folded_bytes", "neighbours", "last_used", "checked_until")
 
 
 class FlowTable:
@@ -72,32 +65,31 @@ class FlowTable:
     def offer(self, key: tuple, ip, out, next_hop: int, ct, now: float) -> Optional[Flow]:
         """Cache what the full path did to the packet of flow ``key`` that became ``ip`` (after
         NAT and the TTL decrement) and leaves through ``out`` towards ``next_hop``."""
+        if self.max_flows <= 0:  # the flow table is switched off
+            return None
         host = self.host
         neighbours = out.neighbours
-        mac = neighbours.static.get(next_hop)
-        expires = float("inf")
-        if mac is None:
-            entry = neighbours.entries.get(next_hop)
-            if entry is None or entry[1] <= now:
-                return None
-            mac, expires = entry
+        resolved = neighbours.fresh(next_hop, now)
+        if resolved is None:
+            return None
+        mac, expires = resolved
         proto, src, sport, dst, dport = key
         flow = Flow()
         flow.key = key
         flow.iface = out
         flow.send = out.device.send
         flow.prefix = mac + out.mac
-        flow.src, flow.dst = ip.src, ip.dst
-        flow.sport, flow.dport = (sport, dport)
+        new_sport, new_dport = sport, dport
         payload = ip.payload
         if proto in (6, 17) and len(payload) >= 4:
-            flow.sport, flow.dport = _ports(payload)
+            new_sport, new_dport = _ports(payload)
+        flow.addresses_ports = struct.pack("!IIHH", ip.src, ip.dst, new_sport, new_dport)
         # the IP header: addresses change, the TTL goes down by one (the TTL/protocol word by 0x0100)
         flow.ip_delta = _delta((src >> 16, src & 0xFFFF, dst >> 16, dst & 0xFFFF, 0x0100),
                                (ip.src >> 16, ip.src & 0xFFFF, ip.dst >> 16, ip.dst & 0xFFFF, 0))
         # the L4 checksum covers the pseudo-header's addresses and the ports
         flow.l4_delta = _delta((src >> 16, src & 0xFFFF, dst >> 16, dst & 0xFFFF, sport, dport),
-                               (ip.src >> 16, ip.src & 0xFFFF, ip.dst >> 16, ip.dst & 0xFFFF, flow.sport, flow.dport))
+                               (ip.src >> 16, ip.src & 0xFFFF, ip.dst >> 16, ip.dst & 0xFFFF, new_sport, new_dport))
         flow.l4_csum_at = {6: 34 + 16, 17: 34 + 6}.get(proto, 0)
         flow.mtu = host._mtu_towards(out, ip.dst, now)
         flow.route_gen = host.routes.generation
@@ -107,71 +99,94 @@ class FlowTable:
         flow.pmtu_gen = host.pmtu_generation
         flow.expires = expires
         flow.ct = ct
-        flow.packets = flow.bytes = 0
+        flow.packets = flow.bytes = flow.folded_packets = flow.folded_bytes = 0
         flow.last_used = now
+        flow.checked_until = now + 1.0
         flows = self.flows
+        old = flows.get(key)
+        if old is not None:
+            self._fold(old)
         flows[key] = flow
         flows.move_to_end(key)
         self.counters["offloaded"] += 1
         while len(flows) > self.max_flows:
-            flows.popitem(last=False)
+            self._fold(flows.popitem(last=False)[1])
             self.counters["evicted"] += 1
         return flow
 
     def forward(self, iface, frame, src: int, dst: int, proto: int, now: float) -> bool:
-        """Send ``frame`` along its cached flow; False when it must take the full path."""
+        """Send ``frame`` along its cached flow; False when it must take the full path.
+
+        The per-packet work is the lookup, the generation checks and the rewrite; what may lag by a
+        second is done once a second per flow (the conntrack entry's liveness and timeout) or in
+        ``poll`` (the counters), as Linux's flowtable garbage collector does."""
         if proto == 6:
-            sport, dport = _ports(frame, 34)
             if frame[47] & _TCP_CONTROL:
                 return False
-        elif proto == 17:
-            sport, dport = _ports(frame, 34)
-        else:
+        elif proto != 17:
             return False
+        sport, dport = _ports(frame, 34)
         flow = self.flows.get((proto, src, sport, dst, dport))
         if flow is None:
             return False
         host = self.host
         if (now >= flow.expires or flow.route_gen != host.routes.generation
                 or flow.hook_gen != host.hooks.generation or flow.neigh_gen != flow.neighbours.generation
-                or flow.pmtu_gen != host.pmtu_generation or not self.ct_alive(flow.ct, now)):
-            del self.flows[flow.key]
-            self.counters["stale"] += 1
-            return False
+                or flow.pmtu_gen != host.pmtu_generation):
+            return self._stale(flow)
+        if now >= flow.checked_until:  # once a second: is the connection still there; keep it alive
+            if not self.ct_alive(flow.ct, now):
+                return self._stale(flow)
+            self.ct_refresh(flow.ct, 0, now)
+            flow.checked_until = now + 1.0
         ttl = frame[22]
-        length = len(frame) - 14
-        if ttl <= 1 or (frame[16] << 8 | frame[17]) > flow.mtu:
+        if ttl <= 1 or ((frame[16] << 8) | frame[17]) > flow.mtu:
             return False  # the full path answers with ICMP (time exceeded, fragmentation needed)
         out = bytearray(frame)
         out[0:12] = flow.prefix
         out[22] = ttl - 1
-        csum = _apply((frame[24] << 8) | frame[25], flow.ip_delta)
-        out[24] = csum >> 8
-        out[25] = csum & 0xFF
-        out[26:34] = struct.pack("!II", flow.src, flow.dst)
-        out[34:38] = struct.pack("!HH", flow.sport, flow.dport)
+        total = (~((frame[24] << 8) | frame[25]) & 0xFFFF) + flow.ip_delta  # RFC 1624 eqn. 3
+        total = (total & 0xFFFF) + (total >> 16)
+        total = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+        out[24] = total >> 8
+        out[25] = total & 0xFF
+        out[26:38] = flow.addresses_ports
         at = flow.l4_csum_at
         old = (frame[at] << 8) | frame[at + 1]
         if old or proto == 6:  # a UDP checksum of 0 means none, and stays none
-            csum = _apply(old, flow.l4_delta)
-            if proto == 17 and csum == 0:
-                csum = 0xFFFF
-            out[at] = csum >> 8
-            out[at + 1] = csum & 0xFF
+            total = (~old & 0xFFFF) + flow.l4_delta
+            total = (total & 0xFFFF) + (total >> 16)
+            total = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+            if total == 0 and proto == 17:
+                total = 0xFFFF
+            out[at] = total >> 8
+            out[at + 1] = total & 0xFF
         flow.packets += 1
-        flow.bytes += length
+        flow.bytes += len(out)
         flow.last_used = now
-        self.ct_refresh(flow.ct, length, now)
-        self.counters["hits"] += 1
-        counters = host.counters
-        counters["ip_in_receives"] += 1
-        counters["ip_forwarded"] += 1
-        counters["ip_flow_offloaded"] += 1
-        egress = flow.iface
-        egress.tx_frames += 1
-        egress.tx_bytes += len(out)
         flow.send(out, now)
         return True
+
+    def _stale(self, flow: Flow) -> bool:
+        self._fold(flow)
+        self.flows.pop(flow.key, None)
+        self.counters["stale"] += 1
+        return False
+
+    def _fold(self, flow: Flow) -> None:
+        """Move a flow's packet counts into the host's and the interface's counters."""
+        packets, nbytes = flow.packets - flow.folded_packets, flow.bytes - flow.folded_bytes
+        if not packets:
+            return
+        flow.folded_packets, flow.folded_bytes = flow.packets, flow.bytes
+        self.counters["hits"] += packets
+        counters = self.host.counters
+        counters["ip_in_receives"] += packets
+        counters["ip_forwarded"] += packets
+        counters["ip_flow_offloaded"] += packets
+        egress = flow.iface
+        egress.tx_frames += packets
+        egress.tx_bytes += nbytes
 
     def next_deadline(self) -> Optional[float]:
         return self._next_sweep if self.flows else None
@@ -183,13 +198,21 @@ class FlowTable:
             return
         self._next_sweep = now + 1.0
         idle = now - self.idle_timeout
-        stale = [key for key, flow in self.flows.items() if flow.last_used <= idle]
+        stale = []
+        for key, flow in self.flows.items():
+            self._fold(flow)
+            if flow.last_used <= idle:
+                stale.append(key)
         for key in stale:
             del self.flows[key]
         self.counters["expired"] += len(stale)
 
     def flush(self) -> None:
+        for flow in self.flows.values():
+            self._fold(flow)
         self.flows.clear()
 
     def stats(self) -> dict:
+        for flow in self.flows.values():
+            self._fold(flow)
         return dict(self.counters, flows=len(self.flows))

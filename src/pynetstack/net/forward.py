@@ -9,6 +9,7 @@ reason, a reject answered with an ICMP error or a TCP reset as nftables' ``rejec
 from __future__ import annotations
 
 import logging
+import struct
 
 from ..wire import icmp as icmpw
 from ..wire.addr import ip_to_str
@@ -20,6 +21,7 @@ from .drops import DropReason
 log = logging.getLogger("pynetstack")
 
 TCP_SYN, TCP_FIN, TCP_RST, TCP_ACK = 0x02, 0x01, 0x04, 0x10
+_PORTS = struct.Struct("!HH").unpack_from
 
 
 class ForwardMixin:
@@ -85,8 +87,17 @@ class ForwardMixin:
         if ctx is not None:
             decision = self.routes.decide(ip.dst, ip.src, iface.name, ctx.mark, ctx.proto, ctx.sport, ctx.dport,
                                           self._flow_hash(ctx), now)
-        else:
-            decision = self.routes.decide(ip.dst, ip.src, iface.name, 0, ip.protocol, now=now)
+        else:  # no hooks, so no context: read the ports here, or the L4 hash and port rules see none
+            proto = ip.protocol
+            payload = ip.payload
+            sport = dport = 0
+            flow_hash = None
+            if not ip.frag_offset:
+                if (proto == 6 or proto == 17) and len(payload) >= 4:
+                    sport, dport = _PORTS(payload)
+                elif proto == 1 and len(payload) >= 28 and payload[0] in icmpw.ERROR_TYPES:
+                    flow_hash = self._error_flow_hash(payload)
+            decision = self.routes.decide(ip.dst, ip.src, iface.name, 0, proto, sport, dport, flow_hash, now)
         if decision is None:
             self.drops.drop(DropReason.IP_NO_ROUTE)
             self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_NET, now)
@@ -99,7 +110,11 @@ class ForwardMixin:
         if self._steps is not None:
             self.note(f"route: {ip_to_str(ip.dst)} via {decision.route!r}")
         mtu = self._mtu_towards(out, ip.dst, now)
-        if ip.df and ip.header_length + len(ip.payload) > mtu:
+        size = ip.header_length + len(ip.payload)
+        # a TCP datagram larger than the wire it came from was coalesced by the kernel (GRO, or
+        # TSO/GSO at the sender): forwarded whole and cut on output, as Linux does
+        coalesced = size > mtu and ip.protocol == PROTO_TCP and size > iface.mtu
+        if ip.df and size > mtu and not coalesced:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
             self.send_icmp_error(ip, icmpw.DEST_UNREACHABLE, icmpw.CODE_FRAG_NEEDED, now,
                                  rest=icmpw.frag_needed_rest(mtu))
@@ -111,7 +126,8 @@ class ForwardMixin:
             if self.hooks.has_stages(hk.FORWARD) and not self._run_hook(ctx, hk.FORWARD):
                 return
         self.counters["ip_forwarded"] += 1
-        if self._output(ip, out, decision.next_hop, now, ctx) and ctx is not None and ctx.offload:
+        if (self._output(ip, out, decision.next_hop, now, ctx, coalesced) and ctx is not None and ctx.offload
+                and not self.hooks.every_packet):
             self.flowtable.offer(ctx.in_flow, ctx.ip, out, decision.next_hop, ctx.ct, now)
 
     def _route_refuses(self, kind: str, ip, now: float) -> None:
@@ -131,16 +147,20 @@ class ForwardMixin:
     def _flow_hash(self, ctx):
         """The ECMP hash of a packet's flow; ICMP errors hash on the datagram they quote, so they
         follow the path of the flow they are about."""
-        flow_hash = self.routes.flow_hash
         ip = ctx.ip
         if ctx.proto == 1 and ctx.icmp_type in icmpw.ERROR_TYPES and len(ip.payload) >= 28:
-            inner = ip.payload[8:]
-            ihl = (inner[0] & 0x0F) * 4
-            proto = inner[9]
-            src = int.from_bytes(inner[12:16], "big")
-            dst = int.from_bytes(inner[16:20], "big")
-            ports = inner[ihl:ihl + 4]
-            if proto in (6, 17) and len(ports) == 4:
-                return flow_hash(src, dst, proto, (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3])
-            return flow_hash(src, dst, proto)
-        return flow_hash(ip.src, ip.dst, ctx.proto, ctx.sport, ctx.dport)
+            return self._error_flow_hash(ip.payload)
+        return self.routes.flow_hash(ip.src, ip.dst, ctx.proto, ctx.sport, ctx.dport)
+
+    def _error_flow_hash(self, icmp) -> int:
+        """The hash of the datagram an ICMP error (``icmp``, its ICMP message) quotes."""
+        flow_hash = self.routes.flow_hash
+        inner = icmp[8:]
+        ihl = (inner[0] & 0x0F) * 4
+        proto = inner[9]
+        src = int.from_bytes(inner[12:16], "big")
+        dst = int.from_bytes(inner[16:20], "big")
+        ports = inner[ihl:ihl + 4]
+        if proto in (6, 17) and len(ports) == 4:
+            return flow_hash(src, dst, proto, (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3])
+        return flow_hash(src, dst, proto)

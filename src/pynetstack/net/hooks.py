@@ -148,6 +148,9 @@ class NetworkFunction:
 
     name = "function"
     hooks: Tuple[Tuple[str, int], ...] = ()
+    # True for a function that must see every packet of a flow (an IDS reassembling streams, a
+    # shaper): while one is registered, the flow table takes no flows and every packet takes the hooks
+    sees_every_packet = False
 
     def process(self, ctx: PacketContext) -> str:
         return ACCEPT
@@ -176,6 +179,7 @@ class Hooks:
         self._order = 0
         self.functions: List[NetworkFunction] = []
         self._registered: Dict[int, list] = {}
+        self.every_packet = False  # a registered function must see every packet: no flow offload
         self.generation = 0  # bumped on every change, so cached decisions can be invalidated
 
     def add(self, hook: str, stage: Callable, priority: int = PRIORITY_FILTER, name: str = "") -> None:
@@ -197,11 +201,13 @@ class Hooks:
             self.add(hook, stage, priority, name)
         self._registered[id(function)] = stages
         self.functions.append(function)
+        self.every_packet = any(f.sees_every_packet for f in self.functions)
 
     def unregister(self, function: NetworkFunction) -> None:
         for hook, _, stage, _ in self._registered.pop(id(function), ()):
             self.remove(hook, stage)
         self.functions.remove(function)
+        self.every_packet = any(f.sees_every_packet for f in self.functions)
 
     def stages(self, hook: str) -> List[Tuple[int, str]]:
         return [(priority, name) for priority, _, name, _ in self._stages[hook]]

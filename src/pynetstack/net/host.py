@@ -22,14 +22,15 @@ from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_m
 from ..wire.errors import MalformedPacket
 from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
 from ..wire import icmp as icmpw
-from ..wire.ipv4 import PROTO_ICMP, IPv4, build_ipv4
+from ..wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4, build_ipv4
 from . import hooks as hk
 from .arp import ArpMixin
 from .drops import DropCounter, DropReason
-from .egress import OutputPath
+from .egress import EgressMixin
 from .flowtable import FlowTable
 from .forward import ForwardMixin
 from .fragment import fragment
+from .gso import segment_tcp
 from .icmp import LIMITED_BROADCAST, IcmpMixin, bad_source
 from .interface import Interface
 from .neighbour import NeighbourCache
@@ -55,7 +56,7 @@ _IPV4_NO_OPTIONS = b"\x08\x00\x45"
 _from_bytes = int.from_bytes
 
 
-class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
+class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
     # whoever drives the host (Stack.step, Simulation) calls poll(now) after every batch of
     # received frames, so transports may answer a batch at once (IpOutput.delivers_in_batches)
     delivers_in_batches = True
@@ -87,6 +88,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         self._rx_fast_ok = False
         self._nf_gen = -1
         self.flowtable = FlowTable(self)
+        self.address_listeners = []  # callables(iface, address) told when an address goes away
         self.route_error = 0  # why the last ip_send found no way (an errno), for local senders
         self._nf_active = False
         self._icmp_rate = icmp_errors_per_second
@@ -113,6 +115,32 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
             self.routes.add(Route(address, length, iface))  # the connected route (proto kernel scope link)
         except RouteError:
             pass  # a second address on a subnet the interface has a route for already
+
+    def remove_address(self, iface: Interface, address: int, length: int) -> None:
+        """Take an address away (``ip addr del``): its connected route goes, and whoever listens in
+        ``address_listeners`` hears of it (NAT forgets the masquerade entries that used it)."""
+        if (address, length) not in iface.addresses:
+            raise ValueError(f"{iface.name} has no address {ip_to_str(address)}/{length}")
+        iface.addresses.remove((address, length))
+        self.local_addresses.pop(address, None)
+        mask = prefix_mask(length)
+        if length <= 30 and not any(a & mask == address & mask for a, n in iface.addresses if n == length):
+            self.broadcasts.pop((address & mask) | (~mask & 0xFFFFFFFF), None)
+        try:
+            self.routes.delete(address, length, dev=iface)
+        except RouteError:
+            pass  # another address of the subnet holds the route
+        self.flowtable.flush()
+        for listener in self.address_listeners:
+            listener(iface, address)
+
+    def set_link(self, iface: Interface, up: bool) -> None:
+        """Bring an interface down or up (``ip link set dev X down``): routes through it stop or
+        start being chosen, so traffic fails over to the next-best route (a higher metric, the
+        other next hops of a multipath route)."""
+        iface.up = up
+        self.routes.set_interface_state(iface, up)
+        self.flowtable.flush()
 
     def add_route(self, prefix: int, length: int, gateway: Optional[int] = None,
                   iface: Optional[Interface] = None, metric: int = 0) -> Route:
@@ -170,6 +198,9 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
             self._receive_frame(iface, frame, now)
 
     def _receive_frame(self, iface: Interface, frame, now: float) -> None:
+        if not iface.up:
+            self.drops.drop(DropReason.LINK_DOWN)
+            return
         iface.rx_frames += 1
         n = len(frame)
         iface.rx_bytes += n
@@ -378,101 +409,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
                 ctx.out_iface = out
         return self._output(ip, out, next_hop, now, ctx)
 
-    def output_path(self, src: int, dst: int, protocol: int, now: float, ttl: Optional[int] = None,
-                    tos: int = 0) -> Optional[OutputPath]:
-        """A cached way out for datagrams ``src`` -> ``dst`` (DF set), or None when each must
-        take the full path: a local or broadcast destination, no route, an unresolved next hop,
-        a hook on OUTPUT or POSTROUTING, or a packet being traced."""
-        if dst in self.local_addresses or dst in self.broadcasts or dst == LIMITED_BROADCAST or self._steps is not None:
-            return None
-        hooks = self.hooks
-        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
-            return None
-        route = self.routes.lookup(dst)
-        if route is None or route.interface is None or route.multipath:
-            return None
-        iface = route.interface
-        next_hop = route.next_hop(dst)
-        if next_hop in self.broadcasts:
-            return None
-        neighbours = iface.neighbours
-        mac = neighbours.static.get(next_hop)
-        expires = float("inf")
-        if mac is None:
-            entry = neighbours.entries.get(next_hop)
-            if entry is None or entry[1] <= now:
-                return None
-            mac, expires = entry
-        mtu = iface.mtu
-        learned = self.pmtu.get(dst)
-        if learned is not None:
-            if learned[1] <= now:
-                return None  # let the slow path expire it
-            mtu = min(mtu, learned[0])
-            expires = min(expires, learned[1])
-        path = OutputPath()
-        path.host = self
-        path.iface = iface
-        path.neighbours = neighbours
-        device = iface.device
-        path.device = device
-        path.send = device.send
-        path.send_parts = getattr(device, "send_parts", None)
-        path.send_gso = getattr(device, "send_gso_parts", None)
-        path.gso_max = getattr(device, "gso_max", 0) if path.send_gso is not None else 0
-        path.mtu = mtu
-        path.expires = expires
-        path.route_gen = self.routes.generation
-        path.hook_gen = hooks.generation
-        path.neigh_gen = neighbours.generation
-        path.pmtu_gen = self.pmtu_generation
-        ttl = self.default_ttl if ttl is None else ttl
-        path.protocol = protocol
-        path.prefix = mac + iface.mac + bytes((0x08, 0x00, 0x45, tos))
-        path.middle = struct.pack("!HBB", 0x4000, ttl, protocol)
-        path.addresses = struct.pack("!II", src, dst)
-        # the constant words of the IPv4 header, to which each datagram adds length and ident
-        path.base = (0x4500 | tos) + 0x4000 + ((ttl << 8) | protocol) + src + dst
-        self._ident = (self._ident + 1) & 0xFFFF
-        path.ident = self._ident
-        self.counters["output_paths_made"] += 1
-        return path
-
-    def _send_offloaded(self, src, dst, protocol, payload, now, ttl, df, tos, gso_size) -> bool:
-        route = self.routes.lookup(dst)
-        if route is not None and (route.interface is None or route.multipath):
-            route = None  # not a plain unicast route: let ip_send decide
-        device = route.interface.device if route is not None else None
-        if (dst in self.local_addresses or route is None or not getattr(device, "gso_max", 0)
-                or self.hooks.has_stages(hk.OUTPUT) or self.hooks.has_stages(hk.POSTROUTING)
-                or 20 + len(payload) > device.gso_max):
-            # the offload went away (a hook was added, the route changed): finish in software
-            self.counters["ip_offload_fallbacks"] += 1
-            payload = complete_checksum(payload, 0, 16)
-            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
-        self.counters["ip_out_requests"] += 1
-        self._ident = (self._ident + 1) & 0xFFFF
-        datagram = build_ipv4(src, dst, protocol, payload, self.default_ttl if ttl is None else ttl,
-                              self._ident, df, tos)
-        iface = route.interface
-        next_hop = route.next_hop(dst)
-        mac = iface.neighbours.lookup(next_hop, now)
-        if mac is None:
-            if len(datagram) > iface.mtu:
-                self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
-                return False
-            payload = complete_checksum(payload, 0, 16)
-            return self.ip_send(src, dst, protocol, payload, now, ttl, df, tos)
-        frame = build_frame(mac, iface.mac, ETH_IPV4, datagram)
-        iface.tx_frames += 1
-        iface.tx_bytes += len(frame)
-        self.counters["ip_out_offloaded"] += 1
-        if self._steps is not None:
-            self.note(f"out on {iface.name}: {len(frame)} bytes, TCP segmentation offload to {gso_size}-byte payloads")
-        device.send_gso(frame, gso_size, now)
-        return True
-
-    def _output(self, ip: IPv4, out: Interface, next_hop: int, now: float, ctx=None) -> bool:
+    def _output(self, ip: IPv4, out: Interface, next_hop: int, now: float, ctx=None, coalesced: bool = False) -> bool:
         """Send ``ip`` as the hooks leave it: POSTROUTING stages may rewrite header and payload."""
         if self.hooks.has_stages(hk.POSTROUTING):
             if ctx is None:
@@ -486,6 +423,16 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
         if ip.header_length + len(payload) <= mtu:
             self._transmit(out, next_hop, ip.build_header(len(payload)) + payload, now)
             return True
+        if coalesced and ip.protocol == PROTO_TCP:
+            segments = segment_tcp(ip, mtu)
+            if segments:
+                self.counters["ip_forward_segmented"] += 1
+                self.note(f"segmentation: {ip.header_length + len(payload)}-byte coalesced TCP datagram in "
+                          f"{len(segments)} segments for MTU {mtu}")
+                for piece in segments:
+                    piece_payload = piece.payload
+                    self._transmit(out, next_hop, piece.build_header(len(piece_payload)) + piece_payload, now)
+                return True
         if ip.df:
             self.drops.drop(DropReason.IP_FRAG_NEEDED)
             return False
@@ -529,21 +476,6 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin):
 
     def is_local_address(self, address: int) -> bool:
         return address in self.local_addresses
-
-    def max_segment(self, dst: int) -> int:
-        """The largest IPv4 datagram a transport may hand to ``ip_send`` with ``gso_size`` for
-        ``dst`` (the device segments it: TCP segmentation offload), or 0 when segments must fit
-        the MTU: no offloading device on the route, a local destination, or hooks on OUTPUT or
-        POSTROUTING (their stages expect packets of the real size)."""
-        if dst in self.local_addresses:
-            return 0
-        hooks = self.hooks
-        if hooks.has_stages(hk.OUTPUT) or hooks.has_stages(hk.POSTROUTING):
-            return 0
-        route = self.routes.lookup(dst)
-        if route is None or route.interface is None or route.multipath:
-            return 0
-        return getattr(route.interface.device, "gso_max", 0)
 
     def poll(self, now: float) -> None:
         loopback = self._loopback

@@ -16,6 +16,7 @@ class Interface:
         self.mtu = mtu or device.mtu
         self.addresses: List[Tuple[int, int]] = []  # (address, prefix length)
         self.neighbours = None  # a NeighbourCache, set by the host that owns the interface
+        self.up = True  # administratively and operationally up (routes through it are live)
         self.rx_frames = self.rx_bytes = self.tx_frames = self.tx_bytes = 0
 
     def transmit(self, frame: bytes, now: float) -> None:

@@ -1,8 +1,13 @@
 """The ARP neighbour cache of one interface (RFC 826, RFC 1122 2.3.2.1).
 
-Entries live ``lifetime`` seconds after they were last confirmed. While an address resolves,
-packets for it wait in a bounded queue; requests go out at most once per ``retry_interval``
-and the queue is dropped after ``max_requests`` unanswered requests.
+Entries are good for ``lifetime`` seconds after they were last confirmed. Then they go stale,
+as Linux's neighbour entries do (REACHABLE -> STALE -> PROBE, RFC 4861 7.3.3's state machine that
+Linux applies to ARP too): a stale entry is still used, and its first use sends a request; an
+answer makes it good again, ``max_requests`` unanswered requests remove it.  So a busy peer
+never sees its packets queued (and a burst of them dropped) just because its entry aged.
+While an address resolves for the first time, packets for it wait in a bounded queue; requests
+go out at most once per ``retry_interval`` and the queue is dropped after ``max_requests``
+unanswered requests.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class NeighbourCache:
         self.entries: "OrderedDict[int, Tuple[bytes, float]]" = OrderedDict()  # ip -> (mac, expires)
         self.pending: "OrderedDict[int, PendingResolution]" = OrderedDict()
         self.static: dict = {}
+        self.probing: "OrderedDict[int, list]" = OrderedDict()  # stale ip -> [last request, requests]
         self.generation = 0
 
     def lookup(self, ip: int, now: float) -> Optional[bytes]:
@@ -48,11 +54,19 @@ class NeighbourCache:
         entry = self.entries.get(ip)
         if entry is None:
             return None
-        if entry[1] <= now:
-            del self.entries[ip]
-            self.generation += 1
-            return None
+        if entry[1] <= now and ip not in self.probing:  # stale: use it, and check it is still there
+            self.probing[ip] = [now, 1]
+            self._send_request(ip, now)
         return entry[0]
+
+    def fresh(self, ip: int, now: float) -> Optional[Tuple[bytes, float]]:
+        """(MAC, until when) for a cached path to ``ip``: static entries forever, learned ones while
+        good (never stale ones: a cached path must not outlive the check of its neighbour)."""
+        static = self.static.get(ip)
+        if static is not None:
+            return static, float("inf")
+        entry = self.entries.get(ip)
+        return entry if entry is not None and entry[1] > now else None
 
     def update(self, ip: int, mac: bytes, now: float, create: bool = True) -> List[Tuple[bytes, object]]:
         """Record ``ip`` is at ``mac``; return the packets that were waiting for it.
@@ -73,6 +87,7 @@ class NeighbourCache:
         elif len(entries) >= self.max_entries:
             entries.popitem(last=False)
         entries[ip] = (mac, now + self.lifetime)
+        self.probing.pop(ip, None)
         pending = self.pending.pop(ip, None)
         return list(pending.queue) if pending else []
 
@@ -97,6 +112,17 @@ class NeighbourCache:
         self._send_request(ip, now)
 
     def poll(self, now: float) -> None:
+        for ip, probe in list(self.probing.items()):
+            if now - probe[0] < self.retry_interval:
+                continue
+            if probe[1] >= self.max_requests:  # no answer: the neighbour is gone
+                del self.probing[ip]
+                if self.entries.pop(ip, None) is not None:
+                    self.generation += 1
+            else:
+                probe[0] = now
+                probe[1] += 1
+                self._send_request(ip, now)
         for ip, pending in list(self.pending.items()):
             if now - pending.last_request < self.retry_interval:
                 continue
@@ -107,13 +133,13 @@ class NeighbourCache:
                 self._request(ip, pending, now)
 
     def next_deadline(self) -> Optional[float]:
-        if not self.pending:
-            return None
-        return min(p.last_request for p in self.pending.values()) + self.retry_interval
+        times = [p.last_request for p in self.pending.values()] + [probe[0] for probe in self.probing.values()]
+        return min(times) + self.retry_interval if times else None
 
     def table(self, now: float) -> List[str]:
-        rows = [f"{ip_to_str(ip)} at {mac_to_str(mac)} expires in {expires - now:.0f}s"
-                for ip, (mac, expires) in self.entries.items() if expires > now]
+        rows = [f"{ip_to_str(ip)} at {mac_to_str(mac)} " + (f"expires in {expires - now:.0f}s" if expires > now
+                                                          else "STALE" + (" (probing)" if ip in self.probing else ""))
+                for ip, (mac, expires) in self.entries.items()]
         rows += [f"{ip_to_str(ip)} at {mac_to_str(mac)} PERMANENT" for ip, mac in self.static.items()]
         rows += [f"{ip_to_str(ip)} INCOMPLETE ({len(p.queue)} queued)" for ip, p in self.pending.items()]
         return rows

@@ -16,7 +16,16 @@ except ImportError:  # pragma: no cover - Python < 3.8
 
 
 class IpOutput(Protocol):
-    """What a transport may ask of the IP layer."""
+    """What a transport may ask of the IP layer.
+
+    This is the whole contract: ``net.host.Host`` implements it, and so does every test fake
+    (``tests/tcp/fake_ip.py``), offload included, so the offload paths of a transport run in
+    the tests without a device that offloads.  ``OUTPUT_CONTRACT`` names the methods."""
+
+    # True when ``poll(now)`` of every transport runs after each batch of received datagrams,
+    # so a transport may answer a whole batch once (TCP sends one ACK, one large segment);
+    # False: answer every datagram at once.
+    delivers_in_batches: bool = False
 
     def ip_send(self, src: int, dst: int, protocol: int, payload: bytes, now: float,
                 ttl: Optional[int] = None, df: bool = True, tos: int = 0, gso_size: int = 0) -> bool:
@@ -26,12 +35,14 @@ class IpOutput(Protocol):
         device finishes the checksum and cuts it into segments of ``gso_size`` payload bytes."""
 
     def max_segment(self, dst: int) -> int:
-        """Optional. The largest datagram ``ip_send`` takes with ``gso_size`` towards ``dst``
+        """The largest datagram ``ip_send`` takes with ``gso_size`` towards ``dst``
         (segmentation offload on the way), or 0: every segment must fit the path MTU."""
 
-    # Optional attribute ``delivers_in_batches``: True when ``poll(now)`` of every transport
-    # runs after each batch of received datagrams, so a transport may answer a whole batch
-    # once (TCP sends one ACK, one large segment); without it, answer every datagram at once.
+    def output_path(self, src: int, dst: int, protocol: int, now: float, ttl: Optional[int] = None,
+                    tos: int = 0):
+        """A cached way out for datagrams ``src`` -> ``dst`` (an object with ``transmit(head,
+        payload, now)``, ``transmit_gso(head, payload, gso_size, now)``, ``valid(now)`` and
+        ``send_parts``), or None: every datagram takes ``ip_send``.  A fake may always say None."""
 
     def source_address_for(self, dst: int) -> Optional[int]:
         """The local address a new flow to ``dst`` should use, or None if ``dst`` is unroutable."""
@@ -65,3 +76,8 @@ class TransportProtocol(Protocol):
 
     def next_deadline(self) -> Optional[float]:
         """The earliest time ``poll`` has work to do, or None."""
+
+
+# The methods every IpOutput has (a transport may call each; a fake implements each).
+OUTPUT_CONTRACT = ("ip_send", "max_segment", "output_path", "source_address_for", "is_local_address",
+                   "path_mtu", "send_icmp_error")

@@ -68,11 +68,12 @@ class NextHop:
 
 
 class Route:
-    """One route. ``interface``/``gateway`` are those of the first next hop that is up (of the
-    first one when none is), None for types without next hops; the table keeps them current."""
+    """One route. ``nexthop`` is the first next hop that is up (the first one when none is) and
+    ``interface``/``gateway`` are its; all None for types without next hops. The table keeps them
+    current as devices go up and down."""
 
     __slots__ = ("prefix", "length", "type", "metric", "table", "nexthops", "nhgroup", "proto",
-                 "scope", "src", "interface", "gateway", "live", "_first", "_live", "_bounds")
+                 "scope", "src", "interface", "gateway", "live", "nexthop", "_live", "_bounds")
 
     def __init__(self, prefix: int, length: int, interface=None, gateway: Optional[int] = None,
                  metric: int = 0, type: str = "unicast", nexthops=None, table=254, nhgroup=None,
@@ -115,7 +116,7 @@ class Route:
     def refresh(self) -> None:
         """Re-read the devices' state: which next hops are live, and the hash regions."""
         if self.type not in FORWARDING:
-            self.interface = self.gateway = self._first = None
+            self.interface = self.gateway = self.nexthop = None
             self._live = ()
             self._bounds = None
             self.live = True
@@ -127,7 +128,7 @@ class Route:
         self.live = bool(live)
         self._live = live
         first = live[0] if live else self.nexthops[0]
-        self._first = first
+        self.nexthop = first
         self.interface = first.interface
         self.gateway = first.gateway
         self._bounds = upper_bounds([nh.weight for nh in live]) if len(live) > 1 else None
@@ -146,7 +147,7 @@ class Route:
             return self.nhgroup.select(flow_hash, now)
         bounds = self._bounds
         if bounds is None:
-            return self._first
+            return self.nexthop
         return self._live[bisect_left(bounds, flow_hash & 0x7FFFFFFF)]
 
     def same(self, other: "Route") -> bool:
@@ -220,6 +221,7 @@ class RoutingTable:
         self._rib: Dict[Tuple[int, int], List[Route]] = {}
         self._fib = Fib()
         self._l1, self._l2, self._l3 = self._fib.levels  # mutated in place, never replaced
+        self._base2, self._base3 = self._fib.bases[1:]
         self._leaves = self._fib.leaves
         self._cache: Dict[int, Optional[Route]] = {}  # emptied, never replaced: _cache_get stays bound
         self._cache_get = self._cache.get
@@ -241,10 +243,13 @@ class RoutingTable:
         if route is not _MISS:
             return route
         v = self._l1[dst >> 16]
-        if v < 0:
-            v = self._l2[(~v << 8) | ((dst >> 8) & 255)]
-            if v < 0:
-                v = self._l3[(~v << 8) | (dst & 255)]
+        if v < 0:  # the FIB walk of route_fib.Fib.lookup, inlined
+            chunk = ~v
+            w = self._l2[(chunk << 8) | ((dst >> 8) & 255)]
+            if w < 0:
+                x = self._l3[(~w << 8) | (dst & 255)]
+                w = x if x else self._base3[~w]
+            v = w if w else self._base2[chunk]
         route = self._leaves[v]
         cache = self._cache
         if len(cache) >= self.cache_size:

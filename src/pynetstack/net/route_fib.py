@@ -1,17 +1,21 @@
-"""The compiled FIB: a leaf-pushed 16-8-8 multibit trie (a DIR-16-8-8 variant) for IPv4 LPM.
+"""The compiled FIB: a 16-8-8 multibit trie (a DIR-16-8-8 variant) for IPv4 LPM.
 
-Why this shape: on CPython the cost of a lookup is the number of bytecodes, not cache lines. A
+Why this shape: on CPython a lookup costs its bytecodes (and, in big tables, its cache misses). A
 16-8-8 trie answers any address in at most three array indexings, whatever the number of prefixes
 or of distinct prefix lengths (the per-length dict walk it replaces costs one dict probe per
 length present). Memory stays bounded because the levels are flat ``array('i')`` of 4-byte slots:
 level 1 has 65,536 slots (256 KiB); a level-2 or level-3 chunk of 256 slots (1 KiB) exists only
-under a /16 (or /24) that holds a longer prefix. 100,000 random prefixes cost ~60 MB at worst,
-a BGP-like table far less.
+under a /16 (or /24) that holds a longer prefix: ~50 MB for 100,000 BGP-like prefixes.
 
-A slot holds a leaf id >= 0 (an index into ``leaves``; 0 means no route) or ~chunk (< 0) naming
-the chunk of the next level. Leaves are pushed down: every slot holds the longest prefix covering
-it, so a lookup never backtracks. Each installed prefix owns one leaf; changing which route a
-prefix resolves to (metric, a device going down) only rewrites ``leaves[id]``, not the slots.
+A slot holds a leaf id >= 0 (an index into ``leaves``) or ~chunk (< 0) naming a chunk of the next
+level. Within a level, prefixes are pushed down to every slot they cover (the longest wins), so a
+lookup never backtracks. Across levels they are not: a chunk slot holding 0 means "what covers this
+whole chunk from above", kept once per chunk in ``bases``. So adding or removing a short prefix
+(a default route under a full table) touches the slots of its own level only, not every chunk
+beneath it. At level 1, leaf 0 is "no route".
+
+Each installed prefix owns one leaf; changing which route a prefix resolves to (metric, a device
+going down) only rewrites ``leaves[id]``, not the slots.
 """
 
 from __future__ import annotations
@@ -19,18 +23,15 @@ from __future__ import annotations
 from array import array
 from typing import Dict, List, Tuple
 
-_CHUNK = array("i", [0]) * 256
-
-
-def _level_of(length: int) -> int:
-    return 0 if length <= 16 else (1 if length <= 24 else 2)
+_EMPTY = array("i", [0]) * 256  # a new chunk: every slot inherits
 
 
 class Fib:
-    __slots__ = ("levels", "leaves", "leaf_length", "leaf_of", "_free_leaves", "_free_chunks")
+    __slots__ = ("levels", "bases", "leaves", "leaf_length", "leaf_of", "_free_leaves", "_free_chunks")
 
     def __init__(self):
         self.levels = (array("i", [0]) * 65536, array("i"), array("i"))
+        self.bases = (None, array("i"), array("i"))  # chunk -> leaf covering it from above (0: inherit)
         self.leaves: List[object] = [None]  # leaf id -> value (a Route); id 0 is "no route"
         self.leaf_length: List[int] = [-1]  # leaf id -> prefix length, -1 for id 0
         self.leaf_of: Dict[Tuple[int, int], int] = {}  # (prefix, length) -> leaf id
@@ -44,14 +45,17 @@ class Fib:
         l1, l2, l3 = self.levels
         v = l1[dst >> 16]
         if v < 0:
-            v = l2[(~v << 8) | ((dst >> 8) & 255)]
-            if v < 0:
-                v = l3[(~v << 8) | (dst & 255)]
+            chunk = ~v
+            w = l2[(chunk << 8) | ((dst >> 8) & 255)]
+            if w < 0:
+                x = l3[(~w << 8) | (dst & 255)]
+                w = x if x else self.bases[2][~w]
+            v = w if w else self.bases[1][chunk]
         return self.leaves[v]
 
     def chunks(self) -> Tuple[int, int]:
         """(level-2 chunks, level-3 chunks) in use."""
-        return tuple(len(self.levels[n]) // 256 - len(self._free_chunks[n]) for n in (1, 2))
+        return tuple(len(self.bases[n]) - len(self._free_chunks[n]) for n in (1, 2))
 
     # ------------------------------------------------------------------ updates
     def install(self, prefix: int, length: int, value) -> None:
@@ -69,96 +73,84 @@ class Fib:
             self.leaves.append(value)
             self.leaf_length.append(length)
         self.leaf_of[(prefix, length)] = leaf
-        level, base, start, count = self._descend(prefix, length, create=True)
-        self._fill(level, base + start, count, leaf, length)
+        level, first, count = self._range(prefix, length, create=True)
+        table = self.levels[level]
+        leaf_length = self.leaf_length
+        bases = self.bases[level + 1] if level < 2 else None
+        for i in range(first, first + count):
+            v = table[i]
+            if v >= 0:
+                if leaf_length[v] <= length:
+                    table[i] = leaf
+            elif leaf_length[bases[~v]] <= length:
+                bases[~v] = leaf  # the chunk below now inherits this prefix where it has nothing longer
 
     def uninstall(self, prefix: int, length: int) -> bool:
         leaf = self.leaf_of.pop((prefix, length), None)
         if leaf is None:
             return False
-        heir = 0  # the longest shorter prefix covering this one takes its slots back
-        for shorter in range(length - 1, -1, -1):
+        level, first, count = self._range(prefix, length, create=False)
+        heir = 0  # the longest shorter prefix of the same level takes the slots back (0: inherit)
+        for shorter in range(length - 1, (-1, 16, 24)[level], -1):
             mask = (0xFFFFFFFF << (32 - shorter)) & 0xFFFFFFFF
             heir = self.leaf_of.get((prefix & mask, shorter), 0)
             if heir:
                 break
-        level, base, start, count = self._descend(prefix, length, create=False)
-        self._swap(level, base + start, count, leaf, heir)
+        table = self.levels[level]
+        bases = self.bases[level + 1] if level < 2 else None
+        for i in range(first, first + count):
+            v = table[i]
+            if v == leaf:
+                table[i] = heir
+            elif v < 0 and bases[~v] == leaf:
+                bases[~v] = heir
         self.leaves[leaf] = None
         self.leaf_length[leaf] = -1
         self._free_leaves.append(leaf)
-        # chunks that became uniform fold back into their parent slot
-        if length > 24:
-            v = self.levels[0][prefix >> 16]
-            if v < 0:
-                self._fold_slot(1, (~v << 8) + ((prefix >> 8) & 255))
-        if length > 16:
-            self._fold_slot(0, prefix >> 16)
+        # chunks left with nothing of their own fold back into their parent slot
+        if level == 2:
+            self._fold(1, (~self.levels[0][prefix >> 16] << 8) + ((prefix >> 8) & 255))
+        if level >= 1:
+            self._fold(0, prefix >> 16)
         return True
 
     # ------------------------------------------------------------------ internals
-    def _descend(self, prefix: int, length: int, create: bool):
-        """(level, chunk base, first slot, slot count) of the range ``prefix/length`` covers."""
-        level = _level_of(length)
-        base = 0
-        if level >= 1:
-            base = self._child(0, prefix >> 16, create)
-            if level == 2:
-                base = self._child(1, base + ((prefix >> 8) & 255), create)
-        if level == 0:
-            return 0, 0, prefix >> 16, 1 << (16 - length)
-        if level == 1:
-            return 1, base, (prefix >> 8) & 255, 1 << (24 - length)
-        return 2, base, prefix & 255, 1 << (32 - length)
+    def _range(self, prefix: int, length: int, create: bool):
+        """(level, first slot, slot count) that ``prefix/length`` covers, making chunks when asked."""
+        if length <= 16:
+            return 0, prefix >> 16, 1 << (16 - length)
+        base = self._child(0, prefix >> 16, create)
+        if length <= 24:
+            return 1, base + ((prefix >> 8) & 255), 1 << (24 - length)
+        base = self._child(1, base + ((prefix >> 8) & 255), create)
+        return 2, base + (prefix & 255), 1 << (32 - length)
 
     def _child(self, level: int, slot: int, create: bool) -> int:
-        """Base index of the chunk under ``levels[level][slot]``; make it when asked."""
+        """Index of the first slot of the chunk under ``levels[level][slot]``; made when asked."""
         table = self.levels[level]
         v = table[slot]
         if v < 0:
             return ~v << 8
         if not create:
             raise AssertionError("FIB: missing chunk for an installed prefix")
-        below = self.levels[level + 1]
-        free = self._free_chunks[level + 1]
-        chunk = array("i", [v]) * 256  # the new chunk inherits the covering leaf
+        below, bases, free = self.levels[level + 1], self.bases[level + 1], self._free_chunks[level + 1]
         if free:
             index = free.pop()
-            below[index << 8:(index + 1) << 8] = chunk
+            below[index << 8:(index + 1) << 8] = _EMPTY
+            bases[index] = v
         else:
-            index = len(below) >> 8
-            below.extend(chunk)
-        table[slot] = ~index
+            index = len(bases)
+            below.extend(_EMPTY)
+            bases.append(v)
+        table[slot] = ~index  # the new chunk inherits what the slot held
         return index << 8
 
-    def _fill(self, level: int, first: int, count: int, leaf: int, length: int) -> None:
-        table = self.levels[level]
-        leaf_length = self.leaf_length
-        for i in range(first, first + count):
-            v = table[i]
-            if v < 0:
-                self._fill(level + 1, ~v << 8, 256, leaf, length)
-            elif leaf_length[v] <= length:
-                table[i] = leaf
-
-    def _swap(self, level: int, first: int, count: int, old: int, new: int) -> None:
-        table = self.levels[level]
-        for i in range(first, first + count):
-            v = table[i]
-            if v == old:
-                table[i] = new
-            elif v < 0:
-                self._swap(level + 1, ~v << 8, 256, old, new)
-                self._fold_slot(level, i)
-
-    def _fold_slot(self, level: int, slot: int) -> None:
+    def _fold(self, level: int, slot: int) -> None:
         table = self.levels[level]
         v = table[slot]
         if v >= 0:
             return
-        base = ~v << 8
-        chunk = self.levels[level + 1][base:base + 256]
-        first = chunk[0]
-        if first >= 0 and chunk.count(first) == 256:
-            table[slot] = first
+        first = ~v << 8
+        if self.levels[level + 1][first:first + 256].count(0) == 256:
+            table[slot] = self.bases[level + 1][~v]
             self._free_chunks[level + 1].append(~v)

@@ -41,7 +41,7 @@ class Rule:
     """One ``ip rule``. Selectors left None match anything; ``invert`` is ``not``."""
 
     __slots__ = ("priority", "action", "table", "src", "dst", "iif", "fwmark", "fwmask", "ipproto",
-                 "sport", "dport", "invert", "wildcard")
+                 "sport", "dport", "invert", "wildcard", "_src_mask", "_dst_mask")
 
     def __init__(self, priority: int, action: str = "lookup", table: Optional[int] = 254, src=None,
                  dst=None, iif: Optional[str] = None, fwmark: Optional[int] = None,
@@ -55,6 +55,8 @@ class Rule:
         self.table = table if action == "lookup" else None
         self.src = self._prefix(src, "from")
         self.dst = self._prefix(dst, "to")
+        self._src_mask = prefix_mask(self.src[1]) if self.src else 0
+        self._dst_mask = prefix_mask(self.dst[1]) if self.dst else 0
         self.iif = iif
         self.fwmark = fwmark
         self.fwmask = fwmask
@@ -82,8 +84,8 @@ class Rule:
                 dport: int) -> bool:
         if self.wildcard:
             return True
-        hit = ((self.src is None or src & prefix_mask(self.src[1]) == self.src[0])
-               and (self.dst is None or dst & prefix_mask(self.dst[1]) == self.dst[0])
+        hit = ((self.src is None or src & self._src_mask == self.src[0])
+               and (self.dst is None or dst & self._dst_mask == self.dst[0])
                and (self.iif is None or self.iif == (iif or "lo"))  # no iif: sent by this host
                and (self.fwmark is None or mark & self.fwmask == self.fwmark)
                and (self.ipproto is None or proto == self.ipproto)
@@ -280,6 +282,10 @@ class RoutingPolicy:
                now: float = 0.0) -> Optional[Decision]:
         """Where a packet goes, rules first (``ip rule``), then the chosen table; None when no rule
         finds a route (Network is unreachable)."""
+        if self._main_only:  # default rules and only main has routes: no rule can differ
+            route = self.tables[254].lookup(dst)
+            return None if route is None else self._decide(route, dst, src, proto, sport, dport,
+                                                               flow_hash, now, 32766)
         tables = self.tables
         for rule in self.rules:
             if not rule.matches(src, dst, iif, mark, proto, sport, dport):
@@ -290,16 +296,20 @@ class RoutingPolicy:
             route = table.lookup(dst) if table is not None else None
             if route is None or route.type == "throw":
                 continue
-            nexthop = None
-            if route.type in FORWARDING:
-                if route.multipath:
-                    if flow_hash is None:
-                        flow_hash = _flow_hash(self.hash_seed, self.hash_policy, src, dst, proto, sport, dport)
-                    nexthop = route.select(flow_hash, now)
-                else:
-                    nexthop = route._first
-            return Decision(route, route.type, nexthop, dst, route.table, rule.priority)
+            return self._decide(route, dst, src, proto, sport, dport, flow_hash, now, rule.priority)
         return None
+
+    def _decide(self, route: Route, dst: int, src: int, proto: int, sport: int, dport: int,
+                flow_hash: Optional[int], now: float, priority: int) -> Decision:
+        nexthop = None
+        if route.type in FORWARDING:
+            if route.multipath:
+                if flow_hash is None:
+                    flow_hash = _flow_hash(self.hash_seed, self.hash_policy, src, dst, proto, sport, dport)
+                nexthop = route.select(flow_hash, now)
+            else:
+                nexthop = route.nexthop
+        return Decision(route, route.type, nexthop, dst, route.table, priority)
 
     def explain(self, dst: int, src: Optional[int] = None, iif: Optional[str] = None, mark: int = 0,
                 proto: int = 0, sport: int = 0, dport: int = 0,
@@ -349,8 +359,10 @@ class RoutingPolicy:
         if (self._default_rules and tables[255].is_empty() and tables[253].is_empty()
                 and not tables[254].throw_routes):
             self.lookup = tables[254].lookup
+            self._main_only = True
         else:
             self.lookup = self._lookup_by_rules
+            self._main_only = False
 
     def _lookup_by_rules(self, dst: int) -> Optional[Route]:
         decision = self.decide(dst)

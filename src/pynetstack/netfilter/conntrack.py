@@ -96,7 +96,7 @@ _STATUS_NAMES = ((S_EXPECTED, "expected"), (S_SEEN_REPLY, "seen-reply"), (S_ASSU
 class CtEntry:
     """One tracked connection.  ``original``/``reply`` are the tuples of each direction as
     seen on the wire (NAT alters ``reply``); ``counters`` is [packets, bytes] original then
-    reply; ``proto_state`` is a TcpTrack for TCP, [request type, outstanding] for ICMP."""
+    reply; ``proto_state`` is a TcpTrack for TCP, [request type, 1] for ICMP."""
 
     __slots__ = ("id", "original", "reply", "status", "deadline", "scheduled", "counters", "mark",
                  "proto_state", "nat", "created")
@@ -256,20 +256,13 @@ class Conntrack:
                 timeout = timeouts.udp
         elif proto == 1:
             changed = False
-            outstanding = entry.proto_state
+            query = entry.proto_state
             itype = payload[0]
-            if direction == 0:
-                if itype != outstanding[0]:
-                    self.counters["invalid"] += 1
-                    return _INVALID
-                outstanding[1] += 1
-            else:
-                if itype != ICMP_QUERY_REPLY[outstanding[0]]:
-                    self.counters["invalid"] += 1
-                    return _INVALID
-                # Answered queries do not end the entry: Linux stopped deleting it on the reply
-                # (duplicate replies, and the next echo of a ping reuses it) and lets it time out.
-                outstanding[1] = max(0, outstanding[1] - 1)
+            if itype != (query[0] if direction == 0 else ICMP_QUERY_REPLY[query[0]]):
+                self.counters["invalid"] += 1
+                return _INVALID
+            # An answered query keeps its entry until the timeout (Linux since 2.6.31, so that
+            # duplicate replies pass; RFC 5508 REQ-1: an ICMP query mapping lives 60 s at least).
             timeout = timeouts.icmp
         else:
             changed = False

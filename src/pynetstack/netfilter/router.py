@@ -26,6 +26,7 @@ from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
 from .nat import Nat
 from .nft.evaluate import evaluate_chain
+from .nft.parser import Loader
 from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
 
 NAT_HOOKS = ((hk.PREROUTING, hk.PRIORITY_DSTNAT), (hk.OUTPUT, hk.PRIORITY_DSTNAT),
@@ -140,8 +141,7 @@ class RulesetFunction(hk.NetworkFunction):
         verdict = decision.verdict
         if verdict == "accept":
             return hk.ACCEPT
-        where = f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
-        ctx.drop_reason = where
+        ctx.drop_reason = _reason(chain, decision)
         if verdict == "reject":
             self.counters["rejects"] += 1
             ctx.reject = decision.reject or ("icmp", 3, 3)
@@ -170,8 +170,7 @@ class RulesetFunction(hk.NetworkFunction):
         for chain in self.nat_chains.get(hook, ()):
             decision = evaluate_chain(chain, ctx)
             if decision.verdict != "accept":
-                ctx.drop_reason = f"nft-{chain.table.name}-{chain.name}-" + (
-                    "policy" if decision.rule is None else "rule")
+                ctx.drop_reason = _reason(chain, decision)
                 return hk.DROP
             spec = decision.nat
             if spec is None:
@@ -202,20 +201,30 @@ class RulesetFunction(hk.NetworkFunction):
         return out
 
 
+def _reason(chain, decision) -> str:
+    """The drop reason of a chain's verdict: its table and chain, and whether a rule or the policy."""
+    return f"nft-{chain.table.name}-{chain.name}-" + ("policy" if decision.rule is None else "rule")
+
+
 def _tuple_text(t) -> str:
     return f"{t[0]} {ip_to_str(t[1])}:{t[2]} -> {ip_to_str(t[3])}:{t[4]}"
 
 
 class Router:
-    """Conntrack, NAT and a ruleset as installed on one stack."""
+    """Conntrack, NAT and a ruleset as installed on one stack.  The ruleset comes from nft files
+    and text (``sources``); the helpers ``masquerade``, ``snat`` and ``port_forward`` add nft
+    commands to it, so ``nft list ruleset`` shows exactly what runs."""
 
-    def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset], flowtable: bool):
+    def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset], flowtable: bool,
+                 sources: Optional[list] = None):
         self.stack = stack
+        self.sources = list(sources or [])  # ("file", path) or ("text", text), in load order
         self.conntrack = conntrack
         self.nat = nat
         self.ct_function = ConntrackFunction(conntrack)
         self.ruleset_function: Optional[RulesetFunction] = None
         host = stack.host
+        host.address_listeners.append(lambda iface, address: nat.address_changed(address))
         stack.register(self.ct_function)
         if flowtable:
             host.flowtable.ct_alive = self.ct_function.alive
@@ -240,24 +249,71 @@ class Router:
             self.ruleset_function = new
         stack.wake()
 
+    def load(self, path: Optional[str] = None, text: Optional[str] = None) -> None:
+        """Replace the ruleset with a file or text (``nft -f``); on error the old one stays."""
+        sources = [("file", path)] if path is not None else [("text", text or "")]
+        self.replace_ruleset(_build(sources))
+        self.sources = sources
+
+    def add_commands(self, commands: str) -> None:
+        """Add nft commands (``add rule ip nat post ...``) to the ruleset, as another ``nft -f``."""
+        sources = self.sources + [("text", commands)]
+        self.replace_ruleset(_build(sources))
+        self.sources = sources
+
+    def _nat_chains(self) -> str:
+        return ("add table ip nat\n"
+                "add chain ip nat prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
+                "add chain ip nat postrouting { type nat hook postrouting priority srcnat; policy accept; }\n")
+
+    def masquerade(self, source: str, out_interface: str) -> None:
+        """``ip saddr SOURCE oifname OUT masquerade``: SOURCE leaves as OUT's address."""
+        self.add_commands(self._nat_chains() + f'add rule ip nat postrouting ip saddr {source} '
+                          f'oifname "{out_interface}" masquerade\n')
+
+    def snat(self, source: str, to: str, out_interface: str) -> None:
+        """``ip saddr SOURCE oifname OUT snat to TO``: SOURCE leaves as TO (an address or a range)."""
+        self.add_commands(self._nat_chains() + f'add rule ip nat postrouting ip saddr {source} '
+                          f'oifname "{out_interface}" snat to {to}\n')
+
+    def port_forward(self, port: int, to_address: str, to_port: int, protocol: str = "tcp",
+                     in_interface: Optional[str] = None, source: Optional[str] = None) -> None:
+        """``[iifname IN] [ip saddr SOURCE] PROTO dport PORT dnat to TO:TO_PORT``."""
+        match = (f'iifname "{in_interface}" ' if in_interface else "") + (f"ip saddr {source} " if source else "")
+        self.add_commands(self._nat_chains() + f"add rule ip nat prerouting {match}{protocol} dport {port} "
+                          f"dnat to {to_address}:{to_port}\n")
+
     def conntrack_list(self) -> List[str]:
         now = self.stack.now()
         with self.stack.lock:
             return [self.conntrack.format_entry(entry, now) for entry in self.conntrack.entries()]
 
 
+def _build(sources) -> nft.Ruleset:
+    loader = Loader(nft.Ruleset())
+    for kind, value in sources:
+        if kind == "file":
+            loader.include(value, None, value)
+        else:
+            loader.load_text(value, "<commands>")
+    return loader.finish()
+
+
 def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
                    ruleset_path: Optional[str] = None, max_entries: int = 65536, timeouts=None,
                    liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: bool = True) -> Router:
     """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``."""
+    sources = []
     if ruleset is None and ruleset_text is not None:
-        ruleset = nft.loads(ruleset_text)
-    if ruleset is None and ruleset_path is not None:
-        ruleset = nft.load(ruleset_path)
+        sources = [("text", ruleset_text)]
+    elif ruleset is None and ruleset_path is not None:
+        sources = [("file", ruleset_path)]
+    if sources:
+        ruleset = _build(sources)
     if timeouts == "linux":
         timeouts = Timeouts.linux()
     conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal)
     nat = Nat(conntrack, filtering=nat_filtering)
-    router = Router(stack, conntrack, nat, ruleset, flowtable)
+    router = Router(stack, conntrack, nat, ruleset, flowtable, sources)
     stack.router = router
     return router

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import weakref
 
 from ..api.tcp import TcpHandler, tcp_layer
 from ..status import status_page, tcp_table  # noqa: F401 - tcp_table re-exported (examples use it)
@@ -25,6 +26,13 @@ MAX_HEADER = 16 * 1024
 MAX_BYTES = 1 << 40
 STATUS_ROWS = 50  # connections listed on the status page; the rest are counted by state
 SERVER = "pynetstack"
+# Extra GET routes per stack (the monitor's /metrics): path -> handler() -> (content type, body)
+_ROUTES = weakref.WeakKeyDictionary()
+
+
+def add_route(stack, path: str, handler) -> None:
+    """Answer ``GET path`` on ``stack``'s HTTP service with ``handler() -> (content_type, body)``."""
+    _ROUTES.setdefault(stack, {})[path] = handler
 
 
 # Generating 64 KiB with the Mersenne Twister costs about 110 us, as much as the TCP work of
@@ -264,6 +272,9 @@ class HttpHandler(TcpHandler):
                     self.writable()
                     return
                 self._after_response()
+            elif target.split("?")[0] in _ROUTES.get(self.stack, ()):
+                ctype, body = _ROUTES[self.stack][target.split("?")[0]]()
+                self._respond(200, "OK", body, ctype, head=method == "HEAD")
             else:
                 self._error(404, "Not Found")
         else:

@@ -6,6 +6,16 @@ and evaluate packets against it.
     decision = rs.evaluate("postrouting", pkt)
 
 Every bad input raises one :class:`NftError` (a ValueError) printed as nft prints its errors.
+
+Supported (families ip and inet, IPv4): tables, base and regular chains (filter, nat), policies,
+one-line commands (add/create/insert/flush), define/$VAR, include (globs too), comments; matches
+ip saddr/daddr/protocol/length/ttl/dscp, tcp/udp/th sport/dport, tcp flags, icmp type/code,
+meta l4proto/mark/pkttype/nfproto, iifname/oifname (with "*"), ct state/direction/status, with
+==, !=, <, >, <=, >=, ranges, prefixes, anonymous and named sets (@name) and verdict maps;
+statements counter, log [prefix], meta mark set, limit rate [over] N/unit [burst N packets],
+snat/dnat [ip] to, masquerade, redirect, reject [with icmp|icmpx|tcp reset], the verdicts, rule
+comments.  Anything else nft accepts raises "unsupported in pynetstack: ..." at its location.
+The listing follows nft 1.0.6 (implied dependencies dropped, payload merging order, set merging).
 """
 
 from __future__ import annotations

@@ -150,4 +150,6 @@ CT_STATE = BitmaskType("ct_state", 32, S.CT_STATE)
 CT_STATUS = BitmaskType("ct_status", 32, S.CT_STATUS)
 TCP_FLAGS = BitmaskType("tcp_flag", 8, S.TCP_FLAGS)
 IFNAME = StringType()
+IFINDEX = StringType()  # iif/oif: an interface the kernel resolves to its index at load time
+IFINDEX.name = "iface_index"
 NFPROTO = DataType("nf_proto", 8, {"ipv4": 2, "ipv6": 10})

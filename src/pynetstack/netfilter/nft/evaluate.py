@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from .ruleset import (STEP_COUNTER, STEP_LIMIT, STEP_LOG, STEP_MARK, STEP_MATCH, STEP_NAT,
-                      STEP_REJECT, STEP_VERDICT, Chain, Rule)
+                      STEP_REJECT, STEP_VERDICT, STEP_VMAP, Chain, Rule)
 
 MAX_JUMP_DEPTH = 16  # the kernel's NFT_JUMP_STACK_SIZE
 
@@ -145,6 +145,8 @@ def _run_rule(rule: Rule, pkt, decision: Decision):
         elif kind == STEP_LIMIT:
             if item.admit(getattr(pkt, "now", 0.0)) == item.over:
                 return None
+        elif kind == STEP_VMAP:
+            return fn(pkt)  # None (no element: the rule ends as a failed match) or a verdict
         elif kind == STEP_LOG:
             trace = decision.trace
             if trace is not None:

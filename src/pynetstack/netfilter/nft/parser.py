@@ -3,6 +3,7 @@ chains, into a :class:`Ruleset`.  Rules are parsed by :mod:`.ruleparse`."""
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Dict, List, Optional
 
@@ -10,9 +11,11 @@ from . import symbols as S
 from .cursor import Cursor
 from .errors import Location, NftError, unsupported
 from .lexer import Token, tokenize
-from .ruleparse import RuleContext, parse_rule
+from .expressions import FIELDS
+from .ruleparse import RuleContext, parse_element, parse_rule
+from .sets import DESCRIPTIONS, NamedSet, parse_set_body
 from .ruleset import HOOKS, Chain, Rule, Ruleset, Table
-from .statements import Verdict
+from .statements import Verdict, VerdictMap
 
 FAMILIES = ("ip", "inet")
 OTHER_FAMILIES = ("ip6", "arp", "bridge", "netdev")
@@ -28,6 +31,7 @@ class Loader:
         self.defines: Dict[str, List[Token]] = {}
         self.include_stack: List[str] = []
         self.jumps: List = []  # (chain, verdict) to resolve once everything is declared
+        self.set_refs: List = []  # (table, match) for "@name" matches
 
     # -- files -----------------------------------------------------------------------------------
     def load_text(self, text: str, filename: str) -> None:
@@ -81,7 +85,12 @@ class Loader:
             path = path_tok.value if os.path.isabs(path_tok.value) else os.path.join(base, path_tok.value)
             where = cur.span(tok)
             where = Location(where.filename, where.line, where.col, where.end_col + 1, where.text)
-            self.include(path, where, path_tok.value)
+            if any(c in path_tok.value for c in "*?["):
+                # a pattern includes every match in name order; matching nothing is fine (as nft)
+                for match in sorted(glob.glob(path)):
+                    self.include(match, where, match)
+            else:
+                self.include(path, where, path_tok.value)
             cur.end_statement()
         elif w == "flush":
             cur.next()
@@ -90,7 +99,8 @@ class Loader:
             cur.next()
             what = cur.word("table, chain or rule")
             self._object(cur, what, w)
-        elif w in ("table", "chain"):
+        elif w in ("table", "chain"):  # "table ip t { ... }" is "add table ip t { ... }"
+            cur.next()
             self._object(cur, tok, "add")
         elif w in ("delete", "destroy", "list", "reset", "rename", "replace", "monitor", "describe",
                    "export", "import", "get"):
@@ -161,16 +171,18 @@ class Loader:
 
     def _object(self, cur: Cursor, what: Token, verb: str) -> None:
         if what.value == "table":
-            cur.next() if cur.peek() is what else None
             if verb == "insert":
                 raise cur.unexpected("rule", what)
             self._table(cur, verb)
         elif what.value == "chain":
-            cur.next() if cur.peek() is what else None
             if verb == "insert":
                 raise cur.unexpected("rule", what)
             table = self._lookup_table(cur)
             self._chain(cur, table, verb, pending=None)
+        elif what.value == "set":
+            table = self._lookup_table(cur)
+            self._set(cur, table).handle = table.new_handle()
+            return
         elif what.value == "rule":
             table = self._lookup_table(cur)
             chain = self._lookup_chain(cur, table)
@@ -195,7 +207,8 @@ class Loader:
             self.ruleset.next_table_handle += 1
             self.ruleset.tables[key] = table
         if cur.accept("{"):
-            pending: List = []  # the kernel numbers a block's chains first, then its rules
+            pending: List = []  # the kernel numbers a block's chains first, then sets, then rules
+            new_sets: List = []
             while True:
                 cur.skip_separators()
                 tok = cur.peek()
@@ -207,15 +220,33 @@ class Loader:
                 elif tok.kind == "word" and tok.value in ("define", "redefine"):
                     cur.next()
                     self._define(cur)
-                elif tok.kind == "word" and tok.value in ("set", "map", "flowtable", "counter", "quota",
+                elif tok.kind == "word" and tok.value == "set":
+                    cur.next()
+                    new_sets.append(self._set(cur, table))
+                elif tok.kind == "word" and tok.value in ("map", "flowtable", "counter", "quota",
                                                            "flags", "comment", "ct", "limit", "secmark",
                                                            "synproxy"):
                     raise unsupported(f"table {tok.value}", tok.loc)
                 else:
                     raise cur.unexpected()
+            for nset in new_sets:
+                nset.handle = table.new_handle()
             for chain, rule in pending:
                 self._attach(chain, rule)
         cur.end_statement()
+
+    def _set(self, cur: Cursor, table: Table):
+        name = cur.name("set name")
+        if name.value in table.sets:
+            raise NftError("Could not process rule: File exists", name.loc)
+        nset = NamedSet(name.value, table, name.loc)
+        cur.expect("{")
+        parse_set_body(cur, nset, parse_element, FIELDS)
+        table.sets[name.value] = nset
+        if cur.at_kind("}"):  # nft wants a newline or ';' after a set block
+            raise cur.unexpected("newline or semicolon")
+        cur.end_statement()
+        return nset
 
     def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List],
                strict: bool = False) -> None:
@@ -244,6 +275,9 @@ class Loader:
                         raise NftError("Could not process rule: Operation not supported", pol.loc)
                     chain.policy = pol.value
                     cur.end_statement()
+                elif cur.at("define", "redefine"):
+                    cur.next()
+                    self._define(cur)
                 elif cur.at("comment", "flags", "devices", "device"):
                     raise unsupported(f"chain {cur.peek().value}", cur.peek().loc)
                 else:
@@ -318,11 +352,15 @@ class Loader:
     def _rule(self, cur: Cursor, chain: Chain) -> Rule:
         ctx = RuleContext(chain.table.family, chain.type, chain.hook)
         items, loc = parse_rule(cur, ctx)
+        self.set_refs.extend((chain.table, m) for m in ctx.set_refs)
         rule = Rule(items, loc)
+        rule.comment = ctx.comment
         rule.handle = ctx.sets  # anonymous sets to number before the rule; fixed in _attach
         for item in items:
             if isinstance(item, Verdict) and item.target is not None:
                 self.jumps.append((chain, item))
+            elif isinstance(item, VerdictMap):
+                self.jumps.extend((chain, v) for _, v in item.entries if v.target is not None)
         return rule
 
     def _attach(self, chain: Chain, rule: Rule, front: bool = False) -> None:
@@ -345,18 +383,39 @@ class Loader:
                 raise NftError("Could not process rule: No such file or directory", verdict.loc)
             if target.is_base:
                 raise NftError("Could not process rule: Operation not supported", verdict.loc)
+        for table, match in self.set_refs:
+            if self.ruleset.tables.get((table.family, table.name)) is not table:
+                continue  # flushed away later in the file
+            nset = table.sets.get(match.set_ref) if isinstance(match.set_ref, str) else match.set_ref
+            if nset is None:
+                raise NftError("No such file or directory", match.loc)
+            if nset.dtype is not match.field.dtype:
+                want = DESCRIPTIONS.get(match.field.dtype.name, match.field.dtype.name)
+                raise NftError(f"datatype mismatch, expected {want}, expression has type "
+                               f"{DESCRIPTIONS[nset.type_name]}", match.loc)
+            match.set_ref = nset
         self._check_loops()
         self.ruleset.compile()
         return self.ruleset
 
     def _check_loops(self) -> None:
         for table in self.ruleset.tables.values():
-            edges = {c.name: [(i, i.target) for r in c.rules for i in r.items
-                              if isinstance(i, Verdict) and i.target] for c in table.chains.values()}
+            edges = {c.name: [(v, v.target) for r in c.rules for v in _verdicts(r.items) if v.target]
+                     for c in table.chains.values()}
             state: Dict[str, int] = {}
             for name in edges:
                 if name not in state:
                     _visit(edges, state, name, 0)
+
+
+def _verdicts(items: List) -> List[Verdict]:
+    out: List[Verdict] = []
+    for item in items:
+        if isinstance(item, Verdict):
+            out.append(item)
+        elif isinstance(item, VerdictMap):
+            out.extend(v for _, v in item.entries)
+    return out
 
 
 def _visit(edges: Dict, state: Dict[str, int], name: str, depth: int) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from .expressions import Match, compile_conjunction
-from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict
+from .expressions import Match, compile_conjunction, compile_verdict_map
+from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict, VerdictMap
 from .symbols import priority_name
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # step kinds of a compiled rule
-STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT = range(8)
+STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT, STEP_VMAP = range(9)
 
 
 class Rule:
-    __slots__ = ("items", "handle", "chain", "loc", "steps", "test", "_text")
+    __slots__ = ("items", "handle", "chain", "loc", "steps", "test", "comment", "_text")
 
     def __init__(self, items: List, loc=None):
         self.items = items
@@ -24,6 +24,7 @@ class Rule:
         self.loc = loc
         self.steps: Tuple = ()
         self.test = None  # the leading matches as one closure (None: no leading match)
+        self.comment: Optional[str] = None
         self._text: Optional[str] = None
 
     @property
@@ -42,6 +43,8 @@ class Rule:
             if isinstance(item, Match) and _implied_by_later(items, i, inet):
                 continue
             parts.append(item.format())
+        if self.comment is not None:
+            parts.append(f'comment "{self.comment}"')
         return " ".join(parts)
 
     def compile(self) -> None:
@@ -69,6 +72,8 @@ class Rule:
                 steps.append((STEP_NAT, None, item))
             elif isinstance(item, Reject):
                 steps.append((STEP_REJECT, item.decision(), item))
+            elif isinstance(item, VerdictMap):
+                steps.append((STEP_VMAP, compile_verdict_map(item, self.chain.table.chains), item))
         self.steps = tuple(steps)
 
 
@@ -89,6 +94,8 @@ def _implied_by_later(items: List, i: int, inet: bool) -> bool:
     for later in items[i + 1:]:
         if isinstance(later, Reject) and later.how == "tcp reset":
             return proto == 6 and not inet
+        if isinstance(later, VerdictMap) and later.match_field.proto is not None:
+            return later.match_field.proto == proto
         if not isinstance(later, Match) or later.field.is_l4proto:
             return False
         if later.field.proto is not None:
@@ -130,12 +137,13 @@ class Chain:
 
 
 class Table:
-    __slots__ = ("family", "name", "chains", "handle", "next_handle", "loc")
+    __slots__ = ("family", "name", "chains", "sets", "handle", "next_handle", "loc")
 
     def __init__(self, family: str, name: str, handle: int, loc=None):
         self.family = family
         self.name = name
         self.chains: Dict[str, Chain] = {}
+        self.sets: Dict = {}  # name -> NamedSet
         self.handle = handle
         self.next_handle = 1
         self.loc = loc
@@ -147,7 +155,8 @@ class Table:
 
     def format(self, handles: bool = False) -> str:
         head = f"table {self.family} {self.name} {{" + (f" # handle {self.handle}" if handles else "")
-        body = "\n\n".join(c.format(handles) for c in self.chains.values())
+        parts = [s.format(handles) for s in self.sets.values()] + [c.format(handles) for c in self.chains.values()]
+        body = "\n\n".join(parts)
         return head + ("\n" + body if body else "") + "\n}"
 
 
@@ -187,5 +196,8 @@ class Ruleset:
     def evaluate(self, hook: str, pkt):
         """Run ``pkt`` through the base chains of ``hook`` with the kernel's semantics; see
         :func:`pynetstack.netfilter.nft.evaluate.evaluate`."""
-        from .evaluate import evaluate
-        return evaluate(self, hook, pkt)
+        return _evaluation.evaluate(self, hook, pkt)
+
+
+# at the end, as a module: evaluate.py imports the names above
+from . import evaluate as _evaluation  # noqa: E402

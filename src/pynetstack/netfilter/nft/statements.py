@@ -25,14 +25,16 @@ class Counter:
 
 
 class Log:
-    __slots__ = ("prefix", "loc")
+    __slots__ = ("prefix", "loc", "level")
 
-    def __init__(self, prefix: Optional[str], loc: Optional[Location] = None):
+    def __init__(self, prefix: Optional[str], loc: Optional[Location] = None, level: str = "warn"):
         self.prefix = prefix
         self.loc = loc
+        self.level = level  # syslog level; nft lists it unless it is the default, warn
 
     def format(self) -> str:
-        return "log" if self.prefix is None else f'log prefix "{self.prefix}"'
+        text = "log" if self.prefix is None else f'log prefix "{self.prefix}"'
+        return text if self.level == "warn" else f"{text} level {self.level}"
 
 
 class MarkSet:
@@ -152,3 +154,23 @@ class Reject:
         if self.how == "icmpx":
             return ("icmp", 3, ICMPX_TO_ICMP[self.code])
         return ("icmp", 3, self.code)
+
+
+class VerdictMap:
+    """``FIELD vmap { KEY : VERDICT, ... }``: the verdict of the element the packet's field hits;
+    when none does, the rule goes on as a failed match would."""
+
+    __slots__ = ("match_field", "entries", "loc")
+
+    def __init__(self, match_field, entries, loc: Optional[Location] = None):
+        self.match_field = match_field  # an expressions.Field
+        self.entries = entries  # [(key, Verdict)]: key (lo, hi) or an interface name
+        self.loc = loc
+
+    def format(self) -> str:
+        dtype = self.match_field.dtype
+        parts = []
+        for key, verdict in sorted(self.entries, key=lambda e: e[0]):
+            text = f'"{key}"' if isinstance(key, str) else dtype.format_interval(key[0], key[1])
+            parts.append(f"{text} : {verdict.format()}")
+        return f"{self.match_field.name} vmap {{ {', '.join(parts)} }}"

@@ -54,6 +54,9 @@ STD_PRIORITIES = [("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 
                   ("srcnat", 100)]
 PRIORITY_HOOK = {"dstnat": "prerouting", "srcnat": "postrouting"}
 
+# transport protocols nft 1.0 knows the headers of (its protocol descriptions)
+KNOWN_L4 = {1, 2, 6, 17, 33, 50, 51, 108, 132, 136}
+
 LIMIT_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 

@@ -17,18 +17,15 @@ from collections import Counter, deque
 from typing import Optional
 
 from ...wire.errors import MalformedPacket
-from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_options, build_tcp
+from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_tcp
 from .config import TcpConfig
-from .connection import (CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT, TcpConnection)
-from .seq import HALF, MASK
+from .cookies import COOKIE_MSS, COOKIE_PERIOD, SynCookieMixin  # noqa: F401 (re-exported)
+from .connection import TcpConnection
+from .state import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
+from .seq import MASK, unwrap
 
 _key_pack = struct.Struct("!IHIH").pack
 _unpack_ports_seq = struct.Struct("!HHI").unpack_from
-
-# SYN cookie MSS table (3 bits): the largest entry not above the peer's MSS is encoded
-COOKIE_MSS = (536, 1220, 1300, 1360, 1400, 1440, 1452, 1460)
-COOKIE_PERIOD = 64.0   # seconds per cookie counter tick (RFC 4987 suggests about a minute)
-
 
 def _is_unicast(address: int) -> bool:
     return address != 0 and address != 0xFFFFFFFF and (address >> 28) != 0xE
@@ -88,7 +85,7 @@ class Listener:
         self.accept_queue.clear()
 
 
-class TcpLayer:
+class TcpLayer(SynCookieMixin):
     """``TransportProtocol`` for TCP. ``ip`` implements ``net.protocol.IpOutput``."""
 
     def __init__(self, ip, config: Optional[TcpConfig] = None, secret: Optional[bytes] = None):
@@ -407,80 +404,6 @@ class TcpLayer:
         listener.pending.add(conn)
         conn.open_passive(seg, seg.seq, listener, self.isn(key, now), now)
 
-    # -- SYN cookies (RFC 4987 3.6) ----------------------------------------------------------------
-    #
-    # ISS = t (5 bits, a 64 s counter) | MSS index (3 bits) | 24-bit keyed hash of the four-tuple,
-    # t and the peer's ISN.  When the SYN carried timestamps, the low 5 bits of our TSval carry
-    # the peer's window scale (4 bits, 15 = none) and SACK-permitted (1 bit), as Linux does.
-
-    def _cookie_hash(self, local_ip, local_port, remote_ip, remote_port, t: int, peer_isn: int) -> int:
-        data = _key_pack(local_ip, local_port, remote_ip, remote_port) + struct.pack("!II", t, peer_isn)
-        return self._hash32(self._cookie_key, data) & 0xFFFFFF
-
-    def _rcv_wscale_for(self, config: TcpConfig) -> int:
-        shift = 0
-        while (config.rcvbuf >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
-
-    def _send_cookie(self, listener, local_ip, remote_ip, seg, now) -> None:
-        config = listener.config
-        peer_mss = seg.mss or 536
-        index = 0
-        for i, value in enumerate(COOKIE_MSS):
-            if value <= peer_mss:
-                index = i
-        t = int(now // COOKIE_PERIOD) & 0x1F
-        cookie = (t << 27) | (index << 24) | self._cookie_hash(local_ip, seg.dst_port, remote_ip,
-                                                               seg.src_port, t, seg.seq)
-        ts = None
-        wscale = None
-        sack = False
-        if seg.ts_val is not None and config.timestamps:
-            ws_bits = seg.wscale if (seg.wscale is not None and config.window_scaling) else 0xF
-            sack = bool(seg.sack_permitted and config.sack)
-            ts_val = (int(now * 1000.0) & ~0x1F & MASK) | ws_bits | (0x10 if sack else 0)
-            ts = (ts_val, seg.ts_val)
-            if ws_bits != 0xF:
-                wscale = self._rcv_wscale_for(config)
-        opts = build_options(mss=self.advertised_mss(remote_ip, config), wscale=wscale,
-                             sack_permitted=sack, ts=ts)
-        raw = build_tcp(local_ip, remote_ip, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK,
-                        SYN | ACK, min(config.rcvbuf, 0xFFFF), b"", opts)
-        listener.cookie_time = now
-        self.counters["syncookies-sent"] += 1
-        self.ip.ip_send(local_ip, remote_ip, PROTO, raw, now)
-
-    def _cookie_ack(self, listener, local_ip, remote_ip, seg, now) -> bool:
-        cookie = (seg.ack - 1) & MASK
-        peer_isn = (seg.seq - 1) & MASK
-        t_now = int(now // COOKIE_PERIOD)
-        t = cookie >> 27
-        if t not in (t_now & 0x1F, (t_now - 1) & 0x1F):
-            return False
-        if self._cookie_hash(local_ip, seg.dst_port, remote_ip, seg.src_port, t,
-                             peer_isn) != cookie & 0xFFFFFF:
-            return False
-        if listener.accept_queue_full() or len(self.connections) >= self.config.max_connections:
-            self.drops["listen-overflow"] += 1
-            return True
-        mss = COOKIE_MSS[(cookie >> 24) & 7]
-        wscale = None
-        sack = False
-        if seg.ts_val is not None and listener.config.timestamps:
-            bits = seg.ts_ecr & 0x1F
-            wscale = None if (bits & 0xF) == 0xF else bits & 0xF
-            sack = bool(bits & 0x10)
-        key = (local_ip, seg.dst_port, remote_ip, seg.src_port)
-        conn = TcpConnection(self, local_ip, seg.dst_port, remote_ip, seg.src_port, listener.config, now)
-        self.connections[key] = conn
-        conn.open_from_cookie(seg, seg.seq, seg.ack, mss, wscale, sack, now, listener)
-        self.counters["syncookies-validated"] += 1
-        listener.handshake_done(conn, now)
-        if len(seg.payload) or seg.flags & FIN:
-            conn.segment_arrives(seg, now)
-        return True
-
     # -- ICMP, timers ------------------------------------------------------------------------------
 
     def icmp_error_acceptable(self, inner_ip, inner_payload) -> bool:
@@ -497,8 +420,7 @@ class TcpLayer:
             self.drops["icmp-no-connection"] += 1
             return False
         una = conn.snd_una
-        seq = una + (((wire_seq - una + HALF) & MASK) - HALF)
-        if not una <= seq <= conn.snd_max:
+        if not una <= unwrap(wire_seq, una) <= conn.snd_max:
             self.drops["icmp-bad-seq"] += 1
             return False
         return True

@@ -1,0 +1,348 @@
+"""The detection engine: a packet in, alerts out.
+
+Per packet: decode, find the flow and its direction, follow TCP into the stream, ask the
+prefilter which rules' fast patterns occur, then test those rules (and the rules without a
+content) in Suricata's order: pass, drop, reject, alert; flowbits setters before readers.
+Content on TCP flows whose handshake was seen is matched on the reassembled stream (once per
+rule and direction); otherwise, and past the stream depth, on the packet's payload."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from ..wire.errors import MalformedPacket
+from ..wire.ipv4 import IPv4
+from .addresses import contains
+from .content import match_items
+from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
+from .http import HttpParser, looks_like_http
+from .packet import Packet, decode, header_buffer
+from .prefilter import Prefilter
+from .rules import Rule, Ruleset
+from .thresholds import Thresholds
+
+ACTION_ORDER = {"pass": 0, "drop": 1, "reject": 2, "rejectsrc": 2, "rejectdst": 2, "rejectboth": 2, "alert": 3}
+BLOCKING = ("drop", "reject", "rejectsrc", "rejectdst", "rejectboth")
+MAX_ALERTS_PER_PACKET = 15  # Suricata's packet-alert-max
+
+
+class Alert:
+    """A rule (or a detector) fired on a packet. ``action`` is EVE's: allowed or blocked."""
+
+    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app")
+
+    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None):
+        self.app = app  # the app-layer record for EVE (the HTTP transaction's fields)
+        self.rule = rule
+        self.packet = packet
+        self.flow = flow
+        self.direction = direction
+        self.action = action
+        self.extra = extra  # detector details (scan type, metric, baseline) for the EVE record
+
+    def __repr__(self):
+        return f"<Alert {self.rule.gid}:{self.rule.sid} {self.rule.msg!r} {self.action}>"
+
+
+def _eval_key(rule: Rule):
+    sets = any(op in ("set", "unset", "toggle") for op, _ in rule.flowbits)
+    reads = any(op.startswith("is") for op, _ in rule.flowbits)
+    return (ACTION_ORDER[rule.action], 0 if sets and not reads else 1 if not reads else 2, rule.order)
+
+
+class _Group:
+    """The rules that can match one IP protocol, with their prefilters."""
+
+    def __init__(self, rules: List[Rule]):
+        rules = sorted(rules, key=_eval_key)
+        self.rank = {id(r): i for i, r in enumerate(rules)}
+        self.always = [r for r in rules if r.fast is None]
+        table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http.raw": {}}
+        for r in rules:
+            if r.fast is not None:
+                table.setdefault(r.fast[0], {}).setdefault(r.fast[1], []).append(r)
+        self.payload = Prefilter(table["payload"])
+        self.dns = Prefilter(table["dns.query"])
+        # HTTP: one prefilter per buffer (a pattern is looked for only where its rule looks)
+        self.http = {name[5:]: Prefilter(t) for name, t in table.items() if name.startswith("http:")}
+        self.http_raw = Prefilter(table["http.raw"])  # HTTP rules with raw content only: the message's bytes
+        self.count = len(rules)
+        self.packet_only = any(not r.stream_ok for r in rules)  # tcp-pkt rules: payloads even on streams
+
+
+class Detector:
+    """Signature engine plus optional detectors (scan, flood, baseline: objects with
+    ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``)."""
+
+    def __init__(self, ruleset: Optional[Ruleset] = None, inline: bool = False, stream_depth: int = 1 << 16,
+                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False):
+        # stream_depth: Suricata keeps 1 MiB; each new segment re-reads the held bytes, so the cost
+        # of a flow grows with the square of this bound: 64 KiB by default here
+        self.ruleset = ruleset if ruleset is not None else Ruleset()
+        self.inline = inline
+        self.flows = FlowTable(max_flows, flow_timeout, stream_depth, midstream)
+        self.thresholds = Thresholds()
+        self.detectors = list(detectors)
+        rules = [r for r in self.ruleset.rules if r.app != "http"]
+        http_rules = [r for r in self.ruleset.rules if r.app == "http"]
+        self.http = _Group(http_rules) if http_rules else None
+        self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)]) for proto in (1, 6, 17)}
+        self.other = _Group([r for r in rules if r.proto is None])
+        self.packets = 0
+        self.alerts = 0
+        self.blocked = 0
+        self.undecodable = 0
+        self.by_sid: Dict[int, int] = {}
+        self.verdict_drop = False  # inline: the last packet inspected is to be dropped
+
+    # -- inputs --------------------------------------------------------------------------------
+    def inspect_ip(self, ip: IPv4, now: float) -> List[Alert]:
+        packet = decode(ip, now)
+        if packet is None:
+            self.undecodable += 1
+            return []
+        return self.inspect(packet, now)
+
+    def inspect_bytes(self, datagram: bytes, now: float) -> List[Alert]:
+        try:
+            ip = IPv4.parse(datagram, check=False)
+        except MalformedPacket:
+            self.undecodable += 1
+            return []
+        return self.inspect_ip(ip, now)
+
+    # -- the work ------------------------------------------------------------------------------
+    def inspect(self, p: Packet, now: float) -> List[Alert]:
+        self.packets += 1
+        self.verdict_drop = False
+        flow, d = self.flows.lookup(p.proto, p.src, p.sport, p.dst, p.dport, now)
+        flow.pkts[d] += 1
+        flow.bytes[d] += p.length
+        if d:
+            flow.seen_reply = True
+        stream = None
+        if p.proto == 6:
+            stream = self.flows.track_tcp(flow, d, p.flags, p.seq, p.payload)
+        alerts: List[Alert] = []
+        for detector in self.detectors:
+            found = detector.observe(p, flow, d, now)
+            if found:
+                alerts.extend(found)
+        if flow.dropped:  # inline: a drop rule matched earlier in this flow (Suricata drops the flow)
+            self.verdict_drop = True
+            self.blocked += 1
+            return self._count(alerts)
+        if flow.passed:
+            return self._count(alerts)
+        if stream is not None and self.http is not None and flow.http is not False:
+            alerts.extend(self._http(p, flow, d, stream, now))
+        group = self.groups.get(p.proto, self.other)
+        if not group.count:
+            return self._count(alerts)
+        payload = p.payload
+        lower = payload.lower() if payload else b""
+        st = flow.streams[d]
+        # a tracked stream (data that came with the SYN included) is inspected as a stream, once
+        on_stream = st is not None and not (st.full and stream is None) and flow.tcp_state in (
+            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED)
+        sbuf = slower = None
+        candidates = set(group.always)
+        if on_stream:
+            if stream is not None:
+                sbuf = bytes(stream.data)
+                slower = sbuf.lower()
+                start = max(0, stream.inspected - 256)  # new bytes, with room for a pattern across the seam
+                found = group.payload.candidates(slower[start:]) if len(group.payload) else ()
+                # a rule whose fast pattern came in an earlier segment stays a candidate for this
+                # stream until it matches: its other contents may arrive later
+                stream.rules.update(found)
+                candidates.update(stream.rules)
+                stream.inspected = len(sbuf)
+        if payload and len(group.payload) and (not on_stream or group.packet_only):
+            candidates.update(group.payload.candidates(lower))
+        if p.dns_query is not None and len(group.dns):
+            candidates.update(group.dns.candidates(b"." + p.dns_query.lower()))
+        if not candidates:
+            return self._count(alerts)
+        rank = group.rank
+        blocked = False
+        for rule in sorted(candidates, key=lambda r: rank[id(r)]):
+            if not self._header(rule, p, flow, d):
+                continue
+            if rule.items:
+                if on_stream and rule.stream_ok:
+                    if sbuf is None or (rule.order, d) in flow.stream_matched:
+                        continue
+                    if not match_items(rule.items, sbuf, slower):
+                        continue
+                    flow.stream_matched.add((rule.order, d))
+                    stream.rules.discard(rule)
+                elif not (rule.packet_ok and payload and match_items(rule.items, payload, lower)):
+                    continue
+            elif (rule.flow.get("only_stream") and not on_stream) or (rule.flow.get("no_stream") and on_stream):
+                continue
+            if rule.buffers and not self._buffers(rule, p):
+                continue
+            if rule.flowbits and not self._flowbits(rule, flow):
+                continue
+            if rule.action == "pass":
+                flow.passed = True
+                break
+            block = self.inline and rule.action in BLOCKING
+            if block:  # a drop rule drops even when it does not alert
+                blocked = flow.dropped = True
+            if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
+                continue
+            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed"))
+            if len(alerts) >= MAX_ALERTS_PER_PACKET:
+                break
+        if blocked or self.verdict_drop:
+            self.blocked += 1
+            self.verdict_drop = True
+        return self._count(alerts)
+
+    def _count(self, alerts: List[Alert]) -> List[Alert]:
+        if alerts:
+            self.alerts += len(alerts)
+            by_sid = self.by_sid
+            for alert in alerts:
+                sid = alert.rule.sid
+                by_sid[sid] = by_sid.get(sid, 0) + 1
+                if alert.flow is not None:
+                    alert.flow.alerts += 1
+        return alerts
+
+    @staticmethod
+    def _header(rule: Rule, p: Packet, flow, d: int) -> bool:
+        if rule.app == "dns" and p.dns_query is None:
+            return False
+        ok = (contains(rule.src, p.src) and contains(rule.dst, p.dst) and contains(rule.sport, p.sport)
+              and contains(rule.dport, p.dport))
+        if not ok and rule.bidirectional:
+            ok = (contains(rule.src, p.dst) and contains(rule.dst, p.src) and contains(rule.sport, p.dport)
+                  and contains(rule.dport, p.sport))
+        if not ok:
+            return False
+        fl = rule.flow
+        if fl:
+            if fl.get("to_server") and d != 0 or fl.get("to_client") and d != 1:
+                return False
+            if fl.get("established") and not flow.established:
+                return False
+            if fl.get("not_established") and flow.established:
+                return False
+        for check in rule.checks:
+            if not check(p):
+                return False
+        return True
+
+    def _http(self, p: Packet, flow, d: int, stream, now: float) -> List[Alert]:
+        """Feed the flow's HTTP parser the new stream bytes; judge the HTTP rules on every
+        request or response it completes."""
+        if flow.http is None:
+            client = flow.streams[0]
+            if client is None or len(client.data) < 16 and b"\n" not in client.data:
+                return []
+            if not looks_like_http(bytes(client.data)):
+                flow.http = False
+                return []
+            flow.http = HttpParser()
+            if d == 1:  # the request came first: read it now
+                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, now)
+        data = bytes(stream.data)
+        return self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, now, data)
+
+    def _http_events(self, events, p: Packet, flow, d: int, now: float, data: bytes = b"") -> List[Alert]:
+        group = self.http
+        out: List[Alert] = []
+        for kind, tx in events:
+            side = 0 if kind == "request" else 1
+            candidates = set(group.always)
+            for name, prefilter in group.http.items():
+                base, _, transform = name.partition("+")
+                buf = tx.buffer(base, side)
+                if buf:
+                    candidates.update(prefilter.candidates(b"." + buf.lower() if transform else buf.lower()))
+            if len(group.http_raw):
+                message = tx.response if side else tx.request
+                raw = message.line + b"\r\n" + message.raw_headers + b"\r\n" + message.body
+                candidates.update(group.http_raw.candidates(raw.lower()))
+            rank = group.rank
+            for rule in sorted(candidates, key=lambda r: rank[id(r)]):
+                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d):
+                    continue
+                if rule.items and not (data and match_items(rule.items, data, data.lower())):
+                    continue
+                ok = True
+                for name, items in rule.buffers.items():
+                    base, _, transform = name.partition("+")
+                    buf = tx.buffer(base, side) if base.startswith(("http.", "file.")) else None
+                    if buf is not None and transform == "dot":
+                        buf = b"." + buf
+                    if buf is None or not match_items(items, buf, buf.lower()):
+                        ok = False
+                        break
+                if not ok or (rule.flowbits and not self._flowbits(rule, flow)):
+                    continue
+                if rule.action == "pass":
+                    flow.passed = True
+                    break
+                block = self.inline and rule.action in BLOCKING
+                if block:
+                    flow.dropped = self.verdict_drop = True
+                if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
+                    continue
+                out.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=tx.eve()))
+        return out
+
+    @staticmethod
+    def _buffers(rule: Rule, p: Packet) -> bool:
+        for name, items in rule.buffers.items():
+            if name.startswith("dns.query"):
+                if p.dns_query is None or p.dns_qr != 0:
+                    return False
+                buf = b"." + p.dns_query if name.endswith("+dot") else p.dns_query
+            else:
+                buf = header_buffer(p, name)
+                if buf is None:
+                    return False
+            if not match_items(items, buf, buf.lower()):
+                return False
+        return True
+
+    @staticmethod
+    def _flowbits(rule: Rule, flow) -> bool:
+        bits = flow.bits
+        for op, names in rule.flowbits:  # conditions first: a failed one changes nothing
+            if op == "isset" and not all(n in bits for n in names):
+                return False
+            if op == "isnotset" and any(n in bits for n in names):
+                return False
+            if op == "isset_any" and not any(n in bits for n in names):
+                return False
+            if op == "isnotset_any" and all(n in bits for n in names):
+                return False
+        for op, names in rule.flowbits:
+            if op == "set":
+                bits.update(names)
+            elif op == "unset":
+                bits.difference_update(names)
+            elif op == "toggle":
+                bits.symmetric_difference_update(names)
+        return True
+
+    # -- timers and counters -------------------------------------------------------------------
+    def poll(self, now: float) -> List[Alert]:
+        self.flows.expire(now)
+        alerts: List[Alert] = []
+        for detector in self.detectors:
+            found = detector.poll(now)
+            if found:
+                alerts.extend(found)
+        return self._count(alerts)
+
+    def stats(self) -> dict:
+        return {"packets": self.packets, "alerts": self.alerts, "blocked": self.blocked,
+                "undecodable": self.undecodable, "flows": len(self.flows.flows), "flows_evicted": self.flows.evicted,
+                "flows_expired": self.flows.expired, "threshold_suppressed": self.thresholds.suppressed,
+                "rules_loaded": self.ruleset.loaded}

@@ -1,0 +1,179 @@
+"""Flows for inspection: direction (to_server / to_client), TCP handshake state, flowbits, and
+each direction's stream reassembled in order for content that spans segments.
+
+Bounds: ``max_flows`` flows (the oldest is evicted when a new one needs room), flows idle for
+``timeout`` seconds expire in ``expire(now)``, at most ``depth`` stream bytes per direction
+(Suricata's stream.reassembly.depth: beyond it packets are inspected alone) and at most
+``MAX_PENDING`` out-of-order segments held per direction."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, Optional
+
+MAX_PENDING = 32
+TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED, TCP_CLOSED = 1, 2, 3, 4
+
+
+class Stream:
+    """One direction's bytes in sequence order from the handshake on."""
+
+    __slots__ = ("next_seq", "data", "pending", "depth", "full", "inspected", "rules", "closed")
+
+    def __init__(self, isn: int, depth: int):
+        self.next_seq = (isn + 1) & 0xFFFFFFFF
+        self.data = bytearray()
+        self.pending: Dict[int, bytes] = {}
+        self.depth = depth
+        self.full = False  # depth reached: no more stream bytes are kept
+        self.inspected = 0  # bytes of ``data`` the prefilter has seen
+        self.rules: set = set()  # rules whose fast pattern is in the stream and that have not matched
+        self.closed = False  # FIN or RST seen from this side
+
+    def add(self, seq: int, payload: bytes) -> bool:
+        """Take a segment; True when new in-order bytes were appended."""
+        if self.full or not payload:
+            return False
+        offset = (seq - self.next_seq) & 0xFFFFFFFF
+        if offset >= 0x80000000:  # starts before next_seq: a retransmission, maybe with new bytes
+            overlap = (self.next_seq - seq) & 0xFFFFFFFF
+            if overlap >= len(payload):
+                return False
+            payload = payload[overlap:]
+            offset = 0
+        if offset:
+            if len(self.pending) < MAX_PENDING:
+                self.pending.setdefault(seq, bytes(payload))
+            return False
+        self._append(payload)
+        while self.pending and not self.full:  # segments that were waiting for this one
+            for pseq in list(self.pending):
+                off = (pseq - self.next_seq) & 0xFFFFFFFF
+                if off >= 0x80000000 or off == 0:
+                    chunk = self.pending.pop(pseq)
+                    skip = (self.next_seq - pseq) & 0xFFFFFFFF if off else 0
+                    if skip < len(chunk):
+                        self._append(chunk[skip:])
+                    break
+            else:
+                break
+        return True
+
+    def _append(self, payload) -> None:
+        room = self.depth - len(self.data)
+        if len(payload) >= room:
+            payload = payload[:room]
+            self.full = True
+            self.pending.clear()
+        self.data += payload
+        self.next_seq = (self.next_seq + len(payload)) & 0xFFFFFFFF
+
+
+class Flow:
+    __slots__ = ("key", "flow_id", "client", "proto", "start", "last", "tcp_state", "seen_reply", "bits",
+                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts", "http")
+
+    def __init__(self, key, flow_id: int, client, proto: int, now: float):
+        self.key = key
+        self.flow_id = flow_id
+        self.client = client  # (address, port) of the side that opened the flow
+        self.proto = proto
+        self.start = self.last = now
+        self.tcp_state = 0
+        self.seen_reply = False
+        self.bits: set = set()
+        self.streams = [None, None]  # to_server, to_client
+        self.stream_matched: set = set()  # (rule order, direction): a stream alerts once per rule
+        self.passed = False  # a pass rule matched: the rest of the flow is not inspected
+        self.dropped = False  # inline, a drop rule matched: the rest of the flow is dropped unseen
+        self.http = None  # HttpParser once the client spoke HTTP; False when it did not
+        self.pkts = [0, 0]
+        self.bytes = [0, 0]
+        self.alerts = 0
+
+    @property
+    def established(self) -> bool:
+        if self.proto == 6:
+            return self.tcp_state == TCP_ESTABLISHED
+        return self.seen_reply
+
+
+def flow_id_of(key) -> int:
+    """A stable 51-bit id per flow, as EVE's flow_id (the same in every run)."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 13
+
+
+class FlowTable:
+    def __init__(self, max_flows: int = 65536, timeout: float = 120.0, depth: int = 1 << 20,
+                 midstream: bool = False):
+        # midstream: pick up a TCP flow whose handshake was not seen (Suricata's stream.midstream)
+        self.midstream = midstream
+        self.flows: Dict[tuple, Flow] = {}
+        self.max_flows = max_flows
+        self.timeout = timeout
+        self.depth = depth
+        self.evicted = 0
+        self.expired = 0
+
+    def lookup(self, proto: int, src: int, sport: int, dst: int, dport: int, now: float):
+        """(flow, direction): direction 0 is to_server (from the side that opened it), 1 to_client."""
+        a, b = (src, sport), (dst, dport)
+        key = (proto, a, b) if a <= b else (proto, b, a)
+        flow = self.flows.get(key)
+        if flow is None:
+            if len(self.flows) >= self.max_flows:
+                del self.flows[next(iter(self.flows))]
+                self.evicted += 1
+            flow = self.flows[key] = Flow(key, flow_id_of(key), a, proto, now)
+        flow.last = now
+        return flow, (0 if a == flow.client else 1)
+
+    def expire(self, now: float, budget: int = 1024) -> None:
+        cutoff = now - self.timeout
+        stale = []
+        for key, flow in self.flows.items():
+            if flow.last < cutoff:
+                stale.append(key)
+                if len(stale) >= budget:
+                    break
+        for key in stale:
+            del self.flows[key]
+        self.expired += len(stale)
+
+    def track_tcp(self, flow: Flow, direction: int, flags: int, seq: int, payload) -> Optional[Stream]:
+        """Follow the handshake; return the direction's stream when it takes new bytes (or
+        closes, or holds bytes that came with the SYN when the handshake completes)."""
+        if flags & 0x05 and flow.streams[direction] is not None and flow.tcp_state == TCP_ESTABLISHED:
+            stream = flow.streams[direction]
+            fresh = bool(payload) and stream.add(seq, payload)
+            stream.closed = True
+            if flags & 0x04:
+                flow.tcp_state = TCP_CLOSED
+            return stream if fresh or not stream.full else None
+        if flags & 0x04:  # RST
+            flow.tcp_state = TCP_CLOSED
+        elif flags & 0x12 == 0x02 and direction == 0 and flow.tcp_state in (0, TCP_SYN, TCP_CLOSED):
+            flow.tcp_state = TCP_SYN
+            flow.streams[0] = Stream(seq, self.depth)
+            if payload:  # TCP Fast Open: data with the SYN, after its sequence number
+                flow.streams[0].add((seq + 1) & 0xFFFFFFFF, payload)
+            return None
+        elif flags & 0x12 == 0x12 and direction == 1 and flow.tcp_state in (TCP_SYN, TCP_SYNACK):
+            flow.tcp_state = TCP_SYNACK
+            flow.streams[1] = Stream(seq, self.depth)
+        elif flags & 0x10 and direction == 0 and flow.tcp_state == TCP_SYNACK:
+            flow.tcp_state = TCP_ESTABLISHED
+            early = flow.streams[0]
+            if early.data and not payload:  # bytes that came with the SYN: inspect them now
+                return early
+        elif self.midstream and flow.tcp_state == 0 and flags & 0x10 and not flags & 0x02:
+            flow.tcp_state = TCP_ESTABLISHED  # taken up in the middle: both directions from here
+            flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)
+        if self.midstream and flow.tcp_state == TCP_ESTABLISHED and flow.streams[direction] is None:
+            flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)
+        stream = flow.streams[direction]
+        if stream is not None and payload and flow.tcp_state == TCP_ESTABLISHED:
+            if stream.add(seq, payload):
+                return stream
+        return None

@@ -1,0 +1,102 @@
+"""The fields rules test, read once per packet from a parsed IPv4 datagram."""
+
+from __future__ import annotations
+
+import struct
+from typing import Optional
+
+from ..wire.dns import read_name
+
+_TCP = struct.Struct("!HHIIBB H")
+_UDP = struct.Struct("!HH")
+_ICMP_QUERY_TYPES = (0, 8, 13, 14, 15, 16, 17, 18)
+
+
+class Packet:
+    __slots__ = ("ts", "src", "dst", "proto", "sport", "dport", "ttl", "tos", "ipid", "flags", "seq", "ack",
+                 "window", "payload", "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "tcp_hlen", "length",
+                 "dns_query", "dns_rcode", "dns_qr", "ip")
+
+    @property
+    def dsize(self) -> int:
+        return len(self.payload)
+
+
+def decode(ip, ts: float) -> Optional[Packet]:
+    """A Packet from an IPv4 object (wire.ipv4.IPv4), or None when its L4 header is cut short."""
+    p = Packet()
+    p.ip = ip
+    p.ts = ts
+    p.src = ip.src
+    p.dst = ip.dst
+    p.proto = proto = ip.protocol
+    p.ttl = ip.ttl
+    p.tos = ip.tos
+    p.ipid = ip.ident
+    p.length = ip.header_length + len(ip.payload)
+    p.sport = p.dport = p.flags = p.seq = p.ack = p.window = p.tcp_hlen = 0
+    p.icmp_type = p.icmp_code = p.icmp_id = p.icmp_seq = -1
+    p.dns_query = None
+    p.dns_rcode = p.dns_qr = -1
+    data = ip.payload
+    if ip.frag_offset:  # a later fragment: no L4 header (the stack reassembles before the hooks)
+        p.payload = bytes(data)
+        return p
+    if proto == 6:
+        if len(data) < 20:
+            return None
+        p.sport, p.dport, p.seq, p.ack, off, p.flags, p.window = _TCP.unpack_from(data)
+        hlen = p.tcp_hlen = (off >> 4) * 4
+        if hlen < 20 or hlen > len(data):
+            return None
+        p.payload = bytes(data[hlen:])
+    elif proto == 17:
+        if len(data) < 8:
+            return None
+        p.sport, p.dport = _UDP.unpack_from(data)
+        p.payload = bytes(data[8:])
+        if p.sport == 53 or p.dport == 53:
+            _read_dns(p)
+    elif proto == 1:
+        if len(data) < 4:
+            return None
+        p.icmp_type, p.icmp_code = data[0], data[1]
+        if p.icmp_type in _ICMP_QUERY_TYPES and len(data) >= 8:
+            p.icmp_id = (data[4] << 8) | data[5]
+            p.icmp_seq = (data[6] << 8) | data[7]
+        p.payload = bytes(data[8:])
+    else:
+        p.payload = bytes(data)
+    return p
+
+
+def _read_dns(p: Packet) -> None:
+    """The first question's name (dotted, no trailing dot), the QR bit and the RCODE."""
+    buf = p.payload
+    if len(buf) < 12:
+        return
+    qdcount = (buf[4] << 8) | buf[5]
+    p.dns_qr = buf[2] >> 7
+    p.dns_rcode = buf[3] & 0x0F
+    if not qdcount:
+        return
+    try:
+        name, _ = read_name(buf, 12)
+    except Exception:  # noqa: BLE001 - a malformed name: no query buffer for this packet
+        return
+    name = str(name).rstrip(".")
+    p.dns_query = name.encode("latin-1", "replace")
+
+
+def header_buffer(p: Packet, name: str) -> Optional[bytes]:
+    """The raw header a sticky buffer names (ipv4.hdr, tcp.hdr, udp.hdr, icmpv4.hdr), or None."""
+    ip = p.ip
+    if name == "ipv4.hdr":
+        return bytes(ip.build_header(len(ip.payload)))
+    if name == "tcp.hdr" and p.proto == 6:
+        return bytes(ip.payload[:p.tcp_hlen])
+    if name == "udp.hdr" and p.proto == 17:
+        return bytes(ip.payload[:8])
+    if name == "icmpv4.hdr" and p.proto == 1:
+        return bytes(ip.payload[:8])
+    return None
