@@ -110,4 +110,57 @@ def run_router_act(demo_class, lab: Lab) -> list:
             flows = stack.host.flowtable.stats()
         print("\n".join("    " + line for line in listing.splitlines()))
         print(f"\n  flow table: {flows['offloaded']} flows offloaded, {flows['hits']} packets skipped the hooks", flush=True)
+        _watching(demo, lab, stack, lan, wan)
     return demo.results
+
+
+IDS_RULES = """\
+alert icmp any any -> any any (msg:"Large ICMP echo"; itype:8; dsize:>1000; classtype:attempted-recon; sid:1000003; rev:1;)
+"""
+
+
+def _watching(demo, lab: Lab, stack: Stack, lan: str, wan: str) -> None:
+    """Act three: the same router watched by an IDS (Suricata rules, EVE JSON) and by monitoring
+    (Prometheus metrics on a loopback port of this host)."""
+    from .ids import Detector, load_rules
+    from .ids.eve import alert_event
+    from .ids.function import IdsFunction
+    from .ids.scan import ScanDetector
+    from .monitor import Monitor, MonitorConfig
+    print("\nAct three: watching the router. An IDS with a Suricata rule and scan detection on its packet path;",
+          "Prometheus metrics of its one counter registry.", flush=True)
+    alerts = []
+    stack.register(IdsFunction(Detector(load_rules(IDS_RULES, "demo.rules"), detectors=[ScanDetector()]),
+                               on_alerts=alerts.extend))
+    monitor = Monitor(stack, MonitorConfig(listen=("127.0.0.1", 0), collection_interval=1.0)).start()
+    try:
+        def big_ping() -> Tuple[bool, str]:
+            lab.run(lan, "ping", "-c", "1", "-s", "1200", "-W", "2", WAN_HOST)
+            time.sleep(0.2)
+            events = [alert_event(a) for a in alerts if a.rule.sid == 1000003]
+            return bool(events), (f"EVE: {events[0]['alert']['signature']!r} {events[0]['src_ip']} -> "
+                                  f"{events[0]['dest_ip']}" if events else "no alert")
+
+        def scan() -> Tuple[bool, str]:
+            lab.run(wan, "nmap", "-sS", "-Pn", "-n", "-T4", "--max-retries", "0", "-p", "1-200", WAN_STACK,
+                    timeout=60)
+            time.sleep(0.2)
+            found = [alert_event(a) for a in alerts if "scan" in a.rule.msg.lower()]
+            return bool(found), (f"EVE: {found[0]['alert']['signature']!r} from {found[0]['src_ip']}"
+                                 if found else "no scan alert")
+
+        def metrics() -> Tuple[bool, str]:
+            import urllib.request
+            url = f"{monitor.server.url.rstrip('/')}/metrics"  # on this host's loopback
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                text = reply.read().decode()
+            rows = [line for line in text.splitlines()
+                    if line.startswith("pynetstack_network_transmit_packets_total") or
+                    line.startswith("pynetstack_nstat_ip_forw_datagrams_total")]
+            return bool(rows), "; ".join(rows[:3])
+
+        demo.step("IDS: signature", f"ping -s 1200 {WAN_HOST}", big_ping)
+        demo.step("IDS: port scan", f"nmap -sS -p 1-200 {WAN_STACK}  (from the WAN)", scan)
+        demo.step("Metrics", "curl http://127.0.0.1:PORT/metrics", metrics)
+    finally:
+        monitor.close()

@@ -237,3 +237,25 @@ def test_masquerade_entries_go_with_the_address():
     assert len(router.conntrack_list()) == 1
     r.remove_address("wan0", "203.0.113.1/24")
     assert router.conntrack_list() == [], "Linux flushes masquerade entries when the address goes away"
+
+
+def test_a_closing_connection_leaves_the_flow_table_so_conntrack_sees_it_close(nat_lab):
+    sim, lan, r, wan, router = nat_lab
+    tl, tw = tcp_layer(lan), tcp_layer(wan)
+    listener = tw.listen(5002)
+    client = tl.connect(WAN_HOST, 5002, sim.now)
+    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
+    server = listener.accept()
+    for _ in range(30):  # 1.5 s of data each way: both directions offloaded, checked 0.5 s ago
+        client.send(b"x" * 1000, sim.now)
+        server.send(b"y" * 1000, sim.now)
+        sim.run(0.05)
+        client.recv(100_000, sim.now)
+        server.recv(100_000, sim.now)
+    assert r.host.flowtable.stats()["hits"] > 0
+    client.close(sim.now)
+    sim.run(0.05)  # well inside the flow table's once-a-second check of the entry
+    server.close(sim.now)
+    sim.run(0.2)
+    lines = [line for line in router.conntrack_list() if line.startswith("tcp")]
+    assert len(lines) == 1 and " TIME_WAIT " in lines[0], lines

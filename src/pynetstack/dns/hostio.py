@@ -234,15 +234,25 @@ class HostServer:
     def __init__(self, server: DnsServer, host: str = "127.0.0.1", port: int = 53, tcp: bool = True):
         self.server = server
         family = _family(host)
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.udp.bind((host, port))
-        self.address = self.udp.getsockname()[:2]
-        self.tcp = None
-        if tcp:
+        for attempt in range(20):  # port 0: a free UDP port whose TCP twin is free too
+            self.udp = socket.socket(family, socket.SOCK_DGRAM)
+            self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self.udp.bind((host, port))
+            self.address = self.udp.getsockname()[:2]
+            self.tcp = None
+            if not tcp:
+                break
             self.tcp = socket.socket(family, socket.SOCK_STREAM)
             self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind((host, self.address[1]))
+            try:
+                self.tcp.bind((host, self.address[1]))
+                break
+            except OSError as exc:
+                self.tcp.close()
+                self.udp.close()
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+        if self.tcp is not None:
             self.tcp.listen(64)
             self.tcp.setblocking(False)
         self.udp.setblocking(False)

@@ -54,7 +54,7 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.flows: "OrderedDict[tuple, Flow]" = OrderedDict()
         self._next_sweep = 0.0
-        self.counters = {"offloaded": 0, "hits": 0, "stale": 0, "evicted": 0, "expired": 0}
+        self.counters = {"offloaded": 0, "hits": 0, "stale": 0, "evicted": 0, "expired": 0, "torn_down": 0}
         # conntrack tells whether an entry still lives and takes the packets the flow table sent
         self.ct_alive: Callable[[object, float], bool] = lambda ct, now: True
         self.ct_refresh: Callable[[object, int, float], None] = lambda ct, nbytes, now: None
@@ -166,6 +166,15 @@ class FlowTable:
         flow.last_used = now
         flow.send(out, now)
         return True
+
+    def teardown(self, *keys: tuple) -> None:
+        """Forget the flows of a connection whose state changes (a FIN or RST took the full path),
+        as Linux's flow_offload_teardown: conntrack must see its closing packets."""
+        for key in keys:
+            flow = self.flows.pop(key, None)
+            if flow is not None:
+                self._fold(flow)
+                self.counters["torn_down"] += 1
 
     def _stale(self, flow: Flow) -> bool:
         self._fold(flow)

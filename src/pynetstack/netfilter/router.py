@@ -32,6 +32,7 @@ from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
 NAT_HOOKS = ((hk.PREROUTING, hk.PRIORITY_DSTNAT), (hk.OUTPUT, hk.PRIORITY_DSTNAT),
              (hk.POSTROUTING, hk.PRIORITY_SRCNAT), (hk.INPUT, hk.PRIORITY_SRCNAT))
 _NAT_BITS = S_SRC_NAT | S_DST_NAT
+_TCP_CLOSING = 0x01 | 0x04  # FIN, RST
 
 
 class ConntrackFunction(hk.NetworkFunction):
@@ -39,8 +40,9 @@ class ConntrackFunction(hk.NetworkFunction):
 
     name = "conntrack"
 
-    def __init__(self, conntrack: Conntrack):
+    def __init__(self, conntrack: Conntrack, flowtable=None):
         self.ct = conntrack
+        self.flowtable = flowtable
 
     def stages(self):
         return [(hk.PREROUTING, hk.PRIORITY_CONNTRACK, self.track, "conntrack"),
@@ -54,6 +56,8 @@ class ConntrackFunction(hk.NetworkFunction):
         entry, direction, state = self.ct.track(ctx.ip, ctx.now)
         if entry is None and self.ct.refused:
             return ctx.drop(self.ct.refused)  # the table is full and nothing could be dropped early
+        if entry is not None and ctx.tcp_flags & _TCP_CLOSING and self.flowtable is not None:
+            self.flowtable.teardown(entry.original, entry.reply)  # the rest of the close takes the full path
         ctx.ct, ctx.ct_dir, ctx.ct_state = entry, direction, state
         if ctx.trace is not None:
             ctx.note(f"conntrack: {state}" + (f", {'reply' if direction else 'original'} direction of entry "
@@ -221,7 +225,7 @@ class Router:
         self.sources = list(sources or [])  # ("file", path) or ("text", text), in load order
         self.conntrack = conntrack
         self.nat = nat
-        self.ct_function = ConntrackFunction(conntrack)
+        self.ct_function = ConntrackFunction(conntrack, stack.host.flowtable)
         self.ruleset_function: Optional[RulesetFunction] = None
         host = stack.host
         host.address_listeners.append(lambda iface, address: nat.address_changed(address))
