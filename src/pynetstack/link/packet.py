@@ -33,7 +33,7 @@ class PacketDevice(Device):
     offload: the checksum field is unfinished) get their transport checksum completed, and a
     VLAN tag the NIC stripped is put back, so the stack above sees frames as on the wire.
 
-    ``ring`` (default: where the kernel gives one) reads frames from a PACKET_MMAP receive ring
+    ``ring`` (default: where the kernel gives one, except for a capture) reads frames from a PACKET_MMAP receive ring
     and writes them into a transmit ring (link/packet_ring.py): no system call per frame, one per
     batch; ``False`` keeps one ``recvmsg``/``send`` per frame.  The default ring is TPACKET_V2,
     whose slots are handed over one by one (no added delay); ``ring="v3"`` takes TPACKET_V3,
@@ -51,17 +51,7 @@ class PacketDevice(Device):
         self._rings = None
         self._held = False
         with in_netns(netns):
-            self._open(ifname, promiscuous)
-            self.mtu = interface_mtu(self._sock, ifname)
-            if ring is None or ring:
-                version = TPACKET_V3 if ring == "v3" else TPACKET_V2
-                self._rings = open_rings(self._sock, self.mtu, not include_outgoing, version)
-                if self._rings is None:
-                    if ring:
-                        self._sock.close()
-                        raise OSError(95, f"{ifname}: the kernel gives no PACKET_MMAP ring here")
-                    self._sock.close()  # a socket whose ring setup failed half-way is reopened plain
-                    self._open(ifname, promiscuous)
+            self._open(ifname, promiscuous, ring)
         self.name = ifname
         self._finish = None if as_captured else _finish_frame
         self.pending = self._rings.readable if self._rings is not None else None
@@ -71,22 +61,48 @@ class PacketDevice(Device):
         """True when frames move through PACKET_MMAP rings."""
         return self._rings is not None
 
-    def _open(self, ifname: str, promiscuous: bool) -> None:
+    def _open(self, ifname: str, promiscuous: bool, ring) -> None:
+        """Socket, rings, then bind: the socket is made with protocol 0, so it receives nothing
+        until bind names the interface and ETH_P_ALL (frames of other interfaces never slip in,
+        and none is lost while a ring is set up: setting one up unhooks a bound socket)."""
+        sock = self._socket(ifname)
+        self.mtu = interface_mtu(sock, ifname)
+        if ring is None:
+            # A capture (as tcpdump) keeps the plain socket unless asked: it receives from the
+            # moment it is listed in /proc/net/packet, which is how scripts know it listens.
+            ring = not self.as_captured
+        if ring:
+            version = TPACKET_V3 if ring == "v3" else TPACKET_V2
+            self._rings = open_rings(sock, self.mtu, not self.include_outgoing, version)
+            if self._rings is None:
+                sock.close()  # a socket whose ring setup failed half-way is made anew, plain
+                if ring:
+                    raise OSError(95, f"{ifname}: the kernel gives no PACKET_MMAP ring here")
+                sock = self._socket(ifname)
+        self._sock = sock
         try:
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.bind((ifname, ETH_P_ALL))
+        except OSError as exc:
+            self.close()
+            raise OSError(exc.errno, f"cannot bind to {ifname!r}: {exc.strerror}") from None
+        if promiscuous:
+            mreq = struct.pack("iHH8s", interface_index(sock, ifname), PACKET_MR_PROMISC, 0, b"")
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        sock.setblocking(False)
+
+    @staticmethod
+    def _socket(ifname: str) -> socket.socket:
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
             raise PermissionError("AF_PACKET sockets need root or CAP_NET_RAW") from None
         try:
-            self._sock.bind((ifname, 0))
-            index = interface_index(self._sock, ifname)
+            interface_index(sock, ifname)
         except OSError as exc:
-            self._sock.close()
+            sock.close()
             raise OSError(exc.errno, f"no interface {ifname!r}: {exc.strerror}") from None
-        self._sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        if promiscuous:
-            mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
-            self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-        self._sock.setblocking(False)
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        return sock
 
     def fileno(self) -> int:
         return self._sock.fileno()
