@@ -1,14 +1,15 @@
 """Forwarding of 64-byte UDP frames between two namespaces, through a router in a third.
 
     sudo .venv/bin/python benchmarks/bench_forward.py [--seconds 3] [--repeat 3] [--pypy PATH]
+        [--modes "kernel,bare,bare ring,plain/socket,plain,nat+flowtable"]
 
     src ns --veth--> rtr ns --veth--> dst ns
 
 The router is, in the same run: the Linux kernel (ip_forward=1), a bare Python loop that only
 reads frames from one AF_PACKET socket and writes them to the other (the I/O ceiling of Python),
 the same loop on PACKET_MMAP rings ("bare ring"), and pynetstack in several modes (plain routing; conntrack; conntrack and NAT; the same with the
-flow table) on CPython and PyPy.  A Python AF_PACKET sender in ``src`` offers frames as fast as it
-can for ``--seconds``; the receiving kernel's rx_packets counter in ``dst`` says how many were
+flow table; "/socket" after a mode: without the rings) on CPython and PyPy.  A Python sender
+in ``src`` offers frames through a PACKET_TX_RING as fast as it can for ``--seconds``; the receiving kernel's rx_packets counter in ``dst`` says how many were
 forwarded.  Figures are medians of ``--repeat`` runs; each load stops by itself.
 """
 
