@@ -1,14 +1,15 @@
 """Forwarding of 64-byte UDP frames between two namespaces, through a router in a third.
 
     sudo .venv/bin/python benchmarks/bench_forward.py [--seconds 3] [--repeat 3] [--pypy PATH]
+        [--modes "kernel,bare,bare ring,plain/socket,plain,nat+flowtable"]
 
     src ns --veth--> rtr ns --veth--> dst ns
 
 The router is, in the same run: the Linux kernel (ip_forward=1), a bare Python loop that only
 reads frames from one AF_PACKET socket and writes them to the other (the I/O ceiling of Python),
-and pynetstack in several modes (plain routing; conntrack; conntrack and NAT; the same with the
-flow table) on CPython and PyPy.  A Python AF_PACKET sender in ``src`` offers frames as fast as it
-can for ``--seconds``; the receiving kernel's rx_packets counter in ``dst`` says how many were
+the same loop on PACKET_MMAP rings ("bare ring"), and pynetstack in several modes (plain routing; conntrack; conntrack and NAT; the same with the
+flow table; "/socket" after a mode: without the rings) on CPython and PyPy.  A Python sender
+in ``src`` offers frames through a PACKET_TX_RING as fast as it can for ``--seconds``; the receiving kernel's rx_packets counter in ``dst`` says how many were
 forwarded.  Figures are medians of ``--repeat`` runs; each load stops by itself.
 """
 
@@ -39,23 +40,25 @@ def _frame(dst_mac: bytes, src_mac: bytes, flow: int) -> bytes:
 
 
 def send(ifname: str, dst_mac: str, seconds: float, flows: int) -> None:
-    """The load: as many frames as one Python loop offers, for ``seconds``."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    """The load: as many frames as one Python loop offers for ``seconds``, through a
+    PACKET_TX_RING (the kernel sends a whole batch per system call: a Python loop of one ``send``
+    per frame offers less than the kernel forwards, and would measure itself)."""
+    from pynetstack.link.packet_ring import PacketRings
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     sock.bind((ifname, 0))
+    rings = PacketRings(sock, 1500, receive=False)
     mac = bytes.fromhex(dst_mac.replace(":", ""))
     own = bytes.fromhex(open(f"/sys/class/net/{ifname}/address").read().strip().replace(":", ""))
-    frames = [_frame(mac, own, i) for i in range(flows)]
-    sent = 0
+    frames = [_frame(mac, own, i) for i in range(flows)] * 16
+    offered = 0
+    put = rings.send
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for frame in frames:
-            for _ in range(32):
-                try:
-                    sock.send(frame)
-                    sent += 1
-                except OSError:
-                    pass
-    print(sent)
+            put(frame)
+        rings.flush()
+        offered += len(frames)
+    print(offered - rings.tx_full)
 
 
 def bare(in_if: str, out_if: str, dst_mac: str, seconds: float) -> None:
@@ -81,14 +84,46 @@ def bare(in_if: str, out_if: str, dst_mac: str, seconds: float) -> None:
         tx.send(view[:n])
 
 
+def bare_ring(in_if: str, out_if: str, dst_mac: str, seconds: float) -> None:
+    """The ceiling with PACKET_MMAP: the same loop reading a TPACKET_V3 receive ring and writing
+    into a transmit ring, one kick per batch (link/packet_ring.py without the device around it)."""
+    import select
+
+    from pynetstack.link.packet_ring import TPACKET_V3, PacketRings
+    rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    rx.bind((in_if, 0))
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: this one only sends
+    tx.bind((out_if, 0))
+    rx_ring = PacketRings(rx, 1500, transmit=False, version=TPACKET_V3)
+    tx_ring = PacketRings(tx, 1500, receive=False)
+    prefix = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(
+        open(f"/sys/class/net/{out_if}/address").read().strip().replace(":", ""))
+    poller = select.poll()
+    poller.register(rx.fileno(), select.POLLIN)
+    receive, send, flush = rx_ring.receive, tx_ring.send, tx_ring.flush
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        frames = receive(256, False, None)
+        if not frames:
+            poller.poll(200)
+            continue
+        for frame in frames:
+            send(prefix + frame[12:])
+        flush()
+
+
 def stack(in_if: str, out_if: str, mode: str, seconds: float) -> None:
-    """pynetstack as the router, in ``mode``: plain, conntrack, nat, nat+flowtable."""
+    """pynetstack as the router, in ``mode``: plain, conntrack, nat, nat+flowtable; with
+    "/socket" appended, its devices use one system call per frame instead of the rings, with
+    "/v3" a TPACKET_V3 receive ring instead of the default V2."""
+    ring = {"socket": False, "v3": "v3"}.get(mode.partition("/")[2])
+    mode = mode.split("/")[0]
     from pynetstack.link.packet import PacketDevice
     from pynetstack.stack import Stack
     s = Stack(forwarding=True)
     for ifname, address, name in ((in_if, RTR_IN, "lan0"), (out_if, RTR_OUT, "wan0")):
         mac = open(f"/sys/class/net/{ifname}/address").read().strip()  # the sender addresses the NIC's MAC
-        s.add_interface(PacketDevice(ifname, promiscuous=True), f"{address}/24", name=name, mac=mac)
+        s.add_interface(PacketDevice(ifname, promiscuous=True, ring=ring), f"{address}/24", name=name, mac=mac)
     if mode != "plain":
         from pynetstack.netfilter.router import install_router
         ruleset = None
@@ -116,7 +151,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--flows", type=int, default=16)
     parser.add_argument("--pypy", default=os.path.join(ROOT, ".venv-pypy", "bin", "python"))
-    parser.add_argument("--modes", default="kernel,bare,plain,conntrack,nat,nat+flowtable")
+    parser.add_argument("--modes", default="kernel,bare,bare ring,plain,conntrack,nat,nat+flowtable")
     args = parser.parse_args()
     from pynetstack.lab import Lab
 
@@ -167,8 +202,9 @@ def main() -> None:
                 results["kernel"] = measure(start, stop)
                 continue
             for name, python in pythons:
-                if mode == "bare":
-                    argv = [python, here, "bare", "pnsfa1", "pnsfb1", dst_mac, str(args.seconds + 3)]
+                if mode in ("bare", "bare ring"):
+                    argv = [python, here, mode.replace(" ", "_"), "pnsfa1", "pnsfb1", dst_mac,
+                            str(args.seconds + 3)]
                 else:
                     lab.run(rtr, "ip", "neigh", "flush", "all")
                     argv = [python, here, "stack", "pnsfa1", "pnsfb1", mode, str(args.seconds + 3)]
@@ -195,6 +231,8 @@ if __name__ == "__main__":
         send(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "bare":
         bare(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "bare_ring":
+        bare_ring(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "stack":
         stack(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
     else:

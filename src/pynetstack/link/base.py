@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 DEFAULT_BATCH = 64
 
@@ -28,6 +28,9 @@ class Device(ABC):
     mtu = 1500
     gso_max = 0  # the largest TCP datagram send_gso() takes (segmentation offload); 0: none
     mac: Optional[bytes] = None  # a MAC the device imposes (e.g. AF_PACKET's NIC), else None
+    # A call that says, without a system call, whether frames are ready (a receive ring's
+    # status word): what a busy-polling loop asks.  None: ask the file descriptor.
+    pending: Optional[Callable[[], bool]] = None
 
     def fileno(self) -> Optional[int]:
         """A selectable fd that becomes readable when frames arrive, or None."""
@@ -54,6 +57,14 @@ class Device(ABC):
         """``send_gso`` for a frame given in parts whose headers take ``hdr_len`` bytes."""
         self.send_gso(b"".join(parts), gso_size, now)
 
+    def hold(self) -> None:  # noqa: B027 - optional: most devices send at once
+        """Let ``send`` queue frames until ``flush`` (a transmit ring then kicks the kernel once
+        per batch instead of once per frame).  The stack's loop holds its devices while it
+        processes a pass, under its lock, and flushes them at the end of the pass."""
+
+    def flush(self, now: float) -> None:  # noqa: B027 - optional: most devices send at once
+        """Hand every frame queued since ``hold`` to the wire and send at once again."""
+
     def poll(self, now: float) -> None:  # noqa: B027 - optional: most devices have no timers
         """Work due at ``now`` (a delaying wrapper releases frames here)."""
 
@@ -73,6 +84,7 @@ class DeviceWrapper(Device):
         self.mtu = inner.mtu
         self.mac = inner.mac
         self.gso_max = inner.gso_max
+        self.pending = inner.pending
 
     def fileno(self):
         return self.inner.fileno()
@@ -91,6 +103,12 @@ class DeviceWrapper(Device):
 
     def send_gso_parts(self, parts, gso_size, hdr_len, now):
         self.inner.send_gso_parts(parts, gso_size, hdr_len, now)
+
+    def hold(self):
+        self.inner.hold()
+
+    def flush(self, now):
+        self.inner.flush(now)
 
     def poll(self, now):
         self.inner.poll(now)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import transport_verify
+from .checksum import word_value as _word_value  # int.from_bytes on CPython
 from .errors import MalformedPacket
+
+_new = object.__new__  # a parsed header skips __init__ (and object.__new__ is found faster)
 
 PROTO = 6
 HEADER_LEN = 20
@@ -46,8 +48,9 @@ _ts_unpack = _ts.unpack_from
 _ts_pack = _ts.pack
 _II = struct.Struct("!II")
 _H = struct.Struct("!H")
-_from_bytes = int.from_bytes
 _TS_PREFIX = b"\x01\x01\x08\x0a"
+_TS_PREFIX_WORD = 0x0101080A
+_nop_nop_ts = struct.Struct("!III").unpack_from
 _EMPTY = ()
 
 
@@ -91,8 +94,8 @@ class Tcp:
 
     # -- parsing ---------------------------------------------------------------------------------
 
-    @classmethod
-    def parse(cls, data, src: int = 0, dst: int = 0, check: bool = True) -> Tcp:
+    @staticmethod  # (not a classmethod: no bound method is made per call)
+    def parse(data, src: int = 0, dst: int = 0, check: bool = True) -> Tcp:
         """Parse a whole segment. ``src``/``dst`` are the IPv4 addresses for the checksum."""
         n = len(data)
         if n < HEADER_LEN:
@@ -101,9 +104,13 @@ class Tcp:
         hlen = (off >> 4) << 2
         if hlen < HEADER_LEN or hlen > n:
             raise MalformedPacket("tcp-bad-data-offset", f"header {hlen}, have {n}")
-        if check and not transport_verify(src, dst, PROTO, data):
-            raise MalformedPacket("tcp-bad-checksum")
-        self = cls.__new__(cls)
+        if check:  # transport_verify inlined: segment and pseudo-header sum to 0 modulo 0xFFFF
+            value = _word_value(data, "big")
+            if n & 1:
+                value <<= 8
+            if (value + (src + dst + PROTO + n)) % 0xFFFF:  # one big-int addition, not four
+                raise MalformedPacket("tcp-bad-checksum")
+        self = _new(Tcp)
         self.src_port = sport
         self.dst_port = dport
         self.seq = seq
@@ -118,18 +125,23 @@ class Tcp:
         self.wscale = None
         self.sack_permitted = False
         self.sack_blocks = _EMPTY
-        self.ts_val = None
-        self.ts_ecr = 0
         self.unknown_options = _EMPTY
         if hlen == HEADER_LEN:
             self.options = b""
-        else:
-            options = bytes(view[HEADER_LEN:hlen])
-            self.options = options
-            if hlen == 32 and options[:4] == _TS_PREFIX:  # the usual data segment: NOP NOP TS
-                self.ts_val, self.ts_ecr = _ts_unpack(options, 4)
-            else:
-                _parse_options(self, options)
+            self.ts_val = None
+            self.ts_ecr = 0
+            return self
+        options = bytes(view[HEADER_LEN:hlen])
+        self.options = options
+        if hlen == 32:  # the usual data segment: NOP NOP TS, read in one unpack
+            prefix, ts_val, ts_ecr = _nop_nop_ts(options)
+            if prefix == _TS_PREFIX_WORD:
+                self.ts_val = ts_val
+                self.ts_ecr = ts_ecr
+                return self
+        self.ts_val = None
+        self.ts_ecr = 0
+        _parse_options(self, options)
         return self
 
     # -- building --------------------------------------------------------------------------------
@@ -270,13 +282,13 @@ def build_tcp(src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: i
     """
     hlen = HEADER_LEN + len(options)
     plen = len(payload)
-    value = (_from_bytes(_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent)
+    value = (_word_value(_hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, urgent)
                          + options, "big")
              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO + hlen + plen)
     if plen:
         if plen & 1:
-            value += _from_bytes(payload, "big") << 8
+            value += _word_value(payload, "big") << 8
         else:
-            value += _from_bytes(payload, "big")
+            value += _word_value(payload, "big")
     csum = ~(value % 0xFFFF or 0xFFFF) & 0xFFFF
     return _hdr_pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, csum, urgent) + options + payload

@@ -5,12 +5,15 @@ from __future__ import annotations
 import struct
 
 from .checksum import transport_checksum
+from .checksum import word_value as _word_value  # int.from_bytes on CPython
 from .errors import MalformedPacket
+
+_new = object.__new__  # a parsed header skips __init__ (and object.__new__ is found faster)
 
 HEADER_LEN = 8
 PROTO = 17
 _hdr = struct.Struct("!HHHH")
-_from_bytes = int.from_bytes
+_unpack = _hdr.unpack_from
 
 
 class Udp:
@@ -22,28 +25,31 @@ class Udp:
         self.payload = payload
         self.checksum = 0
 
-    @classmethod
-    def parse(cls, data, src: int = 0, dst: int = 0, check: bool = True) -> Udp:
+    @staticmethod  # (not a classmethod: no bound method is made per call)
+    def parse(data, src: int = 0, dst: int = 0, check: bool = True) -> Udp:
         """Parse a datagram; with ``check`` the checksum is verified against the pseudo-header.
 
         A zero checksum means the sender computed none (RFC 768) and is accepted.
         """
-        if len(data) < HEADER_LEN:
-            raise MalformedPacket("udp-truncated", f"{len(data)} bytes")
-        sport, dport, length, csum = _hdr.unpack_from(data)
-        if length < HEADER_LEN or length > len(data):
-            raise MalformedPacket("udp-bad-length", f"length {length}, have {len(data)}")
-        view = data[:length] if length != len(data) or not isinstance(data, memoryview) else data
+        n = len(data)
+        if n < HEADER_LEN:
+            raise MalformedPacket("udp-truncated", f"{n} bytes")
+        sport, dport, length, csum = _unpack(data)
+        if length < HEADER_LEN or length > n:
+            raise MalformedPacket("udp-bad-length", f"length {length}, have {n}")
+        view = data if type(data) is memoryview else memoryview(data)
+        if length != n:
+            view = view[:length]
         if check and csum:
             # Inline transport_verify: the segment's value plus the pseudo-header's, modulo 0xFFFF.
-            value = _from_bytes(view, "big")
+            value = _word_value(view, "big")
             if length & 1:
                 value <<= 8
-            if (value + src + dst + PROTO + length) % 0xFFFF:
+            if (value + (src + dst + PROTO + length)) % 0xFFFF:  # one big-int addition, not four
                 raise MalformedPacket("udp-bad-checksum")
-        self = cls.__new__(cls)
+        self = _new(Udp)
         self.src_port, self.dst_port, self.checksum = sport, dport, csum
-        self.payload = memoryview(view)[HEADER_LEN:]
+        self.payload = view[HEADER_LEN:]
         return self
 
     def build(self, src: int, dst: int) -> bytes:
