@@ -24,10 +24,13 @@ def _up(args) -> int:
                                           ("--no-offload", args.no_offload or None)) if value is not None]
         if given:
             raise ConfigError(f"--config FILE describes the whole stack: put {', '.join(given)} in the file instead")
-        if args.ruleset:
+        if args.ruleset or args.busy_poll is not None:
             from .config import load
             config = load(args.config)
-            config.setdefault("netfilter", {})["ruleset"] = os.path.abspath(args.ruleset)
+            if args.ruleset:
+                config.setdefault("netfilter", {})["ruleset"] = os.path.abspath(args.ruleset)
+            if args.busy_poll is not None:
+                config.setdefault("stack", {})["busy_poll_us"] = args.busy_poll
             stack = build_stack(config, base_dir=os.path.dirname(os.path.abspath(args.config)), source=args.config)
         else:
             stack = build_stack(args.config)
@@ -60,6 +63,8 @@ def _up(args) -> int:
             config["gateway"] = args.gateway
         if args.ruleset:
             config["netfilter"] = {"ruleset": os.path.abspath(args.ruleset)}
+        if args.busy_poll is not None:
+            config["stack"] = {"busy_poll_us": args.busy_poll}
         stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
     from .control import ControlServer, default_path
     try:
@@ -199,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-offload", action="store_true",
                     help="TAP without checksum/segmentation offload (every frame MTU-sized, checksums computed)")
     up.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
+    up.add_argument("--busy-poll", type=float, metavar="US",
+                    help="spin on the devices for up to US microseconds before sleeping (lower latency, a whole core)")
     up.add_argument("--ruleset", metavar="FILE.nft",
                     help="an nftables ruleset (the file nft -f loads): conntrack, NAT and filter rules")
     up.add_argument("--no-icmp-echo", action="store_true", help="do not answer ping")

@@ -44,7 +44,7 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that names the file and key."""
 
 
-_STACK_KEYS = {"forwarding"}
+_STACK_KEYS = {"forwarding", "busy_poll_us"}
 _INTERFACE_KEYS = {"tap", "interface", "name", "address", "host_address", "mtu", "mac", "promiscuous", "pcap",
                    "offload"}
 _SERVICE_KEYS = {"icmp_echo", "udp_echo", "tcp_echo", "discard", "http", "max_connections", "idle_timeout",
@@ -122,6 +122,9 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
     _check_keys(config, _TOP_KEYS, source)
     _check_keys(config.get("stack", {}), _STACK_KEYS, f"{source}: [stack]")
     _typed(config.get("stack", {}), "forwarding", bool, f"{source}: [stack]")
+    busy = config.get("stack", {}).get("busy_poll_us", 0)
+    if isinstance(busy, bool) or not isinstance(busy, (int, float)) or not 0 <= busy <= 1_000_000:
+        raise ConfigError(f"{source}: [stack] busy_poll_us must be microseconds within 0..1000000, not {busy!r}")
     interfaces = config.get("interface", [])
     if not isinstance(interfaces, list):
         raise ConfigError(f"{source}: 'interface' must be an array of tables ([[interface]])")
@@ -240,7 +243,8 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         config = load(source)
     validate(config, source, base_dir)
     stack = Stack(forwarding=bool(config.get("stack", {}).get("forwarding", False)),
-                  echo_reply=bool(config.get("services", {}).get("icmp_echo", True)))
+                  echo_reply=bool(config.get("services", {}).get("icmp_echo", True)),
+                  busy_poll=config.get("stack", {}).get("busy_poll_us", 0) / 1e6)
     try:
         forwarding = bool(config.get("stack", {}).get("forwarding", False))
         for table in config.get("interface", []):
