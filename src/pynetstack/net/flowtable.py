@@ -40,7 +40,7 @@ def _delta(old_words, new_words) -> int:
 class Flow:
     """One direction of an offloaded flow: how to rewrite and where to send its frames."""
 
-    __slots__ = ("key", "iface", "send", "prefix", "addresses_ports", "ip_delta", "l4_delta",
+    __slots__ = ("key", "in_iface", "iface", "send", "prefix", "addresses_ports", "ip_delta", "l4_delta",
                  "l4_csum_at", "mtu", "route_gen", "hook_gen", "neigh_gen", "pmtu_gen", "expires", "ct",
                  "packets", "bytes", "folded_packets", "folded_bytes", "neighbours", "last_used", "checked_until")
 
@@ -77,6 +77,7 @@ class FlowTable:
         proto, src, sport, dst, dport = key
         flow = Flow()
         flow.key = key
+        flow.in_iface = ctx.in_iface if ctx is not None else None
         flow.iface = out
         flow.send = out.sender(ctx)
         flow.prefix = mac + out.mac
@@ -128,7 +129,7 @@ class FlowTable:
             return False
         sport, dport = _ports(frame, 34)
         flow = self.flows.get((proto, src, sport, dst, dport))
-        if flow is None:
+        if flow is None or flow.in_iface is not iface:  # keyed by the way in too, as nftables' flowtable
             return False
         host = self.host
         if (now >= flow.expires or flow.route_gen != host.routes.generation
