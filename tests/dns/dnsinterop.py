@@ -67,15 +67,19 @@ class Process:
 
 
 def start_pynetstack(*args, host="127.0.0.1"):
-    port = free_port(host)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    proc = Process([sys.executable, "-m", "pynetstack.dns.cli", "dns", "serve", "--listen",
-                    f"{host}:{port}", *args], env=env)
-    try:
-        wait_udp(host, port)
-    except RuntimeError:
-        raise RuntimeError("pynetstack dns serve did not start:\n" + proc.stop()) from None
-    return proc, port
+    for _ in range(5):  # a port found free can be taken before the server binds it (ephemeral range)
+        port = free_port(host)
+        proc = Process([sys.executable, "-m", "pynetstack.dns.cli", "dns", "serve", "--listen",
+                        f"{host}:{port}", *args], env=env)
+        try:
+            wait_udp(host, port)
+            return proc, port
+        except RuntimeError:
+            output = proc.stop()
+            if "Address already in use" not in output:
+                raise RuntimeError("pynetstack dns serve did not start:\n" + output) from None
+    raise RuntimeError("pynetstack dns serve found no free port in five tries")
 
 
 NSD_CONF = """server:
