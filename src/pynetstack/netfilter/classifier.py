@@ -30,7 +30,7 @@ from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from .nft import datatypes as T
-from .nft.evaluate import MAX_JUMP_DEPTH, Decision, _run_rule, _trace_head
+from .nft.evaluate import Decision, run_base_chain
 from .nft.expressions import _HELPERS, Match, _build
 from .nft.statements import MarkSet
 
@@ -265,62 +265,13 @@ class Classifier:
         decision.verdict = "accept"
         return decision
 
-    def _run_base_chain(self, base, pkt, decision: Decision, trace) -> str:
-        # the linear evaluator's loop (nft/evaluate.py), walking candidate numbers instead of rules
-        if trace is not None:
-            from .nft.evaluate import _describe
-            trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")
-        stack: List = []
-        chain = base
+    def _walk(self, chain, pkt):
+        """The rules of ``chain`` and the positions of the candidates for ``pkt``, in rule order."""
         compiled = self.chain(chain)
-        order = compiled.candidates(pkt)
-        pos = 0
-        while True:
-            rules = compiled.rules
-            jumped = False
-            while pos < len(order):
-                rule = rules[order[pos]]
-                pos += 1
-                test = rule.test
-                if test is not None and not test(pkt):
-                    continue
-                outcome = _run_rule(rule, pkt, decision)
-                if outcome is None:
-                    continue
-                kind, target = outcome
-                if trace is not None:
-                    shown = "accept" if kind == "nat" else kind if target is None else f"{kind} {target.name}"
-                    trace.append(f"{_trace_head(chain, pkt)} rule {rule.format()} (verdict {shown})")
-                if kind == "continue":
-                    continue
-                if kind == "jump" or kind == "goto":
-                    if kind == "jump":
-                        if len(stack) >= MAX_JUMP_DEPTH:
-                            kind = "drop"
-                        else:
-                            stack.append((chain, compiled, order, pos))
-                    if kind != "drop":
-                        chain = target
-                        compiled = self.chain(chain)
-                        order, pos, jumped = compiled.candidates(pkt), 0, True
-                        break
-                if kind == "return":
-                    break
-                if kind == "nat":
-                    return "accept"
-                decision.rule, decision.chain = rule, chain
-                return kind
-            if jumped:
-                continue
-            if stack:
-                if trace is not None:
-                    trace.append(f"{_trace_head(chain, pkt)} verdict continue")
-                chain, compiled, order, pos = stack.pop()
-                continue
-            if trace is not None:
-                trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
-            decision.rule, decision.chain = None, base
-            return base.policy
+        return compiled.rules, compiled.candidates(pkt)
+
+    def _run_base_chain(self, base, pkt, decision: Decision, trace) -> str:
+        return run_base_chain(base, pkt, decision, trace, self._walk)
 
     def stats(self) -> dict:
         rules = sum(len(c.rules) for c in self.compiled.values())

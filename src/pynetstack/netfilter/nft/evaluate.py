@@ -50,7 +50,7 @@ def evaluate(ruleset, hook: str, pkt) -> Decision:
     if chains is None:
         chains = ruleset.base_chains(hook)
     for base in chains:
-        verdict = _run_base_chain(base, pkt, decision, trace)
+        verdict = run_base_chain(base, pkt, decision, trace)
         if verdict != "accept":
             decision.verdict = verdict
             return decision
@@ -62,21 +62,31 @@ def evaluate_chain(base: Chain, pkt) -> Decision:
     """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
     trace = getattr(pkt, "trace", None)
     decision = Decision(trace)
-    decision.verdict = _run_base_chain(base, pkt, decision, trace)
+    decision.verdict = run_base_chain(base, pkt, decision, trace)
     return decision
 
 
-def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list]) -> str:
+def _all_rules(chain: Chain, pkt):
+    """The linear walk: every rule of the chain, in order."""
+    rules = chain.rules
+    return rules, range(len(rules))
+
+
+def run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list], walk=_all_rules) -> str:
+    """Run a base chain with the kernel's semantics.  ``walk(chain, pkt)`` gives the chain's rules
+    and the positions to try, in order: all of them here; a compiled classifier gives only the
+    candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
     if trace is not None:
         trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")
     stack: List = []
-    chain, index = base, 0
+    chain = base
+    rules, order = walk(chain, pkt)
+    pos = 0
     while True:
-        rules = chain.rules
         jumped = False
-        while index < len(rules):
-            rule = rules[index]
-            index += 1
+        while pos < len(order):
+            rule = rules[order[pos]]
+            pos += 1
             test = rule.test
             if test is not None and not test(pkt):
                 continue
@@ -94,9 +104,11 @@ def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list])
                     if len(stack) >= MAX_JUMP_DEPTH:
                         kind = "drop"
                     else:
-                        stack.append((chain, index))
+                        stack.append((chain, rules, order, pos))
                 if kind != "drop":
-                    chain, index, jumped = target, 0, True
+                    chain = target
+                    rules, order = walk(chain, pkt)
+                    pos, jumped = 0, True
                     break
             if kind == "return":
                 break
@@ -110,7 +122,7 @@ def _run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list])
         if stack:
             if trace is not None:
                 trace.append(f"{_trace_head(chain, pkt)} verdict continue")
-            chain, index = stack.pop()
+            chain, rules, order, pos = stack.pop()
             continue
         if trace is not None:
             trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
