@@ -64,8 +64,10 @@ def test_ids_check_prints_statistics_and_names_bad_rules(tmp_path, capsys):
     assert "protocol tls" in err and f"{rules}:3: sid: 'x' is not a number" in err
     assert main(["ids", "--strict", "--check", "-S", str(rules)]) == 1
     assert f"{rules}:3:" in capsys.readouterr().err
-    assert main(["ids", "-r", str(tmp_path / "missing.pcap"), "-S", str(rules)]) == 1
+    out = tmp_path / "out"
+    assert main(["ids", "-r", str(tmp_path / "missing.pcap"), "-S", str(rules), "-l", str(out)]) == 1
     assert "missing.pcap" in capsys.readouterr().err
+    assert not out.exists()          # nothing written (or truncated) for a capture that is not there
 
 
 def test_ids_config_section_is_checked():

@@ -35,6 +35,8 @@ def replay(path: str, detector: Detector, writer: Optional[EveWriter] = None) ->
 
 
 def run(pcap: str, ruleset: Ruleset, log_dir: str = ".", detectors=(), stream_depth: int = 1 << 16) -> dict:
+    with open(pcap, "rb"):          # a missing or unreadable capture is named before any output is touched
+        pass
     os.makedirs(log_dir, exist_ok=True)
     detector = Detector(ruleset, stream_depth=stream_depth, detectors=detectors)
     with open(os.path.join(log_dir, "eve.json"), "w") as eve, open(os.path.join(log_dir, "fast.log"), "w") as fast:
