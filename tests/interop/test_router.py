@@ -64,6 +64,12 @@ def test_ttl_expiry_is_reported_by_the_router(router_lab):
     assert f"From {LAN_STACK}" in result.stdout and "Time to live exceeded" in result.stdout, result.stdout
 
 
+def test_an_absent_wan_host_is_reported_host_unreachable(router_lab):
+    # A Linux router answers ICMP host unreachable once ARP for the next hop gives up (3 s)
+    result = router_lab.lan_run("ping", "-c", "1", "-W", "8", "198.51.100.77", timeout=20)
+    assert f"From {LAN_STACK}" in result.stdout and "Destination Host Unreachable" in result.stdout, result.stdout
+
+
 def test_tcp_through_the_router(router_lab):
     server = router_lab.lab.popen(router_lab.wan, "socat", "-u", "TCP-LISTEN:5001,reuseaddr", "SYSTEM:wc -c")
     assert wait_for(listening(router_lab.lab, router_lab.wan, 5001)), "socat not listening"

@@ -200,3 +200,64 @@ def test_flow_table_forwards_established_flows_with_the_same_rewrite(routed):
     a.host.ip_send(A, B, 17, build_udp(A, B, 4000, 5000, b"again"), sim.now)
     sim.run(0.1)
     assert nat.seen == 3 and got[-1] == (b"again", ("10.0.1.254", 4001))
+
+
+class Marker(hk.NetworkFunction):
+    """Marks every forwarded packet, and records the ICMP messages delivered to its stack."""
+
+    name = "marker"
+    hooks = ((hk.FORWARD, hk.PRIORITY_FILTER), (hk.INPUT, hk.PRIORITY_FILTER))
+
+    def __init__(self):
+        self.icmp = []
+
+    def process(self, ctx):
+        if ctx.hook == hk.FORWARD:
+            ctx.mark = 7
+        elif ctx.proto == 1:
+            self.icmp.append((ctx.icmp_type, ctx.icmp_code))
+        return hk.ACCEPT
+
+
+class MarkQdisc:
+    """The qdisc interface an egress shaper has; records the mark each frame arrives with."""
+
+    def __init__(self, device):
+        self.device, self.marks = device, []
+
+    def enqueue_ctx(self, frame, now, ctx):
+        if frame[12:14] == b"\x08\x00":  # IPv4 (ARP frames have no context)
+            self.marks.append(None if ctx is None else ctx.mark)
+        self.device.send(frame, now)
+
+    def sender(self, ctx=None):
+        return lambda frame, now: self.enqueue_ctx(frame, now, ctx)
+
+    def poll(self, now):
+        pass
+
+    def next_deadline(self):
+        return None
+
+
+def test_datagrams_that_waited_for_arp_keep_their_marks(routed):
+    sim, a, r, b = routed
+    r.register(Marker())
+    out = r.host.interfaces["eth1"]
+    qdisc = out.qdisc = MarkQdisc(out.device)
+    for sport in range(3):  # the first waits for ARP on eth1, the others may too
+        a.host.ip_send(A, B, 17, build_udp(A, B, 4000 + sport, 9, b"x"), sim.now)
+    sim.run(1)
+    assert qdisc.marks == [7, 7, 7], "marks reach the qdisc after the ARP wait"
+
+
+def test_an_unresolvable_next_hop_answers_icmp_host_unreachable(routed):
+    sim, a, r, b = routed
+    ghost = ip_to_int("10.0.1.99")
+    seen = Marker()
+    a.register(seen)
+    a.host.ip_send(A, ghost, 17, build_udp(A, ghost, 4000, 9, b"x"), sim.now)
+    sim.run(5)
+    assert r.drops[DropReason.NEIGH_FAILED] == 1
+    assert seen.icmp == [(icmpw.DEST_UNREACHABLE, icmpw.CODE_HOST)], "as Linux: the source hears host unreachable"
+    assert r.host.counters["icmp_errors_out"] == 1

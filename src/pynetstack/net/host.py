@@ -101,7 +101,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             raise ValueError(f"interface {iface.name!r} exists already")
         iface.neighbours = NeighbourCache(
             lambda ip, now: self._send_arp_request(iface, ip, now),
-            lambda ip, packets: self.drops.update({DropReason.NEIGH_FAILED: len(packets)}))
+            self._neighbour_failed)
         self.interfaces[iface.name] = iface
         return iface
 
@@ -463,7 +463,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         if mac is not None:
             iface.transmit(build_frame(mac, iface.mac, ETH_IPV4, datagram), now, ctx)
             self.note(f"out on {iface.name}: {len(datagram) + 14} bytes")
-        elif not iface.neighbours.enqueue(next_hop, datagram, now):
+        elif not iface.neighbours.enqueue(next_hop, (datagram, ctx), now):
             self.drops.drop(DropReason.NEIGH_QUEUE_FULL)
 
     def source_address_for(self, dst: int) -> Optional[int]:

@@ -28,7 +28,7 @@ class PendingResolution:
 
 
 class NeighbourCache:
-    def __init__(self, send_request: Callable[[int, float], None], on_failure: Callable[[int, list], None],
+    def __init__(self, send_request: Callable[[int, float], None], on_failure: Callable[[int, list, float], None],
                  lifetime: float = 60.0, retry_interval: float = 1.0, max_requests: int = 3,
                  locktime: float = 1.0,
                  max_entries: int = 4096, max_pending: int = 256, queue_limit: int = 64):
@@ -68,7 +68,7 @@ class NeighbourCache:
         entry = self.entries.get(ip)
         return entry if entry is not None and entry[1] > now else None
 
-    def update(self, ip: int, mac: bytes, now: float, create: bool = True) -> List[Tuple[bytes, object]]:
+    def update(self, ip: int, mac: bytes, now: float, create: bool = True) -> list:
         """Record ``ip`` is at ``mac``; return the packets that were waiting for it.
 
         ``create=False`` only refreshes an existing entry (RFC 826's merge for ARP not aimed at us).
@@ -92,12 +92,13 @@ class NeighbourCache:
         return list(pending.queue) if pending else []
 
     def enqueue(self, ip: int, packet, now: float) -> bool:
-        """Hold ``packet`` until ``ip`` resolves, sending a request if one is due. False: dropped."""
+        """Hold ``packet`` (the host keeps (datagram, context) pairs, so a released datagram keeps
+        its marks) until ``ip`` resolves, sending a request if one is due. False: dropped."""
         pending = self.pending.get(ip)
         if pending is None:
             if len(self.pending) >= self.max_pending:
                 evicted_ip, oldest = self.pending.popitem(last=False)
-                self._on_failure(evicted_ip, list(oldest.queue))
+                self._on_failure(evicted_ip, list(oldest.queue), now)
             pending = self.pending[ip] = PendingResolution()
         if len(pending.queue) >= self.queue_limit:
             return False
@@ -128,7 +129,7 @@ class NeighbourCache:
                 continue
             if pending.requests >= self.max_requests:
                 del self.pending[ip]
-                self._on_failure(ip, list(pending.queue))
+                self._on_failure(ip, list(pending.queue), now)
             else:
                 self._request(ip, pending, now)
 
