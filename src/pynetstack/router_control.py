@@ -2,10 +2,11 @@
 
     route show [table T] | route rules | route get ADDR [from S] [iif I] [mark M] [ipproto P] [sport N] [dport N]
     conntrack list | conntrack stats | conntrack flush | conntrack events
-    nft list | nft load PATH
+    nft list | nft load PATH | nft monitor trace
 
 Each handler takes the stack and the words after the command and returns the reply text, or an
-iterator of lines for a reply that streams (``conntrack events``, like ``conntrack -E``).
+iterator of lines for a reply that streams (``conntrack events``, like ``conntrack -E``;
+``nft monitor trace``, the packets a ``meta nftrace set 1`` rule marked).
 """
 
 from __future__ import annotations
@@ -86,21 +87,22 @@ def _conntrack(stack, words: List[str]) -> Reply:
             stack.host.flowtable.flush()
         return "conntrack v1.4 (pynetstack): connection tracking table has been emptied.\n"
     if what == "events":
-        return _events(stack, router)
+        conntrack = router.conntrack
+        return _stream(stack, conntrack.events, lambda kind, entry: conntrack.format_event(kind, entry, stack.now()))
     raise CommandError("conntrack: list | stats | flush | events")
 
 
-def _events(stack, router) -> Iterator[str]:
-    """Event lines as they happen; a slow reader loses lines (counted), never the stack's time."""
+def _stream(stack, listeners: list, line_of: Callable[..., str]) -> Iterator[str]:
+    """Lines as they happen, from a listener put on ``listeners`` while the reader reads; a slow
+    reader loses the oldest lines (the queue is bounded), never the stack's time."""
     queue: collections.deque = collections.deque(maxlen=10000)
     ready = threading.Event()
-    conntrack = router.conntrack
 
-    def listen(kind, entry):
-        queue.append(conntrack.format_event(kind, entry, stack.now()))
+    def listen(*event):
+        queue.append(line_of(*event))
         ready.set()
     with stack.lock:
-        conntrack.events.append(listen)
+        listeners.append(listen)
 
     def lines():
         try:
@@ -112,7 +114,7 @@ def _events(stack, router) -> Iterator[str]:
                 yield ""  # lets the server notice a reader that went away
         finally:
             with stack.lock:
-                conntrack.events.remove(listen)
+                listeners.remove(listen)
     return lines()
 
 
@@ -124,7 +126,9 @@ def _nft(stack, words: List[str]) -> Reply:
     if words[0] == "load" and len(words) == 2:
         router.load(path=words[1])  # NftError: the old ruleset stays, the error goes back
         return ""
-    raise CommandError("nft: list | load PATH")
+    if words == ["monitor", "trace"]:
+        return _stream(stack, router.trace_monitor.subscribers, lambda line: line)
+    raise CommandError("nft: list | load PATH | monitor trace")
 
 
 def _lb(stack, words: List[str]) -> Reply:

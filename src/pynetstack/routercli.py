@@ -57,8 +57,10 @@ def _nft(args) -> int:
     if args.check:
         print("pynetstack: nft: -c needs -f FILE", file=sys.stderr)
         return 2
+    if args.words == ["monitor", "trace"]:
+        return ask(args, "nft monitor trace", stream=True)
     if args.words[:2] not in (["list", "ruleset"], []):
-        print("pynetstack: nft: list ruleset | -f FILE | -c -f FILE", file=sys.stderr)
+        print("pynetstack: nft: list ruleset | monitor trace | -f FILE | -c -f FILE", file=sys.stderr)
         return 2
     return ask(args, "nft list")
 
@@ -76,10 +78,11 @@ def register(sub) -> None:
     mode.add_argument("-F", "--flush", action="store_true", help="empty the table")
     ct.set_defaults(func=_conntrack)
 
-    nf = sub.add_parser("nft", help="a running stack's nftables ruleset: list ruleset, -f FILE, -c -f FILE")
+    nf = sub.add_parser("nft", help="a running stack's nftables ruleset: list ruleset, monitor trace, -f FILE, "
+                                    "-c -f FILE")
     nf.add_argument("-f", "--file", metavar="FILE", help="replace the ruleset with FILE, atomically")
     nf.add_argument("-c", "--check", action="store_true", help="only check FILE (no stack needed)")
-    nf.add_argument("words", nargs="*", metavar="list ruleset")
+    nf.add_argument("words", nargs="*", metavar="list ruleset | monitor trace")
     nf.set_defaults(func=_nft)
 
     for parser in (route, ct, nf):

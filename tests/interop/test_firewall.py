@@ -369,3 +369,58 @@ def test_host_firewall_profile_answers_as_the_kernel_does(lab):
     assert [a and (a.get("tcp") or a.get("icmp")) for a in answers["linux"]][:6] == [
         ["RA", 0, 1001, 0, 0], ["RA", 0, 2001, 0, 0], ["RA", 0, 3006, 0, 0], ["R", 99, 0, 0, 0], [3, 3], [0, 0]]
     assert ours == kernel
+
+
+TRACE_RULES = """\
+flush ruleset
+table ip t {
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		icmp type echo-request meta nftrace set 1
+	}
+
+	chain fw {
+		type filter hook forward priority filter; policy accept;
+		ip protocol icmp jump check
+		icmp type echo-request accept
+	}
+
+	chain check {
+		icmp type echo-reply accept
+		ip length 100 return
+	}
+}
+"""
+
+
+def _trace_steps(lines) -> list:
+    """The rule, verdict and policy events of trace lines, without the trace id and the packet
+    lines (the kernel's packet line also shows link-layer and IP header fields ours leaves out)."""
+    steps = []
+    for line in lines:
+        words = line.split()
+        if len(words) > 4 and words[0] == "trace" and words[4] != "packet:" and " packet: " not in line:
+            steps.append(" ".join(words[3:]))
+    return steps
+
+
+def test_nft_monitor_trace_shows_what_the_kernels_shows(both, tmp_path):
+    """``meta nftrace set 1`` in a raw chain, then ``nft monitor trace`` while a ping crosses the
+    router: the kernel's monitor and the stack's print the same rule and verdict events."""
+    stack_lab, linux_lab = both
+    path = tmp_path / "trace.nft"
+    path.write_text(TRACE_RULES)
+    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
+    stack_lab.router.load(path=str(path))
+    ours: list = []
+    stack_lab.router.trace_monitor.subscribers.append(ours.append)
+    monitor = linux_lab.lab.popen(linux_lab.rtr, "timeout", "4", "nft", "monitor", "trace", text=True)
+    time.sleep(1.0)  # the monitor subscribes
+    for nat in both:  # 84 bytes: the end of the jumped-to chain; 100 bytes: its return rule
+        for size in ("56", "72"):
+            out = nat.lan_run("ping", "-c", "1", "-s", size, "-W", "2", rl.WAN_HOST)
+            assert " 1 received" in out.stdout, (nat.kind, out.stdout)
+    kernel, _ = monitor.communicate(timeout=15)
+    stack_lab.router.trace_monitor.subscribers.remove(ours.append)
+    print("kernel:\n" + kernel + "\nstack:\n" + "\n".join(ours))
+    assert _trace_steps(ours) == _trace_steps(kernel.splitlines()) != []

@@ -24,6 +24,12 @@ table ip nat {
 		ip saddr $LAN oifname "wan0" counter masquerade
 	}
 }
+table ip raw {
+	chain prerouting {
+		type filter hook prerouting priority raw; policy accept;
+		icmp type echo-request ip length 100 meta nftrace set 1
+	}
+}
 """
 CONFIG = """\
 [stack]
@@ -95,6 +101,17 @@ def test_router_from_toml_and_nft(lab, tmp_path):
         lab.run(lan, "ping", "-c", "1", "-p", "aa", "-W", "2", "198.51.100.2")
         out, _ = events.communicate(timeout=15)
         assert "[NEW] icmp     1 " in out.decode() and "dst=198.51.100.2 type=8" in out.decode(), out.decode()
+
+        # nft monitor trace: the echo request a rule marked with meta nftrace, chain by chain
+        trace = lab.popen(rtr, "timeout", "4", sys.executable, "-m", "pynetstack", "nft", "monitor", "trace",
+                          "--control", control, env=env)
+        time.sleep(1.5)
+        lab.run(lan, "ping", "-c", "1", "-W", "2", "198.51.100.2")  # 84 bytes: not traced
+        lab.run(lan, "ping", "-c", "1", "-s", "72", "-W", "2", "198.51.100.2")  # 100 bytes: traced
+        out = trace.communicate(timeout=15)[0].decode()
+        assert "ip raw prerouting rule icmp type echo-request ip length 100 meta nftrace set 1 (verdict continue)" \
+            in out and "ip raw prerouting policy accept" in out, out
+        assert "ip length 100" in out and "ip length 84" not in out, out
 
         route = _cli(lab, rtr, "route", "get", "192.0.2.7", "--control", control, env=env)
         assert route.returncode == 1 and "Permission denied" in route.stderr

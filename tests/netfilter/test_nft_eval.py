@@ -149,11 +149,35 @@ def test_trace_lines_follow_nft_monitor_trace():
     assert len(trace) == 4
     assert trace[0].startswith("trace id ") and ' ip t c packet: iif "eth0" ip saddr 10.0.0.1' in trace[0]
     assert trace[1].endswith("ip t c rule jump j (verdict jump j)")
-    assert trace[2].endswith("ip t j verdict continue")
+    # a rule that matched without a verdict shows as the kernel shows it: verdict continue
+    assert trace[2].endswith("ip t j rule tcp dport 22 counter packets 1 bytes 60 (verdict continue)")
     assert trace[3].endswith("ip t c rule tcp dport 22 accept (verdict accept)")
     trace = []
     rs.evaluate("input", Pkt(dport=80, trace=trace))
     assert trace[-1].endswith("ip t c policy accept")
+
+
+def test_meta_nftrace_sends_the_trace_to_the_monitor_from_the_rule_that_set_it():
+    from pynetstack.netfilter.nft.evaluate import TraceMonitor, evaluate
+    rs = filter_rs("\t\ttcp dport 22 meta nftrace set 1\n\t\ttcp dport 22 accept")
+    assert "meta nftrace set 1" in rs.list_ruleset()
+    monitor = TraceMonitor()
+    pkt = Pkt(dport=22, iifname="eth0")
+    evaluate(rs, "input", pkt, monitor=monitor)  # nobody listens: nothing is traced
+    lines: list = []
+    monitor.subscribers.append(lines.append)
+    evaluate(rs, "input", Pkt(dport=80), monitor=monitor)
+    assert lines == [], "a packet nftrace never marked is not traced"
+    pkt = Pkt(dport=22, iifname="eth0")
+    evaluate(rs, "input", pkt, monitor=monitor)
+    assert [line.split(" ", 3)[3] for line in lines] == [
+        'ip t c packet: iif "eth0" ip saddr 10.0.0.1 ip daddr 10.0.0.2 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 0 '
+        'ip length 60 tcp sport 40000 tcp dport 22',
+        "ip t c rule tcp dport 22 meta nftrace set 1 (verdict continue)",
+        "ip t c rule tcp dport 22 accept (verdict accept)"]
+    del lines[:]
+    evaluate(rs, "input", pkt, monitor=monitor)  # the same packet in a later chain: traced throughout
+    assert len(lines) == 3 and " packet: " in lines[0]
 
 
 def test_limit_over():

@@ -46,7 +46,7 @@ class PacketContext:
 
     __slots__ = ("ip", "hook", "in_iface", "out_iface", "now", "drop_reason", "trace", "marks", "mark",
                  "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "ct", "ct_state",
-                 "ct_dir", "pkttype", "reject", "host", "route", "in_flow", "offload")
+                 "ct_dir", "pkttype", "reject", "host", "route", "in_flow", "offload", "nftrace")
 
     def __init__(self, ip, hook: str, now: float, in_iface=None, out_iface=None, trace: Optional[list] = None,
                  host=None, mark: int = 0, pkttype: str = PKT_HOST):
@@ -67,6 +67,7 @@ class PacketContext:
         self.host = host
         self.route = None  # the routing decision, once made
         self.offload = False  # conntrack says: established, later packets may take the flow table
+        self.nftrace = False  # nft's meta nftrace: traced for ``nft monitor trace`` from then on
         self.refresh()
         self.in_flow = self.flow  # the flow as it arrived, before any rewrite
 

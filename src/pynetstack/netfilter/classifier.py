@@ -30,7 +30,7 @@ from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from .nft import datatypes as T
-from .nft.evaluate import Decision, run_base_chain
+from .nft.evaluate import Decision, evaluate, evaluate_chain
 from .nft.expressions import _HELPERS, Match, _build
 from .nft.statements import MarkSet
 
@@ -246,32 +246,18 @@ class Classifier:
             compiled = self.compiled[id(chain)] = CompiledChain(chain, self.mark_fixed)
         return compiled
 
-    def evaluate_chain(self, base, pkt) -> Decision:
+    def evaluate_chain(self, base, pkt, monitor=None) -> Decision:
         """As :func:`nft.evaluate.evaluate_chain`, over the candidates only."""
-        trace = getattr(pkt, "trace", None)
-        decision = Decision(trace)
-        decision.verdict = self._run_base_chain(base, pkt, decision, trace)
-        return decision
+        return evaluate_chain(base, pkt, self._walk, monitor)
 
-    def evaluate(self, ruleset, hook: str, pkt) -> Decision:
+    def evaluate(self, ruleset, hook: str, pkt, monitor=None) -> Decision:
         """As :func:`nft.evaluate.evaluate`: every base chain of ``hook`` in priority order."""
-        trace = getattr(pkt, "trace", None)
-        decision = Decision(trace)
-        for base in ruleset.base_chains(hook):
-            verdict = self._run_base_chain(base, pkt, decision, trace)
-            if verdict != "accept":
-                decision.verdict = verdict
-                return decision
-        decision.verdict = "accept"
-        return decision
+        return evaluate(ruleset, hook, pkt, self._walk, monitor)
 
     def _walk(self, chain, pkt):
         """The rules of ``chain`` and the positions of the candidates for ``pkt``, in rule order."""
         compiled = self.chain(chain)
         return compiled.rules, compiled.candidates(pkt)
-
-    def _run_base_chain(self, base, pkt, decision: Decision, trace) -> str:
-        return run_base_chain(base, pkt, decision, trace, self._walk)
 
     def stats(self) -> dict:
         rules = sum(len(c.rules) for c in self.compiled.values())

@@ -26,7 +26,7 @@ from .conntrack import S_CONFIRMED, S_DST_NAT, S_DYING, S_SEEN_REPLY, S_SRC_NAT,
 from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
 from .nat import Nat
-from .nft.evaluate import evaluate_chain
+from .nft.evaluate import TraceMonitor, evaluate_chain
 from .nft.parser import Loader
 from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
 
@@ -117,9 +117,10 @@ class RulesetFunction(hk.NetworkFunction):
 
     name = "nft"
 
-    def __init__(self, ruleset: nft.Ruleset, nat: Optional[Nat] = None):
+    def __init__(self, ruleset: nft.Ruleset, nat: Optional[Nat] = None, monitor: Optional[TraceMonitor] = None):
         self.ruleset = ruleset
         self.nat = nat
+        self.monitor = monitor  # where meta nftrace's lines go (``nft monitor trace``)
         self.nat_chains = {}
         for chain in ruleset.chains():
             if chain.is_base and chain.type == "nat":
@@ -142,7 +143,7 @@ class RulesetFunction(hk.NetworkFunction):
         return out
 
     def run_chain(self, chain, ctx: hk.PacketContext) -> str:
-        decision = self.classifier.evaluate_chain(chain, ctx)
+        decision = self.classifier.evaluate_chain(chain, ctx, self.monitor)
         if decision.mark is not None:
             ctx.mark = decision.mark
         verdict = decision.verdict
@@ -175,7 +176,7 @@ class RulesetFunction(hk.NetworkFunction):
         if hook == hk.PREROUTING:
             self.nat.inbound(ctx.ip, ctx.now, entry)  # endpoint-independent filtering, if chosen
         for chain in self.nat_chains.get(hook, ()):
-            decision = evaluate_chain(chain, ctx)
+            decision = evaluate_chain(chain, ctx, monitor=self.monitor)
             if decision.verdict != "accept":
                 ctx.drop_reason = _reason(chain, decision)
                 return hk.DROP
@@ -235,6 +236,7 @@ class Router:
         self.nat = nat
         self.ct_function = ConntrackFunction(conntrack, stack.host.flowtable)
         self.ruleset_function: Optional[RulesetFunction] = None
+        self.trace_monitor = TraceMonitor()  # kept across ruleset reloads, as its listeners are
         host = stack.host
         host.address_listeners.append(lambda iface, address: nat.address_changed(address))
         stack.register(self.ct_function)
@@ -250,7 +252,7 @@ class Router:
 
     def replace_ruleset(self, ruleset: nft.Ruleset) -> None:
         """Swap the whole ruleset at once (as ``nft -f`` does): packets see the old or the new."""
-        new = RulesetFunction(ruleset, self.nat)
+        new = RulesetFunction(ruleset, self.nat, self.trace_monitor)
         stack = self.stack
         with stack.lock:
             if self.ruleset_function is not None:

@@ -10,6 +10,10 @@
   nat chains only see the FIRST packet of a connection (``pkt.ct_state == "new"``); the caller
   enforces that, and applies the same binding to the rest of the connection itself.
 - ``limit`` takes its time from ``pkt.now`` (seconds), 0.0 when the packet has none.
+- Tracing, as ``nft monitor trace``: a packet whose ``trace`` is a list (``pynetstack trace``),
+  or one that ``meta nftrace set 1`` marked while a monitor listens, gets a line for its headers
+  at the start of each base chain, one per rule that matched with its verdict (``continue`` for a
+  rule without one) and the policy of a base chain that ends without a verdict.
 """
 
 from __future__ import annotations
@@ -17,20 +21,52 @@ from __future__ import annotations
 from typing import List, Optional
 
 from .ruleset import (STEP_COUNTER, STEP_LIMIT, STEP_LOG, STEP_MARK, STEP_MATCH, STEP_NAT,
-                      STEP_REJECT, STEP_STMT, STEP_VERDICT, STEP_VMAP, Chain, Rule)
+                      STEP_REJECT, STEP_STMT, STEP_TRACE, STEP_VERDICT, STEP_VMAP, Chain, Rule)
 
 MAX_JUMP_DEPTH = 16  # the kernel's NFT_JUMP_STACK_SIZE
+_MATCHED = ("continue", None)  # a rule that matched and ended without a verdict
+
+
+class TraceMonitor:
+    """Where the trace lines of ``meta nftrace set 1`` packets go: every subscriber (a running
+    ``nft monitor trace``) gets each line.  With no subscriber, nothing is traced at all (the
+    kernel, too, builds trace events only while someone listens)."""
+
+    def __init__(self):
+        self.subscribers: List = []
+
+    def sink(self):
+        return _Sink(self.subscribers) if self.subscribers else None
+
+
+class _Sink:
+    __slots__ = ("subscribers",)
+
+    def __init__(self, subscribers: List):
+        self.subscribers = subscribers
+
+    def append(self, line: str) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber(line)
+
+
+def _trace_of(pkt, monitor: Optional[TraceMonitor]):
+    trace = getattr(pkt, "trace", None)
+    if trace is None and monitor is not None and getattr(pkt, "nftrace", False):
+        trace = monitor.sink()
+    return trace
 
 
 class Decision:
     """What the hook decided.  ``verdict``: "accept", "drop" or "reject"; ``nat``: a NatSpec from
     a nat chain or None; ``reject``: None, ("icmp", type, code) or ("tcp-reset",); ``mark``: the
     mark a rule set (None if unchanged); ``rule``/``chain``: what decided (``rule`` None when a
-    policy did); ``trace``: the packet's trace list (or None)."""
+    policy did); ``trace``: the packet's trace list (or None); ``monitor``: where ``meta nftrace``
+    sends its lines."""
 
-    __slots__ = ("verdict", "nat", "reject", "mark", "rule", "chain", "trace")
+    __slots__ = ("verdict", "nat", "reject", "mark", "rule", "chain", "trace", "monitor")
 
-    def __init__(self, trace: Optional[list] = None):
+    def __init__(self, trace: Optional[list] = None, monitor: Optional[TraceMonitor] = None):
         self.verdict = "accept"
         self.nat = None
         self.reject = None
@@ -38,32 +74,10 @@ class Decision:
         self.rule: Optional[Rule] = None
         self.chain: Optional[Chain] = None
         self.trace = trace
+        self.monitor = monitor
 
     def __repr__(self) -> str:
         return f"Decision({self.verdict!r}, nat={self.nat!r}, reject={self.reject!r}, mark={self.mark!r})"
-
-
-def evaluate(ruleset, hook: str, pkt) -> Decision:
-    trace = getattr(pkt, "trace", None)
-    decision = Decision(trace)
-    chains = ruleset._hooks.get(hook)
-    if chains is None:
-        chains = ruleset.base_chains(hook)
-    for base in chains:
-        verdict = run_base_chain(base, pkt, decision, trace)
-        if verdict != "accept":
-            decision.verdict = verdict
-            return decision
-    decision.verdict = "accept"
-    return decision
-
-
-def evaluate_chain(base: Chain, pkt) -> Decision:
-    """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
-    trace = getattr(pkt, "trace", None)
-    decision = Decision(trace)
-    decision.verdict = run_base_chain(base, pkt, decision, trace)
-    return decision
 
 
 def _all_rules(chain: Chain, pkt):
@@ -72,10 +86,33 @@ def _all_rules(chain: Chain, pkt):
     return rules, range(len(rules))
 
 
-def run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list], walk=_all_rules) -> str:
+def evaluate(ruleset, hook: str, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+    """Every base chain of ``hook`` in priority order."""
+    decision = Decision(_trace_of(pkt, monitor), monitor)
+    chains = ruleset._hooks.get(hook)
+    if chains is None:
+        chains = ruleset.base_chains(hook)
+    for base in chains:
+        verdict = run_base_chain(base, pkt, decision, walk)
+        if verdict != "accept":
+            decision.verdict = verdict
+            return decision
+    decision.verdict = "accept"
+    return decision
+
+
+def evaluate_chain(base: Chain, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+    """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
+    decision = Decision(_trace_of(pkt, monitor), monitor)
+    decision.verdict = run_base_chain(base, pkt, decision, walk)
+    return decision
+
+
+def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str:
     """Run a base chain with the kernel's semantics.  ``walk(chain, pkt)`` gives the chain's rules
     and the positions to try, in order: all of them here; a compiled classifier gives only the
     candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
+    trace = decision.trace
     if trace is not None:
         trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")
     stack: List = []
@@ -94,6 +131,7 @@ def run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list], 
             if outcome is None:
                 continue
             kind, target = outcome
+            trace = decision.trace  # (``meta nftrace set 1`` may have started a trace)
             if trace is not None:
                 shown = "accept" if kind == "nat" else kind if target is None else f"{kind} {target.name}"
                 trace.append(f"{_trace_head(chain, pkt)} rule {rule.format()} (verdict {shown})")
@@ -119,9 +157,7 @@ def run_base_chain(base: Chain, pkt, decision: Decision, trace: Optional[list], 
         if jumped:
             continue
         # end of chain (or return): back to the caller, or the base chain's policy
-        if stack:
-            if trace is not None:
-                trace.append(f"{_trace_head(chain, pkt)} verdict continue")
+        if stack:  # (the kernel traces no event here: the next rule of the caller shows)
             chain, rules, order, pos = stack.pop()
             continue
         if trace is not None:
@@ -166,28 +202,54 @@ def _run_rule(rule: Rule, pkt, decision: Decision):
             trace = decision.trace
             if trace is not None:
                 trace.append(f"log {item.prefix or ''}{_describe(pkt)}")
-    return None
+        elif kind == STEP_TRACE:
+            pkt.nftrace = item.on
+            if item.on and decision.trace is None and decision.monitor is not None:
+                sink = decision.monitor.sink()
+                if sink is not None:  # the trace starts here: the headers first, as the kernel's
+                    sink.append(f"{_trace_head(rule.chain, pkt)} packet: {_describe(pkt)}")
+                    decision.trace = sink
+    return _MATCHED
 
 
 def _trace_head(chain: Chain, pkt) -> str:
-    return f"trace id {id(pkt) & 0xffffffff:08x} {chain.table.family} {chain.table.name} {chain.name}"
+    # one id per packet (the context object and the IP id: a context's memory is reused)
+    ident = (id(pkt) ^ getattr(pkt.ip, "ident", 0) * 2654435761) & 0xFFFFFFFF
+    return f"trace id {ident:08x} {chain.table.family} {chain.table.name} {chain.name}"
 
 
 def _describe(pkt) -> str:
+    """The packet as the kernel's trace shows it (without the link-layer fields and raw bytes)."""
     from .datatypes import format_ipv4
     from .expressions import _addr
-    from .symbols import PROTOCOL_NAMES
+    from .symbols import DSCP, ICMP_CODES, ICMP_TYPES, PROTOCOL_NAMES, invert
     parts = []
     if pkt.iifname:
         parts.append(f'iif "{pkt.iifname}"')
     if pkt.oifname:
         parts.append(f'oif "{pkt.oifname}"')
     ip = pkt.ip
-    proto = PROTOCOL_NAMES.get(pkt.proto, str(pkt.proto))
+    proto = pkt.proto
+    tos = getattr(ip, "tos", 0)
     parts.append(f"ip saddr {format_ipv4(_addr(ip.src))} ip daddr {format_ipv4(_addr(ip.dst))} "
-                 f"ip ttl {ip.ttl} ip protocol {proto} ip length {pkt.length}")
-    if pkt.proto in (6, 17):
-        parts.append(f"{proto} sport {pkt.sport} {proto} dport {pkt.dport}")
-    elif pkt.proto == 1:
-        parts.append(f"icmp type {pkt.icmp_type} icmp code {pkt.icmp_code}")
+                 f"ip dscp {invert(DSCP).get(tos >> 2, hex(tos >> 2))} ip ecn {_ECN[tos & 3]} ip ttl {ip.ttl} "
+                 f"ip id {getattr(ip, 'ident', 0)}")
+    if proto not in (1, 6, 17):
+        parts.append(f"ip protocol {PROTOCOL_NAMES.get(proto, proto)}")
+    parts.append(f"ip length {pkt.length}")
+    if proto in (6, 17):
+        name = PROTOCOL_NAMES[proto]
+        parts.append(f"{name} sport {pkt.sport} {name} dport {pkt.dport}")
+    elif proto == 1:
+        kind = pkt.icmp_type
+        parts.append(f"icmp type {invert(ICMP_TYPES).get(kind, kind)} "
+                     f"icmp code {invert(ICMP_CODES).get(pkt.icmp_code, pkt.icmp_code)}")
+        payload = getattr(ip, "payload", b"")
+        if kind in _ICMP_QUERIES and len(payload) >= 8:
+            parts.append(f"icmp id {int.from_bytes(payload[4:6], 'big')} "
+                         f"icmp sequence {int.from_bytes(payload[6:8], 'big')}")
     return " ".join(parts)
+
+
+_ECN = ("not-ect", "ect1", "ect0", "ce")
+_ICMP_QUERIES = frozenset((0, 8, 13, 14, 15, 16, 17, 18))  # the types with an id and a sequence

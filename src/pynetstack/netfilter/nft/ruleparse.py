@@ -10,7 +10,7 @@ from .cursor import Cursor
 from .errors import Location, NftError, unsupported
 from .expressions import FIELDS, Field, Match
 from .lexer import Token
-from .statements import Counter, Log, MarkSet, Verdict
+from .statements import Counter, Log, MarkSet, TraceSet, Verdict
 from .concat import concat_field, parse_concat_element
 from .dynamic import DscpSet
 from .stmtparse import NAT_HOOKS, parse_ct_count, parse_limit, parse_nat, parse_reject, parse_set_update, parse_vmap
@@ -36,7 +36,7 @@ KNOWN_UNSUPPORTED = {
     "frag", "dst", "mh", "ah", "esp", "comp", "udplite", "gre", "geneve", "vxlan", "ip6ext",
     "comment", "flow", "secmark", "objref", "iiftype", "oiftype", "skuid", "skgid",
     "nfproto", "priority", "length", "protocol", "cpu", "cgroup", "rtclassid", "ibrname", "obrname",
-    "time", "day", "hour", "sdif", "sdifname", "random", "nftrace", "iifgroup", "oifgroup",
+    "time", "day", "hour", "sdif", "sdifname", "random", "iifgroup", "oifgroup",
     "xt", "last",
 }
 class RuleContext:
@@ -128,6 +128,14 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
                 and cur.peek(2).kind == "word" and cur.peek(2).value == "set":
             cur.next(), cur.next(), cur.next()
             return MarkSet(int_value(cur, T.MARK), cur.span(tok))
+        if w == "meta" and cur.peek(1).kind == "word" and cur.peek(1).value == "nftrace" \
+                and cur.peek(2).kind == "word" and cur.peek(2).value == "set":
+            cur.next(), cur.next(), cur.next()
+            value = cur.peek()
+            if value.value not in ("0", "1"):
+                raise cur.unexpected("0 or 1")
+            cur.next()
+            return TraceSet(value.value == "1", cur.span(tok))
         cur.next()
         key = cur.peek()
         if key.kind != "word":

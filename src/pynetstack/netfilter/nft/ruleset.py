@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from .expressions import Match, compile_conjunction, compile_verdict_map
-from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, Verdict, VerdictMap
+from .statements import Counter, Limit, Log, MarkSet, Nat, Reject, TraceSet, Verdict, VerdictMap
 from .symbols import priority_name
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # step kinds of a compiled rule
 STEP_MATCH, STEP_LIMIT, STEP_COUNTER, STEP_LOG, STEP_MARK, STEP_VERDICT, STEP_NAT, STEP_REJECT, STEP_VMAP, \
-    STEP_STMT = range(10)
+    STEP_STMT, STEP_TRACE = range(11)
 
 
 class Rule:
@@ -66,6 +66,8 @@ class Rule:
                 steps.append((STEP_LOG, None, item))
             elif isinstance(item, MarkSet):
                 steps.append((STEP_MARK, None, item))
+            elif isinstance(item, TraceSet):
+                steps.append((STEP_TRACE, None, item))
             elif isinstance(item, Verdict):
                 target = self.chain.table.chains.get(item.target) if item.target else None
                 steps.append((STEP_VERDICT, target, item))

@@ -48,6 +48,19 @@ class MarkSet:
         return f"meta mark set 0x{self.value:08x}"
 
 
+class TraceSet:
+    """``meta nftrace set 1``: from here on the packet is traced for ``nft monitor trace``."""
+
+    __slots__ = ("on", "loc")
+
+    def __init__(self, on: bool, loc: Optional[Location] = None):
+        self.on = on
+        self.loc = loc
+
+    def format(self) -> str:
+        return f"meta nftrace set {int(self.on)}"
+
+
 class Limit:
     """A packet token bucket like the kernel's nft_limit: ``burst`` packets deep (5 when not
     given), refilled at ``rate`` per ``unit`` seconds.  Time comes from ``pkt.now`` (seconds)."""
