@@ -100,6 +100,8 @@ def test_a_lost_query_is_retried_after_the_timeout(lab):
 
 
 def test_unreachable_servers_end_in_servfail(lab):
+    for address in ZONES:  # the servers' MAC stays known: queries leave and are lost, no ICMP comes back
+        lab.up.neighbours.static[ip_to_int(address)] = lab.down.mac
     lab.down.device.loss = 1.0
     lab.ask("www.example.test.")
     took, reply = lab.answer(within=60)
@@ -107,6 +109,18 @@ def test_unreachable_servers_end_in_servfail(lab):
     assert reply.rcode == w.SERVFAIL and took == pytest.approx(1.5 + (1.5 + 3 + 6 + 12), abs=0.05)
     assert lab.resolver.next_deadline() is None
     assert not lab.recursive.udp.endpoints.keys() - {(0, 53)}  # every query port released
+
+
+def test_servers_whose_next_hop_never_answers_arp_fail_sooner(lab):
+    # ARP for the servers goes unanswered: after three requests (3 s) each waiting query's source,
+    # the resolver itself, hears ICMP host unreachable, as from Linux, and moves on at once
+    lab.down.device.loss = 1.0
+    lab.ask("www.example.test.")
+    took, reply = lab.answer(within=60)
+    assert reply.rcode == w.SERVFAIL and took < 1.5 + (1.5 + 3 + 6 + 12) - 1
+    assert lab.server.stack_io.counts["icmp-unreachable"] >= 2
+    assert lab.resolver.next_deadline() is None
+    assert not lab.recursive.udp.endpoints.keys() - {(0, 53)}
 
 
 def test_ttl_expiry_sends_the_resolver_back_upstream(lab):

@@ -47,7 +47,7 @@ def _wrap_ip(ip):
         return
 
     def ip_send(src, dst, protocol, payload, now, *args, **kw):
-        if _current is not None:
+        if _current is not None and protocol == 6:  # TCP segments only (not ICMP errors about them)
             _current.add(b">", src, dst, payload, now, kw.get("gso_size", 0))
         return send(src, dst, protocol, payload, now, *args, **kw)
     ip_send._segment_log = True
