@@ -1,10 +1,14 @@
 """The detection engine: a packet in, alerts out.
 
-Per packet: decode, find the flow and its direction, follow TCP into the stream, ask the
-prefilter which rules' fast patterns occur, then test those rules (and the rules without a
-content) in Suricata's order: pass, drop, reject, alert; flowbits setters before readers.
+Per packet, as Suricata runs its detection: decode, find the flow and its direction, follow TCP
+into the stream; then the IP-only rules (first packet of each flow direction only), the packet
+rules (those whose fast pattern the prefilter finds, and those without one), and the HTTP
+transaction rules, each set in the rules' evaluation order (ids/order.py), flowbits taking
+effect as rules match. The matches are then finalised in that order: a pass rule ends the list
+(and inspection of its flow), drop rules drop (inline), thresholds decide what is logged.
 Content on TCP flows whose handshake was seen is matched on the reassembled stream (once per
-rule and direction); otherwise, and past the stream depth, on the packet's payload."""
+rule and direction), falling back to the packet's payload when the packet's bytes did not go
+into the stream; otherwise, and past the stream depth, on the packet's payload."""
 
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from .addresses import contains
 from .content import match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
 from .http import HttpParser, looks_like_http
-from .packet import Packet, decode, header_buffer
+from .order import DEFAULT_ACTION_ORDER, evaluation_order, is_ip_only
+from .packet import Packet, decode, header_buffer, tcp_fast_open
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
 from .thresholds import Thresholds
 
-ACTION_ORDER = {"pass": 0, "drop": 1, "reject": 2, "rejectsrc": 2, "rejectdst": 2, "rejectboth": 2, "alert": 3}
 BLOCKING = ("drop", "reject", "rejectsrc", "rejectdst", "rejectboth")
 MAX_ALERTS_PER_PACKET = 15  # Suricata's packet-alert-max
 
@@ -44,18 +48,12 @@ class Alert:
         return f"<Alert {self.rule.gid}:{self.rule.sid} {self.rule.msg!r} {self.action}>"
 
 
-def _eval_key(rule: Rule):
-    sets = any(op in ("set", "unset", "toggle") for op, _ in rule.flowbits)
-    reads = any(op.startswith("is") for op, _ in rule.flowbits)
-    return (ACTION_ORDER[rule.action], 0 if sets and not reads else 1 if not reads else 2, rule.order)
-
-
 class _Group:
     """The rules that can match one IP protocol, with their prefilters."""
 
-    def __init__(self, rules: List[Rule]):
-        rules = sorted(rules, key=_eval_key)
-        self.rank = {id(r): i for i, r in enumerate(rules)}
+    def __init__(self, rules: List[Rule], rank: Dict[int, int]):
+        rules = sorted(rules, key=lambda r: rank[id(r)])
+        self.rank = rank
         self.always = [r for r in rules if r.fast is None]
         table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http.raw": {}}
         for r in rules:
@@ -75,7 +73,8 @@ class Detector:
     ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``)."""
 
     def __init__(self, ruleset: Optional[Ruleset] = None, inline: bool = False, stream_depth: int = 1 << 16,
-                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False):
+                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False,
+                 action_order=DEFAULT_ACTION_ORDER):
         # stream_depth: Suricata keeps 1 MiB; each new segment re-reads the held bytes, so the cost
         # of a flow grows with the square of this bound: 64 KiB by default here
         self.ruleset = ruleset if ruleset is not None else Ruleset()
@@ -83,11 +82,14 @@ class Detector:
         self.flows = FlowTable(max_flows, flow_timeout, stream_depth, midstream)
         self.thresholds = Thresholds()
         self.detectors = list(detectors)
-        rules = [r for r in self.ruleset.rules if r.app != "http"]
-        http_rules = [r for r in self.ruleset.rules if r.app == "http"]
-        self.http = _Group(http_rules) if http_rules else None
-        self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)]) for proto in (1, 6, 17)}
-        self.other = _Group([r for r in rules if r.proto is None])
+        ordered = evaluation_order(self.ruleset.rules, action_order)
+        rank = self.rank = {id(r): i for i, r in enumerate(ordered)}
+        self.ip_only = [r for r in ordered if is_ip_only(r)]
+        rules = [r for r in ordered if r.app != "http" and not is_ip_only(r)]
+        http_rules = [r for r in ordered if r.app == "http"]
+        self.http = _Group(http_rules, rank) if http_rules else None
+        self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)], rank) for proto in (1, 6, 17)}
+        self.other = _Group([r for r in rules if r.proto is None], rank)
         self.packets = 0
         self.alerts = 0
         self.blocked = 0
@@ -120,9 +122,18 @@ class Detector:
         flow.bytes[d] += p.length
         if d:
             flow.seen_reply = True
+        # flow:established reads the state the flow was in before this packet (the handshake's
+        # last ACK is not established), except for an ACK that completes it carrying data
+        est = flow.established
         stream = None
+        syn_data_outside = False  # a SYN's data that did not go into the stream
         if p.proto == 6:
-            stream = self.flows.track_tcp(flow, d, p.flags, p.seq, p.payload)
+            before = flow.tcp_state
+            fast_open = bool(p.flags & 0x02 and p.payload) and tcp_fast_open(p)
+            stream = self.flows.track_tcp(flow, d, p.flags, p.seq, p.payload, fast_open)
+            if not est and before == TCP_SYNACK and flow.established and p.payload:
+                est = True
+            syn_data_outside = bool(p.flags & 0x02 and p.payload) and stream is None
         alerts: List[Alert] = []
         for detector in self.detectors:
             found = detector.observe(p, flow, d, now)
@@ -134,17 +145,36 @@ class Detector:
             return self._count(alerts)
         if flow.passed:
             return self._count(alerts)
-        if stream is not None and self.http is not None and flow.http is not False:
-            alerts.extend(self._http(p, flow, d, stream, now))
+        matches: List[tuple] = []  # (rank, rule, app record): finalised in rank order
+        if self.ip_only and flow.pkts[d] == 1:
+            self._ip_only(p, flow, d, matches)
         group = self.groups.get(p.proto, self.other)
-        if not group.count:
-            return self._count(alerts)
+        if group.count:
+            self._packet_rules(group, p, flow, d, stream, est, syn_data_outside, matches)
+        if stream is not None and self.http is not None and flow.http is not False:
+            self._http(p, flow, d, stream, est, matches)
+        if matches:
+            self._finalise(matches, p, flow, d, now, alerts)
+        return self._count(alerts)
+
+    def _ip_only(self, p: Packet, flow, d: int, matches: List[tuple]) -> None:
+        """The IP-only rules, on the first packet of each direction of a flow."""
+        rank = self.rank
+        for rule in self.ip_only:
+            if rule.proto is not None and rule.proto != p.proto or not self._header(rule, p, flow, d, False):
+                continue
+            if rule.flowbits and not self._flowbits(rule, flow):
+                continue
+            matches.append((rank[id(rule)], rule, None))
+
+    def _packet_rules(self, group: _Group, p: Packet, flow, d: int, stream, est: bool, syn_data_outside: bool,
+                      matches: List[tuple]) -> None:
         payload = p.payload
         lower = payload.lower() if payload else b""
         st = flow.streams[d]
         # a tracked stream (data that came with the SYN included) is inspected as a stream, once
         on_stream = st is not None and not (st.full and stream is None) and flow.tcp_state in (
-            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED)
+            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED) and not syn_data_outside
         sbuf = slower = None
         candidates = set(group.always)
         if on_stream:
@@ -163,11 +193,10 @@ class Detector:
         if p.dns_query is not None and len(group.dns):
             candidates.update(group.dns.candidates(b"." + p.dns_query.lower()))
         if not candidates:
-            return self._count(alerts)
+            return
         rank = group.rank
-        blocked = False
         for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-            if not self._header(rule, p, flow, d):
+            if not self._header(rule, p, flow, d, est):
                 continue
             if rule.items:
                 if on_stream and rule.stream_ok:
@@ -185,21 +214,32 @@ class Detector:
                 continue
             if rule.flowbits and not self._flowbits(rule, flow):
                 continue
+            matches.append((rank[id(rule)], rule, None))
+
+    def _finalise(self, matches: List[tuple], p: Packet, flow, d: int, now: float, alerts: List[Alert]) -> None:
+        """Apply the matched rules in evaluation order, as Suricata finalises a packet's alert
+        queue: a pass rule ends it (the rules after it do not alert), a drop rule drops
+        (inline), thresholds decide which alerts are logged, at most MAX_ALERTS_PER_PACKET."""
+        matches.sort(key=lambda m: m[0])
+        blocked = False
+        logged = 0
+        for _, rule, app in matches:
+            if not self.thresholds.allow(rule, p.src, p.dst, now):
+                continue
             if rule.action == "pass":
-                flow.passed = True
+                if not flow.dropped:
+                    flow.passed = True
                 break
             block = self.inline and rule.action in BLOCKING
             if block:  # a drop rule drops even when it does not alert
                 blocked = flow.dropped = True
-            if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
+            if rule.noalert or logged >= MAX_ALERTS_PER_PACKET:
                 continue
-            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed"))
-            if len(alerts) >= MAX_ALERTS_PER_PACKET:
-                break
-        if blocked or self.verdict_drop:
+            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=app))
+            logged += 1
+        if blocked:
             self.blocked += 1
             self.verdict_drop = True
-        return self._count(alerts)
 
     def _count(self, alerts: List[Alert]) -> List[Alert]:
         if alerts:
@@ -213,7 +253,7 @@ class Detector:
         return alerts
 
     @staticmethod
-    def _header(rule: Rule, p: Packet, flow, d: int) -> bool:
+    def _header(rule: Rule, p: Packet, flow, d: int, est: bool) -> bool:
         if rule.app == "dns" and p.dns_query is None:
             return False
         ok = (contains(rule.src, p.src) and contains(rule.dst, p.dst) and contains(rule.sport, p.sport)
@@ -227,34 +267,35 @@ class Detector:
         if fl:
             if fl.get("to_server") and d != 0 or fl.get("to_client") and d != 1:
                 return False
-            if fl.get("established") and not flow.established:
+            if fl.get("established") and not est:
                 return False
-            if fl.get("not_established") and flow.established:
+            if fl.get("not_established") and est:
                 return False
         for check in rule.checks:
             if not check(p):
                 return False
         return True
 
-    def _http(self, p: Packet, flow, d: int, stream, now: float) -> List[Alert]:
+    def _http(self, p: Packet, flow, d: int, stream, est: bool, matches: List[tuple]) -> None:
         """Feed the flow's HTTP parser the new stream bytes; judge the HTTP rules on every
         request or response it completes."""
         if flow.http is None:
             client = flow.streams[0]
             if client is None or len(client.data) < 16 and b"\n" not in client.data:
-                return []
+                return
             if not looks_like_http(bytes(client.data)):
                 flow.http = False
-                return []
+                return
             flow.http = HttpParser()
             if d == 1:  # the request came first: read it now
-                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, now)
+                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, est, matches)
         data = bytes(stream.data)
-        return self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, now, data)
+        self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, est, matches, data)
 
-    def _http_events(self, events, p: Packet, flow, d: int, now: float, data: bytes = b"") -> List[Alert]:
+    def _http_events(self, events, p: Packet, flow, d: int, est: bool, matches: List[tuple],
+                     data: bytes = b"") -> None:
         group = self.http
-        out: List[Alert] = []
+        rank = group.rank
         for kind, tx in events:
             side = 0 if kind == "request" else 1
             candidates = set(group.always)
@@ -267,9 +308,9 @@ class Detector:
                 message = tx.response if side else tx.request
                 raw = message.line + b"\r\n" + message.raw_headers + b"\r\n" + message.body
                 candidates.update(group.http_raw.candidates(raw.lower()))
-            rank = group.rank
+            app = None
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d):
+                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d, est):
                     continue
                 if rule.items and not (data and match_items(rule.items, data, data.lower())):
                     continue
@@ -284,16 +325,9 @@ class Detector:
                         break
                 if not ok or (rule.flowbits and not self._flowbits(rule, flow)):
                     continue
-                if rule.action == "pass":
-                    flow.passed = True
-                    break
-                block = self.inline and rule.action in BLOCKING
-                if block:
-                    flow.dropped = self.verdict_drop = True
-                if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
-                    continue
-                out.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=tx.eve()))
-        return out
+                if app is None:
+                    app = tx.eve()
+                matches.append((rank[id(rule)], rule, app))
 
     @staticmethod
     def _buffers(rule: Rule, p: Packet) -> bool:

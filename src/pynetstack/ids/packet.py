@@ -100,3 +100,24 @@ def header_buffer(p: Packet, name: str) -> Optional[bytes]:
     if name == "icmpv4.hdr" and p.proto == 1:
         return bytes(ip.payload[:8])
     return None
+
+
+def tcp_fast_open(p: Packet) -> bool:
+    """The TCP header carries the Fast Open option (kind 34, RFC 7413; or the experimental
+    kind 254 with magic 0xF989 that came before it)."""
+    opts = p.ip.payload[20:p.tcp_hlen]
+    i, n = 0, len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n or opts[i + 1] < 2:
+            break
+        size = opts[i + 1]
+        if kind == 34 or kind == 254 and size >= 4 and opts[i + 2] == 0xF9 and opts[i + 3] == 0x89:
+            return True
+        i += size
+    return False
