@@ -1,0 +1,146 @@
+"""Suricata's evaluation semantics: rule order, IP-only rules, flow:established per packet, split
+handshakes and TCP Fast Open."""
+
+from __future__ import annotations
+
+import pytest
+
+from pynetstack.ids import Detector, load_rules
+from pynetstack.ids.order import OrderError, evaluation_order, is_ip_only
+from tests.ids.packets import ACK, PSH, RST, SYN, handshake, tcp, udp
+
+C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+
+
+def detector(text: str, **kwargs) -> Detector:
+    ruleset = load_rules(text, "t.rules", strict=True)
+    assert not ruleset.skipped
+    return Detector(ruleset, **kwargs)
+
+
+def sids(alerts):
+    return [a.rule.sid for a in alerts]  # in the order the engine logs them
+
+
+def c2s(flags=ACK, seq=0, ack=0, data=b"", options=b""):
+    return tcp(C[0], C[1], S[0], S[1], flags, seq, ack, data, options)
+
+
+def s2c(flags=ACK, seq=0, ack=0, data=b""):
+    return tcp(S[0], S[1], C[0], C[1], flags, seq, ack, data)
+
+
+def test_evaluation_order_action_flowbits_priority_sid():
+    rules = load_rules("\n".join([
+        'alert ip any any -> any any (content:"a"; sid:1;)',
+        'alert ip any any -> any any (content:"a"; flowbits:isset,x; sid:2;)',
+        'alert ip any any -> any any (content:"a"; flowbits:isnotset,x; flowbits:set,x; sid:3;)',
+        'alert ip any any -> any any (content:"a"; flowbits:unset,x; sid:4;)',
+        'alert ip any any -> any any (content:"a"; priority:1; sid:5;)',
+        'drop ip any any -> any any (content:"a"; sid:6;)',
+        'pass ip any any -> any any (content:"a"; sid:7;)',
+        'reject ip any any -> any any (content:"a"; sid:8;)',
+        'alert ip any any -> any any (content:"a"; flowbits:toggle,x; sid:9;)',
+    ]), strict=True).rules
+    assert [r.sid for r in evaluation_order(rules)] == [7, 6, 8, 4, 3, 2, 5, 1, 9]
+    assert [r.sid for r in evaluation_order(rules, ["drop", "pass", "alert", "reject"])][:3] == [6, 7, 4]
+    with pytest.raises(OrderError, match="action-order"):
+        evaluation_order(rules, ["drop", "pass", "alert"])
+
+
+def test_alerts_of_a_packet_come_in_evaluation_order():
+    rules = ('alert udp any any -> any any (content:"a"; sid:9;)\n'
+             'alert udp any any -> any any (content:"a"; sid:3;)\n'
+             'alert udp any any -> any any (content:"a"; classtype:trojan-activity; sid:7;)\n')  # priority 1
+    assert sids(detector(rules).inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"a"), 0)) == [7, 3, 9]
+
+
+def test_flowbits_set_unset_and_read_on_one_packet():
+    # as suricata-verify's detect-flowbits: setters first, then set+read, then readers
+    rules = "\n".join([
+        'alert udp any any -> any any (flowbits:set,fb1; sid:1;)',
+        'alert udp any any -> any any (flowbits:set,fb2; sid:2;)',
+        'alert udp any any -> any any (flowbits:isset,fb1|fb5; sid:5;)',
+        'alert udp any any -> any any (flowbits:isnotset,fb1|fb2; sid:6;)',
+        'alert udp any any -> any any (flowbits:unset,fb1; sid:7;)',
+        'alert udp any any -> any any (flowbits:noalert; flowbits:isnotset,fb1; flowbits:set,fb1; content:"GET"; sid:8;)',
+        'alert udp any any -> any any (flowbits:isset,fb1; sid:9;)',
+    ])
+    got = sids(detector(rules).inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"GET /"), 0))
+    assert sorted(got) == [1, 2, 5, 7, 9]
+
+
+def test_ip_only_rules_fire_on_the_first_packet_of_each_direction():
+    rules = ('alert ip any any -> any any (sid:1;)\n'
+             'alert tcp 10.0.0.1 any -> !10.0.0.1 any (sid:2;)\n'       # negated: a packet rule
+             'alert tcp any any -> any any (flowbits:set,seen; sid:3;)\n'
+             'alert tcp any any -> any any (flowbits:isset,seen; sid:4;)\n')
+    ruleset = load_rules(rules, strict=True)
+    assert [is_ip_only(r) for r in ruleset.rules] == [True, False, True, False]
+    d = detector(rules)
+    got = [sids(d.inspect_bytes(p, 0)) for p in (c2s(SYN, 1), s2c(SYN | ACK, 9, 2), c2s(ACK, 2, 10),
+                                                  c2s(ACK, 2, 10, b"x"))]
+    # the IP-only rules on the first packet each way; the flowbit they set is read right away;
+    # alerts in evaluation order (flowbits setters, readers, then the others by sid)
+    assert got == [[3, 4, 1, 2], [3, 4, 1], [4, 2], [4, 2]]
+
+
+def test_pass_ends_the_packet_in_evaluation_order():
+    rules = ('pass ip any any -> any any (sid:1004;)\n'
+             'drop udp any any -> 8.8.8.8 any (sid:10002;)\n')
+    assert sids(detector(rules, inline=True).inspect_bytes(udp("1.1.1.1", 5, "8.8.8.8", 53), 0)) == []
+    d = detector(rules, inline=True, action_order=("drop", "pass", "reject", "alert"))
+    a = d.inspect_bytes(udp("1.1.1.1", 5, "8.8.8.8", 53), 0)
+    assert sids(a) == [10002] and a[0].action == "blocked" and d.verdict_drop
+    assert d.inspect_bytes(udp("1.1.1.1", 5, "8.8.8.8", 53), 1) == [] and d.verdict_drop  # the flow is dropped
+
+
+def test_established_is_the_state_before_the_packet():
+    rules = 'alert tcp any any -> any any (flow:established,to_server; sid:1;)'
+    d = detector(rules)
+    assert sids(d.inspect_bytes(c2s(SYN, 1), 0)) == []
+    assert sids(d.inspect_bytes(s2c(SYN | ACK, 9, 2), 0)) == []
+    assert sids(d.inspect_bytes(c2s(ACK, 2, 10), 0)) == []  # the handshake's last ACK
+    assert sids(d.inspect_bytes(c2s(ACK, 2, 10), 0)) == [1]
+    assert sids(d.inspect_bytes(s2c(RST, 10), 0)) == []
+    assert sids(d.inspect_bytes(c2s(ACK, 2, 10), 0)) == [1]  # a reset does not undo it
+    d = detector(rules)
+    d.inspect_bytes(c2s(SYN, 1), 0)
+    d.inspect_bytes(s2c(SYN | ACK, 9, 2), 0)
+    assert sids(d.inspect_bytes(c2s(ACK | PSH, 2, 10, b"data"), 0)) == [1]  # ... unless it carries data
+
+
+@pytest.mark.parametrize("five_way", [False, True])
+def test_split_handshake_reaches_the_stream(five_way):
+    rules = ('alert tcp any any -> any any (content:"EVIL"; sid:1;)\n'
+             'alert tcp-stream any any -> any any (content:"EVIL"; sid:2;)\n'
+             'alert tcp-pkt any any -> any any (content:"EVIL"; sid:3;)\n'
+             'alert tcp any any -> any any (flow:established,to_server; content:"EVIL"; sid:4;)\n')
+    d = detector(rules)
+    packets = [c2s(SYN, 1000)] + ([s2c(ACK, 0, 1001)] if five_way else []) + [
+        s2c(SYN, 3000), c2s(SYN | ACK, 1000, 3001), s2c(ACK, 3001, 1001), c2s(ACK, 1001, 3001, b"EVIL"),
+        s2c(ACK, 3001, 1005)]
+    got = [a for p in packets for a in d.inspect_bytes(p, 0)]
+    assert sorted(sids(got)) == [1, 2, 3, 4]
+    assert {a.direction for a in got} == {0}
+
+
+def test_fast_open_syn_data_is_stream_data_only_with_the_option():
+    rules = ('alert tcp any any -> any any (flags:S; content:"GET"; sid:11;)\n'
+             'alert tcp-stream any any -> any any (content:"GET"; sid:5;)\n')
+    tfo = b"\x22\x0a" + b"\xb3\x82\x53\xcf\xa6\x86\x6b\x39"  # kind 34, an 8-byte cookie
+    d = detector(rules)
+    assert sorted(sids(d.inspect_bytes(c2s(SYN, 100, 0, b"GET / HTTP/1.1\r\n", tfo), 0))) == [5, 11]
+    flow = next(iter(d.flows.flows.values()))
+    assert bytes(flow.streams[0].data) == b"GET / HTTP/1.1\r\n"
+    # without the option the SYN's data is inspected as the packet's, and left out of the stream
+    d = detector(rules)
+    assert sids(d.inspect_bytes(c2s(SYN, 100, 0, b"GET / HTTP/1.1\r\n"), 0)) == [11]
+    flow = next(iter(d.flows.flows.values()))
+    assert bytes(flow.streams[0].data) == b""
+
+
+def test_handshake_helper_still_establishes():
+    d = detector('alert tcp any any -> any any (flow:established; content:"x"; sid:1;)')
+    cseq, _ = handshake(d)
+    assert sids(d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK, cseq, data=b"x"), 0)) == [1]
