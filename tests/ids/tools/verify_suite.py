@@ -5,7 +5,8 @@
 A test is in scope when it has rules and a pcap, needs no command-line arguments besides '-k none',
 every rule loads (no unsupported keyword), and at least one of its checks is an EVE filter on
 alert events. Those filters are compared: the count of our alert records that carry every
-key/value the filter matches. Checks on other event types (http, flow, stats) are not ours to
+key/value the filter matches. The test's suricata.yaml is read for its rule variables and
+action-order (other settings are not). Checks on other event types (http, flow, stats) are not ours to
 pass and are left out; a filter key we do not write makes the test out of scope.
 Needs PyYAML (the system python3 has it) and git."""
 
@@ -102,6 +103,26 @@ class Writer:
         self.events.extend(alert_event(a) for a in alerts)
 
 
+def test_config(repo: str, base: str, files) -> tuple:
+    """What the test's own suricata.yaml changes that this engine understands: the rule
+    variables (vars: address-groups, port-groups) and the action-order, as Detector options."""
+    from pynetstack.ids.addresses import DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS
+
+    avars, pvars, options = dict(DEFAULT_ADDRESS_VARS), dict(DEFAULT_PORT_VARS), {}
+    if "suricata.yaml" not in files:
+        return (avars, pvars), options
+    try:
+        conf = yaml.safe_load(git(repo, "show", f"HEAD:{base}/suricata.yaml")) or {}
+    except yaml.YAMLError:
+        return (avars, pvars), options
+    groups = conf.get("vars") or {}
+    avars.update({k: str(v) for k, v in (groups.get("address-groups") or {}).items()})
+    pvars.update({k: str(v) for k, v in (groups.get("port-groups") or {}).items()})
+    if conf.get("action-order"):
+        options["action_order"] = tuple(conf["action-order"])
+    return (avars, pvars), options
+
+
 def main(repo: str, listing: bool = False) -> int:
     names = sorted({path.split("/")[1] for path in git(repo, "ls-tree", "-r", "--name-only", "HEAD", "tests")
                     .decode().splitlines()})
@@ -142,7 +163,9 @@ def main(repo: str, listing: bool = False) -> int:
                 continue
             pcap_path = f"{base}/{pcaps[0]}"
         rules_text = git(repo, "show", f"HEAD:{base}/test.rules").decode("utf-8", "replace")
-        ruleset = load_rules(rules_text, f"{name}/test.rules")
+        variables, conf_options = test_config(repo, base, files)
+        options.update(conf_options)
+        ruleset = load_rules(rules_text, f"{name}/test.rules", variables=variables)
         if ruleset.skipped or ruleset.failed or not ruleset.loaded:
             key = "unsupported keyword" if ruleset.skipped else "rule failed to load" if ruleset.failed else "no rule"
             reasons[key] = reasons.get(key, 0) + 1
