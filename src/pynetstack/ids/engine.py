@@ -19,7 +19,7 @@ from ..wire.ipv4 import IPv4
 from .addresses import contains
 from .content import match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
-from .http import HttpParser, looks_like_http
+from .http import LINE_BUFFERS, HttpParser, looks_like_http
 from .order import DEFAULT_ACTION_ORDER, evaluation_order, is_ip_only
 from .packet import Packet, decode, header_buffer, tcp_fast_open
 from .prefilter import Prefilter
@@ -297,7 +297,8 @@ class Detector:
         group = self.http
         rank = group.rank
         for kind, tx in events:
-            side = 0 if kind == "request" else 1
+            side = 1 if kind == "response" else 0
+            line_only = kind == "request_line"  # the request line alone: rules on its buffers
             candidates = set(group.always)
             for name, prefilter in group.http.items():
                 base, _, transform = name.partition("+")
@@ -311,6 +312,11 @@ class Detector:
             app = None
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
                 if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d, est):
+                    continue
+                if line_only and (rule.items or not rule.buffers or
+                                  any(name.split("+")[0] not in LINE_BUFFERS for name in rule.buffers)):
+                    continue
+                if not side and id(rule) in tx.alerted:
                     continue
                 if rule.items and not (data and match_items(rule.items, data, data.lower())):
                     continue
@@ -327,6 +333,8 @@ class Detector:
                     continue
                 if app is None:
                     app = tx.eve()
+                if line_only:
+                    tx.alerted.add(id(rule))
                 matches.append((rank[id(rule)], rule, app))
 
     @staticmethod

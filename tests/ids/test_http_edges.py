@@ -1,0 +1,54 @@
+"""HTTP/1.x edge cases, as libhtp (Suricata's HTTP parser) reads them."""
+
+from __future__ import annotations
+
+from pynetstack.ids import Detector, load_rules
+from pynetstack.ids.http import HttpParser
+from tests.ids.packets import ACK, FIN, PSH, handshake, tcp
+
+C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+
+
+def detector(text: str, **kwargs) -> Detector:
+    ruleset = load_rules(text, "t.rules", strict=True)
+    assert not ruleset.skipped
+    return Detector(ruleset, **kwargs)
+
+
+def sids(alerts):
+    return sorted(a.rule.sid for a in alerts)
+
+
+def test_request_line_rules_match_before_the_headers_end():
+    rules = ('alert http any any -> any any (http_request_line; bsize:10<>100; sid:1;)\n'
+             'alert http any any -> any any (http.method; content:"GET"; sid:2;)\n'
+             'alert http any any -> any any (http.header; content:"Host"; sid:3;)\n')
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    a = d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, b"GET /index.html HTTP/1.0\r\nHost: x\r\n"), 0)
+    assert sids(a) == [1, 2]  # the line is complete; the headers are not
+    cseq += 35
+    a = d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, b"\r\n"), 0)
+    assert sids(a) == [3]  # the headers end: the header rule, and the line rules not twice
+
+
+def test_headers_cut_by_the_close_are_inspected():
+    rules = 'alert http any any -> any any (flow:established,from_server; content:"ng1nx"; http_header; sid:1;)'
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0)
+    response = b"HTTP/1.0 200 OK\r\nServer:ng1nx\r\n"
+    assert d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | PSH, sseq, cseq + 27, response), 0) == []
+    a = d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | FIN, sseq + len(response), cseq + 27), 0)
+    assert sids(a) == [1]
+
+
+def test_bare_line_feeds_between_messages_are_skipped():
+    parser = HttpParser()
+    requests = b"GET /1 HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"
+    assert [k for k, _ in parser.feed(0, requests)] == ["request", "request"]
+    responses = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nHello\n"
+    got = parser.feed(1, responses)
+    responses += b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nPeople"
+    got += parser.feed(1, responses)
+    assert [tx.response.body for _, tx in got] == [b"Hello", b"People"] and not parser.broken
