@@ -144,3 +144,34 @@ def test_handshake_helper_still_establishes():
     d = detector('alert tcp any any -> any any (flow:established; content:"x"; sid:1;)')
     cseq, _ = handshake(d)
     assert sids(d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 80, ACK, cseq, data=b"x"), 0)) == [1]
+
+
+def _http_flow(d, request=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"):
+    """Handshake, a request, the server's ACK of it, a FIN from the client: the alerts of each."""
+    out = [d.inspect_bytes(p, 0) for p in (c2s(SYN, 1), s2c(SYN | ACK, 9, 2), c2s(ACK, 2, 10),
+                                           c2s(ACK | PSH, 2, 10, request), s2c(ACK, 10, 2 + len(request)),
+                                           c2s(ACK | 0x01, 2 + len(request), 10))]
+    return [sids(a) for a in out]
+
+
+def test_app_protocol_rules_without_buffers_are_packet_rules_once_the_protocol_is_known():
+    # IDS mode: Suricata's app layer reads the request when the server has acknowledged it
+    rules = 'alert http any any -> any any (flow:to_server; sid:4;)'
+    assert _http_flow(detector(rules)) == [[], [], [], [], [], [4]]
+    # inline the stream is read as it comes: the request's own packet
+    assert _http_flow(detector(rules, inline=True)) == [[], [], [], [4], [], [4]]
+    empty = 'alert http any any -> any any (dsize:0; sid:1;)'
+    assert _http_flow(detector(empty)) == [[], [], [], [], [1], [1]]
+
+
+def test_drop_rules_drop_the_flow_or_the_packet_by_their_kind():
+    # an app-layer drop rule takes the flow (no more alerts), in IDS mode too
+    assert _http_flow(detector('drop http any any -> any any (sid:1;)')) == [[], [], [], [], [1], []]
+    # a drop on a packet property drops that packet only
+    assert _http_flow(detector('drop http any any -> any any (dsize:0; sid:1;)', inline=True)) == [
+        [], [], [], [], [1], [1]]
+    # a stream match takes the flow
+    d = detector('drop tcp any any -> any any (content:"GET"; sid:2;)\nalert tcp any any -> any any (flow:to_server; sid:3;)',
+                 inline=True)
+    got = _http_flow(d)
+    assert got[3] == [2, 3] and got[4:] == [[], []] and d.verdict_drop

@@ -20,7 +20,7 @@ from .addresses import contains
 from .content import match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
 from .http import LINE_BUFFERS, HttpParser, looks_like_http
-from .order import DEFAULT_ACTION_ORDER, evaluation_order, is_ip_only
+from .order import DEFAULT_ACTION_ORDER, acts_on_flow, evaluation_order, is_app_packet_rule, is_ip_only
 from .packet import Packet, decode, header_buffer, tcp_fast_open
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
@@ -85,8 +85,8 @@ class Detector:
         ordered = evaluation_order(self.ruleset.rules, action_order)
         rank = self.rank = {id(r): i for i, r in enumerate(ordered)}
         self.ip_only = [r for r in ordered if is_ip_only(r)]
-        rules = [r for r in ordered if r.app != "http" and not is_ip_only(r)]
-        http_rules = [r for r in ordered if r.app == "http"]
+        rules = [r for r in ordered if (r.app != "http" or is_app_packet_rule(r)) and not is_ip_only(r)]
+        http_rules = [r for r in ordered if r.app == "http" and not is_app_packet_rule(r)]
         self.http = _Group(http_rules, rank) if http_rules else None
         self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)], rank) for proto in (1, 6, 17)}
         self.other = _Group([r for r in rules if r.proto is None], rank)
@@ -134,14 +134,17 @@ class Detector:
             if not est and before == TCP_SYNACK and flow.established and p.payload:
                 est = True
             syn_data_outside = bool(p.flags & 0x02 and p.payload) and stream is None
+            if flow.app_proto is None and flow.ever_established:
+                self._detect_app(p, flow, d)
         alerts: List[Alert] = []
         for detector in self.detectors:
             found = detector.observe(p, flow, d, now)
             if found:
                 alerts.extend(found)
-        if flow.dropped:  # inline: a drop rule matched earlier in this flow (Suricata drops the flow)
-            self.verdict_drop = True
-            self.blocked += 1
+        if flow.dropped:  # a drop rule dropped the flow: the rest is not inspected (inline: dropped)
+            if self.inline:
+                self.verdict_drop = True
+                self.blocked += 1
             return self._count(alerts)
         if flow.passed:
             return self._count(alerts)
@@ -157,6 +160,20 @@ class Detector:
             self._finalise(matches, p, flow, d, now, alerts)
         return self._count(alerts)
 
+    def _detect_app(self, p: Packet, flow, d: int) -> None:
+        """When Suricata knows the flow speaks HTTP: its app layer reads the client's bytes once
+        the server has acknowledged them (in IDS mode; inline, as they come)."""
+        client = flow.streams[0]
+        if client is None or not client.data:
+            return
+        if self.inline:
+            ready = d == 0
+        else:
+            base = (client.next_seq - len(client.data)) & 0xFFFFFFFF
+            ready = d == 1 and bool(p.flags & 0x10) and 0 < ((p.ack - base) & 0xFFFFFFFF) < 0x80000000
+        if ready and looks_like_http(bytes(client.data[:16])):
+            flow.app_proto = "http"
+
     def _ip_only(self, p: Packet, flow, d: int, matches: List[tuple]) -> None:
         """The IP-only rules, on the first packet of each direction of a flow."""
         rank = self.rank
@@ -165,7 +182,7 @@ class Detector:
                 continue
             if rule.flowbits and not self._flowbits(rule, flow):
                 continue
-            matches.append((rank[id(rule)], rule, None))
+            matches.append((rank[id(rule)], rule, None, True))
 
     def _packet_rules(self, group: _Group, p: Packet, flow, d: int, stream, est: bool, syn_data_outside: bool,
                       matches: List[tuple]) -> None:
@@ -196,8 +213,9 @@ class Detector:
             return
         rank = group.rank
         for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-            if not self._header(rule, p, flow, d, est):
+            if rule.app == "http" and flow.app_proto != "http" or not self._header(rule, p, flow, d, est):
                 continue
+            streamed = False
             if rule.items:
                 if on_stream and rule.stream_ok:
                     if sbuf is None or (rule.order, d) in flow.stream_matched:
@@ -206,6 +224,7 @@ class Detector:
                         continue
                     flow.stream_matched.add((rule.order, d))
                     stream.rules.discard(rule)
+                    streamed = True
                 elif not (rule.packet_ok and payload and match_items(rule.items, payload, lower)):
                     continue
             elif (rule.flow.get("only_stream") and not on_stream) or (rule.flow.get("no_stream") and on_stream):
@@ -214,25 +233,29 @@ class Detector:
                 continue
             if rule.flowbits and not self._flowbits(rule, flow):
                 continue
-            matches.append((rank[id(rule)], rule, None))
+            matches.append((rank[id(rule)], rule, None, acts_on_flow(rule, streamed)))
 
     def _finalise(self, matches: List[tuple], p: Packet, flow, d: int, now: float, alerts: List[Alert]) -> None:
         """Apply the matched rules in evaluation order, as Suricata finalises a packet's alert
         queue: a pass rule ends it (the rules after it do not alert), a drop rule drops
-        (inline), thresholds decide which alerts are logged, at most MAX_ALERTS_PER_PACKET."""
+        (inline), thresholds decide which alerts are logged, at most MAX_ALERTS_PER_PACKET.
+        A pass or drop takes the rest of the flow with it when the rule is of a kind that acts
+        on flows (order.acts_on_flow)."""
         matches.sort(key=lambda m: m[0])
         blocked = False
         logged = 0
-        for _, rule, app in matches:
+        for _, rule, app, to_flow in matches:
             if not self.thresholds.allow(rule, p.src, p.dst, now):
                 continue
             if rule.action == "pass":
-                if not flow.dropped:
+                if to_flow and not flow.dropped:
                     flow.passed = True
                 break
+            if rule.action in BLOCKING and to_flow and not flow.passed:
+                flow.dropped = True  # as Suricata, in IDS mode too: the flow is no longer inspected
             block = self.inline and rule.action in BLOCKING
             if block:  # a drop rule drops even when it does not alert
-                blocked = flow.dropped = True
+                blocked = True
             if rule.noalert or logged >= MAX_ALERTS_PER_PACKET:
                 continue
             alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=app))
@@ -335,7 +358,7 @@ class Detector:
                     app = tx.eve()
                 if line_only:
                     tx.alerted.add(id(rule))
-                matches.append((rank[id(rule)], rule, app))
+                matches.append((rank[id(rule)], rule, app, True))
 
     @staticmethod
     def _buffers(rule: Rule, p: Packet) -> bool:

@@ -72,7 +72,7 @@ class Stream:
 class Flow:
     __slots__ = ("key", "flow_id", "client", "proto", "start", "last", "tcp_state", "seen_reply", "bits",
                  "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts", "http",
-                 "ever_established", "synack_dir")
+                 "ever_established", "synack_dir", "app_proto")
 
     def __init__(self, key, flow_id: int, client, proto: int, now: float):
         self.key = key
@@ -82,6 +82,7 @@ class Flow:
         self.start = self.last = now
         self.tcp_state = 0
         self.ever_established = False  # TCP: the handshake completed (a reset later does not undo it)
+        self.app_proto = None  # "http" once Suricata would have detected it (see the engine)
         self.synack_dir = 1  # who sends the SYN/ACK: the server, or the client in a split handshake
         self.seen_reply = False
         self.bits: set = set()

@@ -58,6 +58,24 @@ def evaluation_order(rules: Iterable, action_order: Sequence[str] = DEFAULT_ACTI
                                         r.gid, r.order))
 
 
+def is_app_packet_rule(rule) -> bool:
+    """An HTTP rule that inspects no HTTP buffer and no payload (``alert http ... (dsize:0;)``):
+    Suricata tests it on every packet of the flow once the flow's protocol is known to be HTTP."""
+    return rule.app == "http" and not rule.buffers and not rule.items
+
+
+def acts_on_flow(rule, on_stream: bool) -> bool:
+    """Whether a matching pass or drop rule passes or drops the rest of the flow (else only the
+    packet): IP-only rules, app-layer rules and stream matches do; rules on a packet's own
+    properties (dsize, flags, ttl, a tcp-pkt payload) do not."""
+    if rule.app == "http":
+        return not rule.checks and not rule.flow or not is_app_packet_rule(rule)
+    if rule.items:
+        return on_stream
+    return (not rule.checks and not rule.flow and not rule.buffers
+            and all(op == "set" for op, _ in rule.flowbits))
+
+
 def is_ip_only(rule) -> bool:
     return (rule.app is None and not rule.items and not rule.buffers and not rule.checks and not rule.flow
             and all(op == "set" for op, _ in rule.flowbits) and not rule.addr_negated
