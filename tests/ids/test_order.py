@@ -175,3 +175,10 @@ def test_drop_rules_drop_the_flow_or_the_packet_by_their_kind():
                  inline=True)
     got = _http_flow(d)
     assert got[3] == [2, 3] and got[4:] == [[], []] and d.verdict_drop
+
+
+def test_relative_pcre_anchors_at_the_previous_match():
+    rules = ('alert udp any any -> any any (content:"%7bjndi%3a"; nocase; pcre:"/^(l|r)dap/Ri"; sid:1;)\n'
+             'alert udp any any -> any any (content:"jndi"; pcre:"/^ldap/R"; sid:2;)\n')
+    d = detector(rules)
+    assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"u=%24%7Bjndi%3Aldap%3A"), 0)) == [1]
