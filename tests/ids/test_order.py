@@ -182,3 +182,18 @@ def test_relative_pcre_anchors_at_the_previous_match():
              'alert udp any any -> any any (content:"jndi"; pcre:"/^ldap/R"; sid:2;)\n')
     d = detector(rules)
     assert sids(d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"u=%24%7Bjndi%3Aldap%3A"), 0)) == [1]
+
+
+def test_gre_tunnels_are_inspected_inside():
+    from tests.ids.packets import ip
+    inner = udp("10.1.1.1", 5, "10.2.2.2", 6, b"secret")
+    rules = 'alert udp 10.1.1.1 any -> 10.2.2.2 any (content:"secret"; sid:1;)'
+    plain = ip("192.0.2.1", "192.0.2.2", 47, b"\x00\x00\x08\x00" + inner)
+    keyed = ip("192.0.2.1", "192.0.2.2", 47, b"\x20\x00\x08\x00" + b"\x00\x00\x00\x07" + inner)
+    bridged = ip("192.0.2.1", "192.0.2.2", 47, b"\x00\x00\x65\x58" + b"\x02" * 12 + b"\x81\x00\x00\x05"
+                 + b"\x08\x00" + inner)
+    for packet in (plain, keyed, bridged):
+        a = detector(rules).inspect_bytes(packet, 0)
+        assert sids(a) == [1] and a[0].packet.src == 0x0A010101
+    pptp = ip("192.0.2.1", "192.0.2.2", 47, b"\x30\x01\x88\x0b" + b"\x00" * 8 + inner)  # version 1: not decoded
+    assert detector(rules).inspect_bytes(pptp, 0) == []

@@ -21,13 +21,14 @@ from .content import match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
 from .http import LINE_BUFFERS, HttpParser, looks_like_http
 from .order import DEFAULT_ACTION_ORDER, acts_on_flow, evaluation_order, is_app_packet_rule, is_ip_only
-from .packet import Packet, decode, header_buffer, tcp_fast_open
+from .packet import Packet, decode, gre_inner, header_buffer, tcp_fast_open
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
 from .thresholds import Thresholds
 
 BLOCKING = ("drop", "reject", "rejectsrc", "rejectdst", "rejectboth")
 MAX_ALERTS_PER_PACKET = 15  # Suricata's packet-alert-max
+MAX_TUNNEL_DEPTH = 3  # GRE inside GRE: decapsulated this many times at most
 
 
 class Alert:
@@ -98,20 +99,24 @@ class Detector:
         self.verdict_drop = False  # inline: the last packet inspected is to be dropped
 
     # -- inputs --------------------------------------------------------------------------------
-    def inspect_ip(self, ip: IPv4, now: float) -> List[Alert]:
+    def inspect_ip(self, ip: IPv4, now: float, _depth: int = 0) -> List[Alert]:
+        if ip.protocol == 47 and not ip.frag_offset and _depth < MAX_TUNNEL_DEPTH:
+            inner = gre_inner(ip.payload)
+            if inner is not None:  # a GRE tunnel: the inner packet is what is inspected
+                return self.inspect_bytes(inner, now, _depth + 1)
         packet = decode(ip, now)
         if packet is None:
             self.undecodable += 1
             return []
         return self.inspect(packet, now)
 
-    def inspect_bytes(self, datagram: bytes, now: float) -> List[Alert]:
+    def inspect_bytes(self, datagram: bytes, now: float, _depth: int = 0) -> List[Alert]:
         try:
             ip = IPv4.parse(datagram, check=False)
         except MalformedPacket:
             self.undecodable += 1
             return []
-        return self.inspect_ip(ip, now)
+        return self.inspect_ip(ip, now, _depth)
 
     # -- the work ------------------------------------------------------------------------------
     def inspect(self, p: Packet, now: float) -> List[Alert]:
