@@ -52,3 +52,23 @@ def test_bare_line_feeds_between_messages_are_skipped():
     responses += b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nPeople"
     got += parser.feed(1, responses)
     assert [tx.response.body for _, tx in got] == [b"Hello", b"People"] and not parser.broken
+
+
+def test_xff_extra_data_and_overwrite():
+    import pytest
+
+    from pynetstack.ids.eve import Xff, XffError, alert_event
+
+    rules = 'alert http any any -> any any (content:"uid"; http_server_body; sid:1;)'
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.2.2.2, 10.3.3.3\r\n\r\n"
+    d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, request), 0)
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nuid"
+    (alert,) = d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | PSH, sseq, cseq + len(request), response), 0)
+    assert alert_event(alert)["dest_ip"] == "10.0.0.1" and "xff" not in alert_event(alert)
+    assert alert_event(alert, xff=Xff())["xff"] == "10.3.3.3"
+    assert alert_event(alert, xff=Xff("overwrite", "forward"))["dest_ip"] == "10.2.2.2"
+    assert alert_event(alert, xff=Xff("overwrite", "reverse", "x-real-ip"))["dest_ip"] == "10.0.0.1"
+    with pytest.raises(XffError, match="deployment"):
+        Xff("overwrite", "sideways")

@@ -34,10 +34,12 @@ MAX_TUNNEL_DEPTH = 3  # GRE inside GRE: decapsulated this many times at most
 class Alert:
     """A rule (or a detector) fired on a packet. ``action`` is EVE's: allowed or blocked."""
 
-    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app")
+    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app", "tx")
 
-    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None):
+    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None,
+                 tx=None):
         self.app = app  # the app-layer record for EVE (the HTTP transaction's fields)
+        self.tx = tx  # the HTTP transaction the alert is on (EVE's X-Forwarded-For handling reads it)
         self.rule = rule
         self.packet = packet
         self.flow = flow
@@ -249,7 +251,7 @@ class Detector:
         matches.sort(key=lambda m: m[0])
         blocked = False
         logged = 0
-        for _, rule, app, to_flow in matches:
+        for _, rule, tx, to_flow in matches:
             if not self.thresholds.allow(rule, p.src, p.dst, now):
                 continue
             if rule.action == "pass":
@@ -263,7 +265,8 @@ class Detector:
                 blocked = True
             if rule.noalert or logged >= MAX_ALERTS_PER_PACKET:
                 continue
-            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=app))
+            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed",
+                                app=tx.eve() if tx is not None else None, tx=tx))
             logged += 1
         if blocked:
             self.blocked += 1
@@ -337,7 +340,6 @@ class Detector:
                 message = tx.response if side else tx.request
                 raw = message.line + b"\r\n" + message.raw_headers + b"\r\n" + message.body
                 candidates.update(group.http_raw.candidates(raw.lower()))
-            app = None
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
                 if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d, est):
                     continue
@@ -359,11 +361,9 @@ class Detector:
                         break
                 if not ok or (rule.flowbits and not self._flowbits(rule, flow)):
                     continue
-                if app is None:
-                    app = tx.eve()
                 if line_only:
                     tx.alerted.add(id(rule))
-                matches.append((rank[id(rule)], rule, app, True))
+                matches.append((rank[id(rule)], rule, tx, True))
 
     @staticmethod
     def _buffers(rule: Rule, p: Packet) -> bool:
