@@ -72,3 +72,31 @@ def test_xff_extra_data_and_overwrite():
     assert alert_event(alert, xff=Xff("overwrite", "reverse", "x-real-ip"))["dest_ip"] == "10.0.0.1"
     with pytest.raises(XffError, match="deployment"):
         Xff("overwrite", "sideways")
+
+
+def test_response_to_a_junk_request_is_http_still():
+    rules = ('alert http any any -> any any (http.response_line; content:"HTTP/1.1 400"; sid:1;)\n'
+             'alert http any any -> any any (file.data; content:"HTTP/1.1 400"; sid:2;)\n')
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    junk = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not a request at all\r\n"
+    assert d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, junk), 0) == []
+    response = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\noops!"
+    a = d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | PSH, sseq, cseq + len(junk), response), 0)
+    assert sids(a) == [1]
+    # a response that is not HTTP: the flow is not HTTP
+    d = detector(rules)
+    cseq, sseq = handshake(d)
+    d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, cseq, sseq, junk), 0)
+    d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | PSH, sseq, cseq + len(junk), b"SSH-2.0-x\r\n"), 0)
+    assert next(iter(d.flows.flows.values())).http is False
+
+
+def test_protocol_known_from_a_response_when_taken_up_midstream():
+    # the first packet seen is the server's: its response tells the flow is HTTP
+    d = detector('drop http any any -> any any (sid:1;)', midstream=True)
+    response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"
+    assert d.inspect_bytes(tcp(S[0], S[1], C[0], C[1], ACK | PSH, 5000, 900, response), 0) == []
+    a = d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, 900, 5000 + len(response), b"PRI * HTTP/2.0\r\n"), 0)
+    assert sids(a) == [1]
+    assert d.inspect_bytes(tcp(C[0], C[1], S[0], S[1], ACK | PSH, 916, 5000 + len(response), b"more"), 0) == []

@@ -168,18 +168,23 @@ class Detector:
         return self._count(alerts)
 
     def _detect_app(self, p: Packet, flow, d: int) -> None:
-        """When Suricata knows the flow speaks HTTP: its app layer reads the client's bytes once
-        the server has acknowledged them (in IDS mode; inline, as they come)."""
-        client = flow.streams[0]
-        if client is None or not client.data:
-            return
-        if self.inline:
-            ready = d == 0
-        else:
-            base = (client.next_seq - len(client.data)) & 0xFFFFFFFF
-            ready = d == 1 and bool(p.flags & 0x10) and 0 < ((p.ack - base) & 0xFFFFFFFF) < 0x80000000
-        if ready and looks_like_http(bytes(client.data[:16])):
-            flow.app_proto = "http"
+        """When Suricata knows the flow speaks HTTP: its app layer reads a side's bytes once the
+        other side has acknowledged them (in IDS mode; inline, as they come), and recognises
+        HTTP from a request or a response ("HTTP/"), on either side (a flow taken up midstream
+        may have its first packet from the server)."""
+        for side in (0, 1):
+            st = flow.streams[side]
+            if st is None or not st.data:
+                continue
+            if self.inline:
+                ready = d == side
+            else:
+                base = (st.next_seq - len(st.data)) & 0xFFFFFFFF
+                ready = d != side and bool(p.flags & 0x10) and 0 < ((p.ack - base) & 0xFFFFFFFF) < 0x80000000
+            head = bytes(st.data[:16])
+            if ready and (looks_like_http(head) or head.startswith(b"HTTP/")):
+                flow.app_proto = "http"
+                return
 
     def _ip_only(self, p: Packet, flow, d: int, matches: List[tuple]) -> None:
         """The IP-only rules, on the first packet of each direction of a flow."""
@@ -311,15 +316,23 @@ class Detector:
         """Feed the flow's HTTP parser the new stream bytes; judge the HTTP rules on every
         request or response it completes."""
         if flow.http is None:
-            client = flow.streams[0]
+            client, server = flow.streams
             if client is None or len(client.data) < 16 and b"\n" not in client.data:
                 return
             if not looks_like_http(bytes(client.data)):
-                flow.http = False
-                return
-            flow.http = HttpParser()
-            if d == 1:  # the request came first: read it now
-                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, est, matches)
+                # not a request; but an HTTP response to it makes it HTTP still (libhtp reads the
+                # bytes as a request line that is not one, not as HTTP/0.9)
+                if server is None or len(server.data) < 5:
+                    return
+                if not bytes(server.data[:5]) == b"HTTP/":
+                    flow.http = False
+                    return
+                flow.http = HttpParser()
+                flow.http.junk_request(bytes(client.data))
+            else:
+                flow.http = HttpParser()
+                if d == 1:  # the request came first: read it now
+                    self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, est, matches)
         data = bytes(stream.data)
         self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, est, matches, data)
 

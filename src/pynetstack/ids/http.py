@@ -184,9 +184,10 @@ class HttpParser:
     """Both directions of one flow. ``feed(direction, stream bytes)`` -> events: ("request", tx)
     when a request is complete, ("response", tx) when its response is."""
 
-    __slots__ = ("offsets", "txs", "pending", "broken", "pending_body", "partial")
+    __slots__ = ("offsets", "txs", "pending", "broken", "pending_body", "partial", "junk")
 
     def __init__(self):
+        self.junk = False  # the client sent no HTTP request: its bytes are not parsed further
         self.partial: Optional[Transaction] = None  # a request whose line came, not its headers
         self.offsets = [0, 0]
         self.txs: List[Transaction] = []  # waiting for their responses, oldest first
@@ -194,8 +195,17 @@ class HttpParser:
         self.pending_body = [0, 0]  # body bytes still expected (-1: chunked, -2: until close)
         self.broken = False
 
+    def junk_request(self, data: bytes) -> None:
+        """The client's bytes are no request, yet the server answers in HTTP: one transaction whose
+        request line is the client's first line, for the responses to attach to."""
+        line = data.split(b"\n", 1)[0].rstrip(b"\r")[:MAX_HEADER]
+        self.txs.append(Transaction(Message(line, b"")))
+        self.junk = True
+
     def feed(self, direction: int, data: bytes, closed: bool = False) -> List[Tuple[str, Transaction]]:
         events: List[Tuple[str, Transaction]] = []
+        if direction == 0 and self.junk:
+            return events
         while not self.broken:
             message = self.pending[direction]
             if message is None:
