@@ -197,3 +197,19 @@ def test_gre_tunnels_are_inspected_inside():
         assert sids(a) == [1] and a[0].packet.src == 0x0A010101
     pptp = ip("192.0.2.1", "192.0.2.2", 47, b"\x30\x01\x88\x0b" + b"\x00" * 8 + inner)  # version 1: not decoded
     assert detector(rules).inspect_bytes(pptp, 0) == []
+
+
+def test_absolute_content_on_a_stream_is_tried_on_each_packet_too():
+    rules = ('alert tcp any any -> any 445 (flow:established,to_server; content:"SMB"; depth:8; '
+             'content:"|05 00|"; distance:0; sid:1;)\n'
+             'alert tcp any any -> any 445 (flow:established,to_server; content:"SMB"; content:"|05 00|"; '
+             'distance:0; sid:2;)\n')
+    d = detector(rules)
+    cseq, sseq = handshake(d, server=("10.0.0.2", 445))
+    pdu = b"\x00\x00\x00\x10\xfeSMB\x05\x00rest"
+    got = []
+    for i in range(2):
+        got.append(sids(d.inspect_bytes(tcp("10.0.0.1", 40000, "10.0.0.2", 445, ACK | PSH, cseq + i * len(pdu),
+                                            sseq, pdu), 0)))
+    # the stream holds the first PDU at its start only; each packet starts with one
+    assert got == [[1, 2], [1]]

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 from ..wire.errors import MalformedPacket
 from ..wire.ipv4 import IPv4
 from .addresses import contains
-from .content import match_items
+from .content import Content, match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
 from .http import LINE_BUFFERS, HttpParser, looks_like_http
 from .order import DEFAULT_ACTION_ORDER, acts_on_flow, evaluation_order, is_app_packet_rule, is_ip_only
@@ -69,6 +69,10 @@ class _Group:
         self.http_raw = Prefilter(table["http.raw"])  # HTTP rules with raw content only: the message's bytes
         self.count = len(rules)
         self.packet_only = any(not r.stream_ok for r in rules)  # tcp-pkt rules: payloads even on streams
+        # rules with a content at an absolute place (depth, offset) are tried on the packet's own
+        # payload too when the stream does not match (Suricata gives them both flags)
+        self.packet_too = {id(r) for r in rules if r.stream_ok and r.packet_ok and any(
+            isinstance(i, Content) and not i.relative and (i.depth is not None or i.offset) for i in r.items)}
 
 
 class Detector:
@@ -230,13 +234,13 @@ class Detector:
             streamed = False
             if rule.items:
                 if on_stream and rule.stream_ok:
-                    if sbuf is None or (rule.order, d) in flow.stream_matched:
+                    if (sbuf is not None and (rule.order, d) not in flow.stream_matched
+                            and match_items(rule.items, sbuf, slower)):
+                        flow.stream_matched.add((rule.order, d))
+                        stream.rules.discard(rule)
+                        streamed = True
+                    elif not (id(rule) in group.packet_too and payload and match_items(rule.items, payload, lower)):
                         continue
-                    if not match_items(rule.items, sbuf, slower):
-                        continue
-                    flow.stream_matched.add((rule.order, d))
-                    stream.rules.discard(rule)
-                    streamed = True
                 elif not (rule.packet_ok and payload and match_items(rule.items, payload, lower)):
                     continue
             elif (rule.flow.get("only_stream") and not on_stream) or (rule.flow.get("no_stream") and on_stream):
