@@ -4,8 +4,9 @@ Per packet, as Suricata runs its detection: decode, find the flow and its direct
 into the stream; then the IP-only rules (first packet of each flow direction only), the packet
 rules (those whose fast pattern the prefilter finds, and those without one), and the HTTP
 transaction rules, each set in the rules' evaluation order (ids/order.py), flowbits taking
-effect as rules match. The matches are then finalised in that order: a pass rule ends the list
-(and inspection of its flow), drop rules drop (inline), thresholds decide what is logged.
+effect as rules match. The matches are then finalised in that order: a pass rule ends the list,
+drop rules drop (inline), a pass or drop of a kind that acts on flows ends the flow's inspection,
+thresholds decide what is logged. GRE tunnels are decapsulated and their inner packet inspected.
 Content on TCP flows whose handshake was seen is matched on the reassembled stream (once per
 rule and direction), falling back to the packet's payload when the packet's bytes did not go
 into the stream; otherwise, and past the stream depth, on the packet's payload."""
@@ -77,7 +78,8 @@ class _Group:
 
 class Detector:
     """Signature engine plus optional detectors (scan, flood, baseline: objects with
-    ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``)."""
+    ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``).
+    ``action_order``: suricata.yaml's action-order (default pass, drop, reject, alert)."""
 
     def __init__(self, ruleset: Optional[Ruleset] = None, inline: bool = False, stream_depth: int = 1 << 16,
                  max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False,
