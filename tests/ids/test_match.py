@@ -152,14 +152,23 @@ def test_pass_rule_and_inline_drop():
     d = detector(rules, inline=True)
     d.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0)
     assert d.verdict_drop
-    assert d.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"fine"), 0) == [] and d.verdict_drop  # flow dropped
-    d.inspect_bytes(udp("9.9.9.9", 7, "2.2.2.2", 6, b"fine"), 0)
-    assert not d.verdict_drop  # another flow
+    # a match on a packet's own payload drops that packet, not the flow (Suricata 7 on)
+    assert d.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"fine"), 0) == [] and not d.verdict_drop
+    flow_rule = detector('drop udp any any -> 2.2.2.2 any (sid:4;)', inline=True)  # IP-only: the flow
+    assert [a.rule.sid for a in flow_rule.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"x"), 0)] == [4]
+    assert flow_rule.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"y"), 0) == [] and flow_rule.verdict_drop
+    flow_rule.inspect_bytes(udp("9.9.9.9", 7, "2.2.2.2", 6, b"fine"), 0)
+    assert flow_rule.verdict_drop  # another flow: its own first packet
+    flow_rule.inspect_bytes(udp("9.9.9.9", 7, "2.2.2.3", 6, b"fine"), 0)
+    assert not flow_rule.verdict_drop
     noalert = detector('drop udp any any -> any any (content:"bad"; noalert; sid:3;)', inline=True)
     assert noalert.inspect_bytes(udp("9.9.9.9", 5, "2.2.2.2", 6, b"bad"), 0) == [] and noalert.verdict_drop
     d = detector(rules, inline=True)
     assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"ok bad"), 0) == []
-    assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"bad"), 0) == []  # the flow is passed
+    assert [a.rule.sid for a in d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"bad"), 0)] == [2]  # packet scope
+    d = detector('pass udp 1.1.1.1 any -> any any (sid:5;)\n' + rules, inline=True)
+    assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"x"), 0) == []
+    assert d.inspect_bytes(udp("1.1.1.1", 5, "2.2.2.2", 6, b"bad"), 0) == []  # an IP-only pass: the flow
 
 
 def test_flow_table_is_bounded():

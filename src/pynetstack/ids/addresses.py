@@ -4,6 +4,7 @@ sorted disjoint integer ranges so that a match is one bisect."""
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Dict, List, Optional, Tuple
 
 from ..wire.addr import ip_to_int
@@ -187,6 +188,19 @@ def parse_addresses(text: str, variables: Optional[Dict[str, str]] = None) -> Op
 
 def parse_ports(text: str, variables: Optional[Dict[str, str]] = None) -> Optional[Ranges]:
     return _Parser("port", DEFAULT_PORT_VARS if variables is None else variables, PORT_MAX).parse(text)
+
+
+def mentions_negation(text: str, variables: Optional[Dict[str, str]] = None, seen: tuple = ()) -> bool:
+    """True when an address (with its variables expanded) negates something: '!1.2.3.4',
+    '[a,!b]', '$EXTERNAL_NET' (= '!$HOME_NET'). Suricata treats such rules as packet rules,
+    never as IP-only ones."""
+    variables = DEFAULT_ADDRESS_VARS if variables is None else variables
+    if "!" in text:
+        return True
+    for name in re.findall(r"\$([A-Za-z0-9_]+)", text):
+        if name not in seen and name in variables and mentions_negation(variables[name], variables, seen + (name,)):
+            return True
+    return False
 
 
 def contains(ranges: Optional[Ranges], value: int) -> bool:

@@ -230,12 +230,14 @@ def _match(items, k: int, buf: bytes, lbuf: bytes, prev_end: int, budget) -> boo
         return False
     if kind is Pcre:
         start = prev_end if item.relative else 0
-        found = item.regex.search(buf, start)
+        # a relative pcre sees the buffer from the previous match on, as its subject: '^'
+        # anchors there (Python's search(buf, pos) would not anchor '^' at pos)
+        found = item.regex.search(buf[start:] if start else buf)
         if item.negated:
             return found is None and _match(items, k + 1, buf, lbuf, prev_end, budget)
         if found is None:
             return False
-        return _match(items, k + 1, buf, lbuf, found.end(), budget)
+        return _match(items, k + 1, buf, lbuf, start + found.end(), budget)
     if kind is ByteJump:
         pos = item.jump(buf, prev_end)
         return pos >= 0 and _match(items, k + 1, buf, lbuf, pos, budget)

@@ -1,10 +1,15 @@
 """The detection engine: a packet in, alerts out.
 
-Per packet: decode, find the flow and its direction, follow TCP into the stream, ask the
-prefilter which rules' fast patterns occur, then test those rules (and the rules without a
-content) in Suricata's order: pass, drop, reject, alert; flowbits setters before readers.
+Per packet, as Suricata runs its detection: decode, find the flow and its direction, follow TCP
+into the stream; then the IP-only rules (first packet of each flow direction only), the packet
+rules (those whose fast pattern the prefilter finds, and those without one), and the HTTP
+transaction rules, each set in the rules' evaluation order (ids/order.py), flowbits taking
+effect as rules match. The matches are then finalised in that order: a pass rule ends the list,
+drop rules drop (inline), a pass or drop of a kind that acts on flows ends the flow's inspection,
+thresholds decide what is logged. GRE tunnels are decapsulated and their inner packet inspected.
 Content on TCP flows whose handshake was seen is matched on the reassembled stream (once per
-rule and direction); otherwise, and past the stream depth, on the packet's payload."""
+rule and direction), falling back to the packet's payload when the packet's bytes did not go
+into the stream; otherwise, and past the stream depth, on the packet's payload."""
 
 from __future__ import annotations
 
@@ -13,26 +18,29 @@ from typing import Dict, List, Optional
 from ..wire.errors import MalformedPacket
 from ..wire.ipv4 import IPv4
 from .addresses import contains
-from .content import match_items
+from .content import Content, match_items
 from .flow import TCP_ESTABLISHED, TCP_SYN, TCP_SYNACK, FlowTable
-from .http import HttpParser, looks_like_http
-from .packet import Packet, decode, header_buffer
+from .http import LINE_BUFFERS, HttpParser, looks_like_http
+from .order import DEFAULT_ACTION_ORDER, acts_on_flow, evaluation_order, is_app_packet_rule, is_ip_only
+from .packet import Packet, decode, gre_inner, header_buffer, tcp_fast_open
 from .prefilter import Prefilter
 from .rules import Rule, Ruleset
 from .thresholds import Thresholds
 
-ACTION_ORDER = {"pass": 0, "drop": 1, "reject": 2, "rejectsrc": 2, "rejectdst": 2, "rejectboth": 2, "alert": 3}
 BLOCKING = ("drop", "reject", "rejectsrc", "rejectdst", "rejectboth")
 MAX_ALERTS_PER_PACKET = 15  # Suricata's packet-alert-max
+MAX_TUNNEL_DEPTH = 3  # GRE inside GRE: decapsulated this many times at most
 
 
 class Alert:
     """A rule (or a detector) fired on a packet. ``action`` is EVE's: allowed or blocked."""
 
-    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app")
+    __slots__ = ("rule", "packet", "flow", "direction", "action", "extra", "app", "tx")
 
-    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None):
+    def __init__(self, rule: Rule, packet: Packet, flow, direction: int, action: str, extra=None, app=None,
+                 tx=None):
         self.app = app  # the app-layer record for EVE (the HTTP transaction's fields)
+        self.tx = tx  # the HTTP transaction the alert is on (EVE's X-Forwarded-For handling reads it)
         self.rule = rule
         self.packet = packet
         self.flow = flow
@@ -44,18 +52,12 @@ class Alert:
         return f"<Alert {self.rule.gid}:{self.rule.sid} {self.rule.msg!r} {self.action}>"
 
 
-def _eval_key(rule: Rule):
-    sets = any(op in ("set", "unset", "toggle") for op, _ in rule.flowbits)
-    reads = any(op.startswith("is") for op, _ in rule.flowbits)
-    return (ACTION_ORDER[rule.action], 0 if sets and not reads else 1 if not reads else 2, rule.order)
-
-
 class _Group:
     """The rules that can match one IP protocol, with their prefilters."""
 
-    def __init__(self, rules: List[Rule]):
-        rules = sorted(rules, key=_eval_key)
-        self.rank = {id(r): i for i, r in enumerate(rules)}
+    def __init__(self, rules: List[Rule], rank: Dict[int, int]):
+        rules = sorted(rules, key=lambda r: rank[id(r)])
+        self.rank = rank
         self.always = [r for r in rules if r.fast is None]
         table: Dict[str, Dict[bytes, list]] = {"payload": {}, "dns.query": {}, "http.raw": {}}
         for r in rules:
@@ -68,14 +70,20 @@ class _Group:
         self.http_raw = Prefilter(table["http.raw"])  # HTTP rules with raw content only: the message's bytes
         self.count = len(rules)
         self.packet_only = any(not r.stream_ok for r in rules)  # tcp-pkt rules: payloads even on streams
+        # rules with a content at an absolute place (depth, offset) are tried on the packet's own
+        # payload too when the stream does not match (Suricata gives them both flags)
+        self.packet_too = {id(r) for r in rules if r.stream_ok and r.packet_ok and any(
+            isinstance(i, Content) and not i.relative and (i.depth is not None or i.offset) for i in r.items)}
 
 
 class Detector:
     """Signature engine plus optional detectors (scan, flood, baseline: objects with
-    ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``)."""
+    ``observe(packet, flow, direction, now) -> list of Alert`` and ``poll(now) -> list``).
+    ``action_order``: suricata.yaml's action-order (default pass, drop, reject, alert)."""
 
     def __init__(self, ruleset: Optional[Ruleset] = None, inline: bool = False, stream_depth: int = 1 << 16,
-                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False):
+                 max_flows: int = 65536, flow_timeout: float = 120.0, detectors=(), midstream: bool = False,
+                 action_order=DEFAULT_ACTION_ORDER):
         # stream_depth: Suricata keeps 1 MiB; each new segment re-reads the held bytes, so the cost
         # of a flow grows with the square of this bound: 64 KiB by default here
         self.ruleset = ruleset if ruleset is not None else Ruleset()
@@ -83,11 +91,14 @@ class Detector:
         self.flows = FlowTable(max_flows, flow_timeout, stream_depth, midstream)
         self.thresholds = Thresholds()
         self.detectors = list(detectors)
-        rules = [r for r in self.ruleset.rules if r.app != "http"]
-        http_rules = [r for r in self.ruleset.rules if r.app == "http"]
-        self.http = _Group(http_rules) if http_rules else None
-        self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)]) for proto in (1, 6, 17)}
-        self.other = _Group([r for r in rules if r.proto is None])
+        ordered = evaluation_order(self.ruleset.rules, action_order)
+        rank = self.rank = {id(r): i for i, r in enumerate(ordered)}
+        self.ip_only = [r for r in ordered if is_ip_only(r)]
+        rules = [r for r in ordered if (r.app != "http" or is_app_packet_rule(r)) and not is_ip_only(r)]
+        http_rules = [r for r in ordered if r.app == "http" and not is_app_packet_rule(r)]
+        self.http = _Group(http_rules, rank) if http_rules else None
+        self.groups = {proto: _Group([r for r in rules if r.proto in (proto, None)], rank) for proto in (1, 6, 17)}
+        self.other = _Group([r for r in rules if r.proto is None], rank)
         self.packets = 0
         self.alerts = 0
         self.blocked = 0
@@ -96,20 +107,24 @@ class Detector:
         self.verdict_drop = False  # inline: the last packet inspected is to be dropped
 
     # -- inputs --------------------------------------------------------------------------------
-    def inspect_ip(self, ip: IPv4, now: float) -> List[Alert]:
+    def inspect_ip(self, ip: IPv4, now: float, _depth: int = 0) -> List[Alert]:
+        if ip.protocol == 47 and not ip.frag_offset and _depth < MAX_TUNNEL_DEPTH:
+            inner = gre_inner(ip.payload)
+            if inner is not None:  # a GRE tunnel: the inner packet is what is inspected
+                return self.inspect_bytes(inner, now, _depth + 1)
         packet = decode(ip, now)
         if packet is None:
             self.undecodable += 1
             return []
         return self.inspect(packet, now)
 
-    def inspect_bytes(self, datagram: bytes, now: float) -> List[Alert]:
+    def inspect_bytes(self, datagram: bytes, now: float, _depth: int = 0) -> List[Alert]:
         try:
             ip = IPv4.parse(datagram, check=False)
         except MalformedPacket:
             self.undecodable += 1
             return []
-        return self.inspect_ip(ip, now)
+        return self.inspect_ip(ip, now, _depth)
 
     # -- the work ------------------------------------------------------------------------------
     def inspect(self, p: Packet, now: float) -> List[Alert]:
@@ -120,31 +135,81 @@ class Detector:
         flow.bytes[d] += p.length
         if d:
             flow.seen_reply = True
+        # flow:established reads the state the flow was in before this packet (the handshake's
+        # last ACK is not established), except for an ACK that completes it carrying data
+        est = flow.established
         stream = None
+        syn_data_outside = False  # a SYN's data that did not go into the stream
         if p.proto == 6:
-            stream = self.flows.track_tcp(flow, d, p.flags, p.seq, p.payload)
+            before = flow.tcp_state
+            fast_open = bool(p.flags & 0x02 and p.payload) and tcp_fast_open(p)
+            stream = self.flows.track_tcp(flow, d, p.flags, p.seq, p.payload, fast_open)
+            if not est and before == TCP_SYNACK and flow.established and p.payload:
+                est = True
+            syn_data_outside = bool(p.flags & 0x02 and p.payload) and stream is None
+            if flow.app_proto is None and flow.ever_established:
+                self._detect_app(p, flow, d)
         alerts: List[Alert] = []
         for detector in self.detectors:
             found = detector.observe(p, flow, d, now)
             if found:
                 alerts.extend(found)
-        if flow.dropped:  # inline: a drop rule matched earlier in this flow (Suricata drops the flow)
-            self.verdict_drop = True
-            self.blocked += 1
+        if flow.dropped:  # a drop rule dropped the flow: the rest is not inspected (inline: dropped)
+            if self.inline:
+                self.verdict_drop = True
+                self.blocked += 1
             return self._count(alerts)
         if flow.passed:
             return self._count(alerts)
-        if stream is not None and self.http is not None and flow.http is not False:
-            alerts.extend(self._http(p, flow, d, stream, now))
+        matches: List[tuple] = []  # (rank, rule, app record): finalised in rank order
+        if self.ip_only and flow.pkts[d] == 1:
+            self._ip_only(p, flow, d, matches)
         group = self.groups.get(p.proto, self.other)
-        if not group.count:
-            return self._count(alerts)
+        if group.count:
+            self._packet_rules(group, p, flow, d, stream, est, syn_data_outside, matches)
+        if stream is not None and self.http is not None and flow.http is not False:
+            self._http(p, flow, d, stream, est, matches)
+        if matches:
+            self._finalise(matches, p, flow, d, now, alerts)
+        return self._count(alerts)
+
+    def _detect_app(self, p: Packet, flow, d: int) -> None:
+        """When Suricata knows the flow speaks HTTP: its app layer reads a side's bytes once the
+        other side has acknowledged them (in IDS mode; inline, as they come), and recognises
+        HTTP from a request or a response ("HTTP/"), on either side (a flow taken up midstream
+        may have its first packet from the server)."""
+        for side in (0, 1):
+            st = flow.streams[side]
+            if st is None or not st.data:
+                continue
+            if self.inline:
+                ready = d == side
+            else:
+                base = (st.next_seq - len(st.data)) & 0xFFFFFFFF
+                ready = d != side and bool(p.flags & 0x10) and 0 < ((p.ack - base) & 0xFFFFFFFF) < 0x80000000
+            head = bytes(st.data[:16])
+            if ready and (looks_like_http(head) or head.startswith(b"HTTP/")):
+                flow.app_proto = "http"
+                return
+
+    def _ip_only(self, p: Packet, flow, d: int, matches: List[tuple]) -> None:
+        """The IP-only rules, on the first packet of each direction of a flow."""
+        rank = self.rank
+        for rule in self.ip_only:
+            if rule.proto is not None and rule.proto != p.proto or not self._header(rule, p, flow, d, False):
+                continue
+            if rule.flowbits and not self._flowbits(rule, flow):
+                continue
+            matches.append((rank[id(rule)], rule, None, True))
+
+    def _packet_rules(self, group: _Group, p: Packet, flow, d: int, stream, est: bool, syn_data_outside: bool,
+                      matches: List[tuple]) -> None:
         payload = p.payload
         lower = payload.lower() if payload else b""
         st = flow.streams[d]
         # a tracked stream (data that came with the SYN included) is inspected as a stream, once
         on_stream = st is not None and not (st.full and stream is None) and flow.tcp_state in (
-            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED)
+            TCP_SYN, TCP_SYNACK, TCP_ESTABLISHED) and not syn_data_outside
         sbuf = slower = None
         candidates = set(group.always)
         if on_stream:
@@ -163,20 +228,21 @@ class Detector:
         if p.dns_query is not None and len(group.dns):
             candidates.update(group.dns.candidates(b"." + p.dns_query.lower()))
         if not candidates:
-            return self._count(alerts)
+            return
         rank = group.rank
-        blocked = False
         for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-            if not self._header(rule, p, flow, d):
+            if rule.app == "http" and flow.app_proto != "http" or not self._header(rule, p, flow, d, est):
                 continue
+            streamed = False
             if rule.items:
                 if on_stream and rule.stream_ok:
-                    if sbuf is None or (rule.order, d) in flow.stream_matched:
+                    if (sbuf is not None and (rule.order, d) not in flow.stream_matched
+                            and match_items(rule.items, sbuf, slower)):
+                        flow.stream_matched.add((rule.order, d))
+                        stream.rules.discard(rule)
+                        streamed = True
+                    elif not (id(rule) in group.packet_too and payload and match_items(rule.items, payload, lower)):
                         continue
-                    if not match_items(rule.items, sbuf, slower):
-                        continue
-                    flow.stream_matched.add((rule.order, d))
-                    stream.rules.discard(rule)
                 elif not (rule.packet_ok and payload and match_items(rule.items, payload, lower)):
                     continue
             elif (rule.flow.get("only_stream") and not on_stream) or (rule.flow.get("no_stream") and on_stream):
@@ -185,21 +251,37 @@ class Detector:
                 continue
             if rule.flowbits and not self._flowbits(rule, flow):
                 continue
+            matches.append((rank[id(rule)], rule, None, acts_on_flow(rule, streamed)))
+
+    def _finalise(self, matches: List[tuple], p: Packet, flow, d: int, now: float, alerts: List[Alert]) -> None:
+        """Apply the matched rules in evaluation order, as Suricata finalises a packet's alert
+        queue: a pass rule ends it (the rules after it do not alert), a drop rule drops
+        (inline), thresholds decide which alerts are logged, at most MAX_ALERTS_PER_PACKET.
+        A pass or drop takes the rest of the flow with it when the rule is of a kind that acts
+        on flows (order.acts_on_flow)."""
+        matches.sort(key=lambda m: m[0])
+        blocked = False
+        logged = 0
+        for _, rule, tx, to_flow in matches:
+            if not self.thresholds.allow(rule, p.src, p.dst, now):
+                continue
             if rule.action == "pass":
-                flow.passed = True
+                if to_flow and not flow.dropped:
+                    flow.passed = True
                 break
+            if rule.action in BLOCKING and to_flow and not flow.passed:
+                flow.dropped = True  # as Suricata, in IDS mode too: the flow is no longer inspected
             block = self.inline and rule.action in BLOCKING
             if block:  # a drop rule drops even when it does not alert
-                blocked = flow.dropped = True
-            if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
+                blocked = True
+            if rule.noalert or logged >= MAX_ALERTS_PER_PACKET:
                 continue
-            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed"))
-            if len(alerts) >= MAX_ALERTS_PER_PACKET:
-                break
-        if blocked or self.verdict_drop:
+            alerts.append(Alert(rule, p, flow, d, "blocked" if block else "allowed",
+                                app=tx.eve() if tx is not None else None, tx=tx))
+            logged += 1
+        if blocked:
             self.blocked += 1
             self.verdict_drop = True
-        return self._count(alerts)
 
     def _count(self, alerts: List[Alert]) -> List[Alert]:
         if alerts:
@@ -213,7 +295,7 @@ class Detector:
         return alerts
 
     @staticmethod
-    def _header(rule: Rule, p: Packet, flow, d: int) -> bool:
+    def _header(rule: Rule, p: Packet, flow, d: int, est: bool) -> bool:
         if rule.app == "dns" and p.dns_query is None:
             return False
         ok = (contains(rule.src, p.src) and contains(rule.dst, p.dst) and contains(rule.sport, p.sport)
@@ -227,36 +309,46 @@ class Detector:
         if fl:
             if fl.get("to_server") and d != 0 or fl.get("to_client") and d != 1:
                 return False
-            if fl.get("established") and not flow.established:
+            if fl.get("established") and not est:
                 return False
-            if fl.get("not_established") and flow.established:
+            if fl.get("not_established") and est:
                 return False
         for check in rule.checks:
             if not check(p):
                 return False
         return True
 
-    def _http(self, p: Packet, flow, d: int, stream, now: float) -> List[Alert]:
+    def _http(self, p: Packet, flow, d: int, stream, est: bool, matches: List[tuple]) -> None:
         """Feed the flow's HTTP parser the new stream bytes; judge the HTTP rules on every
         request or response it completes."""
         if flow.http is None:
-            client = flow.streams[0]
+            client, server = flow.streams
             if client is None or len(client.data) < 16 and b"\n" not in client.data:
-                return []
+                return
             if not looks_like_http(bytes(client.data)):
-                flow.http = False
-                return []
-            flow.http = HttpParser()
-            if d == 1:  # the request came first: read it now
-                self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, now)
+                # not a request; but an HTTP response to it makes it HTTP still (libhtp reads the
+                # bytes as a request line that is not one, not as HTTP/0.9)
+                if server is None or len(server.data) < 5:
+                    return
+                if not bytes(server.data[:5]) == b"HTTP/":
+                    flow.http = False
+                    return
+                flow.http = HttpParser()
+                flow.http.junk_request(bytes(client.data))
+            else:
+                flow.http = HttpParser()
+                if d == 1:  # the request came first: read it now
+                    self._http_events(flow.http.feed(0, bytes(client.data)), p, flow, d, est, matches)
         data = bytes(stream.data)
-        return self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, now, data)
+        self._http_events(flow.http.feed(d, data, stream.closed or stream.full), p, flow, d, est, matches, data)
 
-    def _http_events(self, events, p: Packet, flow, d: int, now: float, data: bytes = b"") -> List[Alert]:
+    def _http_events(self, events, p: Packet, flow, d: int, est: bool, matches: List[tuple],
+                     data: bytes = b"") -> None:
         group = self.http
-        out: List[Alert] = []
+        rank = group.rank
         for kind, tx in events:
-            side = 0 if kind == "request" else 1
+            side = 1 if kind == "response" else 0
+            line_only = kind == "request_line"  # the request line alone: rules on its buffers
             candidates = set(group.always)
             for name, prefilter in group.http.items():
                 base, _, transform = name.partition("+")
@@ -267,9 +359,13 @@ class Detector:
                 message = tx.response if side else tx.request
                 raw = message.line + b"\r\n" + message.raw_headers + b"\r\n" + message.body
                 candidates.update(group.http_raw.candidates(raw.lower()))
-            rank = group.rank
             for rule in sorted(candidates, key=lambda r: rank[id(r)]):
-                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d):
+                if rule.http_side != side and rule.http_side != 2 or not self._header(rule, p, flow, d, est):
+                    continue
+                if line_only and (rule.items or not rule.buffers or
+                                  any(name.split("+")[0] not in LINE_BUFFERS for name in rule.buffers)):
+                    continue
+                if not side and id(rule) in tx.alerted:
                     continue
                 if rule.items and not (data and match_items(rule.items, data, data.lower())):
                     continue
@@ -284,16 +380,9 @@ class Detector:
                         break
                 if not ok or (rule.flowbits and not self._flowbits(rule, flow)):
                     continue
-                if rule.action == "pass":
-                    flow.passed = True
-                    break
-                block = self.inline and rule.action in BLOCKING
-                if block:
-                    flow.dropped = self.verdict_drop = True
-                if rule.noalert or not self.thresholds.allow(rule, p.src, p.dst, now):
-                    continue
-                out.append(Alert(rule, p, flow, d, "blocked" if block else "allowed", app=tx.eve()))
-        return out
+                if line_only:
+                    tx.alerted.add(id(rule))
+                matches.append((rank[id(rule)], rule, tx, True))
 
     @staticmethod
     def _buffers(rule: Rule, p: Packet) -> bool:

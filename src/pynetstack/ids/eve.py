@@ -6,7 +6,7 @@ import json
 import time
 from typing import IO, Optional
 
-from ..wire.addr import ip_to_str
+from ..wire.addr import ip_to_int, ip_to_str
 
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 132: "SCTP"}
 
@@ -20,7 +20,44 @@ def timestamp(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}+0000"
 
 
-def alert_event(alert, clock_offset: float = 0.0) -> dict:
+class XffError(ValueError):
+    """A bad X-Forwarded-For output setting."""
+
+
+class Xff:
+    """suricata.yaml's eve-log alert ``xff``: the client address an HTTP proxy reported in a request
+    header, either added to the alert as ``xff`` (mode extra-data) or written over the address of
+    the client side (mode overwrite: src_ip on a packet to the server, dest_ip on one to the
+    client). deployment "reverse" takes the header's last address, "forward" its first."""
+
+    __slots__ = ("mode", "deployment", "header")
+
+    def __init__(self, mode: str = "extra-data", deployment: str = "reverse", header: str = "X-Forwarded-For"):
+        if mode not in ("extra-data", "overwrite"):
+            raise XffError(f"xff mode {mode!r} is not extra-data or overwrite")
+        if deployment not in ("reverse", "forward"):
+            raise XffError(f"xff deployment {deployment!r} is not reverse or forward")
+        if not header or ":" in header:
+            raise XffError(f"xff header {header!r} is not a header name")
+        self.mode, self.deployment, self.header = mode, deployment, header.lower().encode("latin-1")
+
+    def address(self, alert) -> Optional[str]:
+        tx = getattr(alert, "tx", None)
+        value = tx.request.header(self.header) if tx is not None else None
+        if not value:
+            return None
+        items = [v.strip() for v in value.split(b",") if v.strip()]
+        if not items:
+            return None
+        chosen = (items[-1] if self.deployment == "reverse" else items[0]).decode("latin-1")
+        try:
+            ip_to_int(chosen)
+        except (ValueError, OSError):
+            return None  # not an IPv4 address (IPv6, a name, "unknown"): left out
+        return chosen
+
+
+def alert_event(alert, clock_offset: float = 0.0, xff: Optional[Xff] = None) -> dict:
     """The EVE record of an alert. ``clock_offset`` turns the engine's clock into wall time."""
     p, rule = alert.packet, alert.rule
     event = {
@@ -57,6 +94,12 @@ def alert_event(alert, clock_offset: float = 0.0) -> dict:
         event["dns"] = {"query": [{"rrname": p.dns_query.decode("latin-1")}]}
     if alert.extra:
         event["pynetstack"] = alert.extra
+    if xff is not None:
+        address = xff.address(alert)
+        if address is not None and xff.mode == "overwrite":
+            event["src_ip" if alert.direction == 0 else "dest_ip"] = address
+        elif address is not None:
+            event["xff"] = address
     return event
 
 
@@ -79,7 +122,9 @@ def fast_line(alert, clock_offset: float = 0.0) -> str:
 class EveWriter:
     """Appends alerts to eve.json (and fast.log when given), one line each."""
 
-    def __init__(self, eve: IO[str], fast: Optional[IO[str]] = None, clock_offset: float = 0.0):
+    def __init__(self, eve: IO[str], fast: Optional[IO[str]] = None, clock_offset: float = 0.0,
+                 xff: Optional[Xff] = None):
+        self.xff = xff
         self.eve = eve
         self.fast = fast
         self.clock_offset = clock_offset
@@ -87,7 +132,7 @@ class EveWriter:
 
     def write(self, alerts) -> None:
         for alert in alerts:
-            self.eve.write(json.dumps(alert_event(alert, self.clock_offset), separators=(",", ":")) + "\n")
+            self.eve.write(json.dumps(alert_event(alert, self.clock_offset, self.xff), separators=(",", ":")) + "\n")
             if self.fast is not None:
                 self.fast.write(fast_line(alert, self.clock_offset) + "\n")
             self.written += 1

@@ -71,7 +71,8 @@ class Stream:
 
 class Flow:
     __slots__ = ("key", "flow_id", "client", "proto", "start", "last", "tcp_state", "seen_reply", "bits",
-                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts", "http")
+                 "streams", "stream_matched", "passed", "dropped", "pkts", "bytes", "alerts", "http",
+                 "ever_established", "synack_dir", "app_proto")
 
     def __init__(self, key, flow_id: int, client, proto: int, now: float):
         self.key = key
@@ -80,6 +81,9 @@ class Flow:
         self.proto = proto
         self.start = self.last = now
         self.tcp_state = 0
+        self.ever_established = False  # TCP: the handshake completed (a reset later does not undo it)
+        self.app_proto = None  # "http" once Suricata would have detected it (see the engine)
+        self.synack_dir = 1  # who sends the SYN/ACK: the server, or the client in a split handshake
         self.seen_reply = False
         self.bits: set = set()
         self.streams = [None, None]  # to_server, to_client
@@ -93,8 +97,8 @@ class Flow:
 
     @property
     def established(self) -> bool:
-        if self.proto == 6:
-            return self.tcp_state == TCP_ESTABLISHED
+        if self.proto == 6:  # as Suricata: every state from ESTABLISHED on (closing, closed) counts
+            return self.ever_established
         return self.seen_reply
 
 
@@ -141,9 +145,15 @@ class FlowTable:
             del self.flows[key]
         self.expired += len(stale)
 
-    def track_tcp(self, flow: Flow, direction: int, flags: int, seq: int, payload) -> Optional[Stream]:
+    def track_tcp(self, flow: Flow, direction: int, flags: int, seq: int, payload, fast_open: bool = False
+                  ) -> Optional[Stream]:
         """Follow the handshake; return the direction's stream when it takes new bytes (or
-        closes, or holds bytes that came with the SYN when the handshake completes)."""
+        closes). ``fast_open``: the SYN carries the TCP Fast Open option, so its data is stream
+        data (without the option, Suricata leaves a SYN's data out of the stream).
+
+        Besides SYN, SYN/ACK, ACK, the split handshakes are followed as Suricata follows them:
+        the server answers the SYN with a SYN of its own, the client sends the SYN/ACK and the
+        server the final ACK (4-way); an ACK from the server before its SYN is ignored (5-way)."""
         if flags & 0x05 and flow.streams[direction] is not None and flow.tcp_state == TCP_ESTABLISHED:
             stream = flow.streams[direction]
             fresh = bool(payload) and stream.add(seq, payload)
@@ -151,24 +161,32 @@ class FlowTable:
             if flags & 0x04:
                 flow.tcp_state = TCP_CLOSED
             return stream if fresh or not stream.full else None
+        state = flow.tcp_state
+        syn, ack = flags & 0x02, flags & 0x10
         if flags & 0x04:  # RST
             flow.tcp_state = TCP_CLOSED
-        elif flags & 0x12 == 0x02 and direction == 0 and flow.tcp_state in (0, TCP_SYN, TCP_CLOSED):
+        elif syn and not ack and direction == 0 and state in (0, TCP_SYN, TCP_CLOSED):
             flow.tcp_state = TCP_SYN
-            flow.streams[0] = Stream(seq, self.depth)
-            if payload:  # TCP Fast Open: data with the SYN, after its sequence number
-                flow.streams[0].add((seq + 1) & 0xFFFFFFFF, payload)
+            flow.ever_established = False
+            flow.synack_dir = 1
+            flow.streams[0] = stream = Stream(seq, self.depth)
+            if payload and fast_open:  # TCP Fast Open: data with the SYN, after its sequence number
+                stream.add((seq + 1) & 0xFFFFFFFF, payload)
+                return stream
             return None
-        elif flags & 0x12 == 0x12 and direction == 1 and flow.tcp_state in (TCP_SYN, TCP_SYNACK):
-            flow.tcp_state = TCP_SYNACK
+        elif syn and not ack and direction == 1 and state == TCP_SYN:  # split handshake
+            flow.synack_dir = 0
             flow.streams[1] = Stream(seq, self.depth)
-        elif flags & 0x10 and direction == 0 and flow.tcp_state == TCP_SYNACK:
+        elif syn and ack and direction == flow.synack_dir and state in (TCP_SYN, TCP_SYNACK):
+            flow.tcp_state = TCP_SYNACK
+            if direction == 1:
+                flow.streams[1] = Stream(seq, self.depth)
+        elif ack and not syn and direction != flow.synack_dir and state == TCP_SYNACK:
             flow.tcp_state = TCP_ESTABLISHED
-            early = flow.streams[0]
-            if early.data and not payload:  # bytes that came with the SYN: inspect them now
-                return early
-        elif self.midstream and flow.tcp_state == 0 and flags & 0x10 and not flags & 0x02:
+            flow.ever_established = True
+        elif self.midstream and state == 0 and ack and not syn:
             flow.tcp_state = TCP_ESTABLISHED  # taken up in the middle: both directions from here
+            flow.ever_established = True
             flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)
         if self.midstream and flow.tcp_state == TCP_ESTABLISHED and flow.streams[direction] is None:
             flow.streams[direction] = Stream((seq - 1) & 0xFFFFFFFF, self.depth)

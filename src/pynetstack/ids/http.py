@@ -70,13 +70,19 @@ class Message:
         return b", ".join(values) if values else None
 
 
+# buffers complete with the request line (libhtp's REQUEST_LINE progress): rules on these alone
+# are judged as soon as the line has arrived, before the headers
+LINE_BUFFERS = {"http.method", "http.uri", "http.uri.raw", "http.protocol", "http.request_line"}
+
+
 class Transaction:
-    __slots__ = ("request", "response", "cache")
+    __slots__ = ("request", "response", "cache", "alerted")
 
     def __init__(self, request: Message):
         self.request = request
         self.response: Optional[Message] = None
         self.cache: Dict[Tuple[str, int], Optional[bytes]] = {}
+        self.alerted: set = set()  # rules that matched on the request line: not judged again
 
     def buffer(self, name: str, direction: int) -> Optional[bytes]:
         """The named buffer; ``direction`` 0 (request side) or 1 (response side) for the
@@ -178,29 +184,47 @@ class HttpParser:
     """Both directions of one flow. ``feed(direction, stream bytes)`` -> events: ("request", tx)
     when a request is complete, ("response", tx) when its response is."""
 
-    __slots__ = ("offsets", "txs", "pending", "broken", "pending_body")
+    __slots__ = ("offsets", "txs", "pending", "broken", "pending_body", "partial", "junk")
 
     def __init__(self):
+        self.junk = False  # the client sent no HTTP request: its bytes are not parsed further
+        self.partial: Optional[Transaction] = None  # a request whose line came, not its headers
         self.offsets = [0, 0]
         self.txs: List[Transaction] = []  # waiting for their responses, oldest first
         self.pending: List[Optional[Message]] = [None, None]  # headers read, body incomplete
         self.pending_body = [0, 0]  # body bytes still expected (-1: chunked, -2: until close)
         self.broken = False
 
+    def junk_request(self, data: bytes) -> None:
+        """The client's bytes are no request, yet the server answers in HTTP: one transaction whose
+        request line is the client's first line, for the responses to attach to."""
+        line = data.split(b"\n", 1)[0].rstrip(b"\r")[:MAX_HEADER]
+        self.txs.append(Transaction(Message(line, b"")))
+        self.junk = True
+
     def feed(self, direction: int, data: bytes, closed: bool = False) -> List[Tuple[str, Transaction]]:
         events: List[Tuple[str, Transaction]] = []
+        if direction == 0 and self.junk:
+            return events
         while not self.broken:
             message = self.pending[direction]
             if message is None:
-                message = self._headers(direction, data)
+                message = self._headers(direction, data, closed)
                 if message is None:
+                    if direction == 0 and self.partial is None and not self.broken:
+                        self._request_line(data, events)
                     break
             if not self._body(direction, data, message, closed):
                 self.pending[direction] = message
                 break
             self.pending[direction] = None
             if direction == 0:
-                tx = Transaction(message)
+                tx, self.partial = self.partial, None
+                if tx is None:
+                    tx = Transaction(message)
+                else:  # the transaction the request line opened
+                    tx.request = message
+                    tx.cache.clear()
                 if len(self.txs) >= MAX_TXS:
                     self.txs.pop(0)
                 self.txs.append(tx)
@@ -211,12 +235,33 @@ class HttpParser:
                 events.append(("response", tx))
         return events
 
-    def _headers(self, direction: int, data: bytes) -> Optional[Message]:
+    def _request_line(self, data: bytes, events: List[Tuple[str, Transaction]]) -> None:
+        """A request line that came without its headers (yet): a transaction for the rules on
+        the line's buffers (as libhtp's transactions exist from the request line on)."""
+        start = self.offsets[0]
+        while start < len(data) and data[start] in (10, 13):
+            start += 1
+        eol = data.find(b"\n", start)
+        if eol < 0 or eol - start > MAX_HEADER:
+            return
+        line = data[start:eol].rstrip(b"\r")
+        if line.split(b" ", 1)[0] in METHODS:
+            self.partial = Transaction(Message(line, b""))
+            events.append(("request_line", self.partial))
+
+    def _headers(self, direction: int, data: bytes, closed: bool = False) -> Optional[Message]:
         start = self.offsets[direction]
-        while data.startswith(b"\r\n", start):  # blank lines between messages
-            start += 2
+        while start < len(data) and data[start] in (10, 13):  # blank lines between messages
+            start += 1
         found = _HEADER_END.search(data, start)  # lines may end in LF alone, or mixed
         end, sep = (found.start(), found.end() - found.start()) if found else (-1, 0)
+        if end < 0 and closed and start < len(data):
+            # the connection closed in the headers: what came is the header block (as libhtp
+            # finishes a message at the end of its stream)
+            end = len(data)
+            while end > start and data[end - 1] in (10, 13):
+                end -= 1
+            sep = len(data) - end
         if end < 0:
             if len(data) - start > MAX_HEADER:
                 self.broken = True

@@ -100,3 +100,47 @@ def header_buffer(p: Packet, name: str) -> Optional[bytes]:
     if name == "icmpv4.hdr" and p.proto == 1:
         return bytes(ip.payload[:8])
     return None
+
+
+def tcp_fast_open(p: Packet) -> bool:
+    """The TCP header carries the Fast Open option (kind 34, RFC 7413; or the experimental
+    kind 254 with magic 0xF989 that came before it)."""
+    opts = p.ip.payload[20:p.tcp_hlen]
+    i, n = 0, len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n or opts[i + 1] < 2:
+            break
+        size = opts[i + 1]
+        if kind == 34 or kind == 254 and size >= 4 and opts[i + 2] == 0xF9 and opts[i + 3] == 0x89:
+            return True
+        i += size
+    return False
+
+
+def gre_inner(payload) -> Optional[bytes]:
+    """The IPv4 datagram a GRE packet (RFC 2784/2890) carries: IPv4 directly (0x0800), or in an
+    Ethernet frame (transparent bridging 0x6558, or ERSPAN type II 0x88BE); else None. Suricata
+    decodes such tunnels and inspects the inner packet."""
+    data = bytes(payload)
+    if len(data) < 4 or data[1] & 0x07:  # version 0 only (1 is PPTP's enhanced GRE)
+        return None
+    flags, proto = data[0], (data[2] << 8) | data[3]
+    off = 4 + 4 * (bool(flags & 0x80) + bool(flags & 0x20) + bool(flags & 0x10))  # checksum, key, sequence
+    if proto == 0x0800:
+        return data[off:] or None
+    if proto == 0x88BE:  # ERSPAN II: an 8-byte header, then the mirrored frame
+        off += 8
+    elif proto != 0x6558:
+        return None
+    off += 12  # the Ethernet addresses, then the type (after any VLAN tags)
+    while off + 2 <= len(data) and data[off:off + 2] in (b"\x81\x00", b"\x88\xa8", b"\x91\x00"):
+        off += 4
+    if data[off:off + 2] != b"\x08\x00":
+        return None
+    return data[off + 2:] or None

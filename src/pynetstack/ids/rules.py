@@ -41,7 +41,8 @@ class Rule:
     __slots__ = ("action", "proto", "app", "src", "sport", "dst", "dport", "bidirectional", "sid", "gid",
                  "rev", "msg", "classtype", "category", "severity", "priority", "references", "metadata",
                  "items", "buffers", "fast", "checks", "flow", "flowbits", "noalert", "threshold",
-                 "detection_filter", "source", "line", "text", "order", "stream_ok", "packet_ok", "http_side", "last_content")
+                 "detection_filter", "source", "line", "text", "order", "stream_ok", "packet_ok", "http_side", "last_content",
+                 "addr_negated")
 
     def __init__(self):
         self.action = "alert"
@@ -75,6 +76,7 @@ class Rule:
         self.stream_ok = True  # may match on the reassembled stream
         self.packet_ok = True  # may match on a single packet's payload
         self.last_content = None  # while parsing: the content that modifiers apply to
+        self.addr_negated = False  # an address negates something: never an IP-only rule
         self.http_side = 0  # an HTTP rule is judged when the request (0) or the response (1) is complete
 
     def __repr__(self):
@@ -180,6 +182,7 @@ def parse_rule(text: str, source: str = "", line: int = 0, variables=None, class
         rule.dst = addresses.parse_addresses(dst, avars)
         rule.sport = addresses.parse_ports(sport, pvars)
         rule.dport = addresses.parse_ports(dport, pvars)
+        rule.addr_negated = addresses.mentions_negation(src, avars) or addresses.mentions_negation(dst, avars)
     except HeaderError as exc:
         raise RuleError(str(exc), source, line) from None
     options = split_options(text[open_at + 1:-1], source, line)

@@ -5,7 +5,8 @@
 A test is in scope when it has rules and a pcap, needs no command-line arguments besides '-k none',
 every rule loads (no unsupported keyword), and at least one of its checks is an EVE filter on
 alert events. Those filters are compared: the count of our alert records that carry every
-key/value the filter matches. Checks on other event types (http, flow, stats) are not ours to
+key/value the filter matches. The test's suricata.yaml is read for its rule variables,
+action-order and EVE alert xff setting (other settings are not). Checks on other event types (http, flow, stats) are not ours to
 pass and are left out; a filter key we do not write makes the test out of scope.
 Needs PyYAML (the system python3 has it) and git."""
 
@@ -20,7 +21,7 @@ import yaml
 
 from pynetstack.ids.capture import ip_datagram, read_capture
 from pynetstack.ids.engine import Detector
-from pynetstack.ids.eve import alert_event
+from pynetstack.ids.eve import Xff, alert_event
 from pynetstack.ids.replay import replay
 from pynetstack.ids.rules import load_rules
 
@@ -95,11 +96,39 @@ def engine_options(args):
 
 
 class Writer:
-    def __init__(self):
+    def __init__(self, xff=None):
         self.events = []
+        self.xff = xff
 
     def write(self, alerts):
-        self.events.extend(alert_event(a) for a in alerts)
+        self.events.extend(alert_event(a, xff=self.xff) for a in alerts)
+
+
+def test_config(repo: str, base: str, files) -> tuple:
+    """What the test's own suricata.yaml changes that this engine understands: the rule
+    variables (vars: address-groups, port-groups) and the action-order, as Detector options."""
+    from pynetstack.ids.addresses import DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS
+
+    avars, pvars, options = dict(DEFAULT_ADDRESS_VARS), dict(DEFAULT_PORT_VARS), {}
+    if "suricata.yaml" not in files:
+        return (avars, pvars), options
+    try:
+        conf = yaml.safe_load(git(repo, "show", f"HEAD:{base}/suricata.yaml")) or {}
+    except yaml.YAMLError:
+        return (avars, pvars), options
+    groups = conf.get("vars") or {}
+    avars.update({k: str(v) for k, v in (groups.get("address-groups") or {}).items()})
+    pvars.update({k: str(v) for k, v in (groups.get("port-groups") or {}).items()})
+    if conf.get("action-order"):
+        options["action_order"] = tuple(conf["action-order"])
+    for output in conf.get("outputs") or ():
+        eve = output.get("eve-log") if isinstance(output, dict) else None
+        for kind in (eve or {}).get("types") or ():
+            xff = kind.get("alert", {}).get("xff") if isinstance(kind, dict) and kind.get("alert") else None
+            if xff and xff.get("enabled") in (True, "yes"):
+                options["xff"] = Xff(xff.get("mode", "extra-data"), xff.get("deployment", "reverse"),
+                                     xff.get("header", "X-Forwarded-For"))
+    return (avars, pvars), options
 
 
 def main(repo: str, listing: bool = False) -> int:
@@ -142,7 +171,9 @@ def main(repo: str, listing: bool = False) -> int:
                 continue
             pcap_path = f"{base}/{pcaps[0]}"
         rules_text = git(repo, "show", f"HEAD:{base}/test.rules").decode("utf-8", "replace")
-        ruleset = load_rules(rules_text, f"{name}/test.rules")
+        variables, conf_options = test_config(repo, base, files)
+        options.update(conf_options)
+        ruleset = load_rules(rules_text, f"{name}/test.rules", variables=variables)
         if ruleset.skipped or ruleset.failed or not ruleset.loaded:
             key = "unsupported keyword" if ruleset.skipped else "rule failed to load" if ruleset.failed else "no rule"
             reasons[key] = reasons.get(key, 0) + 1
@@ -165,7 +196,7 @@ def main(repo: str, listing: bool = False) -> int:
                 reasons["no IPv4 packet in the capture"] = reasons.get("no IPv4 packet in the capture", 0) + 1
                 continue
             in_scope += 1
-            writer = Writer()
+            writer = Writer(options.pop("xff", None))
             try:
                 replay(tmp.name, Detector(ruleset, **options), writer)
                 error = ""
