@@ -172,10 +172,10 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         if _typed(table, "offload", bool, where) is not None and "tap" not in table:
             raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
-    if "ids" in config:
-        from .ids.config import validate as validate_ids
-        validate_ids(config["ids"], source)
     try:
+        if "ids" in config:
+            from .ids.config import validate as validate_ids
+            validate_ids(config["ids"], source)
         config_router.validate(config, source, names)
         from .lb.config import validate as check_lb
         check_lb(config, source)
@@ -288,7 +288,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.
         stack.close()
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"{source}: {message}") from None
+        if not message.startswith(f"{source}: "):  # some sections name the file themselves
+            message = f"{source}: {message}"
+        raise ConfigError(message) from None
     return stack
 
 

@@ -222,20 +222,23 @@ def build(stack, config: Dict[str, Any], base_dir: str) -> None:
         host.routes.hash_policy = routing["hash_policy"]
     if "hash_seed" in routing:
         host.routes.hash_seed = routing["hash_seed"]
-    for table in config.get("route", []):
+    for number, table in enumerate(config.get("route", []), 1):
         prefix, length = parse_cidr(table["destination"])
         kind = table.get("type", "unicast")
         extra = {"metric": table.get("metric", 0), "type": kind}
         if "table" in table:
             extra["table"] = host.routes.table_id(table["table"])
-        if kind != "unicast":
-            host.routes.add(Route(prefix, length, **extra))
-        elif "nexthops" in table:
-            hops = [NextHop(_hop_interface(host, hop), _hop_gateway(hop), hop.get("weight", 1))
-                    for hop in table["nexthops"]]
-            host.routes.add(Route(prefix, length, nexthops=hops, **extra))
-        else:
-            host.routes.add(Route(prefix, length, _hop_interface(host, table), _hop_gateway(table), **extra))
+        try:  # a gateway is checked against the connected networks only once the devices exist
+            if kind != "unicast":
+                host.routes.add(Route(prefix, length, **extra))
+            elif "nexthops" in table:
+                hops = [NextHop(_hop_interface(host, hop), _hop_gateway(hop), hop.get("weight", 1))
+                        for hop in table["nexthops"]]
+                host.routes.add(Route(prefix, length, nexthops=hops, **extra))
+            else:
+                host.routes.add(Route(prefix, length, _hop_interface(host, table), _hop_gateway(table), **extra))
+        except ValueError as exc:
+            raise ValueError(f"route #{number}: {exc}") from None
     for table in config.get("rule", []):
         selectors = {}
         for key, name in (("from", "src"), ("to", "dst")):

@@ -132,8 +132,13 @@ def _lb(stack, words: List[str]) -> Reply:
     return lb_answer(stack, words)
 
 
+def _qos(stack, words: List[str]) -> Reply:
+    from .qos.control import answer as qos_answer  # says so when the stack shapes nothing
+    return qos_answer(stack, words)
+
+
 HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft,
-                                                             "lb": _lb}
+                                                             "lb": _lb, "qos": _qos}
 
 
 def answer(stack, command: str):

@@ -1,0 +1,96 @@
+"""A new user's mistakes, as a tester met them: each gets one line naming the file, the section
+and the problem (exit status 2 for a bad configuration), the stack closes what it had opened,
+and the running stack's control commands answer a command for a function it does not run."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pynetstack import config as configmod
+from pynetstack.config import ConfigError, build_stack
+from pynetstack.link.memory import MemoryDevice
+from pynetstack.router_control import answer
+from pynetstack.stack import Stack
+
+from .test_cli import run_cli
+
+IFACE = "[[interface]]\ntap = 'tstu0'\nname = 'wan0'\naddress = '10.77.0.2/24'\n"
+
+
+def one_line_error(result):
+    """The stderr of a run that failed for its configuration: exactly one line, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pynetstack: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("section, words", [
+    ("[ids]\nrules = 'local.rules'\n", ["[ids]", "rules"]),
+    ("[ids]\ninline = 'maybe'\n", ["[ids]", "inline"]),
+    ("[ids]\nscan_ports = 0\n", ["[ids]", "scan_ports"]),
+])
+def test_a_bad_ids_value_is_a_configuration_error(tmp_path, section, words):
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + section)
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert f"{path}: [ids]" in line
+    for word in words:
+        assert word in line
+
+
+@pytest.fixture
+def memory_devices(monkeypatch):
+    """build_stack on in-memory devices: what happens after the devices exist, without root."""
+    made = []
+
+    def make(table, forwarding=False):
+        made.append(MemoryDevice(table.get("tap") or table["interface"]))
+        return made[-1]
+    monkeypatch.setattr(configmod, "_make_device", make)
+    return made
+
+
+def test_a_broken_ids_rule_names_the_file_once(tmp_path, memory_devices):
+    (tmp_path / "local.rules").write_text('alert tcp any any -> any 80 (msg:"ok"; sid:1;)\n'
+                                          'alert tcp any any -> any 80 (msg:"bad; sid:2;)\n')
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[ids]\nrules = ['local.rules']\n")
+    with pytest.raises(ConfigError) as caught:
+        build_stack(str(path))
+    message = str(caught.value)
+    assert message.count(str(path)) == 1, message
+    assert "local.rules:2" in message
+
+
+def test_a_gateway_off_every_network_names_its_route(tmp_path, memory_devices):
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[[route]]\ndestination = '10.0.0.0/8'\ngateway = '10.77.0.1'\n"
+                    "[[route]]\ndestination = '172.20.0.0/16'\ngateway = '172.16.0.1'\n")
+    with pytest.raises(ConfigError, match=r"stack\.toml: route #2: gateway 172\.16\.0\.1 is not on a connected"):
+        build_stack(str(path))
+
+
+def test_a_monitoring_port_in_use_names_the_listen_address(tmp_path, memory_devices):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + f"[monitoring]\nlisten = '127.0.0.1:{port}'\nstore = 'm.db'\n")
+    try:
+        with pytest.raises(ConfigError) as caught:
+            build_stack(str(path))
+    finally:
+        busy.close()
+    message = str(caught.value)
+    assert f"[monitoring] listen 127.0.0.1:{port}" in message and "in use" in message, message
+
+
+def test_qos_show_on_a_stack_without_qos_is_an_error():
+    with Stack() as stack:
+        reply = answer(stack, "qos show")
+    assert reply is not None and reply.startswith("error: ") and "[qos]" in reply, reply
