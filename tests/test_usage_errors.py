@@ -94,3 +94,19 @@ def test_qos_show_on_a_stack_without_qos_is_an_error():
     with Stack() as stack:
         reply = answer(stack, "qos show")
     assert reply is not None and reply.startswith("error: ") and "[qos]" in reply, reply
+
+
+def test_a_missing_zone_file_is_named_without_a_line_or_errno(tmp_path):
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[dns]\nzones = ['nope.zone']\n")
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert line.endswith(f"nope.zone: cannot read: No such file or directory"), line
+    assert "Errno" not in line and ":0:" not in line
+
+
+def test_a_zone_file_not_in_utf8_is_named(tmp_path):
+    (tmp_path / "latin1.zone").write_bytes(b"; caf\xe9\n")
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[dns]\nzones = ['latin1.zone']\n")
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert "latin1.zone: cannot read:" in line and "utf-8" in line, line
