@@ -100,7 +100,7 @@ def test_a_missing_zone_file_is_named_without_a_line_or_errno(tmp_path):
     path = tmp_path / "stack.toml"
     path.write_text(IFACE + "[dns]\nzones = ['nope.zone']\n")
     line = one_line_error(run_cli("up", "--config", str(path)))
-    assert line.endswith(f"nope.zone: cannot read: No such file or directory"), line
+    assert line.endswith("nope.zone: cannot read: No such file or directory"), line
     assert "Errno" not in line and ":0:" not in line
 
 
@@ -110,3 +110,19 @@ def test_a_zone_file_not_in_utf8_is_named(tmp_path):
     path.write_text(IFACE + "[dns]\nzones = ['latin1.zone']\n")
     line = one_line_error(run_cli("up", "--config", str(path)))
     assert "latin1.zone: cannot read:" in line and "utf-8" in line, line
+
+
+def test_security_report_counts_across_a_restart_of_the_stack(tmp_path):
+    """The store outlives the stack: a restart sets the counters back to zero, and the report
+    must count what happened before it too (as Prometheus's increase() does), never a negative."""
+    from pynetstack.monitor import reports
+    from pynetstack.monitor.store import Store
+    store = Store(str(tmp_path / "monitor.db"))
+    now = 1_000_000.0
+    alerts = [0, 5, 12, 0, 1]  # the stack restarted after the third sample
+    for i, value in enumerate(alerts):
+        store.append(now - 50 + i * 10, {"pynetstack_ids_alerts": float(value), "pynetstack_conntrack_drop": 0.0})
+    report = reports.build(store, "security", 3600, now=now)
+    store.close()
+    rows = {row[0]: row[1:] for row in report["sections"][1]["rows"]}
+    assert rows["pynetstack_ids_alerts"] == ["13", "1"], rows
