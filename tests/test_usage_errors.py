@@ -126,3 +126,46 @@ def test_security_report_counts_across_a_restart_of_the_stack(tmp_path):
     store.close()
     rows = {row[0]: row[1:] for row in report["sections"][1]["rows"]}
     assert rows["pynetstack_ids_alerts"] == ["13", "1"], rows
+
+
+class _Rule:
+    name, summary, expr = "PacketFlood", "", "rate(x[10s]) > 1000"
+
+
+class _Alert:
+    def __init__(self, state, fired_at, resolved_at=None):
+        self.rule, self.state, self.value = _Rule(), state, 6240.5
+        self.labels = {"alertname": "PacketFlood", "severity": "critical"}
+        self.fired_at, self.resolved_at, self.fingerprint = fired_at, resolved_at, "f1"
+
+
+def _posted(url):
+    from pynetstack.monitor.alerts import Notifier
+    posted = []
+    notifier = Notifier({"webhook": url, "log": False}, sender=lambda u, body: posted.append(body))
+    notifier.changed(_Alert("firing", 10.0), wall=1_700_000_000.0)
+    notifier.poll(10.0)
+    notifier.changed(_Alert("resolved", 10.0, 70.0), wall=1_700_000_060.0)
+    notifier.poll(200.0)
+    notifier.close()
+    return notifier, posted
+
+
+def test_alerts_posted_to_alertmanagers_api_are_a_list_of_postable_alerts():
+    """README: webhook = "http://127.0.0.1:9093/api/v2/alerts": Alertmanager's API takes a JSON
+    array of alerts (labels, annotations, startsAt, endsAt only once resolved), not the webhook
+    object Alertmanager sends to its receivers; and it wants a firing alert re-sent (it resolves
+    one it has not heard of for resolve_timeout, 5 minutes)."""
+    notifier, posted = _posted("http://127.0.0.1:9093/api/v2/alerts")
+    assert [type(body) for body in posted] == [list, list], posted
+    firing, resolved = posted[0][0], posted[1][0]
+    assert firing["labels"] == {"alertname": "PacketFlood", "severity": "critical"}
+    assert "endsAt" not in firing and firing["startsAt"].startswith("2023-11-14T22:13:20")
+    assert resolved["endsAt"].startswith("2023-11-14T22:14:20")
+    assert set(firing) <= {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+    assert notifier.repeat_interval <= 60
+
+
+def test_alerts_posted_to_a_webhook_receiver_keep_the_webhook_format():
+    notifier, posted = _posted("http://127.0.0.1:5001/hook")
+    assert [body["status"] for body in posted] == ["firing", "resolved"] and posted[0]["version"] == "4"
