@@ -169,3 +169,14 @@ def test_alerts_posted_to_alertmanagers_api_are_a_list_of_postable_alerts():
 def test_alerts_posted_to_a_webhook_receiver_keep_the_webhook_format():
     notifier, posted = _posted("http://127.0.0.1:5001/hook")
     assert [body["status"] for body in posted] == ["firing", "resolved"] and posted[0]["version"] == "4"
+
+
+def test_top_shows_the_conntrack_entries_as_a_count():
+    import io
+
+    from rich.console import Console
+
+    from pynetstack.monitor import top
+    buffer = io.StringIO()
+    Console(file=buffer, width=120).print(top.render({"time": 0, "conntrack": {"entries": 3.0}}))
+    assert "conntrack 3 " in buffer.getvalue() and "3.0" not in buffer.getvalue(), buffer.getvalue()
