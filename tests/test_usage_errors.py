@@ -16,7 +16,7 @@ from pynetstack.stack import Stack
 
 from .test_cli import run_cli
 
-IFACE = "[[interface]]\ntap = 'tstu0'\nname = 'wan0'\naddress = '10.77.0.2/24'\n"
+IFACE = "[[interface]]\ninterface = 'tstnone0'\nname = 'wan0'\naddress = '10.77.0.2/24'\n"  # no such device: a check that lets a mistake through fails fast, creating nothing
 
 
 def one_line_error(result):
@@ -180,3 +180,11 @@ def test_top_shows_the_conntrack_entries_as_a_count():
     buffer = io.StringIO()
     Console(file=buffer, width=120).print(top.render({"time": 0, "conntrack": {"entries": 3.0}}))
     assert "conntrack 3 " in buffer.getvalue() and "3.0" not in buffer.getvalue(), buffer.getvalue()
+
+
+def test_a_route_with_host_bits_is_refused_as_linux_does(tmp_path):
+    """`ip route add 10.1.0.5/16 via ...`: "Invalid prefix for given prefix length"."""
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[[route]]\ndestination = '10.1.0.5/16'\ngateway = '10.77.0.1'\n")
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert "route #1: destination 10.1.0.5/16 has host bits set" in line and "10.1.0.0/16" in line, line

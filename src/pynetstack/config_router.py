@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from .wire.addr import ip_to_int, parse_cidr
+from .wire.addr import ip_to_int, ip_to_str, parse_cidr, prefix_mask
 
 ROUTE_KEYS = {"destination", "gateway", "interface", "metric", "type", "table", "nexthops"}
 NEXTHOP_KEYS = {"gateway", "interface", "weight"}
@@ -125,7 +125,11 @@ def _validate(config, source, interfaces) -> None:
         _keys(table, ROUTE_KEYS, where)
         if "destination" not in table:
             raise _Fail(f"{where}: 'destination' is required")
-        _prefix(table["destination"], f"{where}: destination")
+        address, length = _prefix(table["destination"], f"{where}: destination")
+        if address & ~prefix_mask(length) & 0xFFFFFFFF:  # Linux refuses it too, rather than guess
+            network = f"{ip_to_str(address & prefix_mask(length))}/{length}"
+            raise _Fail(f"{where}: destination {table['destination']} has host bits set: an invalid prefix "
+                        f"for its length (as ip route says); the network is {network}")
         kind = table.get("type", "unicast")
         if kind not in ROUTE_TYPES:
             raise _Fail(f"{where}: type must be one of {', '.join(ROUTE_TYPES)}, not {kind!r}")
