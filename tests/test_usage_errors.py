@@ -188,3 +188,31 @@ def test_a_route_with_host_bits_is_refused_as_linux_does(tmp_path):
     path.write_text(IFACE + "[[route]]\ndestination = '10.1.0.5/16'\ngateway = '10.77.0.1'\n")
     line = one_line_error(run_cli("up", "--config", str(path)))
     assert "route #1: destination 10.1.0.5/16 has host bits set" in line and "10.1.0.0/16" in line, line
+
+
+@pytest.fixture
+def only_a_stack_elsewhere(tmp_path, monkeypatch):
+    """The control directory holds one live stack, of another network namespace."""
+    from pynetstack import control
+    monkeypatch.setattr(control, "CONTROL_DIR", str(tmp_path))
+    path = tmp_path / "4026599999-lan0.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1)
+    yield str(path)
+    sock.close()
+
+
+@pytest.mark.parametrize("command", ["conntrack flush", "nft load /tmp/x.nft", "lb edit-server tcp 1.2.3.4:80 "
+                                     "10.0.0.2:80 weight 0"])
+def test_a_change_is_not_sent_to_another_namespaces_stack_unasked(only_a_stack_elsewhere, command):
+    from pynetstack.routercli import choose_stack
+    with pytest.raises(OSError, match="no stack runs in this network namespace.*give --control"):
+        choose_stack(None, command)
+    assert choose_stack(only_a_stack_elsewhere, command) == only_a_stack_elsewhere  # named: fine
+
+
+def test_a_question_to_another_namespaces_stack_says_which_it_asks(only_a_stack_elsewhere, capsys):
+    from pynetstack.routercli import choose_stack
+    assert choose_stack(None, "conntrack list") == only_a_stack_elsewhere
+    assert "ANOTHER network namespace" in capsys.readouterr().err
