@@ -216,3 +216,14 @@ def test_a_question_to_another_namespaces_stack_says_which_it_asks(only_a_stack_
     from pynetstack.routercli import choose_stack
     assert choose_stack(None, "conntrack list") == only_a_stack_elsewhere
     assert "ANOTHER network namespace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--mtu", "20"], "--mtu must be an integer within 68..65535, not 20"),
+    (["--address", "10.0.0.300/24"], "--address: not an IPv4 address: '10.0.0.300'"),
+    (["--mac", "zz"], "--mac 'zz' is not a MAC address"),
+    (["--busy-poll", "-3"], "--busy-poll must be microseconds"),
+])
+def test_a_bad_flag_is_named_as_the_flag(flags, expected):
+    result = run_cli("up", "--interface", "tstnone0", "--address", "10.0.0.2/24", *flags)
+    assert one_line_error(result).startswith("pynetstack: error: command line: " + expected), result.stderr

@@ -65,7 +65,10 @@ def _up(args) -> int:
             config["netfilter"] = {"ruleset": os.path.abspath(args.ruleset)}
         if args.busy_poll is not None:
             config["stack"] = {"busy_poll_us": args.busy_poll}
-        stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
+        try:
+            stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
+        except ConfigError as exc:
+            raise ConfigError(_as_flags(str(exc))) from None
     from .control import ControlServer, default_path
     try:
         control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
@@ -162,6 +165,26 @@ def _capture(args) -> int:
             writer.close()
     print(f"{seen} frames captured" + (f", written to {args.write}" if writer else ""), file=sys.stderr)
     return 0
+
+
+# what the configuration's checks call a setting, and the flag that gave it on the command line
+_FLAGS = (("interface #1: mtu", "--mtu"), ("interface #1: address", "--address"),
+          ("interface #1: host_address", "--host-address"), ("interface #1: mac", "--mac"),
+          ("interface #1: tap", "--tap"), ("interface #1: interface", "--interface"),
+          ("interface #1: pcap", "--pcap"), ("[netfilter] ruleset", "--ruleset"),
+          ("[stack] busy_poll_us", "--busy-poll"), ("gateway", "--gateway"))
+
+
+def _as_flags(message: str) -> str:
+    """A configuration error about settings that came from flags, worded with the flags."""
+    prefix = "command line: "
+    if not message.startswith(prefix):
+        return message
+    rest = message[len(prefix):]
+    for setting, flag in _FLAGS:
+        if rest.startswith(setting):
+            return prefix + flag + rest[len(setting):]
+    return prefix + rest.replace("interface #1: ", "")
 
 
 def _ask(command: str, args) -> int:
