@@ -227,3 +227,16 @@ def test_a_question_to_another_namespaces_stack_says_which_it_asks(only_a_stack_
 def test_a_bad_flag_is_named_as_the_flag(flags, expected):
     result = run_cli("up", "--interface", "tstnone0", "--address", "10.0.0.2/24", *flags)
     assert one_line_error(result).startswith("pynetstack: error: command line: " + expected), result.stderr
+
+
+@pytest.mark.parametrize("section, expected", [
+    ("[qos.class.voice]\nrate = '100mbit'\n", "[qos]: class.voice: rate 100mbit is more than the link's rate (50Mbit)"),
+    ("[qos.class.video]\nceil = '60mbit'\n", "[qos]: class.video: ceil 60mbit is more than the link's rate (50Mbit)"),
+    ("[[qos.rule]]\nclass = 'video'\nprotocol = 'udp'\ndport = '5010-5004'\n",
+     "[qos]: rule #1: dport: '5010-5004' runs backwards: write the lower port first (5004-5010)"),
+])
+def test_qos_mistakes_name_what_was_written(tmp_path, section, expected):
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[qos]\ninterface = 'wan0'\nrate = '50mbit'\n" + section)
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert line.endswith(expected), line
