@@ -81,6 +81,10 @@ def _up(args) -> int:
         stack.host.trace(PrintTracer(match=args.trace or None))
     for iface in stack.interfaces.values():
         print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
+        kernel_name = _down_kernel_interface(iface.device)
+        if kernel_name:  # AF_PACKET sees nothing on a link that is down, and says nothing either
+            print(f"pynetstack: warning: {kernel_name} is down: no frame will arrive until "
+                  f"'ip link set {kernel_name} up'", file=sys.stderr, flush=True)
     tcp_ports = sorted(port for _, port in stack.tcp.listeners)
     print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
           f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
@@ -99,6 +103,20 @@ def _up(args) -> int:
     print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",
           flush=True)
     return 0
+
+
+def _down_kernel_interface(device) -> Optional[str]:
+    """The name of the kernel interface under an AF_PACKET device when it is administratively down."""
+    from .link.packet import PacketDevice
+    while not isinstance(device, PacketDevice) and getattr(device, "inner", None) is not None:
+        device = device.inner  # a pcap recorder wraps the device
+    if not isinstance(device, PacketDevice):
+        return None
+    try:
+        with open(f"/sys/class/net/{device.name}/flags") as handle:
+            return None if int(handle.read(), 16) & 1 else device.name  # IFF_UP
+    except (OSError, ValueError):
+        return None
 
 
 def _is_loopback(ifname: str) -> bool:
