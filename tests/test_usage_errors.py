@@ -240,3 +240,30 @@ def test_qos_mistakes_name_what_was_written(tmp_path, section, expected):
     path.write_text(IFACE + "[qos]\ninterface = 'wan0'\nrate = '50mbit'\n" + section)
     line = one_line_error(run_cli("up", "--config", str(path)))
     assert line.endswith(expected), line
+
+
+@pytest.mark.parametrize("command, words", [
+    ("route get 10.0.0.1 ipproto foo", ["'foo' is wrong", "ipproto", "tcp"]),
+    ("route get 10.0.0.1 dport 99999", ["'99999' is wrong", "dport"]),
+    ("route get 10.0.0.1 mark 0xZZ", ["'0xZZ' is wrong", "mark"]),
+    ("route get 10.0.0.1 sport -1", ["'-1' is wrong", "sport"]),
+])
+def test_route_get_with_a_bad_selector_names_it(command, words):
+    with Stack() as stack:
+        reply = answer(stack, command)
+    assert reply.startswith("error: route get: ") and "invalid literal" not in reply, reply
+    for word in words:
+        assert word in reply, reply
+
+
+def test_route_get_takes_protocol_names_and_hex_marks():
+    from pynetstack.link.memory import MemoryDevice as Device
+    with Stack() as stack:
+        stack.add_interface(Device("eth0"), "10.0.0.2/24")
+        assert answer(stack, "route get 10.0.0.1 ipproto udp dport 53 mark 0x10").startswith("10.0.0.1 dev eth0")
+
+
+def test_route_show_of_an_unknown_table_speaks_to_the_command_line():
+    with Stack() as stack:
+        reply = answer(stack, "route show table nosuch")
+    assert reply == "error: route show: unknown table 'nosuch' (a number, or main, local, default)\n", reply
