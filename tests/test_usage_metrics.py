@@ -46,3 +46,19 @@ def test_qos_series_carry_the_interface_and_the_class_as_labels():
     target = families["pynetstack_qos_sla_target_delay_p99_seconds"]
     assert dict(target.samples)[("wan0", "voice")] == 0.010  # 10 ms, in the unit promtool asks for
     assert not [name for name in qos if name.endswith(("_ms", "_us", "_mbit"))], qos
+
+
+def test_a_dns_server_on_the_stack_is_in_the_metrics(tmp_path):
+    from pynetstack.dns.config import build_from_config
+    from pynetstack.dns.stackio import serve_on_stack
+    from pynetstack.wire import dns as w
+    (tmp_path / "t.zone").write_text("$ORIGIN t.\n$TTL 300\n@ IN SOA ns h 1 2 3 4 5\n@ IN NS ns\nns IN A 192.0.2.1\n")
+    server = build_from_config({"zones": ["t.zone"]}, str(tmp_path))
+    with Stack() as stack:
+        serve_on_stack(stack, server, tcp=False)
+        query = w.Message(id=1, questions=[w.Question("ns.t.", w.A)]).encode()
+        server.handle(query, "udp", 0.0)
+        server.handle(b"\x00", "udp", 0.0)
+        flat = metrics.flatten(metrics.collect(stack))
+    assert flat['pynetstack_dns_answers_total{how="authoritative"}'] == 1, [k for k in flat if "dns" in k]
+    assert sum(v for k, v in flat.items() if k.startswith("pynetstack_dns_drops_total")) == 1

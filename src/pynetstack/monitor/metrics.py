@@ -30,7 +30,7 @@ TCP_STATES = ("LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # gather() sources with their own naming below; any other source is flattened generically
-_KNOWN = {"nstat", "drops", "netdev", "host", "functions", "flowtable", "tcp", "qos"}
+_KNOWN = {"nstat", "drops", "netdev", "host", "functions", "flowtable", "tcp", "qos", "dns_server"}
 # flow table stats that are levels, not counts
 _FLOWTABLE_GAUGES = {"flows"}
 _RESERVED = ("_count", "_sum", "_bucket", "_created", "_info")
@@ -142,6 +142,16 @@ def families(snapshot: dict) -> List[Family]:
             octets.add(n_bytes, *names)
         out.extend((packets, octets))
     out.extend(_qos(data.get("qos") or {}))
+    dns = data.get("dns_server")
+    if dns:
+        for what, label, help_text in (("answered", "how", "DNS queries answered, by how (authoritative, "
+                                                               "recursive, memo, refused, ...)"),
+                                       ("drops", "reason", "DNS queries dropped unanswered, by reason")):
+            family = Family(f"{PREFIX}_dns_{'answers' if what == 'answered' else 'drops'}", "counter", help_text,
+                            (label,))
+            for key, value in sorted(dns.get(what, {}).items()):
+                family.add(value, key)
+            out.append(family)
     taken = {f.sample_name for f in out} | {f.name for f in out}
     for name, stats in sorted(data.get("functions", {}).items()):
         out.extend(_generic(stats, f"{PREFIX}_{snake(name)}", f"network function {name}", taken))
