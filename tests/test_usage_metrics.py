@@ -62,3 +62,29 @@ def test_a_dns_server_on_the_stack_is_in_the_metrics(tmp_path):
         flat = metrics.flatten(metrics.collect(stack))
     assert flat['pynetstack_dns_answers_total{how="authoritative"}'] == 1, [k for k in flat if "dns" in k]
     assert sum(v for k, v in flat.items() if k.startswith("pynetstack_dns_drops_total")) == 1
+
+
+def test_qos_series_pass_promtool():
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from pynetstack.monitor.exposition import Exposition
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian package prometheus) not installed")
+    with Stack(forwarding=True) as stack:
+        stack.add_interface(MemoryDevice("wan0"), "203.0.113.10/24", name="wan0")
+        build_qos(stack, {"interface": "wan0", "rate": "50mbit"})
+        text = Exposition(stack).text().decode()
+    assert "pynetstack_qos_class_sent_bytes_total" in text
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_qos_throughput_is_in_bytes_per_second():
+    families = {f.sample_name: f for f in metrics.families({"gather": {"qos": {"wan0": {
+        "sla": {"video": {"throughput_mbit": 8.0, "delay_p99_ms": 20.0, "packets": 5}}}}}})}
+    assert dict(families["pynetstack_qos_sla_throughput_bytes_per_second"].samples) == {("wan0", "video"): 1e6}
+    assert dict(families["pynetstack_qos_sla_delay_p99_seconds"].samples) == {("wan0", "video"): 0.02}
+    assert families["pynetstack_qos_sla_packets_total"].kind == "counter"

@@ -175,10 +175,10 @@ def _netdev(netdev: dict) -> Iterable[Family]:
     return by_name.values()
 
 
-# QoS figures that only grow (the rest are levels); units in names as promtool wants them
+# QoS figures that only grow (the rest are levels); base units in names, as promtool wants them
 _QOS_COUNTERS = {"sent_bytes", "sent_packets", "dropped", "overlimits", "lent", "borrowed", "ecn_marks",
                  "departures_timed", "departures_late_over_1ms", "packets"}
-_QOS_UNITS = (("_ms", "_seconds", 1e-3), ("_us", "_seconds", 1e-6), ("_mbit", "_bits_per_second", 1e6))
+_QOS_UNITS = (("_ms", "_seconds", 1e-3), ("_us", "_seconds", 1e-6), ("_mbit", "_bytes_per_second", 1e6 / 8))
 
 
 def _qos(qos: dict) -> Iterable[Family]:
