@@ -267,3 +267,10 @@ def test_route_show_of_an_unknown_table_speaks_to_the_command_line():
     with Stack() as stack:
         reply = answer(stack, "route show table nosuch")
     assert reply == "error: route show: unknown table 'nosuch' (a number, or main, local, default)\n", reply
+
+
+def test_a_route_destination_that_is_not_a_string_says_so(tmp_path):
+    path = tmp_path / "stack.toml"
+    path.write_text(IFACE + "[[route]]\ndestination = 5\ngateway = '10.77.0.1'\n")
+    line = one_line_error(run_cli("up", "--config", str(path)))
+    assert line.endswith("route #1: destination must be a prefix string like '10.1.0.0/16', not 5"), line

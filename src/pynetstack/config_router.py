@@ -75,8 +75,10 @@ def _address(value, where: str) -> int:
 
 
 def _prefix(value, where: str):
+    if not isinstance(value, str):
+        raise _Fail(f"{where} must be a prefix string like '10.1.0.0/16', not {value!r}")
     try:
-        return parse_cidr(value if isinstance(value, str) else "")
+        return parse_cidr(value)
     except ValueError as exc:
         raise _Fail(f"{where}: {exc}") from None
 
