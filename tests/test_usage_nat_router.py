@@ -100,3 +100,31 @@ def test_nft_f_without_flush_adds_to_the_ruleset_as_linux_does(tmp_path):
     listing = answer(r, "nft list ruleset")
     assert "table ip extra" in listing
     assert "masquerade" in listing and "table ip filter" in listing, listing  # Linux keeps them
+
+
+METER = """
+table ip filter {
+	set udp_meter {
+		type ipv4_addr
+		size 65535
+		flags dynamic,timeout
+		timeout 30s
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		meta l4proto udp add @udp_meter { ip saddr limit rate over 10/second } counter drop
+	}
+}
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="nft list ruleset does not list a dynamic set's elements; the kernel "
+                                       "prints them: elements = { 192.168.1.2 limit rate over 10/second expires ...}")
+def test_nft_list_shows_the_elements_rules_added_to_a_dynamic_set(tmp_path):
+    sim, lan, r, wan, router = nat_lab(tmp_path, ruleset=None)
+    router.load(text=METER)
+    lan.udp.sendto(b"x", 4000, WAN_HOST, 9000, sim.now)
+    sim.run(0.5)
+    listing = router.ruleset.list_ruleset()
+    assert "counter packets 0 " in listing  # one datagram is within the limit: the element exists
+    assert "elements = { 192.168.1.2 limit rate over 10/second expires" in listing, listing
