@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -93,9 +94,14 @@ def _up(args) -> int:
     started = time.monotonic()
     if args.duration:
         stack.start()
+        # SIGTERM ends a timed run as Ctrl-C does, and both as an untimed run ends: closed, reported
+        previous = signal.signal(signal.SIGTERM, _interrupted)
         try:
             stack.run(duration=args.duration)
+        except KeyboardInterrupt:
+            pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             stack.close()
     else:
         stack.run_until_signal()
@@ -103,6 +109,10 @@ def _up(args) -> int:
     print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",
           flush=True)
     return 0
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _down_kernel_interface(device) -> Optional[str]:
