@@ -274,3 +274,9 @@ def test_a_route_destination_that_is_not_a_string_says_so(tmp_path):
     path.write_text(IFACE + "[[route]]\ndestination = 5\ngateway = '10.77.0.1'\n")
     line = one_line_error(run_cli("up", "--config", str(path)))
     assert line.endswith("route #1: destination must be a prefix string like '10.1.0.0/16', not 5"), line
+
+
+def test_capture_to_a_missing_directory_names_the_file_once():
+    result = run_cli("capture", "-i", "lo", "-c", "1", "--timeout", "0.2", "-w", "/nonexistent/dir/x.pcap")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.count("/nonexistent/dir/x.pcap") == 1, result.stderr

@@ -112,6 +112,7 @@ def _up(args) -> int:
 
 
 def _interrupted(signum, frame):
+    """A SIGTERM handler: stop as Ctrl-C stops (KeyboardInterrupt), through every finally."""
     raise KeyboardInterrupt
 
 
@@ -139,7 +140,6 @@ def _is_loopback(ifname: str) -> bool:
 
 def _capture(args) -> int:
     import select
-    import signal
 
     from .link.packet import PacketDevice
     from .link.pcap import PcapWriter
@@ -155,13 +155,10 @@ def _capture(args) -> int:
                           include_outgoing=not _is_loopback(args.interface), as_captured=True)
     try:
         writer = PcapWriter(args.write) if args.write else None
-    except OSError as exc:
+    except OSError:  # PcapWriter's message names the file
         device.close()
-        raise OSError(exc.errno, f"cannot write {args.write}: {exc.strerror}") from None
-
-    def on_sigterm(_signum, _frame):
-        raise KeyboardInterrupt  # end like Ctrl-C: the finally below closes the file
-    old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+        raise
+    old_sigterm = signal.signal(signal.SIGTERM, _interrupted)  # end like Ctrl-C: the finally closes the file
     seen = 0
     end = time.monotonic() + args.timeout if args.timeout else None
     try:
