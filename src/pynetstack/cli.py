@@ -71,40 +71,36 @@ def _up(args) -> int:
         except ConfigError as exc:
             raise ConfigError(_as_flags(str(exc))) from None
     from .control import ControlServer, default_path
+    # From here SIGTERM ends the run as Ctrl-C does, even before the loop runs: the stack is
+    # closed (its control socket removed) and the closing report printed.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    started = time.monotonic()
     try:
         control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
-    except OSError:
-        stack.close()
-        raise
-    stack.on_close(control.close)
-    if args.trace is not None:
-        from .net.trace import PrintTracer
-        stack.host.trace(PrintTracer(match=args.trace or None))
-    for iface in stack.interfaces.values():
-        print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
-        kernel_name = _down_kernel_interface(iface.device)
-        if kernel_name:  # AF_PACKET sees nothing on a link that is down, and says nothing either
-            print(f"pynetstack: warning: {kernel_name} is down: no frame will arrive until "
-                  f"'ip link set {kernel_name} up'", file=sys.stderr, flush=True)
-    tcp_ports = sorted(port for _, port in stack.tcp.listeners)
-    print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
-          f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
-          f"{', '.join(str(p) for p in tcp_ports) or 'none'}", flush=True)
-    print(f"control socket {control.path} (pynetstack status | connections)", flush=True)
-    started = time.monotonic()
-    if args.duration:
-        stack.start()
-        # SIGTERM ends a timed run as Ctrl-C does, and both as an untimed run ends: closed, reported
-        previous = signal.signal(signal.SIGTERM, _interrupted)
-        try:
+        stack.on_close(control.close)
+        if args.trace is not None:
+            from .net.trace import PrintTracer
+            stack.host.trace(PrintTracer(match=args.trace or None))
+        for iface in stack.interfaces.values():
+            print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
+            kernel_name = _down_kernel_interface(iface.device)
+            if kernel_name:  # AF_PACKET sees nothing on a link that is down, and says nothing either
+                print(f"pynetstack: warning: {kernel_name} is down: no frame will arrive until "
+                      f"'ip link set {kernel_name} up'", file=sys.stderr, flush=True)
+        tcp_ports = sorted(port for _, port in stack.tcp.listeners)
+        print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
+              f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
+              f"{', '.join(str(p) for p in tcp_ports) or 'none'}", flush=True)
+        print(f"control socket {control.path} (pynetstack status | connections)", flush=True)
+        if args.duration:
             stack.run(duration=args.duration)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            stack.close()
-    else:
-        stack.run_until_signal()
+        else:
+            stack.run_until_signal()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stack.close()
     status = stack.status()
     print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",
           flush=True)
