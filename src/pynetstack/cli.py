@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -65,37 +66,64 @@ def _up(args) -> int:
             config["netfilter"] = {"ruleset": os.path.abspath(args.ruleset)}
         if args.busy_poll is not None:
             config["stack"] = {"busy_poll_us": args.busy_poll}
-        stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
+        try:
+            stack = build_stack(validate(config, "command line"), base_dir=".", source="command line")
+        except ConfigError as exc:
+            raise ConfigError(_as_flags(str(exc))) from None
     from .control import ControlServer, default_path
+    # From here SIGTERM ends the run as Ctrl-C does, even before the loop runs: the stack is
+    # closed (its control socket removed) and the closing report printed.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    started = time.monotonic()
     try:
         control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
-    except OSError:
-        stack.close()
-        raise
-    stack.on_close(control.close)
-    if args.trace is not None:
-        from .net.trace import PrintTracer
-        stack.host.trace(PrintTracer(match=args.trace or None))
-    for iface in stack.interfaces.values():
-        print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
-    tcp_ports = sorted(port for _, port in stack.tcp.listeners)
-    print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
-          f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
-          f"{', '.join(str(p) for p in tcp_ports) or 'none'}", flush=True)
-    print(f"control socket {control.path} (pynetstack status | connections)", flush=True)
-    started = time.monotonic()
-    if args.duration:
-        stack.start()
-        try:
+        stack.on_close(control.close)
+        if args.trace is not None:
+            from .net.trace import PrintTracer
+            stack.host.trace(PrintTracer(match=args.trace or None))
+        for iface in stack.interfaces.values():
+            print(f"pynetstack {__version__}: up on {iface.describe()}", flush=True)
+            kernel_name = _down_kernel_interface(iface.device)
+            if kernel_name:  # AF_PACKET sees nothing on a link that is down, and says nothing either
+                print(f"pynetstack: warning: {kernel_name} is down: no frame will arrive until "
+                      f"'ip link set {kernel_name} up'", file=sys.stderr, flush=True)
+        tcp_ports = sorted(port for _, port in stack.tcp.listeners)
+        print(f"services: ICMP echo {'on' if stack.host.echo_reply else 'off'}; UDP ports "
+              f"{', '.join(str(p) for _, p in sorted(stack.udp.endpoints)) or 'none'}; TCP ports "
+              f"{', '.join(str(p) for p in tcp_ports) or 'none'}", flush=True)
+        print(f"control socket {control.path} (pynetstack status | connections)", flush=True)
+        if args.duration:
             stack.run(duration=args.duration)
-        finally:
-            stack.close()
-    else:
-        stack.run_until_signal()
+        else:
+            stack.run_until_signal()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stack.close()
     status = stack.status()
     print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",
           flush=True)
     return 0
+
+
+def _interrupted(signum, frame):
+    """A SIGTERM handler: stop as Ctrl-C stops (KeyboardInterrupt), through every finally."""
+    raise KeyboardInterrupt
+
+
+def _down_kernel_interface(device) -> Optional[str]:
+    """The name of the kernel interface under an AF_PACKET device when it is administratively down."""
+    from .link.packet import PacketDevice
+    while not isinstance(device, PacketDevice) and getattr(device, "inner", None) is not None:
+        device = device.inner  # a pcap recorder wraps the device
+    if not isinstance(device, PacketDevice):
+        return None
+    try:
+        with open(f"/sys/class/net/{device.name}/flags") as handle:
+            return None if int(handle.read(), 16) & 1 else device.name  # IFF_UP
+    except (OSError, ValueError):
+        return None
 
 
 def _is_loopback(ifname: str) -> bool:
@@ -108,7 +136,6 @@ def _is_loopback(ifname: str) -> bool:
 
 def _capture(args) -> int:
     import select
-    import signal
 
     from .link.packet import PacketDevice
     from .link.pcap import PcapWriter
@@ -124,13 +151,10 @@ def _capture(args) -> int:
                           include_outgoing=not _is_loopback(args.interface), as_captured=True)
     try:
         writer = PcapWriter(args.write) if args.write else None
-    except OSError as exc:
+    except OSError:  # PcapWriter's message names the file
         device.close()
-        raise OSError(exc.errno, f"cannot write {args.write}: {exc.strerror}") from None
-
-    def on_sigterm(_signum, _frame):
-        raise KeyboardInterrupt  # end like Ctrl-C: the finally below closes the file
-    old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+        raise
+    old_sigterm = signal.signal(signal.SIGTERM, _interrupted)  # end like Ctrl-C: the finally closes the file
     seen = 0
     end = time.monotonic() + args.timeout if args.timeout else None
     try:
@@ -162,6 +186,26 @@ def _capture(args) -> int:
             writer.close()
     print(f"{seen} frames captured" + (f", written to {args.write}" if writer else ""), file=sys.stderr)
     return 0
+
+
+# what the configuration's checks call a setting, and the flag that gave it on the command line
+_FLAGS = (("interface #1: mtu", "--mtu"), ("interface #1: address", "--address"),
+          ("interface #1: host_address", "--host-address"), ("interface #1: mac", "--mac"),
+          ("interface #1: tap", "--tap"), ("interface #1: interface", "--interface"),
+          ("interface #1: pcap", "--pcap"), ("[netfilter] ruleset", "--ruleset"),
+          ("[stack] busy_poll_us", "--busy-poll"), ("gateway", "--gateway"))
+
+
+def _as_flags(message: str) -> str:
+    """A configuration error about settings that came from flags, worded with the flags."""
+    prefix = "command line: "
+    if not message.startswith(prefix):
+        return message
+    rest = message[len(prefix):]
+    for setting, flag in _FLAGS:
+        if rest.startswith(setting):
+            return prefix + flag + rest[len(setting):]
+    return prefix + rest.replace("interface #1: ", "")
 
 
 def _ask(command: str, args) -> int:

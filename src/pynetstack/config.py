@@ -169,10 +169,10 @@ def validate(config: Dict[str, Any], source: str = "config", base_dir: str = "."
         if _typed(table, "offload", bool, where) is not None and "tap" not in table:
             raise ConfigError(f"{where}: offload applies to a TAP only")
         _typed(table, "pcap", str, where)
-    if "ids" in config:
-        from .ids.config import validate as validate_ids
-        validate_ids(config["ids"], source)
     try:
+        if "ids" in config:
+            from .ids.config import validate as validate_ids
+            validate_ids(config["ids"], source)
         config_router.validate(config, source, names)
         from .lb.config import validate as check_lb
         check_lb(config, source)
@@ -239,6 +239,14 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         base_dir = os.path.dirname(os.path.abspath(source))
         config = load(source)
     validate(config, source, base_dir)
+    dns_server = None
+    if "dns" in config:  # zones are read before any device exists: a bad one stops nothing half-made
+        from .dns.config import build_from_config
+        try:
+            dns_server = build_from_config(config["dns"], base_dir)
+        except (ValueError, OSError, TypeError, IndexError, AttributeError, OverflowError) as exc:
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"{source}: {message}") from None
     stack = Stack(forwarding=bool(config.get("stack", {}).get("forwarding", False)),
                   echo_reply=bool(config.get("services", {}).get("icmp_echo", True)),
                   busy_poll=config.get("stack", {}).get("busy_poll_us", 0) / 1e6)
@@ -269,11 +277,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
                     installers[name](stack, port)
                 else:
                     installers[name](stack, port, limits=limits)
-        if "dns" in config:
-            from .dns.config import build_from_config
+        if dns_server is not None:
             from .dns.stackio import serve_on_stack
-            server = build_from_config(config["dns"], base_dir)
-            serve_on_stack(stack, server)  # UDP and TCP port 53; the resolver runs in the stack's loop
+            serve_on_stack(stack, dns_server)  # UDP and TCP port 53; the resolver runs in the stack's loop
         if "monitoring" in config:
             from .monitor.config import build as build_monitor
             build_monitor(stack, config["monitoring"], base_dir, source)
@@ -285,7 +291,9 @@ def build_stack(config, base_dir: str = ".", source: str = "config"):
         # (such as [dns]) let through, so a bad file still ends in one line, never a traceback.
         stack.close()
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"{source}: {message}") from None
+        if not message.startswith(f"{source}: "):  # some sections name the file themselves
+            message = f"{source}: {message}"
+        raise ConfigError(message) from None
     return stack
 
 

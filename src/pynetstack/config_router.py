@@ -36,7 +36,7 @@ import os
 from typing import Any, Dict
 
 from .configkeys import check_table
-from .wire.addr import ip_to_int, parse_cidr
+from .wire.addr import ip_to_int, ip_to_str, parse_cidr, prefix_mask
 
 ROUTE_KEYS = {"destination", "gateway", "interface", "metric", "type", "table", "nexthops"}
 NEXTHOP_KEYS = {"gateway", "interface", "weight"}
@@ -72,8 +72,10 @@ def _address(value, where: str) -> int:
 
 
 def _prefix(value, where: str):
+    if not isinstance(value, str):
+        raise _Fail(f"{where} must be a prefix string like '10.1.0.0/16', not {value!r}")
     try:
-        return parse_cidr(value if isinstance(value, str) else "")
+        return parse_cidr(value)
     except ValueError as exc:
         raise _Fail(f"{where}: {exc}") from None
 
@@ -122,7 +124,11 @@ def _validate(config, source, interfaces) -> None:
         _keys(table, ROUTE_KEYS, where)
         if "destination" not in table:
             raise _Fail(f"{where}: 'destination' is required")
-        _prefix(table["destination"], f"{where}: destination")
+        address, length = _prefix(table["destination"], f"{where}: destination")
+        if address & ~prefix_mask(length) & 0xFFFFFFFF:  # Linux refuses it too, rather than guess
+            network = f"{ip_to_str(address & prefix_mask(length))}/{length}"
+            raise _Fail(f"{where}: destination {table['destination']} has host bits set: an invalid prefix "
+                        f"for its length (as ip route says); the network is {network}")
         kind = table.get("type", "unicast")
         if kind not in ROUTE_TYPES:
             raise _Fail(f"{where}: type must be one of {', '.join(ROUTE_TYPES)}, not {kind!r}")
@@ -219,20 +225,23 @@ def build(stack, config: Dict[str, Any], base_dir: str) -> None:
         host.routes.hash_policy = routing["hash_policy"]
     if "hash_seed" in routing:
         host.routes.hash_seed = routing["hash_seed"]
-    for table in config.get("route", []):
+    for number, table in enumerate(config.get("route", []), 1):
         prefix, length = parse_cidr(table["destination"])
         kind = table.get("type", "unicast")
         extra = {"metric": table.get("metric", 0), "type": kind}
         if "table" in table:
             extra["table"] = host.routes.table_id(table["table"])
-        if kind != "unicast":
-            host.routes.add(Route(prefix, length, **extra))
-        elif "nexthops" in table:
-            hops = [NextHop(_hop_interface(host, hop), _hop_gateway(hop), hop.get("weight", 1))
-                    for hop in table["nexthops"]]
-            host.routes.add(Route(prefix, length, nexthops=hops, **extra))
-        else:
-            host.routes.add(Route(prefix, length, _hop_interface(host, table), _hop_gateway(table), **extra))
+        try:  # a gateway is checked against the connected networks only once the devices exist
+            if kind != "unicast":
+                host.routes.add(Route(prefix, length, **extra))
+            elif "nexthops" in table:
+                hops = [NextHop(_hop_interface(host, hop), _hop_gateway(hop), hop.get("weight", 1))
+                        for hop in table["nexthops"]]
+                host.routes.add(Route(prefix, length, nexthops=hops, **extra))
+            else:
+                host.routes.add(Route(prefix, length, _hop_interface(host, table), _hop_gateway(table), **extra))
+        except ValueError as exc:
+            raise ValueError(f"route #{number}: {exc}") from None
     for table in config.get("rule", []):
         selectors = {}
         for key, name in (("from", "src"), ("to", "dst")):

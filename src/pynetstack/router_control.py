@@ -32,6 +32,9 @@ def _route(stack, words: List[str]) -> Reply:
             try:
                 return "".join(line + "\n" for line in routes.show(table))
             except ValueError as exc:
+                if str(exc).startswith("unknown table"):  # not the Python API's advice (name_table)
+                    raise CommandError(f"route show: unknown table {table!r} (a number, or main, local, "
+                                       "default)") from None
                 raise CommandError(str(exc)) from None
     if words[0] == "rules":
         with stack.lock:
@@ -48,10 +51,13 @@ def _route(stack, words: List[str]) -> Reply:
         try:
             dst = ip_to_int(words[1])
             src = ip_to_int(options["from"]) if options["from"] else None
-            proto = {"tcp": 6, "udp": 17, "icmp": 1}.get(options["ipproto"]) or int(options["ipproto"], 0)
-            mark, sport, dport = (int(options[k], 0) for k in ("mark", "sport", "dport"))
         except ValueError as exc:
             raise CommandError(f"route get: {exc}") from None
+        proto = PROTOCOLS.get(options["ipproto"])
+        if proto is None:
+            proto = _number(options["ipproto"], "ipproto", 255, f"a number or {', '.join(PROTOCOLS)}")
+        mark = _number(options["mark"], "mark", 0xFFFFFFFF, "a number like 0x10")
+        sport, dport = (_number(options[k], k, 65535, "a port number") for k in ("sport", "dport"))
         with stack.lock:
             if options["iif"] and options["iif"] not in stack.interfaces:
                 raise CommandError(f"route get: no interface {options['iif']!r}")
@@ -62,6 +68,20 @@ def _route(stack, words: List[str]) -> Reply:
         return line + "\n"
     raise CommandError("route: show [table T] | rules | get ADDR [from S] [iif I] [mark M] [ipproto P] "
                        "[sport N] [dport N]")
+
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}  # the names `ip route get ipproto` takes here
+
+
+def _number(text: str, key: str, high: int, kind: str) -> int:
+    """``text`` as ``ip route get`` reads a selector's value (decimal or 0x hex), within 0..high."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= high:
+        raise CommandError(f"route get: argument {text!r} is wrong: {key} must be {kind} (0..{high})")
+    return value
 
 
 def _router(stack):
@@ -136,8 +156,13 @@ def _lb(stack, words: List[str]) -> Reply:
     return lb_answer(stack, words)
 
 
+def _qos(stack, words: List[str]) -> Reply:
+    from .qos.control import answer as qos_answer  # says so when the stack shapes nothing
+    return qos_answer(stack, words)
+
+
 HANDLERS: Dict[str, Callable[[object, List[str]], Reply]] = {"route": _route, "conntrack": _conntrack, "nft": _nft,
-                                                             "lb": _lb}
+                                                             "lb": _lb, "qos": _qos}
 
 
 def answer(stack, command: str):

@@ -7,16 +7,37 @@ import os
 import sys
 
 
+# commands that change a running stack (the others only read it)
+CHANGING = ("conntrack flush", "nft load", "lb add-server", "lb edit-server", "lb del-server")
+
+
+def choose_stack(control, command: str) -> str:
+    """The control socket ``command`` goes to.  With no ``--control`` and no stack in this network
+    namespace, find_socket picks the one running elsewhere: say so on stderr, and refuse a command
+    that would change it (flushing another namespace's conntrack table by mistake)."""
+    from .control import describe_socket, find_socket
+    path = find_socket(control)
+    if control is None:
+        describe = describe_socket(path)
+        if "ANOTHER network namespace" in describe:
+            if command.startswith(CHANGING):
+                raise OSError(1, f"no stack runs in this network namespace, and '{command.split(' /')[0]}' would "
+                                 f"change {describe}: give --control {path} if that is the one")
+            print(f"# {describe}", file=sys.stderr, flush=True)
+    return path
+
+
 def ask(args, command: str, stream: bool = False) -> int:
     """Send ``command`` to the stack at ``args.control``; print the reply (an error on stderr)."""
     from .control import query
+    path = choose_stack(args.control, command)
     if stream:
         try:
-            query(command, args.control, timeout=None, out=sys.stdout)
+            query(command, path, timeout=None, out=sys.stdout)
         except KeyboardInterrupt:
             pass
         return 0
-    reply = query(command, args.control)
+    reply = query(command, path)
     if reply.startswith("error: "):
         print(f"pynetstack: {reply[7:]}", end="", file=sys.stderr)
         return 1

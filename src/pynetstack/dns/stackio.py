@@ -256,6 +256,8 @@ def serve_on_stack(stack, server: DnsServer, port: int = 53, tcp: bool = True, h
 
     with stack.lock:
         bound = udp.bind(port, endpoint, 0 if host == "0.0.0.0" else ip_to_int(host))
+        # what /metrics shows: answers by how they were made, queries dropped by reason
+        stack.counters.add("dns_server", lambda: {"answered": dict(server.answered), "drops": dict(server.drops)})
     if tcp:
         from ..services.guard import ServiceLimits, serve_guarded
         limits = ServiceLimits(max_connections=MAX_TCP_CONNECTIONS, idle_timeout=TCP_IDLE_TIMEOUT)

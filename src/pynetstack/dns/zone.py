@@ -14,7 +14,8 @@ class ZoneError(ValueError):
 
     def __init__(self, filename: str, line: int, message: str):
         self.filename, self.line = filename, line
-        super().__init__(f"{filename}:{line}: {message}")
+        # line 0: the file as a whole (it cannot be read), as a compiler names it without a line
+        super().__init__(f"{filename}:{line}: {message}" if line else f"{filename}: {message}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ class _Reader:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
-            raise ZoneError(path, 0, f"cannot read: {e}") from None
+            raise ZoneError(path, 0, f"cannot read: {getattr(e, 'strerror', None) or e}") from None
         self.read_text(text, path, depth, origin)
 
     def read_text(self, text: str, filename: str, depth: int = 0, origin: str | None = None) -> None:

@@ -6,7 +6,8 @@
 * ``Notifier``: instances that fire or resolve join a group (``group_by`` labels); a group is sent
   ``group_wait`` after it forms, then at most every ``group_interval`` when it changes, and again
   every ``repeat_interval`` while anything in it fires: Alertmanager's timing, in its webhook JSON
-  (version 4).  Sending happens on a thread with a bounded queue: a slow receiver never stalls
+  (version 4); to a URL ending in /api/v2/alerts (Alertmanager itself) as that API's list of
+  alerts, re-sent every minute while firing.  Sending happens on a thread with a bounded queue: a slow receiver never stalls
   the stack.  Firing and resolving are also written to the log.
 
 Sans-I/O: ``now`` is passed in; only the default sender touches the network.
@@ -20,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import urllib.parse
 import urllib.request
 from typing import Callable, Dict, List, Optional
 
@@ -28,6 +30,7 @@ from .expr import parse_expr
 log = logging.getLogger("pynetstack.alerts")
 MAX_INSTANCES = 1000  # alert instances kept (resolved ones go first)
 MAX_QUEUED = 100      # notifications waiting for the sender
+API_RESEND = 60.0     # seconds between re-sends of a firing alert to Alertmanager's API
 
 
 class AlertInstance:
@@ -120,6 +123,12 @@ class Notifier:
         self.group_wait = float(notify.get("group_wait", 0.0))
         self.group_interval = float(notify.get("group_interval", 60.0))
         self.repeat_interval = float(notify.get("repeat_interval", 4 * 3600.0))
+        # Alertmanager's own API takes a list of alerts, and resolves one not heard of for its
+        # resolve_timeout (5 min): re-send firing alerts every minute, as Prometheus does.
+        path = urllib.parse.urlsplit(self.webhook).path if self.webhook else ""
+        self.api_v2 = path.rstrip("/").endswith("/api/v2/alerts")
+        if self.api_v2:
+            self.repeat_interval = min(self.repeat_interval, API_RESEND)
         self.receiver = receiver
         self.groups: Dict[tuple, _Group] = {}
         self.sent = 0
@@ -195,7 +204,7 @@ class Notifier:
             if payload is None:
                 return
             try:
-                send(self.webhook, payload)
+                send(self.webhook, postable_alerts(payload) if self.api_v2 else payload)
                 self.sent += 1
             except Exception as exc:  # a receiver's failure must not end the sender
                 self.failed += 1
@@ -227,7 +236,20 @@ def _as_am(alert: AlertInstance, wall_offset: float) -> dict:
             "generatorURL": "", "fingerprint": alert.fingerprint}
 
 
-def post_json(url: str, payload: dict, timeout: float = 5.0) -> None:
+def postable_alerts(payload: dict) -> List[dict]:
+    """A webhook payload as the body of Alertmanager's ``POST /api/v2/alerts``: its alerts, each
+    with labels, annotations, startsAt and, once resolved, endsAt (a firing alert has none: an
+    endsAt in the past would resolve it)."""
+    out = []
+    for alert in payload["alerts"]:
+        one = {key: alert[key] for key in ("labels", "annotations", "startsAt", "generatorURL")}
+        if alert["status"] == "resolved":
+            one["endsAt"] = alert["endsAt"]
+        out.append(one)
+    return out
+
+
+def post_json(url: str, payload, timeout: float = 5.0) -> None:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - a configured URL

@@ -12,7 +12,8 @@
     max_disk_mb = 100           # the store's bound: oldest data goes first
     [monitoring.notify]
     log = true                  # firing and resolved alerts in the log
-    webhook = "http://127.0.0.1:9093/api/v2/alerts"   # Alertmanager-format JSON POSTs
+    webhook = "http://127.0.0.1:9093/api/v2/alerts"   # Alertmanager's API (a list of alerts); any
+                                                      # other URL gets Alertmanager's webhook JSON
     group_by = ["alertname"]
     group_wait = 0              # Alertmanager's group_wait, group_interval, repeat_interval
     group_interval = 60

@@ -30,10 +30,11 @@ TCP_STATES = ("LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # gather() sources with their own naming below; any other source is flattened generically
-_KNOWN = {"nstat", "drops", "netdev", "host", "functions", "flowtable", "tcp"}
+_KNOWN = {"nstat", "drops", "netdev", "host", "functions", "flowtable", "tcp", "qos", "dns_server"}
 # flow table stats that are levels, not counts
 _FLOWTABLE_GAUGES = {"flows"}
 _RESERVED = ("_count", "_sum", "_bucket", "_created", "_info")
+_COUNTS = re.compile(r"\bcounter packets \d+ bytes \d+")
 
 
 class Family:
@@ -91,8 +92,9 @@ def rule_counters(stack) -> list:
     for chain in function.ruleset.chains():
         for rule in chain.rules:
             counter = rule.counter
-            if counter is not None:
-                out.append((chain.table.family, chain.table.name, chain.name, str(rule.handle), rule.format(),
+            if counter is not None:  # the label is the rule without its counts: one series per rule
+                text = _COUNTS.sub("counter", rule.format())
+                out.append((chain.table.family, chain.table.name, chain.name, str(rule.handle), text,
                             counter.packets, counter.bytes))
     return out
 
@@ -139,6 +141,17 @@ def families(snapshot: dict) -> List[Family]:
             packets.add(n_packets, *names)
             octets.add(n_bytes, *names)
         out.extend((packets, octets))
+    out.extend(_qos(data.get("qos") or {}))
+    dns = data.get("dns_server")
+    if dns:
+        for what, label, help_text in (("answered", "how", "DNS queries answered, by how (authoritative, "
+                                                               "recursive, memo, refused, ...)"),
+                                       ("drops", "reason", "DNS queries dropped unanswered, by reason")):
+            family = Family(f"{PREFIX}_dns_{'answers' if what == 'answered' else 'drops'}", "counter", help_text,
+                            (label,))
+            for key, value in sorted(dns.get(what, {}).items()):
+                family.add(value, key)
+            out.append(family)
     taken = {f.sample_name for f in out} | {f.name for f in out}
     for name, stats in sorted(data.get("functions", {}).items()):
         out.extend(_generic(stats, f"{PREFIX}_{snake(name)}", f"network function {name}", taken))
@@ -159,6 +172,50 @@ def _netdev(netdev: dict) -> Iterable[Family]:
                 family = by_name[name] = Family(name, kind, f"Network device statistic {key} (node_exporter netdev)",
                                                 ("device",))
             family.add(value, device)
+    return by_name.values()
+
+
+# QoS figures that only grow (the rest are levels); base units in names, as promtool wants them
+_QOS_COUNTERS = {"sent_bytes", "sent_packets", "dropped", "overlimits", "lent", "borrowed", "ecn_marks",
+                 "departures_timed", "departures_late_over_1ms", "packets"}
+_QOS_UNITS = (("_ms", "_seconds", 1e-3), ("_us", "_seconds", 1e-6), ("_mbit", "_bytes_per_second", 1e6 / 8))
+
+
+def _qos(qos: dict) -> Iterable[Family]:
+    """The egress qdiscs, with the interface and the class as labels (not in the metric's name,
+    so one query or alert covers every interface and class): ``pynetstack_qos_*{device}``,
+    ``pynetstack_qos_class_*{device,class}``, ``pynetstack_qos_sla_*{device,class}``."""
+    by_name: Dict[str, Family] = {}
+
+    def add(stem: str, key: str, value, labels: Tuple[str, ...], values: Tuple[str, ...]) -> None:
+        if not _is_number(value):
+            return
+        base = snake(key)
+        for suffix, unit, scale in _QOS_UNITS:
+            if base.endswith(suffix):
+                base, value = base[:-len(suffix)] + unit, value * scale
+        kind = "counter" if key in _QOS_COUNTERS else "gauge"
+        name = f"{PREFIX}_qos_{stem}{base}"
+        family = by_name.get(name)
+        if family is None:
+            family = by_name[name] = Family(name, kind, f"QoS {stem.replace('_', ' ')}{key}", labels)
+        family.add(value, *values)
+
+    for device, qdisc in sorted(qos.items()):
+        if not isinstance(qdisc, dict):
+            continue
+        for key, value in sorted(qdisc.items()):
+            add("", key, value, ("device",), (device,))
+        for by, value in sorted((qdisc.get("classifier") or {}).items()):
+            add("", "classified", value, ("device", "by"), (device, by))
+        for klass, stats in sorted((qdisc.get("classes") or {}).items()):
+            for key, value in sorted(stats.items()):
+                add("class_", key, value, ("device", "class"), (device, klass))
+        for klass, stats in sorted((qdisc.get("sla") or {}).items()):
+            for key, value in sorted(stats.items()):
+                add("sla_", key, value, ("device", "class"), (device, klass))
+            for key, value in sorted((stats.get("targets") or {}).items()):
+                add("sla_target_", key, value, ("device", "class"), (device, klass))
     return by_name.values()
 
 

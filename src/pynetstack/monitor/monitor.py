@@ -57,14 +57,19 @@ class Monitor(NetworkFunction):
 
     def start(self) -> Monitor:
         """Register on the stack, serve /metrics (host address and the stack's HTTP service)."""
+        if self.config.listen is not None:  # first: a port in use leaves nothing registered
+            from .server import MonitorServer
+            try:
+                self.server = MonitorServer(self, self.config.listen)
+            except OSError as exc:
+                self.close()
+                host, port = self.config.listen[:2]
+                raise OSError(exc.errno, f"[monitoring] listen {host}:{port}: {exc.strerror or exc}") from None
+            log.info("monitor on %s (/metrics, dashboard)", self.server.url)
         self._next = self.stack.now()
         self.stack.register(self)
         if self.config.stack_http:
             serve_on_stack_http(self.stack, self.exposition)
-        if self.config.listen is not None:
-            from .server import MonitorServer
-            self.server = MonitorServer(self, self.config.listen)
-            log.info("monitor on %s (/metrics, dashboard)", self.server.url)
         self.stack.on_close(self.close)
         return self
 

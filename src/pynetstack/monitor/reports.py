@@ -108,8 +108,8 @@ def _security(store, report, start, end) -> None:
         if any(word in name for word in ("conntrack_invalid", "conntrack_drop", "nft_drops", "nft_rejects",
                                           "ids_", "guard", "syncookies", "challenge_acks", "resets_sent")):
             values = store.range(key, start, end)
-            if values:
-                rows.append([key, f"{values[-1][1] - values[0][1]:.0f}", f"{values[-1][1]:.0f}"])
+            if values:  # increase() counts across a restart of the stack, which zeroes counters
+                rows.append([key, f"{store.increase(key, start, end):.0f}", f"{values[-1][1]:.0f}"])
     report["sections"].append({"title": "Firewall, conntrack, IDS and TCP defences",
                                "columns": ["counter", "in the period", "now"], "rows": rows})
     _alerts(store, report, start, end)

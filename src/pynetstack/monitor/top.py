@@ -25,10 +25,11 @@ def render(snapshot: dict):
     from rich.console import Group
     from rich.table import Table
 
+    entries = snapshot.get("conntrack", {}).get("entries")
     head = Table.grid(padding=(0, 3))
     head.add_row(f"[b]pynetstack top[/b]  {time.strftime('%H:%M:%S', time.localtime(snapshot.get('time', 0)))}",
                  f"connections [b]{snapshot.get('connections', 0):.0f}[/b]",
-                 f"conntrack [b]{snapshot.get('conntrack', {}).get('entries', '-')}[/b]",
+                 f"conntrack [b]{'-' if entries is None else format(entries, '.0f')}[/b]",  # a count
                  f"in [b]{snapshot.get('received_per_second', 0):.0f}[/b] pkt/s",
                  f"drops [b]{snapshot.get('drops_per_second', 0):.1f}[/b]/s")
     interfaces = Table(title="Interfaces", expand=True)

@@ -73,8 +73,10 @@ def _ports(value, where: str) -> Tuple[Tuple[int, int], ...]:
                 low = high = int(item)
         except (TypeError, ValueError):
             raise ClassifyError(f"{where}: {item!r} is not a port or a range like \"16384-32767\"") from None
-        if not 0 <= low <= high <= 65535:
+        if not (0 <= low <= 65535 and 0 <= high <= 65535):
             raise ClassifyError(f"{where}: {item!r} is not within 0-65535")
+        if low > high:
+            raise ClassifyError(f"{where}: {item!r} runs backwards: write the lower port first ({high}-{low})")
         out.append((low, high))
     return tuple(out)
 

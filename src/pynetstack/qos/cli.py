@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 
 
 def _qos(args) -> int:
-    from ..control import query
-    words = list(args.words) or ["show"]
-    reply = query("qos " + " ".join(words), args.control)
-    if reply.startswith("error: "):
-        print(f"pynetstack: {reply[7:]}", end="", file=sys.stderr)
-        return 1
-    print(reply, end="")
-    return 0
+    from ..routercli import ask
+    return ask(args, "qos " + " ".join(list(args.words) or ["show"]))
 
 
 def register(sub) -> None:

@@ -33,6 +33,7 @@ from ..configkeys import check_table
 from .bucket import RateError, parse_rate, parse_size
 from .classify import CLASSES, Classifier, ClassifyError, Rule
 from .codel import INTERVAL, TARGET
+from .control import _rate
 from .qdisc import EgressQdisc
 from .sla import TARGET_KEYS, SlaMonitor
 from .tree import ClassSpec, build_tree, default_specs
@@ -160,7 +161,9 @@ def _classes(table, rate: float, where: str) -> Dict[str, ClassSpec]:
         spec.target = _duration(fields["target"], f"{here}: target") if "target" in fields else TARGET
         spec.interval = _duration(fields["interval"], f"{here}: interval") if "interval" in fields else INTERVAL
         if spec.ceil is not None and spec.ceil > rate * 1.0000001:
-            raise QosConfigError(f"{here}: ceil {spec.ceil * 8:.0f} bit/s is more than the link's rate")
+            given = "ceil" if "ceil" in fields else "rate"  # a rate alone raised the ceil to itself
+            raise QosConfigError(f"{here}: {given} {fields[given]} is more than the link's rate "
+                                 f"({_rate(rate)})")
         if spec.ceil is not None and spec.ceil < spec.rate:
             raise QosConfigError(f"{here}: ceil is less than rate")
     total = sum(spec.rate for spec in specs.values())
