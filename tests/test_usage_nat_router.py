@@ -88,8 +88,6 @@ def test_ids_on_a_masquerading_router_matches_payloads(tmp_path):
     assert 2 in sids, sids
 
 
-@pytest.mark.xfail(strict=True, reason="`pynetstack nft -f` replaces the whole ruleset; Linux's nft -f adds a "
-                                       "file to the running ruleset unless the file says `flush ruleset`")
 def test_nft_f_without_flush_adds_to_the_ruleset_as_linux_does(tmp_path):
     from pynetstack.router_control import answer
     sim, lan, r, wan, router = nat_lab(tmp_path)

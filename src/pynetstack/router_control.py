@@ -144,7 +144,7 @@ def _nft(stack, words: List[str]) -> Reply:
         with stack.lock:
             return router.ruleset.list_ruleset()
     if words[0] == "load" and len(words) == 2:
-        router.load(path=words[1])  # NftError: the old ruleset stays, the error goes back
+        router.apply(words[1])  # as nft -f; NftError: the old ruleset stays, the error goes back
         return ""
     if words == ["monitor", "trace"]:
         return _stream(stack, router.trace_monitor.subscribers, lambda line: line)

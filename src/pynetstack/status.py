@@ -12,7 +12,8 @@ from .wire.addr import ip_to_str
 
 
 def status_page(stack, max_rows: Optional[int] = None, heading: str = "") -> str:
-    """Plain-text status: uptime, interfaces, counters, drops, and TCP connections like ``ss -ti``.
+    """Plain-text status: uptime, interfaces, counters, drops, TCP connections like ``ss -ti``, and
+    each network function's ``stats()``.
 
     ``max_rows``: list at most that many connections after a count by state, so the page
     costs little however many connections there are (the HTTP status page is public)."""
@@ -35,6 +36,8 @@ def status_page(stack, max_rows: Optional[int] = None, heading: str = "") -> str
             lines.append("tcp counters: " + json.dumps(dict(layer.counters), sort_keys=True))
     if status.get("drops"):
         lines.append("ip drops: " + json.dumps(status["drops"], sort_keys=True, default=str))
+    for name, stats in sorted(status.get("functions", {}).items()):  # network functions on the hooks
+        lines.append(f"{name}: " + json.dumps(stats, sort_keys=True, default=str))
     return "\n".join(lines) + "\n"
 
 
@@ -47,7 +50,8 @@ def _overview(stack) -> dict:
         return {"uptime": stack.now() - stack.started_at,
                 "interfaces": [{"name": i.name, "describe": i.describe(), "rx_frames": i.rx_frames,
                                 "tx_frames": i.tx_frames} for i in host.interfaces.values()],
-                "drops": dict(host.drops)}
+                "drops": dict(host.drops),
+                "functions": {f.name: f.stats() for f in host.hooks.functions}}
 
 
 def tcp_summary(layer) -> str:

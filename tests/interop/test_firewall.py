@@ -202,6 +202,24 @@ def test_profiles_list_as_the_kernel_lists_them(lab, name):
     assert load(path).list_ruleset() == lab.run(ns, "nft", "list", "ruleset", check=True).stdout
 
 
+def test_nft_f_files_add_to_the_running_ruleset_as_the_kernels_do(lab, tmp_path):
+    """Two ``nft -f`` in a row: the second file's chain gains a rule, a new chain joins the table,
+    and a third file that starts with ``flush ruleset`` replaces everything."""
+    from pynetstack.netfilter.router import _build, _file_source
+    files = [_forward_text(["ct state established accept"]),
+             "table ip t {\n\tchain c {\n\t\ttcp dport 22 drop\n\t}\n\tchain extra {\n\t\tcounter\n\t}\n}\n",
+             "flush ruleset\ntable ip u {\n\tchain c {\n\t\ttype filter hook input priority 0; policy accept;\n\t}\n}\n"]
+    ns = lab.netns("fwnftadd")
+    sources = []
+    for i, text in enumerate(files):
+        path = tmp_path / f"{i}.nft"
+        path.write_text(text)
+        lab.run(ns, "nft", "-f", str(path), check=True)
+        source = _file_source(str(path))
+        sources = [source] if text.startswith("flush ruleset") else sources + [source]
+        assert _build(sources).list_ruleset() == lab.run(ns, "nft", "list", "ruleset", check=True).stdout, i
+
+
 RANDOM_PACKETS = r"""
 import random, sys
 from scapy.all import IP, TCP, UDP, ICMP, Raw, send, conf

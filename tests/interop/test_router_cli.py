@@ -121,8 +121,9 @@ def test_router_from_toml_and_nft(lab, tmp_path):
         result = lab.run(lan, "ping", "-c", "1", "-W", "2", "192.0.2.7")
         assert "Packet filtered" in result.stdout or "Communication prohibited" in result.stdout, result.stdout
 
-        # replace the ruleset on the running stack: masquerade gone, the LAN is cut off from the WAN
-        (tmp_path / "new.nft").write_text("table ip filter {\n\tchain forward {\n\t\ttype filter hook forward "
+        # replace the ruleset on the running stack (as with Linux's nft -f, the file flushes what
+        # runs first): masquerade gone, the LAN is cut off from the WAN
+        (tmp_path / "new.nft").write_text("flush ruleset\ntable ip filter {\n\tchain forward {\n\t\ttype filter hook forward "
                                           "priority filter; policy drop;\n\t}\n}\n")
         loaded = _cli(lab, rtr, "nft", "-f", str(tmp_path / "new.nft"), "--control", control, env=env)
         assert loaded.returncode == 0, loaded.stderr

@@ -261,3 +261,13 @@ def test_an_unresolvable_next_hop_answers_icmp_host_unreachable(routed):
     assert r.drops[DropReason.NEIGH_FAILED] == 1
     assert seen.icmp == [(icmpw.DEST_UNREACHABLE, icmpw.CODE_HOST)], "as Linux: the source hears host unreachable"
     assert r.host.counters["icmp_errors_out"] == 1
+
+
+def test_the_status_page_shows_each_functions_stats(routed):
+    from pynetstack.status import status_page
+    sim, a, r, b = routed
+    r.register(Recorder())
+    a.host.ip_send(A, B, 17, build_udp(A, B, 4000, 9, b"x"), sim.now)
+    sim.run(1)
+    # the datagram and b's ICMP port unreachable, each seen at prerouting, forward and postrouting
+    assert 'recorder: {"seen": 6}' in status_page(r), status_page(r)

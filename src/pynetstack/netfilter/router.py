@@ -15,6 +15,7 @@ ruleset at its own hook and priority.
 from __future__ import annotations
 
 import functools
+import re
 from typing import List, Optional
 
 from ..net import hooks as hk
@@ -27,7 +28,7 @@ from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
 from .nat import Nat
 from .nft.evaluate import TraceMonitor, evaluate_chain
-from .nft.parser import Loader
+from .nft.parser import Loader, read_file
 from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
 
 NAT_HOOKS = ((hk.PREROUTING, hk.PRIORITY_DSTNAT), (hk.OUTPUT, hk.PRIORITY_DSTNAT),
@@ -231,7 +232,7 @@ class Router:
     def __init__(self, stack, conntrack: Conntrack, nat: Nat, ruleset: Optional[nft.Ruleset],
                  flowtable: Optional[bool], sources: Optional[list] = None):
         self.stack = stack
-        self.sources = list(sources or [])  # ("file", path) or ("text", text), in load order
+        self.sources = list(sources or [])  # ("file", path, text) or ("text", commands), in load order
         self.conntrack = conntrack
         self.nat = nat
         self.ct_function = ConntrackFunction(conntrack, stack.host.flowtable)
@@ -276,8 +277,18 @@ class Router:
                        for chain in ruleset.chains())
 
     def load(self, path: Optional[str] = None, text: Optional[str] = None) -> None:
-        """Replace the ruleset with a file or text (``nft -f``); on error the old one stays."""
-        sources = [("file", path)] if path is not None else [("text", text or "")]
+        """Replace the whole ruleset with a file or text; on error the old one stays."""
+        sources = [_file_source(path)] if path is not None else [("text", text or "")]
+        self.replace_ruleset(_build(sources))
+        self.sources = sources
+
+    def apply(self, path: str) -> None:
+        """``nft -f FILE``, as Linux does it: the file's commands are applied to the running ruleset
+        in one transaction (a ``flush ruleset`` in it empties the ruleset first; a table declared
+        again gains the file's chains and rules); on error nothing changes.  The whole ruleset
+        is rebuilt, so counters, limits and dynamic sets start again from zero."""
+        source = _file_source(path)
+        sources = [source] if _FLUSH_RULESET.search(source[2]) else self.sources + [source]
         self.replace_ruleset(_build(sources))
         self.sources = sources
 
@@ -316,13 +327,21 @@ class Router:
 
 
 def _build(sources) -> nft.Ruleset:
+    """The ruleset of ``sources`` applied in order: ("file", path, text) or ("text", commands)."""
     loader = Loader(nft.Ruleset())
-    for kind, value in sources:
-        if kind == "file":
-            loader.include(value, None, value)
+    for source in sources:
+        if source[0] == "file":
+            loader.include(source[1], None, source[1], source[2])
         else:
-            loader.load_text(value, "<commands>")
+            loader.load_text(source[1], "<commands>")
     return loader.finish()
+
+
+_FLUSH_RULESET = re.compile(r"^\s*flush\s+ruleset\s*(;|#.*)?$", re.MULTILINE)
+
+
+def _file_source(path: str) -> tuple:
+    return ("file", path, read_file(path))
 
 
 def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
@@ -336,7 +355,7 @@ def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: O
     if ruleset is None and ruleset_text is not None:
         sources = [("text", ruleset_text)]
     elif ruleset is None and ruleset_path is not None:
-        sources = [("file", ruleset_path)]
+        sources = [_file_source(ruleset_path)]
     if sources:
         ruleset = _build(sources)
     if timeouts == "linux":

@@ -23,6 +23,18 @@ MAX_INCLUDE_DEPTH = 16
 MAX_FILE_BYTES = 16 << 20
 
 
+def read_file(path: str, loc: Optional[Location] = None, display: Optional[str] = None) -> str:
+    """An nft file's text, or NftError as nft words it."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        raise NftError(f"File not found: {display or path}", loc) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise NftError(f"File too large: {display or path}", loc)
+    return data.decode("utf-8", errors="replace")
+
+
 class Loader:
     """Reads one top-level file (and what it includes) into a ruleset."""
 
@@ -42,18 +54,14 @@ class Loader:
                 break
             self._command(cur, filename)
 
-    def include(self, path: str, loc: Optional[Location], display: str) -> None:
+    def include(self, path: str, loc: Optional[Location], display: str, text: Optional[str] = None) -> None:
+        """Load the file at ``path`` (``text``: its contents as read before, so a file that has
+        changed on disk since it was loaded is not read again)."""
         real = os.path.realpath(path)
         if len(self.include_stack) >= MAX_INCLUDE_DEPTH or real in self.include_stack:
             raise NftError(f"Include nested too deeply, max {MAX_INCLUDE_DEPTH} levels", loc)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except OSError:
-            raise NftError(f"File not found: {display}", loc) from None
-        if len(data) > MAX_FILE_BYTES:
-            raise NftError(f"File too large: {display}", loc)
-        text = data.decode("utf-8", errors="replace")
+        if text is None:
+            text = read_file(path, loc, display)
         self.include_stack.append(real)
         try:
             self.load_text(text, path)
