@@ -116,13 +116,11 @@ table ip filter {
 """
 
 
-@pytest.mark.xfail(strict=True, reason="nft list ruleset does not list a dynamic set's elements; the kernel "
-                                       "prints them: elements = { 192.168.1.2 limit rate over 10/second expires ...}")
 def test_nft_list_shows_the_elements_rules_added_to_a_dynamic_set(tmp_path):
     sim, lan, r, wan, router = nat_lab(tmp_path, ruleset=None)
     router.load(text=METER)
     lan.udp.sendto(b"x", 4000, WAN_HOST, 9000, sim.now)
     sim.run(0.5)
-    listing = router.ruleset.list_ruleset()
+    listing = router.ruleset.list_ruleset(now=sim.now)
     assert "counter packets 0 " in listing  # one datagram is within the limit: the element exists
     assert "elements = { 192.168.1.2 limit rate over 10/second expires" in listing, listing

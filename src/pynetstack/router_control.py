@@ -142,7 +142,7 @@ def _nft(stack, words: List[str]) -> Reply:
     router = _router(stack)
     if not words or words[0] == "list":
         with stack.lock:
-            return router.ruleset.list_ruleset()
+            return router.ruleset.list_ruleset(now=stack.now())
     if words[0] == "load" and len(words) == 2:
         router.apply(words[1])  # as nft -f; NftError: the old ruleset stays, the error goes back
         return ""

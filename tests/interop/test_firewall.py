@@ -442,3 +442,43 @@ def test_nft_monitor_trace_shows_what_the_kernels_shows(both, tmp_path):
     stack_lab.router.trace_monitor.subscribers.remove(ours.append)
     print("kernel:\n" + kernel + "\nstack:\n" + "\n".join(ours))
     assert _trace_steps(ours) == _trace_steps(kernel.splitlines()) != []
+
+
+METER_RULES = """\
+flush ruleset
+table ip t {
+	set udp_meter {
+		type ipv4_addr
+		size 65535
+		flags dynamic,timeout
+		timeout 30s
+	}
+
+	chain c {
+		type filter hook forward priority filter; policy accept;
+		meta l4proto udp add @udp_meter { ip saddr limit rate over 10/second } counter drop
+	}
+}
+"""
+
+
+def test_dynamic_set_elements_list_as_the_kernel_lists_them(both, tmp_path):
+    """A rule adds the LAN host to a dynamic set with its own limit; ``nft list ruleset`` shows
+    the element with its statement and the time it has left (compared up to that time)."""
+    stack_lab, linux_lab = both
+    path = tmp_path / "meter.nft"
+    path.write_text(METER_RULES)
+    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
+    stack_lab.router.load(path=str(path))
+    script = "from scapy.all import IP, UDP, send; import sys\nsend(IP(dst=sys.argv[1])/UDP(dport=9999), verbose=0)\n"
+    for nat in both:
+        nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
+    time.sleep(0.3)
+    with stack_lab.stack.lock:
+        ours = stack_lab.router.ruleset.list_ruleset(now=stack_lab.stack.now())
+    kernel = linux_lab.lab.run(linux_lab.rtr, "nft", "list", "ruleset", check=True).stdout
+
+    def untimed(text):
+        return re.sub(r"expires \S+", "expires T", text)
+    assert f"elements = {{ {rl.LAN_HOST} limit rate over 10/second expires " in kernel, kernel
+    assert untimed(ours) == untimed(kernel), ours + "\n" + kernel

@@ -158,9 +158,9 @@ class Table:
         self.next_handle += 1
         return h
 
-    def format(self, handles: bool = False) -> str:
+    def format(self, handles: bool = False, now: Optional[float] = None) -> str:
         head = f"table {self.family} {self.name} {{" + (f" # handle {self.handle}" if handles else "")
-        parts = [s.format(handles) for s in self.sets.values()] + [c.format(handles) for c in self.chains.values()]
+        parts = [s.format(handles, now) for s in self.sets.values()] + [c.format(handles) for c in self.chains.values()]
         body = "\n\n".join(parts)
         return head + ("\n" + body if body else "") + "\n}"
 
@@ -173,9 +173,10 @@ class Ruleset:
         self.next_table_handle = 1
         self._hooks: Dict[str, List[Chain]] = {}
 
-    def list_ruleset(self, handles: bool = False) -> str:
-        """Exactly what ``nft list ruleset`` (``nft -a list ruleset`` with handles) prints."""
-        return "".join(t.format(handles) + "\n" for t in self.tables.values())
+    def list_ruleset(self, handles: bool = False, now: Optional[float] = None) -> str:
+        """Exactly what ``nft list ruleset`` (``nft -a list ruleset`` with handles) prints; with
+        ``now`` (the stack's clock) also the elements rules added to dynamic sets."""
+        return "".join(t.format(handles, now) + "\n" for t in self.tables.values())
 
     def base_chains(self, hook: str) -> List[Chain]:
         """The IPv4 base chains (families ip and inet) on ``hook``, by priority, stable."""

@@ -63,7 +63,7 @@ class NamedSet:
             self._runtime = DynamicTable(self.size or DEFAULT_SET_SIZE)
         return self._runtime
 
-    def format(self, handles: bool = False) -> str:
+    def format(self, handles: bool = False, now: Optional[float] = None) -> str:
         lines = [f"\tset {self.name} {{" + (f" # handle {self.handle}" if handles else "")]
         from .dynamic import format_time
         lines.append(f"\t\ttypeof {self.typeof}" if self.typeof else f"\t\ttype {self.type_name}")
@@ -77,9 +77,11 @@ class NamedSet:
             lines.append(f"\t\ttimeout {format_time(self.timeout_ms)}")
         if self.gc_interval_ms is not None:
             lines.append(f"\t\tgc-interval {format_time(self.gc_interval_ms)}")
-        if self.elements:
+        texts = [self._format_element(e) for e in sorted(self.elements)]
+        if now is not None and self._runtime is not None:
+            texts += self._dynamic_elements(now)
+        if texts:
             per_line = PER_LINE.get(self.type_name, 1)
-            texts = [self._format_element(e) for e in sorted(self.elements)]
             out = ""
             for i, text in enumerate(texts):
                 if i:
@@ -88,6 +90,23 @@ class NamedSet:
             lines.append(f"\t\telements = {{ {out} }}")
         lines.append("\t}")
         return "\n".join(lines)
+
+    def _dynamic_elements(self, now: float) -> List[str]:
+        """The elements rules added, as the kernel lists them: the key, its statement, the time
+        left (``192.0.2.1 limit rate over 10/second expires 27s412ms``); expired ones are gone."""
+        from .dynamic import format_time
+        out = []
+        for key, element in self._runtime.entries.items():
+            if element.expires is not None and element.expires <= now:
+                continue
+            text = self._format_element(tuple((k, k) for k in key) if isinstance(key, tuple) else (key, key))
+            state = element.state
+            if state is not None:
+                text += " " + state.format()
+            if element.expires is not None:
+                text += f" expires {format_time(max(0, int((element.expires - now) * 1000)))}"
+            out.append(text)
+        return out
 
     def _format_element(self, e) -> str:
         if hasattr(self.dtype, "format_element"):
