@@ -62,9 +62,9 @@ def _balancer(mode: str):
     from pynetstack.sim import Simulation
     from pynetstack.wire.addr import ip_to_int
     sim = Simulation()
-    client, lb, server = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    ic, il = sim.link(client, "10.0.0.2/24", lb, "10.0.0.1/24", names=("eth0", "cli0"))
-    out, ins = sim.link(lb, "10.0.1.1/24", server, "10.0.1.2/24", names=("srv0", "eth0"))
+    client, lb, server = sim.routed(("10.0.0.2/24", "10.0.0.1/24", "cli0"), ("10.0.1.2/24", "10.0.1.1/24", "srv0"),
+                                    right_route=None)
+    ic, il, out, ins = client.interfaces["eth0"], lb.interfaces["cli0"], lb.interfaces["srv0"], server.interfaces["eth0"]
     out.neighbours.lifetime = 1e12
     for i in range(2, 5):
         out.neighbours.update(ip_to_int(f"10.0.1.{i}"), ins.mac, sim.now)

@@ -40,9 +40,8 @@ def _router(mode: str):
     from pynetstack.sim import Simulation
     from pynetstack.wire.addr import ip_to_int
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    il, ir = sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    ow, iw = sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
+    lan, r, wan = sim.routed()
+    il, ir, ow, iw = lan.interfaces["eth0"], r.interfaces["lan0"], r.interfaces["wan0"], wan.interfaces["eth0"]
     wan_ip, lan_ip = ip_to_int("203.0.113.2"), ip_to_int("192.168.1.2")
     for iface, ip, mac in ((ow, wan_ip, iw.mac), (ir, lan_ip, il.mac)):
         iface.neighbours.lifetime = 1e12

@@ -37,10 +37,7 @@ table ip nat {
 @pytest.fixture
 def nat_lab():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")  # the WAN host has no route back to the LAN: only NAT works
+    lan, r, wan = sim.routed(right_route=None)  # the WAN host has no route back to the LAN: only NAT works
     router = install_router(r, ruleset_text=MASQUERADE)
     return sim, lan, r, wan, router
 
@@ -156,11 +153,7 @@ def test_tcp_established_lives_two_hours_four_minutes(nat_lab):
 
 def _plain_router(**options):
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
-    wan.add_route("192.168.1.0/24", "203.0.113.1")
+    lan, r, wan = sim.routed(right_route="192.168.1.0/24")
     return sim, lan, r, wan, install_router(r, **options)
 
 
@@ -226,10 +219,7 @@ def test_failover_to_the_next_route_when_a_link_goes_down():
 
 def test_masquerade_entries_go_with_the_address():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    lan, r, wan = sim.routed(right_route=None)
     router = install_router(r, ruleset_text=MASQUERADE)
     udp_service(wan, 9000)
     lan.udp.sendto(b"x", 4000, WAN_HOST, 9000, sim.now)

@@ -29,11 +29,8 @@ RULES = """table ip web {
 
 def lab():
     sim = Simulation()
-    client, router, server = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(client, "198.51.100.2/24", router, "198.51.100.1/24", names=("eth0", "wan0"))
-    sim.link(router, "10.0.2.1/24", server, "10.0.2.10/24", names=("lan0", "eth0"))
-    client.add_route("0.0.0.0/0", "198.51.100.1")
-    server.add_route("0.0.0.0/0", "10.0.2.1")
+    client, router, server = sim.routed(("198.51.100.2/24", "198.51.100.1/24", "wan0"),
+                                        ("10.0.2.10/24", "10.0.2.1/24", "lan0"))
     install_router(router, ruleset_text=RULES)
     proxy = router.register(SynProxy(servers=["10.0.2.10"], ports=[80], secret=b"k" * 32))
     return sim, client, router, server, proxy

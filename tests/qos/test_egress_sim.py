@@ -43,10 +43,7 @@ class MarkPort(hk.NetworkFunction):
 @pytest.fixture
 def lab():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    lan, r, wan = sim.routed(right_route=None)
     return sim, lan, r, wan
 
 
