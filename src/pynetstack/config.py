@@ -37,6 +37,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9)
     import tomli as tomllib
 
 from . import config_router
+from .configcheck import check_keys
 from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr, prefix_mask
 
 
@@ -69,11 +70,7 @@ def load(path: str) -> Dict[str, Any]:
 
 
 def _check_keys(table: dict, allowed: set, where: str) -> None:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    check_keys(table, allowed, where, ConfigError)
 
 
 def _cidrs(value, where: str, many: bool = True) -> list:

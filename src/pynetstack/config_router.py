@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
+from .configcheck import check_keys
 from .wire.addr import ip_to_int, parse_cidr
 
 ROUTE_KEYS = {"destination", "gateway", "interface", "metric", "type", "table", "nexthops"}
@@ -53,11 +54,7 @@ class _Fail(ValueError):
 
 
 def _keys(table, allowed: set, where: str) -> None:
-    if not isinstance(table, dict):
-        raise _Fail(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise _Fail(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    check_keys(table, allowed, where, _Fail)
 
 
 def _int(table: dict, key: str, where: str, low: int, high: int):

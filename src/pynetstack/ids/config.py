@@ -20,6 +20,8 @@ import os
 import time
 from typing import Any, Dict
 
+from ..configcheck import check_keys
+
 _KEYS = {"rules": list, "inline": bool, "eve": str, "fast": str, "stream_depth": int, "max_flows": int,
          "home_net": str, "external_net": str, "scan": bool, "syn_flood": bool, "baseline": bool,
          "scan_ports": int, "scan_window": float, "syn_flood_rate": float, "baseline_warmup": int}
@@ -31,11 +33,8 @@ class IdsConfigError(ValueError):
 
 def validate(section: Any, source: str = "config") -> Dict[str, Any]:
     where = f"{source}: [ids]"
-    if not isinstance(section, dict):
-        raise IdsConfigError(f"{where} must be a table")
+    check_keys(section, _KEYS, where, IdsConfigError)
     for key, value in section.items():
-        if key not in _KEYS:
-            raise IdsConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(_KEYS))})")
         kind = _KEYS[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if kind is float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import List
 
+from ..configcheck import check_keys
 from .health import HealthCheckConfig
 from .service import LbError, VirtualService
 
@@ -35,11 +36,7 @@ _HEALTH_KEYS = {"type", "port", "path", "expect", "interval", "timeout", "rise",
 
 
 def _keys(table, allowed, where: str) -> None:
-    if not isinstance(table, dict):
-        raise LbError(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise LbError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    check_keys(table, allowed, where, LbError)
 
 
 def parse(section: dict, where: str = "[lb]") -> dict:

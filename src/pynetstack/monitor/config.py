@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
+from ..configcheck import check_keys
+
 KEYS = {"listen", "stack_http", "collection_interval", "store", "retention_raw", "retention_minute",
         "retention_hour", "max_disk_mb", "notify", "alert", "enabled"}
 NOTIFY_KEYS = {"log", "webhook", "group_by", "group_wait", "group_interval", "repeat_interval"}
@@ -183,11 +185,7 @@ def alert_spec(spec: Dict[str, Any], where: str) -> AlertSpec:
 
 
 def _known(table, allowed: set, where: str) -> None:
-    if not isinstance(table, dict):
-        raise MonitorConfigError(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise MonitorConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    check_keys(table, allowed, where, MonitorConfigError)
 
 
 def build(stack, table: Dict[str, Any], base_dir: str = ".", source: str = "config"):

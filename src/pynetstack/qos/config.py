@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from ..configcheck import check_keys
 from .bucket import RateError, parse_rate, parse_size
 from .classify import CLASSES, ClassifyError, Classifier, Rule
 from .codel import INTERVAL, TARGET
@@ -91,11 +92,7 @@ class QosConfig:
 
 def parse(table: Dict[str, Any], where: str = "[qos]", interfaces=None) -> QosConfig:
     """Check ``table``; ``interfaces`` (names), when given, are those the stack will have."""
-    if not isinstance(table, dict):
-        raise QosConfigError(f"{where} must be a table")
-    unknown = set(table) - _KEYS
-    if unknown:
-        raise QosConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (keys: {', '.join(sorted(_KEYS))})")
+    check_keys(table, _KEYS, where, QosConfigError)
     config = QosConfig()
     names = table.get("interface")
     if names is None:
@@ -143,12 +140,7 @@ def _classes(table, rate: float, where: str) -> Dict[str, ClassSpec]:
         here = f"{where}.{name}"
         if name not in CLASSES:
             raise QosConfigError(f"{here}: unknown class (classes: {', '.join(CLASSES)})")
-        if not isinstance(fields, dict):
-            raise QosConfigError(f"{here} must be a table")
-        unknown = set(fields) - _CLASS_KEYS
-        if unknown:
-            raise QosConfigError(f"{here}: unknown key(s) {', '.join(sorted(unknown))} "
-                                 f"(keys: {', '.join(sorted(_CLASS_KEYS))})")
+        check_keys(fields, _CLASS_KEYS, here, QosConfigError)
         spec = specs[name]
         try:
             for key in ("rate", "ceil", "police"):
