@@ -23,6 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "src"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "dns"))
+
+from dnsinterop import free_port, wait_udp  # noqa: E402  (the interop tests' server helpers)
 
 from pynetstack.dns import Cache, DnsServer, Resolver, load_zone  # noqa: E402
 from pynetstack.wire import dns as w  # noqa: E402
@@ -32,27 +35,6 @@ QUERIES = [("www.example.test", "A"), ("mail.example.test", "A"), ("example.test
            ("www.example.test", "AAAA"), ("_sip._udp.example.test", "SRV"), ("ns1.example.test", "A"),
            ("text.example.test", "TXT"), ("rev.example.test", "PTR")]
 MAX_QUERIES_PER_RUN = 2_000_000
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_udp(host: str, port: int, seconds: float = 10.0) -> None:
-    query = w.make_query(".", w.SOA, id=1, rd=False)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            try:
-                s.sendto(query, (host, port))
-                s.recv(4096)
-                return
-            except OSError:
-                time.sleep(0.1)
-    raise RuntimeError(f"nothing answers on {host}:{port}")
 
 
 def python_env():

@@ -18,12 +18,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
+import runner
+from pynetstack.lab import Lab
 
-from pynetstack.lab import Lab  # noqa: E402
-
-ZONE = os.path.join(ROOT, "tests", "dns", "data", "example.zone")
+ZONE = os.path.join(runner.ROOT, "tests", "dns", "data", "example.zone")
 QUERIES = ["www.example.test A", "mail.example.test A", "example.test MX", "text.example.test TXT",
            "nothing.example.test A", "alias.example.test A", "x.wild.example.test A", "ns2.example.test AAAA"]
 MAX_QUERIES = 400_000
@@ -56,11 +54,8 @@ def main() -> int:
     if not shutil.which("dnsperf"):
         print("dnsperf is missing: apt-get install dnsperf")
         return 1
-    pythons = [("CPython", sys.executable)]
-    pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
-    if os.path.exists(pypy):
-        pythons.append(("PyPy", pypy))
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    pythons = runner.interpreters()
+    env = runner.child_env()
     rows = []
     with Lab("dnsb") as lab, tempfile.TemporaryDirectory() as tmp:
         ns = lab.netns("dns")

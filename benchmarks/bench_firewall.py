@@ -25,14 +25,11 @@ import functools
 import json
 import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runner
+from bench_router import forward_rate
 
 SIZES = (10, 100, 1000, 10000)
 
@@ -77,7 +74,7 @@ def mixed_rules(n: int, seed: int = 1):
 
 def packets(hits, count: int, seed: int = 2):
     from pynetstack.net.hooks import PacketContext  # noqa: F401 - the real context is heavier; see Pkt
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    sys.path.insert(0, os.path.join(runner.ROOT, "tests"))
     from netfilter.nftstub import Pkt
     r = random.Random(seed)
     out = []
@@ -91,8 +88,8 @@ def packets(hits, count: int, seed: int = 2):
 
 
 def _time(fn, pkts, repeat: int, budget: float) -> float:
-    results = []
-    for _ in range(repeat + 1):  # the first run warms up (PyPy's JIT)
+    """Median microseconds per packet, each run as many passes over ``pkts`` as ``budget`` allows."""
+    def run():
         done, start = 0, time.perf_counter()
         while True:
             for p in pkts:
@@ -100,9 +97,8 @@ def _time(fn, pkts, repeat: int, budget: float) -> float:
             done += len(pkts)
             elapsed = time.perf_counter() - start
             if elapsed > budget:
-                break
-        results.append(elapsed / done * 1e6)
-    return statistics.median(results[1:])
+                return elapsed / done * 1e6
+    return runner.median_of_runs(run, repeat)
 
 
 def classification(repeat: int, budget: float) -> dict:
@@ -123,28 +119,11 @@ def classification(repeat: int, budget: float) -> dict:
     return out
 
 
+FORWARD_MODES = ("conntrack", "1000 rules", "1000 rules+flowtable")
+
+
 def forwarding(count: int, repeat: int) -> dict:
-    import bench_router as br
-    out = {}
-    for mode in ("conntrack", "1000 rules", "1000 rules+flowtable"):
-        sim, r, ir, il, ow, iw = br._router(mode)
-        receive = r.host.receive_frame
-        frames = br._frames(ir, il, 16)
-        for frame, reply in zip(frames, br._replies(ow, iw, r, 16)):
-            receive(ir, frame, sim.now)
-            receive(ow, reply, sim.now)
-            r.host.poll(sim.now)
-        iw.device.inbox.clear()
-        rates = []
-        for _ in range(repeat + 1):
-            start = time.perf_counter()
-            for i in range(count):
-                receive(ir, frames[i % 16], sim.now)
-            rates.append(count / (time.perf_counter() - start))
-            assert len(iw.device.inbox) == count, f"{mode}: {len(iw.device.inbox)} of {count} forwarded"
-            iw.device.inbox.clear()
-        out[mode] = statistics.median(rates[1:])
-    return out
+    return {mode: forward_rate(mode, count, repeat) for mode in FORWARD_MODES}
 
 
 def main() -> int:
@@ -153,22 +132,14 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per timed run")
     parser.add_argument("--count", type=int, default=30000, help="frames per forwarding run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--pypy", default=os.path.join(ROOT, ".venv-pypy", "bin", "python"))
+    parser.add_argument("--pypy", default=runner.default_pypy())
     args = parser.parse_args()
     if args.child:
         print(json.dumps({"classify": classification(args.repeat, args.budget),
                           "forward": forwarding(args.count, args.repeat)}))
         return 0
-    columns = {}
-    pypy = args.pypy if os.path.exists(args.pypy) else "/work/main/.venv-pypy/bin/python"
-    for name, python in (("CPython", sys.executable), ("PyPy", pypy)):
-        if not os.path.exists(python):
-            continue
-        run = subprocess.run([python, os.path.abspath(__file__), "--child", "--repeat", str(args.repeat),
-                              "--budget", str(args.budget), "--count", str(args.count)],
-                             stdout=subprocess.PIPE, text=True, timeout=900,
-                             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        columns[name] = json.loads(run.stdout)
+    columns = runner.run_children(__file__, ["--repeat", args.repeat, "--budget", args.budget, "--count", args.count],
+                                  args.pypy)
     print(f"classification, us per packet (median of {args.repeat}), compiled vs linear evaluator")
     print(f"{'rules':>7}{'indexed':>9}" + "".join(f"{name + ' compiled':>18}{'linear':>11}{'x':>8}"
                                                for name in columns))
@@ -178,11 +149,9 @@ def main() -> int:
                       f"{c['classify'][n]['linear'] / c['classify'][n]['compiled']:8.0f}" for c in columns.values())
         print(f"{n:>7}{first['indexed']:>9}{row}")
     print(f"\nforwarded 64-byte UDP frames/s in process ({args.count} frames, median of {args.repeat})")
-    print(f"{'mode':24}" + "".join(f"{name:>12}{'x none':>8}" for name in columns))
-    for mode in ("conntrack", "1000 rules", "1000 rules+flowtable"):
-        row = "".join(f"{c['forward'][mode]:12,.0f}{c['forward'][mode] / c['forward']['conntrack']:8.2f}"
-                      for c in columns.values())
-        print(f"{mode if mode != 'conntrack' else 'no ruleset (conntrack)':24}{row}")
+    forward = {name: c["forward"] for name, c in columns.items()}
+    runner.print_table(forward, FORWARD_MODES, head="mode", width=12, ratio=lambda c, _: forward[c]["conntrack"],
+                       ratio_head="x none", labels={"conntrack": "no ruleset (conntrack)"})
     return 0
 
 

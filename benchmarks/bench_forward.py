@@ -23,8 +23,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
+import runner
 
 SRC_IP, RTR_IN, RTR_OUT, DST_IP = "10.201.0.2", "10.201.0.1", "10.202.0.1", "10.202.0.2"
 
@@ -150,16 +149,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--flows", type=int, default=16)
-    parser.add_argument("--pypy", default=os.path.join(ROOT, ".venv-pypy", "bin", "python"))
+    parser.add_argument("--pypy", default=runner.default_pypy())
     parser.add_argument("--modes", default="kernel,bare,bare ring,plain,conntrack,nat,nat+flowtable")
     args = parser.parse_args()
     from pynetstack.lab import Lab
 
     here = os.path.abspath(__file__)
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    pythons = [("CPython", sys.executable)]
-    if os.path.exists(args.pypy):
-        pythons.append(("PyPy", args.pypy))
+    env = runner.child_env()
+    pythons = runner.interpreters(args.pypy)
     results = {}
     with Lab("fw") as lab:
         src, rtr, dst = lab.netns("src"), lab.netns("rtr"), lab.netns("dst")

@@ -88,16 +88,12 @@ def forwarding(ruleset, count=1500):
     """Datagrams/s through a simulated router (a -> r -> b on the virtual clock, wall time
     measured), with the IDS registered inline on r when ``ruleset`` is given."""
     from pynetstack.ids.function import IdsFunction
-    from pynetstack.sim import Simulation
+    from pynetstack.sim import NET0, NET1, Simulation
     from pynetstack.wire.addr import ip_to_int
     from pynetstack.wire.udp import build_udp
 
     sim = Simulation()
-    a, r, b = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    sim.link(r, "10.0.1.254/24", b, "10.0.1.2/24", names=("eth1", "eth0"))
-    a.add_route("0.0.0.0/0", "10.0.0.254")
-    b.add_route("0.0.0.0/0", "10.0.1.254")
+    a, r, b = sim.routed(NET0, NET1)
     if ruleset is not None:
         r.register(IdsFunction(Detector(ruleset, inline=True)))
     got = [0]

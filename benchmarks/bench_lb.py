@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
+import runner
 
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh")
 VIP = "10.0.9.100"
@@ -46,21 +42,17 @@ def decisions(count: int, repeat: int) -> dict:
         s = make_scheduler(name)
         s.update(dests)
         pick = s.pick
-        rates = []
-        for _ in range(repeat + 1):
-            start = time.perf_counter()
+
+        def picks(pick=pick):
             for i in range(count):
                 pick(dests, srcs[i & 1023], i & 0xFFFF, 0x0A000964, 80)
-            rates.append(count / (time.perf_counter() - start))
-        out[name] = statistics.median(rates[1:])
+        out[name] = runner.median_rate(picks, count, repeat)
     choice = random.Random(2).choice
-    rates = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
+
+    def choices():
         for _i in range(count):
             choice(dests)
-        rates.append(count / (time.perf_counter() - start))
-    out["random.choice (peer)"] = statistics.median(rates[1:])
+    out["random.choice (peer)"] = runner.median_rate(choices, count, repeat)
     return out
 
 
@@ -70,9 +62,9 @@ def _balancer(mode: str):
     from pynetstack.sim import Simulation
     from pynetstack.wire.addr import ip_to_int
     sim = Simulation()
-    client, lb, server = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    ic, il = sim.link(client, "10.0.0.2/24", lb, "10.0.0.1/24", names=("eth0", "cli0"))
-    out, ins = sim.link(lb, "10.0.1.1/24", server, "10.0.1.2/24", names=("srv0", "eth0"))
+    client, lb, server = sim.routed(("10.0.0.2/24", "10.0.0.1/24", "cli0"), ("10.0.1.2/24", "10.0.1.1/24", "srv0"),
+                                    right_route=None)
+    ic, il, out, ins = client.interfaces["eth0"], lb.interfaces["cli0"], lb.interfaces["srv0"], server.interfaces["eth0"]
     out.neighbours.lifetime = 1e12
     for i in range(2, 5):
         out.neighbours.update(ip_to_int(f"10.0.1.{i}"), ins.mac, sim.now)
@@ -105,8 +97,7 @@ def _syns(il, ic, count: int):
 def connections(count: int, repeat: int) -> dict:
     out = {}
     for mode, label in (("lb", "balancer (wlc, NAT)"), ("dnat", "nft dnat (peer)")):
-        rates = []
-        for _ in range(repeat + 1):
+        def run(mode=mode):  # a fresh balancer each run: every SYN is a new connection
             sim, lb, il, ic, ins = _balancer(mode)
             frames = _syns(il, ic, count)
             receive = lb.host.receive_frame
@@ -114,10 +105,11 @@ def connections(count: int, repeat: int) -> dict:
             start = time.perf_counter()
             for frame in frames:
                 receive(il, frame, now)
-            rates.append(count / (time.perf_counter() - start))
+            rate = count / (time.perf_counter() - start)
             sent = len(ins.device.inbox)
             assert sent == count, f"{mode}: {sent} of {count} SYNs went to a server ({dict(lb.drops)})"
-        out[label] = statistics.median(rates[1:])
+            return rate
+        out[label] = runner.median_of_runs(run, repeat)
     return out
 
 
@@ -126,12 +118,11 @@ def maglev(repeat: int) -> dict:
     out = {}
     for n in (5, 50):
         dests = [_Dest(i) for i in range(n)]
-        times = []
-        for _ in range(repeat + 1):
+        def build_ms(dests=dests):
             start = time.perf_counter()
             build_table(dests, 65537)
-            times.append(time.perf_counter() - start)
-        out[f"{n} servers"] = statistics.median(times[1:]) * 1000
+            return (time.perf_counter() - start) * 1000
+        out[f"{n} servers"] = runner.median_of_runs(build_ms, repeat)
     return out
 
 
@@ -140,38 +131,22 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20_000, help="decisions and new connections per run")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
-    if not os.path.exists(pypy):  # a worktree without its own venvs: the one beside this Python's
-        pypy = os.path.join(os.path.dirname(os.path.dirname(sys.executable)) + "-pypy", "bin", "python")
-    parser.add_argument("--pypy", default=pypy)
+    parser.add_argument("--pypy", default=runner.default_pypy())
     args = parser.parse_args()
     if args.child:
         print(json.dumps({"decisions": decisions(args.count * 5, args.repeat),
                           "connections": connections(args.count, args.repeat), "maglev": maglev(args.repeat)}))
         return 0
-    columns = {}
-    for name, python in (("CPython", sys.executable), ("PyPy", args.pypy)):
-        if not os.path.exists(python):
-            continue
-        result = subprocess.run([python, os.path.abspath(__file__), "--child", "--count", str(args.count),
-                                 "--repeat", str(args.repeat)], stdout=subprocess.PIPE, text=True, timeout=900,
-                                env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        if result.returncode == 0:
-            columns[name] = json.loads(result.stdout)
+    columns = runner.run_children(__file__, ["--count", args.count, "--repeat", args.repeat], args.pypy)
+    part = {section: {c: columns[c][section] for c in columns} for section in ("decisions", "connections", "maglev")}
     print(f"scheduler decisions/s over 10 servers, {args.count * 5} x {args.repeat} (median)")
-    print(f"{'scheduler':24}" + "".join(f"{c:>14}{'x peer':>8}" for c in columns))
-    for key in list(next(iter(columns.values()))["decisions"]):
-        print(f"{key:24}" + "".join(f"{columns[c]['decisions'][key]:14,.0f}"
-                                    f"{columns[c]['decisions'][key] / columns[c]['decisions']['random.choice (peer)']:8.2f}"
-                                    for c in columns))
+    runner.print_table(part["decisions"], list(next(iter(part["decisions"].values()))), head="scheduler",
+                       ratio=lambda c, _: part["decisions"][c]["random.choice (peer)"], ratio_head="x peer")
     print(f"\nnew TCP connections/s through the stack (SYNs in process), {args.count} x {args.repeat} (median)")
-    for key in list(next(iter(columns.values()))["connections"]):
-        print(f"{key:24}" + "".join(f"{columns[c]['connections'][key]:14,.0f}"
-                                    f"{columns[c]['connections'][key] / columns[c]['connections']['nft dnat (peer)']:8.2f}"
-                                    for c in columns))
+    runner.print_table(part["connections"], list(next(iter(part["connections"].values()))), header=False,
+                       ratio=lambda c, _: part["connections"][c]["nft dnat (peer)"])
     print("\nMaglev table build, 65537 entries (ms, median)")
-    for key in list(next(iter(columns.values()))["maglev"]):
-        print(f"{key:24}" + "".join(f"{columns[c]['maglev'][key]:14.1f}{'':8}" for c in columns))
+    runner.print_table(part["maglev"], list(next(iter(part["maglev"].values()))), header=False, fmt=".1f")
     return 0
 
 

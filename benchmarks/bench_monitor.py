@@ -40,11 +40,7 @@ LAN_HOST, WAN_HOST = "192.168.1.2", "203.0.113.2"
 
 def routed():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, f"{LAN_HOST}/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, f"{WAN_HOST}/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
-    wan.add_route("0.0.0.0/0", "203.0.113.1")
+    lan, r, wan = sim.routed()  # LAN_HOST -- router -- WAN_HOST
     install_router(r, ruleset_text="")
     return sim, lan, r, wan
 

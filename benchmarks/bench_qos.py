@@ -19,36 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import time
 from collections import deque
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import runner
+from bench_router import forward_rate
 
 
 def forwarding(count: int, repeat: int, with_qdisc: bool) -> float:
-    from bench_router import _frames, _router
-
     from pynetstack.qos import attach_qos
-    sim, r, ir, il, ow, iw = _router("plain")
-    if with_qdisc:
-        attach_qos(r, "wan0", "100gbit")
-    receive = r.host.receive_frame
-    frames = _frames(ir, il, 16)
-    rates = []
-    for _ in range(repeat + 1):  # the first run warms up (PyPy's JIT)
-        start = time.perf_counter()
-        for i in range(count):
-            receive(ir, frames[i % 16], sim.now)
-        rates.append(count / (time.perf_counter() - start))
-        assert len(iw.device.inbox) == count, f"{len(iw.device.inbox)} of {count} forwarded"
-        iw.device.inbox.clear()
-    return statistics.median(rates[1:])
+    return forward_rate("plain", count, repeat, setup=lambda r: attach_qos(r, "wan0", "100gbit") if with_qdisc else None)
 
 
 def scheduler(count: int, repeat: int) -> dict:
@@ -61,8 +42,7 @@ def scheduler(count: int, repeat: int) -> dict:
         ip = struct.pack("!BBHHHBBHII", 0x45, 0, 1500, 0, 0x4000, 64, 17, 0, 0x0A000000 + flow, 0x0B000001)
         frames.append((CLASSES[flow % 5], b"\x02" * 12 + b"\x08\x00" + ip + struct.pack("!HH", 1024 + flow, 80)
                        + bytes(1476)))
-    costs = []
-    for _ in range(repeat + 1):
+    def tree_run():
         tree = default_tree(1e12)  # never out of tokens: the cost, not the rate, is measured
         leaves = tree.leaves
         now = 0.0
@@ -74,9 +54,9 @@ def scheduler(count: int, repeat: int) -> dict:
                 for _ in range(8):
                     tree.dequeue(now)
             now += 1e-6
-        costs.append((time.perf_counter() - start) / count)
-    fifo_costs = []
-    for _ in range(repeat + 1):
+        return (time.perf_counter() - start) / count
+
+    def fifo_run():
         queue = deque()
         start = time.perf_counter()
         for i in range(count):
@@ -84,9 +64,9 @@ def scheduler(count: int, repeat: int) -> dict:
             if i % 8 == 7:
                 for _ in range(8):
                     queue.popleft()
-        fifo_costs.append((time.perf_counter() - start) / count)
-    cost = statistics.median(costs[1:])
-    return {"scheduler_us": cost * 1e6, "fifo_us": statistics.median(fifo_costs[1:]) * 1e6,
+        return (time.perf_counter() - start) / count
+    cost = runner.median_of_runs(tree_run, repeat)
+    return {"scheduler_us": cost * 1e6, "fifo_us": runner.median_of_runs(fifo_run, repeat) * 1e6,
             "max_shaped_mbit": 1514 * 8 / cost / 1e6}
 
 
@@ -149,32 +129,19 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    default_pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
-    if not os.path.exists(default_pypy):
-        default_pypy = "/work/main/.venv-pypy/bin/python"
-    parser.add_argument("--pypy", default=default_pypy)
+    parser.add_argument("--pypy", default=runner.default_pypy())
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.count, args.repeat)))
         return 0
-    columns = {}
-    for name, python in (("CPython", sys.executable), ("PyPy", args.pypy)):
-        if not os.path.exists(python):
-            continue
-        out = subprocess.run([python, os.path.abspath(__file__), "--child", "--count", str(args.count),
-                              "--repeat", str(args.repeat)], stdout=subprocess.PIPE, text=True, timeout=600,
-                             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        columns[name] = json.loads(out.stdout)
+    columns = runner.run_children(__file__, ["--count", args.count, "--repeat", args.repeat], args.pypy, timeout=600)
     print(f"QoS cost, {args.count} packets x {args.repeat} (median)")
-    print(f"{'':34}" + "".join(f"{name:>14}" for name in columns))
-    rows = [("forward pps, no qdisc", "{:14,.0f}"), ("forward pps, qdisc", "{:14,.0f}"),
-            ("scheduler_us", "{:14.2f}"), ("fifo_us", "{:14.2f}"), ("max_shaped_mbit", "{:14,.0f}"),
-            ("highest_rate_2pct", "{:14,.0f}")]
+    rows = ["forward pps, no qdisc", "forward pps, qdisc", ("scheduler_us", ".2f"), ("fifo_us", ".2f"),
+            "max_shaped_mbit", "highest_rate_2pct"]
     labels = {"scheduler_us": "HTB+FQ-CoDel enqueue+dequeue, us", "fifo_us": "deque FIFO (peer), us",
               "max_shaped_mbit": "shaped rate that cost allows, Mbit",
               "highest_rate_2pct": "shaped on the real clock to 2%, Mbit"}
-    for key, fmt in rows:
-        print(f"{labels.get(key, key):34}" + "".join(fmt.format(columns[c][key]) for c in columns))
+    runner.print_table(columns, rows, label_width=34, labels=labels)
     for name, col in columns.items():
         print(f"{name}: qdisc / no qdisc forwarding = {col['forward pps, qdisc'] / col['forward pps, no qdisc']:.2f}, "
               f"scheduler / FIFO = {col['scheduler_us'] / col['fifo_us']:.1f}")

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
+import runner
 
 MASQUERADE = """table ip nat {
 	chain post {
@@ -45,9 +40,8 @@ def _router(mode: str):
     from pynetstack.sim import Simulation
     from pynetstack.wire.addr import ip_to_int
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    il, ir = sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    ow, iw = sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
+    lan, r, wan = sim.routed()
+    il, ir, ow, iw = lan.interfaces["eth0"], r.interfaces["lan0"], r.interfaces["wan0"], wan.interfaces["eth0"]
     wan_ip, lan_ip = ip_to_int("203.0.113.2"), ip_to_int("192.168.1.2")
     for iface, ip, mac in ((ow, wan_ip, iw.mac), (ir, lan_ip, il.mac)):
         iface.neighbours.lifetime = 1e12
@@ -82,27 +76,37 @@ def _replies(ow, iw, r, flows: int):
                                                               64, 0, False)) for i in range(flows)]
 
 
+def forward_rate(mode: str, count: int, repeat: int, flows: int = 16, setup=None) -> float:
+    """Median frames/s through the router of ``mode`` (``setup(r)`` adds to it), every flow
+    opened both ways first; every frame must leave on the WAN side."""
+    sim, r, ir, il, ow, iw = _router(mode)
+    if setup is not None:
+        setup(r)
+    receive = r.host.receive_frame
+    frames = _frames(ir, il, flows)
+    for frame, reply in zip(frames, _replies(ow, iw, r, flows)):  # open each flow both ways
+        receive(ir, frame, sim.now)
+        receive(ow, reply, sim.now)
+        r.host.poll(sim.now)
+    iw.device.inbox.clear()
+
+    def loop():
+        for i in range(count):
+            receive(ir, frames[i % flows], sim.now)
+
+    def check():
+        assert len(iw.device.inbox) == count, f"{mode}: {len(iw.device.inbox)} of {count} forwarded"
+        iw.device.inbox.clear()
+    rate = runner.median_rate(loop, count, repeat, after=check)
+    assert not [k for k in r.drops if k != "arp-not-for-us"], dict(r.drops)
+    return rate
+
+
 def measure(count: int, repeat: int, flows: int = 16) -> dict:
     results = {}
     for mode in ("plain", "conntrack", "nat", "nat+flowtable", "1000 rules", "1000 rules+flowtable"):
-        sim, r, ir, il, ow, iw = _router(mode)
-        receive = r.host.receive_frame
-        frames = _frames(ir, il, flows)
-        for frame, reply in zip(frames, _replies(ow, iw, r, flows)):  # open each flow both ways
-            receive(ir, frame, sim.now)
-            receive(ow, reply, sim.now)
-            r.host.poll(sim.now)
-        iw.device.inbox.clear()
-        rates = []
-        for _ in range(repeat + 1):  # the first run warms up (PyPy's JIT)
-            start = time.perf_counter()
-            for i in range(count):
-                receive(ir, frames[i % flows], sim.now)
-            rates.append(count / (time.perf_counter() - start))
-            assert len(iw.device.inbox) == count, f"{mode}: {len(iw.device.inbox)} of {count} forwarded"
-            iw.device.inbox.clear()
-        results[mode] = statistics.median(rates[1:])
-        assert not [k for k in r.drops if k != "arp-not-for-us"], dict(r.drops)
+        results[mode] = forward_rate(mode, count, repeat, flows)
+    sim, r, ir, il, ow, iw = _router("plain")
     # the ceiling: rewrite MACs and TTL (with its checksum) and hand the frame on
     prefix = iw.mac + ow.mac
     sink = []
@@ -118,14 +122,11 @@ def measure(count: int, repeat: int, flows: int = 16) -> dict:
         out[25] = csum & 0xFF
         send(out)
     frames = _frames(ir, il, flows)
-    rates = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
+
+    def loop():
         for i in range(count):
             bare(frames[i % flows])
-        rates.append(count / (time.perf_counter() - start))
-        sink.clear()
-    results["bare rewrite (ceiling)"] = statistics.median(rates[1:])
+    results["bare rewrite (ceiling)"] = runner.median_rate(loop, count, repeat, after=sink.clear)
     return results
 
 
@@ -134,27 +135,15 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--pypy", default=os.path.join(ROOT, ".venv-pypy", "bin", "python"))
+    parser.add_argument("--pypy", default=runner.default_pypy())
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.count, args.repeat)))
         return 0
-    columns = {}
-    for name, python in (("CPython", sys.executable), ("PyPy", args.pypy)):
-        if not os.path.exists(python):
-            continue
-        out = subprocess.run([python, os.path.abspath(__file__), "--child", "--count", str(args.count),
-                              "--repeat", str(args.repeat)], stdout=subprocess.PIPE, text=True, timeout=600,
-                             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        columns[name] = json.loads(out.stdout)
-    names = list(next(iter(columns.values())))
+    columns = runner.run_children(__file__, ["--count", args.count, "--repeat", args.repeat], args.pypy, timeout=600)
     print(f"forwarded 64-byte UDP frames/s, in process, {args.count} frames x {args.repeat} (median)")
-    header = "".join(f"{name:>14}{'x ceiling':>11}" for name in columns)
-    print(f"{'mode':26}{header}")
-    for mode in names:
-        row = "".join(f"{columns[c][mode]:14,.0f}{columns[c][mode] / columns[c]['bare rewrite (ceiling)']:11.2f}"
-                      for c in columns)
-        print(f"{mode:26}{row}")
+    runner.print_table(columns, list(next(iter(columns.values()))), head="mode", label_width=26,
+                       ratio=lambda c, _: columns[c]["bare rewrite (ceiling)"], ratio_head="x ceiling", ratio_width=11)
     return 0
 
 

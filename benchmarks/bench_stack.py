@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "src"))
+import runner
 
 
 def measure(count: int, repeat: int) -> dict:
@@ -44,14 +39,10 @@ def measure(count: int, repeat: int) -> dict:
     results = {}
     receive = b.host.receive_frame
     for name, frame in frames.items():
-        rates = []
-        for _ in range(repeat + 1):  # the first run warms up (PyPy's JIT)
-            start = time.perf_counter()
+        def loop(frame=frame):
             for _ in range(count):
                 receive(ib, frame, 1000.0)
-            rates.append(count / (time.perf_counter() - start))
-            ia.device.inbox.clear()
-        results[name] = statistics.median(rates[1:])
+        results[name] = runner.median_rate(loop, count, repeat, after=ia.device.inbox.clear)
         assert not b.drops, dict(b.drops)
     return results
 
@@ -60,25 +51,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=100000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", "--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.json:
+    if args.child:
         print(json.dumps(measure(args.count, args.repeat)))
         return 0
-    interpreters = [("CPython", sys.executable)]
-    pypy = os.path.join(ROOT, ".venv-pypy", "bin", "python")
-    if os.path.exists(pypy):
-        interpreters.append(("PyPy", pypy))
-    table = {}
-    for label, python in interpreters:
-        out = subprocess.run([python, __file__, "--json", "--count", str(args.count), "--repeat", str(args.repeat)],
-                             stdout=subprocess.PIPE, check=True, text=True, timeout=600).stdout
-        table[label] = json.loads(out)
+    table = runner.run_children(__file__, ["--count", args.count, "--repeat", args.repeat], timeout=600)
     print(f"receive_frame -> reply, {args.count} frames x {args.repeat} runs, medians (frames/s)")
-    print(f"{'path':<20}" + "".join(f"{label:>12}{'x CPython':>11}" for label in table))
-    for path in table["CPython"]:
-        base = table["CPython"][path]
-        print(f"{path:<20}" + "".join(f"{table[label][path]:>12,.0f}{table[label][path] / base:>11.2f}" for label in table))
+    runner.print_table(table, list(next(iter(table.values()))), head="path", label_width=20, width=12,
+                       ratio=lambda label, path: table.get("CPython", {}).get(path), ratio_head="x CPython",
+                       ratio_width=11)
     return 0
 
 

@@ -37,7 +37,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9)
     import tomli as tomllib
 
 from . import config_router
-from .configkeys import check_table
+from .configcheck import check_keys
 from .wire.addr import ip_to_int, mac_to_bytes, parse_cidr, prefix_mask
 
 
@@ -70,7 +70,7 @@ def load(path: str) -> Dict[str, Any]:
 
 
 def _check_keys(table: dict, allowed: set, where: str) -> None:
-    check_table(table, allowed, where, ConfigError)
+    check_keys(table, allowed, where, ConfigError)
 
 
 def _cidrs(value, where: str, many: bool = True) -> list:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from .configkeys import check_table
+from .configcheck import check_keys
 from .wire.addr import ip_to_int, ip_to_str, parse_cidr, prefix_mask
 
 ROUTE_KEYS = {"destination", "gateway", "interface", "metric", "type", "table", "nexthops"}
@@ -54,7 +54,7 @@ class _Fail(ValueError):
 
 
 def _keys(table, allowed: set, where: str) -> None:
-    check_table(table, allowed, where, _Fail)
+    check_keys(table, allowed, where, _Fail)
 
 
 def _int(table: dict, key: str, where: str, low: int, high: int):

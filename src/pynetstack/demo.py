@@ -195,7 +195,7 @@ def _trace_one_ping(demo: Demo) -> None:
         demo.stack.host.trace(None)
 
 
-def _report(demo: Demo) -> None:
+def _report(demo: Demo, frames) -> None:
     stack = demo.stack
     status = stack.status()
     print("\nWhat the stack saw", flush=True)
@@ -213,13 +213,12 @@ def _report(demo: Demo) -> None:
     print("  counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
     drops = status["drops"]
     print("  drops by reason: " + (", ".join(f"{k} {v}" for k, v in sorted(drops.items())) or "none"))
-    frames = list(read_pcap(demo.pcap_path))
     print(f"\nThe first frames of the TAP's capture ({len(frames)} recorded to {demo.pcap_path}):")
     try:
         from .wire.describe import summary
     except ImportError:
         summary = None
-    for _, frame in frames[:8]:
+    for _, _, frame in frames[:8]:
         print("  " + (summary(frame) if summary else frame[:34].hex()))
 
 
@@ -252,8 +251,10 @@ def run_demo(keep_going: bool = True) -> int:
             demo = Demo(lab, stack, host, pcap_path)
             _steps(demo)
             _trace_one_ping(demo)
-            writer.flush()
-            _report(demo)
+            with stack.lock:  # the loop records while holding the lock: read whole records only
+                writer.flush()
+                frames = list(read_pcap(pcap_path))
+            _report(demo, frames)
         from .demo_router import run_router_act
         demo.results += run_router_act(Demo, lab)
     failed = [title for title, ok, _ in demo.results if not ok]

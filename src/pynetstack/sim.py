@@ -12,6 +12,13 @@ from .link.faults import FaultInjector
 from .link.memory import memory_pair
 from .stack import Stack
 
+# The links Simulation.routed builds: (host address, router address, the router's interface name);
+# the host's own interface is eth0.
+LAN = ("192.168.1.2/24", "192.168.1.1/24", "lan0")
+WAN = ("203.0.113.2/24", "203.0.113.1/24", "wan0")
+NET0 = ("10.0.0.1/24", "10.0.0.254/24", "eth0")
+NET1 = ("10.0.1.2/24", "10.0.1.254/24", "eth1")
+
 
 class VirtualClock:
     def __init__(self, start: float = 1000.0):
@@ -42,6 +49,20 @@ class Simulation:
         side_a = FaultInjector(dev_a, **faults_ab) if faults_ab else dev_a
         side_b = FaultInjector(dev_b, **faults_ba) if faults_ba else dev_b
         return a.add_interface(side_a, a_address), b.add_interface(side_b, b_address)
+
+    def routed(self, left: Tuple[str, str, str] = LAN, right: Tuple[str, str, str] = WAN,
+               right_route: Optional[str] = "0.0.0.0/0", **right_link) -> Tuple[Stack, Stack, Stack]:
+        """(left host, router, right host): a forwarding stack between two hosts, each on its own
+        link. The left host routes everything via the router; the right host routes
+        ``right_route`` via it (None: no route back, so only NAT brings replies home).
+        ``right_link`` are ``link`` options (mtu, faults) of the right-hand link."""
+        left_host, router, right_host = self.stack(), self.stack(forwarding=True), self.stack()
+        self.link(left_host, left[0], router, left[1], names=("eth0", left[2]))
+        self.link(router, right[1], right_host, right[0], names=(right[2], "eth0"), **right_link)
+        left_host.add_route("0.0.0.0/0", left[1].split("/")[0])
+        if right_route is not None:
+            right_host.add_route(right_route, right[1].split("/")[0])
+        return left_host, router, right_host
 
     @property
     def now(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pynetstack.ids import Detector, load_rules
 from pynetstack.ids.function import IdsFunction
 from pynetstack.net import hooks as hk
-from pynetstack.sim import Simulation
+from pynetstack.sim import NET0, NET1, Simulation
 from pynetstack.wire.addr import ip_to_int
 from pynetstack.wire.udp import build_udp
 
@@ -16,11 +16,7 @@ RULES = ('alert udp any any -> any 5000 (msg:"hello seen"; content:"hello"; sid:
 
 def routed():
     sim = Simulation()
-    a, r, b = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    sim.link(r, "10.0.1.254/24", b, "10.0.1.2/24", names=("eth1", "eth0"))
-    a.add_route("0.0.0.0/0", "10.0.0.254")
-    b.add_route("0.0.0.0/0", "10.0.1.254")
+    a, r, b = sim.routed(NET0, NET1)
     return sim, a, r, b
 
 

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from pynetstack import lab as labmod
 from pynetstack.link.packet import PacketDevice
@@ -115,21 +115,38 @@ def segmentation_offload(lab, ns: str, iface: str, on: bool) -> None:
     lab.run(ns, "ethtool", "-K", iface, "tso", state, "gso", state, check=True)
 
 
+def stack_router(lab, lan: str, wan: str, rtr: str, lan_hosts: Tuple[str, str], wan_hosts: Tuple[str, str],
+                 tap: str = "eth0", veth: Tuple[str, str] = ("eth0", "wan0"), route_back: Optional[str] = None) -> Stack:
+    """A forwarding stack (not started) between a LAN host behind the TAP ``tap`` (its end in
+    ``lan``) and a WAN host on the veth ``veth`` (one end in ``wan``, the other in ``rtr``, which
+    the stack reaches through AF_PACKET). ``lan_hosts`` and ``wan_hosts``: (the host's address,
+    the stack's) on /24s; the stack's interfaces are lan0 and wan0. The LAN host routes everything
+    via the stack; the WAN host routes ``route_back`` via it (None: no route back, only NAT works)."""
+    lab.veth(wan, veth[0], rtr, veth[1], address_a=f"{wan_hosts[0]}/24")
+    stack = Stack(forwarding=True)
+    try:
+        # offload=False: no TSO on the TAP (see segmentation_offload)
+        stack.add_interface(TapDevice(tap, host_address=f"{lan_hosts[0]}/24", netns=lan, offload=False),
+                            f"{lan_hosts[1]}/24", name="lan0")
+        stack.add_interface(PacketDevice(veth[1], promiscuous=True, netns=rtr), f"{wan_hosts[1]}/24", name="wan0")
+        lab.ip("-n", lan, "route", "add", "default", "via", lan_hosts[1])
+        if route_back is not None:
+            lab.ip("-n", wan, "route", "add", route_back, "via", wan_hosts[1])
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
 def build_stack(lab, tag: str, rules_path: Optional[str], workdir: str, **router_options) -> NatLab:
     """The LAN behind a TAP, the WAN behind a veth the stack reaches through AF_PACKET."""
     lan = lab.netns(f"{tag}lan")
     wan = lab.netns(f"{tag}wan")
     rtr = lab.netns(f"{tag}rtr")
-    lab.veth(wan, "eth0", rtr, "wan0", address_a=f"{WAN_HOST}/24")
-    lab.ip("-n", wan, "addr", "add", f"{WAN_HOST2}/24", "dev", "eth0")
-    segmentation_offload(lab, wan, "eth0", False)
-    stack = Stack(forwarding=True)
-    # offload=False: no TSO on the TAP either (see segmentation_offload)
-    stack.add_interface(TapDevice("eth0", host_address=f"{LAN_HOST}/24", netns=lan, offload=False),
-                        f"{LAN_GW}/24", name="lan0")
-    stack.add_interface(PacketDevice("wan0", promiscuous=True, netns=rtr), f"{WAN_GW}/24", name="wan0")
-    lab.ip("-n", lan, "route", "add", "default", "via", LAN_GW)
+    stack = stack_router(lab, lan, wan, rtr, (LAN_HOST, LAN_GW), (WAN_HOST, WAN_GW))
     try:
+        lab.ip("-n", wan, "addr", "add", f"{WAN_HOST2}/24", "dev", "eth0")
+        segmentation_offload(lab, wan, "eth0", False)
         router = install_router(stack, ruleset_path=rules_path, **router_options)
         stack.start_background()
     except BaseException:

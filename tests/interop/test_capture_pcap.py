@@ -31,7 +31,8 @@ def test_capture_matches_tcpdump(tap_lab, tmp_path):
     assert len(lines) == 6, out.decode()
     assert sum("echo request" in line for line in lines) == 3, out.decode()
     assert sum("echo reply" in line for line in lines) == 3, out.decode()
-    assert [f for _, f in read_pcap(str(ours))] == [f for _, f in read_pcap(str(theirs))]
+    assert list(read_pcap(str(ours)))[0][1] == 1  # Ethernet, as tcpdump -w writes it
+    assert [f for _, _, f in read_pcap(str(ours))] == [f for _, _, f in read_pcap(str(theirs))]
 
 
 def test_stack_pcap_is_read_by_tcpdump(lab, tmp_path):

@@ -30,7 +30,7 @@ def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
     lines = out.decode().strip().splitlines()
     assert sum("echo request" in line for line in lines) == 3, out.decode()
     assert sum("echo reply" in line for line in lines) == 3, out.decode()
-    frames = [frame for _, frame in read_pcap(str(path))]
+    frames = [frame for _, _, frame in read_pcap(str(path))]
     assert len(frames) == len(lines), (len(frames), err.decode())
     assert f"written to {path}" in err.decode()
 

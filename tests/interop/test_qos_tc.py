@@ -15,12 +15,9 @@ import time
 
 import pytest
 
-from pynetstack.link.packet import PacketDevice
-from pynetstack.link.tap import TapDevice
 from pynetstack.qos import ClassSpec, attach_qos
-from pynetstack.stack import Stack
 
-from .routerlab import segmentation_offload, wait_listening
+from .routerlab import segmentation_offload, stack_router, wait_listening
 
 LAN_HOST, LAN_GW = "192.168.78.2", "192.168.78.1"
 WAN_HOST, WAN_GW = "198.51.101.2", "198.51.101.1"
@@ -114,14 +111,9 @@ def stream_rates(process, timeout=30):
 def stack_lab(lab):
     lan, wan, rtr = lab.netns("qlan"), lab.netns("qwan"), lab.netns("qrtr")
     tag = str(os.getpid() % 100000)
-    lab.veth(wan, "eth0", rtr, "wan0", address_a=f"{WAN_HOST}/24")
+    stack = stack_router(lab, lan, wan, rtr, (LAN_HOST, LAN_GW), (WAN_HOST, WAN_GW), tap=f"qos{tag}",
+                         route_back="192.168.78.0/24")
     segmentation_offload(lab, wan, "eth0", False)
-    stack = Stack(forwarding=True)
-    stack.add_interface(TapDevice(f"qos{tag}", host_address=f"{LAN_HOST}/24", netns=lan, offload=False),
-                        f"{LAN_GW}/24", name="lan0")
-    stack.add_interface(PacketDevice("wan0", promiscuous=True, netns=rtr), f"{WAN_GW}/24", name="wan0")
-    lab.ip("-n", lan, "route", "add", "default", "via", LAN_GW)
-    lab.ip("-n", wan, "route", "add", "192.168.78.0/24", "via", WAN_GW)
     stack.start_background()
     try:
         yield lab, stack, lan, wan

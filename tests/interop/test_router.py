@@ -7,10 +7,7 @@ import re
 
 import pytest
 
-from pynetstack.link.packet import PacketDevice
-from pynetstack.link.tap import TapDevice
-from pynetstack.stack import Stack
-
+from .routerlab import stack_router
 from .waiting import listening, wait_for
 
 LAN_HOST, LAN_STACK = "192.168.77.2", "192.168.77.1"
@@ -33,13 +30,8 @@ def router_lab(lab):
     lan = lab.netns("rlan")
     wan = lab.netns("rwan")
     rtr = lab.netns("rrtr")
-    lab.veth(wan, "pnsrw0", rtr, "pnsrw1", address_a=f"{WAN_HOST}/24")
-    stack = Stack(forwarding=True)
-    stack.add_interface(TapDevice("pnsrl0", host_address=f"{LAN_HOST}/24", netns=lan, offload=False),
-                        f"{LAN_STACK}/24", name="lan0")
-    stack.add_interface(PacketDevice("pnsrw1", promiscuous=True, netns=rtr), f"{WAN_STACK}/24", name="wan0")
-    lab.ip("-n", lan, "route", "add", "default", "via", LAN_STACK)
-    lab.ip("-n", wan, "route", "add", "192.168.77.0/24", "via", WAN_STACK)
+    stack = stack_router(lab, lan, wan, rtr, (LAN_HOST, LAN_STACK), (WAN_HOST, WAN_STACK), tap="pnsrl0",
+                         veth=("pnsrw0", "pnsrw1"), route_back="192.168.77.0/24")
     stack.start_background()
     try:
         yield RouterLab(lab, stack, lan, wan, rtr)

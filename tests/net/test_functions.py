@@ -8,7 +8,7 @@ from scapy.layers.inet import IP, TCP
 
 from pynetstack.net import hooks as hk
 from pynetstack.net.drops import DropReason
-from pynetstack.sim import Simulation
+from pynetstack.sim import NET0, NET1, Simulation
 from pynetstack.wire import icmp as icmpw
 from pynetstack.wire.addr import ip_to_int
 from pynetstack.wire.ipv4 import PROTO_TCP
@@ -55,11 +55,7 @@ class Recorder(hk.NetworkFunction):
 def routed():
     """a (10.0.0.1) -- router -- b (10.0.1.2)."""
     sim = Simulation()
-    a, r, b = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    sim.link(r, "10.0.1.254/24", b, "10.0.1.2/24", names=("eth1", "eth0"))
-    a.add_route("0.0.0.0/0", "10.0.0.254")
-    b.add_route("0.0.0.0/0", "10.0.1.254")
+    a, r, b = sim.routed(NET0, NET1)
     return sim, a, r, b
 
 

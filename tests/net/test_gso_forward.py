@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scapy.layers.inet import IP, TCP
 
-from pynetstack.sim import Simulation
+from pynetstack.sim import NET0, NET1, Simulation
 from pynetstack.wire.addr import ip_to_int
 from pynetstack.wire.ethernet import ETH_IPV4, build_frame
 from pynetstack.wire.ipv4 import build_ipv4
@@ -16,9 +16,8 @@ A, B = ip_to_int("10.0.0.1"), ip_to_int("10.0.1.2")
 
 def _router():
     sim = Simulation()
-    a, r, b = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    ia, ira = sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    irb, ib = sim.link(r, "10.0.1.254/24", b, "10.0.1.2/24", names=("eth1", "eth0"))
+    a, r, b = sim.routed(NET0, NET1)
+    ia, ira, irb, ib = a.interfaces["eth0"], r.interfaces["eth0"], r.interfaces["eth1"], b.interfaces["eth0"]
     irb.neighbours.lifetime = 1e12
     irb.neighbours.update(B, ib.mac, sim.now)
     return sim, r, ia, ira, ib

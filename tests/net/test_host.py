@@ -6,7 +6,7 @@ import pytest
 
 from pynetstack.net import hooks as hk
 from pynetstack.net.drops import DropReason
-from pynetstack.sim import Simulation
+from pynetstack.sim import NET0, Simulation
 from pynetstack.wire import arp as arpw
 from pynetstack.wire import icmp as icmpw
 from pynetstack.wire.addr import BROADCAST_MAC, ip_to_int
@@ -312,11 +312,7 @@ def test_hooks_run_by_priority_and_drop_is_counted(pair):
 
 def test_forwarding_decrements_ttl_and_reports_expiry():
     sim = Simulation()
-    a, r, c = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    sim.link(r, "10.0.1.254/24", c, "10.0.1.1/24", names=("eth1", "eth0"))
-    a.set_default_gateway("10.0.0.254")
-    c.set_default_gateway("10.0.1.254")
+    a, r, c = sim.routed(NET0, ("10.0.1.1/24", "10.0.1.254/24", "eth1"))
     seen = echo_replies(a)
     C = ip_to_int("10.0.1.1")
     a.host.ip_send(A, C, 1, icmpw.build_echo(True, 1, 1, b"through"), sim.now, ttl=5)
@@ -331,11 +327,7 @@ def test_forwarding_decrements_ttl_and_reports_expiry():
 
 def test_forwarding_df_too_big_sends_frag_needed_and_path_mtu_is_learned():
     sim = Simulation()
-    a, r, c = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(a, "10.0.0.1/24", r, "10.0.0.254/24")
-    sim.link(r, "10.0.1.254/24", c, "10.0.1.1/24", mtu=1000, names=("eth1", "eth0"))
-    a.set_default_gateway("10.0.0.254")
-    c.set_default_gateway("10.0.1.254")
+    a, r, c = sim.routed(NET0, ("10.0.1.1/24", "10.0.1.254/24", "eth1"), mtu=1000)
     C = ip_to_int("10.0.1.1")
     got, listener = errors_received(a)
     a.host.register_transport(17, listener)

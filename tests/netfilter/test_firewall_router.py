@@ -24,11 +24,7 @@ RULES = """table ip filter {
 
 def test_drops_are_counted_under_rule_handles_and_policy():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
-    wan.add_route("0.0.0.0/0", "203.0.113.1")
+    lan, r, wan = sim.routed()
     router = install_router(r, ruleset_text=RULES)
     got = []
     for port in (9000, 9001, 9002, 9003):
@@ -51,10 +47,7 @@ def test_drops_are_counted_under_rule_handles_and_policy():
 def test_trace_names_chain_rule_and_verdict_like_nft_monitor_trace():
     from pynetstack.net.trace import ListTracer
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    lan, r, wan = sim.routed(right_route=None)
     install_router(r, ruleset_text=RULES)
     tracer = ListTracer(lambda frame: bytes(frame[12:14]) == b"\x08\x00")  # IPv4, not ARP
     r.host.trace(tracer)

@@ -78,13 +78,12 @@ def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
     assert loads((tmp_path / "r.nft").read_text()).list_ruleset(handles=True) == kernel.stdout
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_random_rules_agree_with_nft(netns, tmp_path, seed):
-    """nft and pynetstack accept and reject the same random rules, and list the accepted ones alike."""
-    family = "ip" if seed % 2 else "inet"
+def agree_with_nft(netns, tmp_path, rules, text_of) -> None:
+    """nft and pynetstack accept and reject the same rules (each alone in ``text_of([rule])``),
+    and the accepted ones, loaded together, list alike."""
     good = []
-    for rule in random_rules(seed, 25):
-        text = ruleset_text(family, [rule])
+    for rule in rules:
+        text = text_of([rule])
         (tmp_path / "r.nft").write_text(text)
         kernel_ok = nft(netns, "-c", "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
         try:
@@ -95,31 +94,22 @@ def test_random_rules_agree_with_nft(netns, tmp_path, seed):
         assert ours_ok == kernel_ok, rule
         if kernel_ok:
             good.append(rule)
-    text = "flush ruleset\n" + ruleset_text(family, good)
+    text = "flush ruleset\n" + text_of(good)
     (tmp_path / "all.nft").write_text(text)
     assert nft(netns, "-f", "all.nft", cwd=str(tmp_path)).returncode == 0
-    kernel = nft(netns, "list", "ruleset").stdout
-    assert loads(text).list_ruleset() == kernel
+    assert loads(text).list_ruleset() == nft(netns, "list", "ruleset").stdout
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_rules_agree_with_nft(netns, tmp_path, seed):
+    """nft and pynetstack accept and reject the same random rules, and list the accepted ones alike."""
+    family = "ip" if seed % 2 else "inet"
+    agree_with_nft(netns, tmp_path, random_rules(seed, 25), lambda rules: ruleset_text(family, rules))
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_random_nat_rules_agree_with_nft(netns, tmp_path, seed):
     family = "ip" if seed % 2 else "inet"
     hook = "postrouting" if seed % 4 < 2 else "prerouting"
-    good = []
-    for rule in random_nat_rules(seed, 15, hook):
-        text = nat_ruleset_text(family, hook, [rule])
-        (tmp_path / "r.nft").write_text(text)
-        kernel_ok = nft(netns, "-c", "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
-        try:
-            loads(text)
-            ours_ok = True
-        except NftError:
-            ours_ok = False
-        assert ours_ok == kernel_ok, rule
-        if kernel_ok:
-            good.append(rule)
-    text = "flush ruleset\n" + nat_ruleset_text(family, hook, good)
-    (tmp_path / "all.nft").write_text(text)
-    assert nft(netns, "-f", "all.nft", cwd=str(tmp_path)).returncode == 0
-    assert loads(text).list_ruleset() == nft(netns, "list", "ruleset").stdout
+    agree_with_nft(netns, tmp_path, random_nat_rules(seed, 15, hook),
+                   lambda rules: nat_ruleset_text(family, hook, rules))

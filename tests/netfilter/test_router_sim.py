@@ -15,7 +15,8 @@ from pynetstack.wire import icmp as icmpw
 from pynetstack.wire.addr import ip_to_int
 from pynetstack.wire.udp import build_udp
 
-from ..tcp.tcp_harness import BulkApp, digest
+from ..stacks import exchange, tcp_pair
+from ..tcp.tcp_harness import digest
 
 LAN_HOST, LAN_R, WAN_R, WAN_HOST = (ip_to_int(a) for a in ("192.168.1.2", "192.168.1.1", "203.0.113.1",
                                                            "203.0.113.2"))
@@ -37,10 +38,7 @@ table ip nat {
 @pytest.fixture
 def nat_lab():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")  # the WAN host has no route back to the LAN: only NAT works
+    lan, r, wan = sim.routed(right_route=None)  # the WAN host has no route back to the LAN: only NAT works
     router = install_router(r, ruleset_text=MASQUERADE)
     return sim, lan, r, wan, router
 
@@ -85,23 +83,13 @@ def test_port_forward_from_the_wan(nat_lab):
 
 def test_tcp_bulk_through_nat_and_flow_table(nat_lab):
     sim, lan, r, wan, router = nat_lab
-    tl, tw = tcp_layer(lan), tcp_layer(wan)
-    listener = tw.listen(5000)
-    client = tl.connect(WAN_HOST, 5000, sim.now)
-    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
-    server = listener.accept()
+    client, server = tcp_pair(sim, lan, wan, WAN_HOST, 5000)
     assert server is not None
     assert server.remote_ip == WAN_R if hasattr(server, "remote_ip") else True
     rng = random.Random(7)
     up, down = rng.randbytes(300_000), rng.randbytes(200_000)
-    app_c, app_s = BulkApp(client, up), BulkApp(server, down)
-
-    def pump():
-        app_c.pump(sim.now)
-        app_s.pump(sim.now)
-        return app_c.eof and app_s.eof
-    sim.run(duration=120, until=pump)
-    assert digest(app_s.received) == digest(up) and digest(app_c.received) == digest(down)
+    at_server, at_client = exchange(sim, client, server, up, down, limit=120)
+    assert digest(at_server) == digest(up) and digest(at_client) == digest(down)
     assert r.host.flowtable.stats()["hits"] > 100, r.host.flowtable.stats()
     assert not [reason for reason in wan.drops if "checksum" in reason]
     assert not [reason for reason in lan.drops if "checksum" in reason]
@@ -144,10 +132,7 @@ def test_udp_entries_time_out_on_the_virtual_clock(nat_lab):
 
 def test_tcp_established_lives_two_hours_four_minutes(nat_lab):
     sim, lan, r, wan, router = nat_lab
-    tl, tw = tcp_layer(lan), tcp_layer(wan)
-    listener = tw.listen(5001)
-    tl.connect(WAN_HOST, 5001, sim.now)
-    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
+    assert tcp_pair(sim, lan, wan, WAN_HOST, 5001)[1] is not None
     sim.run(7000)
     assert any("ESTABLISHED" in line for line in router.conntrack_list())
     sim.run(500)  # RFC 5382 REQ-5: 2 h 4 min of idleness ends an established mapping
@@ -156,11 +141,7 @@ def test_tcp_established_lives_two_hours_four_minutes(nat_lab):
 
 def _plain_router(**options):
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
-    wan.add_route("192.168.1.0/24", "203.0.113.1")
+    lan, r, wan = sim.routed(right_route="192.168.1.0/24")
     return sim, lan, r, wan, install_router(r, **options)
 
 
@@ -226,10 +207,7 @@ def test_failover_to_the_next_route_when_a_link_goes_down():
 
 def test_masquerade_entries_go_with_the_address():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    lan, r, wan = sim.routed(right_route=None)
     router = install_router(r, ruleset_text=MASQUERADE)
     udp_service(wan, 9000)
     lan.udp.sendto(b"x", 4000, WAN_HOST, 9000, sim.now)
@@ -241,11 +219,7 @@ def test_masquerade_entries_go_with_the_address():
 
 def test_a_closing_connection_leaves_the_flow_table_so_conntrack_sees_it_close(nat_lab):
     sim, lan, r, wan, router = nat_lab
-    tl, tw = tcp_layer(lan), tcp_layer(wan)
-    listener = tw.listen(5002)
-    client = tl.connect(WAN_HOST, 5002, sim.now)
-    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
-    server = listener.accept()
+    client, server = tcp_pair(sim, lan, wan, WAN_HOST, 5002)
     for _ in range(30):  # 1.5 s of data each way: both directions offloaded, checked 0.5 s ago
         client.send(b"x" * 1000, sim.now)
         server.send(b"y" * 1000, sim.now)

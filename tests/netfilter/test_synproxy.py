@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-from pynetstack.api.tcp import tcp_layer
 from pynetstack.netfilter.router import install_router
 from pynetstack.netfilter.synproxy import SynProxy
 from pynetstack.sim import Simulation
@@ -14,7 +13,8 @@ from pynetstack.wire.ethernet import ETH_IPV4, build_frame
 from pynetstack.wire.ipv4 import build_ipv4
 from pynetstack.wire.tcp import build_options, build_tcp
 
-from ..tcp.tcp_harness import BulkApp, digest
+from ..stacks import exchange, tcp_pair
+from ..tcp.tcp_harness import digest
 
 CLIENT, SERVER = ip_to_int("198.51.100.2"), ip_to_int("10.0.2.10")
 RULES = """table ip web {
@@ -29,11 +29,8 @@ RULES = """table ip web {
 
 def lab():
     sim = Simulation()
-    client, router, server = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(client, "198.51.100.2/24", router, "198.51.100.1/24", names=("eth0", "wan0"))
-    sim.link(router, "10.0.2.1/24", server, "10.0.2.10/24", names=("lan0", "eth0"))
-    client.add_route("0.0.0.0/0", "198.51.100.1")
-    server.add_route("0.0.0.0/0", "10.0.2.1")
+    client, router, server = sim.routed(("198.51.100.2/24", "198.51.100.1/24", "wan0"),
+                                        ("10.0.2.10/24", "10.0.2.1/24", "lan0"))
     install_router(router, ruleset_text=RULES)
     proxy = router.register(SynProxy(servers=["10.0.2.10"], ports=[80], secret=b"k" * 32))
     return sim, client, router, server, proxy
@@ -41,22 +38,12 @@ def lab():
 
 def test_a_connection_through_the_proxy_carries_data_both_ways():
     sim, client, router, server, proxy = lab()
-    tc, ts = tcp_layer(client), tcp_layer(server)
-    listener = ts.listen(80)
-    conn = tc.connect(SERVER, 80, sim.now)
-    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
-    peer = listener.accept()
+    conn, peer = tcp_pair(sim, client, server, SERVER, 80)
     assert peer is not None and conn.state == "ESTABLISHED"
     rng = random.Random(3)
     up, down = rng.randbytes(200_000), rng.randbytes(300_000)
-    app_c, app_s = BulkApp(conn, up), BulkApp(peer, down)
-
-    def pump():
-        app_c.pump(sim.now)
-        app_s.pump(sim.now)
-        return app_c.eof and app_s.eof
-    sim.run(duration=60, until=pump)
-    assert digest(app_s.received) == digest(up) and digest(app_c.received) == digest(down)
+    at_server, at_client = exchange(sim, conn, peer, up, down, limit=60)
+    assert digest(at_server) == digest(up) and digest(at_client) == digest(down)
     stats = proxy.stats()
     assert (stats["syn-answered"], stats["cookie-valid"], stats["handshakes"]) == (1, 1, 1)
     assert not [r for r in list(client.drops) + list(server.drops) if "checksum" in r]

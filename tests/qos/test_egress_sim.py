@@ -8,14 +8,14 @@ import random
 
 import pytest
 
-from pynetstack.api.tcp import tcp_layer
 from pynetstack.net import hooks as hk
 from pynetstack.netfilter.router import install_router
 from pynetstack.qos import Rule, attach_qos
 from pynetstack.sim import Simulation
 from pynetstack.wire.addr import ip_to_int
 
-from ..tcp.tcp_harness import BulkApp, digest
+from ..stacks import exchange, tcp_pair
+from ..tcp.tcp_harness import digest
 
 LAN_HOST, WAN_HOST = ip_to_int("192.168.1.2"), ip_to_int("203.0.113.2")
 MASQUERADE = """
@@ -43,29 +43,16 @@ class MarkPort(hk.NetworkFunction):
 @pytest.fixture
 def lab():
     sim = Simulation()
-    lan, r, wan = sim.stack(), sim.stack(forwarding=True), sim.stack()
-    sim.link(lan, "192.168.1.2/24", r, "192.168.1.1/24", names=("eth0", "lan0"))
-    sim.link(r, "203.0.113.1/24", wan, "203.0.113.2/24", names=("wan0", "eth0"))
-    lan.add_route("0.0.0.0/0", "192.168.1.1")
+    lan, r, wan = sim.routed(right_route=None)
     return sim, lan, r, wan
 
 
 def bulk(sim, sender, receiver, size, port=5000, limit=60.0):
-    tc, ts = tcp_layer(sender), tcp_layer(receiver)
-    listener = ts.listen(port)
-    client = tc.connect(WAN_HOST if receiver is not sender else LAN_HOST, port, sim.now)
-    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
-    server = listener.accept()
+    client, server = tcp_pair(sim, sender, receiver, WAN_HOST if receiver is not sender else LAN_HOST, port)
     data = random.Random(3).randbytes(size)
-    app_c, app_s = BulkApp(client, data), BulkApp(server, b"")
     start = sim.now
-
-    def pump():
-        app_c.pump(sim.now)
-        app_s.pump(sim.now)
-        return app_s.eof
-    sim.run(duration=limit, until=pump)
-    assert digest(app_s.received) == digest(data)
+    at_server, _ = exchange(sim, client, server, data, b"", limit)
+    assert digest(at_server) == digest(data)
     return sim.now - start
 
 

@@ -20,7 +20,7 @@ import os
 import time
 from typing import Any, Dict
 
-from ..configkeys import check_table
+from ..configcheck import check_keys
 
 _KEYS = {"rules": list, "inline": bool, "eve": str, "fast": str, "stream_depth": int, "max_flows": int,
          "home_net": str, "external_net": str, "scan": bool, "syn_flood": bool, "baseline": bool,
@@ -33,7 +33,7 @@ class IdsConfigError(ValueError):
 
 def validate(section: Any, source: str = "config") -> Dict[str, Any]:
     where = f"{source}: [ids]"
-    check_table(section, _KEYS, where, IdsConfigError)
+    check_keys(section, _KEYS, where, IdsConfigError)
     for key, value in section.items():
         kind = _KEYS[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))

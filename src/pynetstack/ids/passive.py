@@ -9,7 +9,8 @@ import select
 import time
 from typing import Callable, Optional
 
-from .capture import LINK_ETHERNET, ip_datagram
+from ..link.pcap import LINKTYPE_ETHERNET
+from .capture import ip_datagram
 from .engine import Detector
 from .eve import EveWriter
 
@@ -34,7 +35,7 @@ def watch(interface: str, detector: Detector, writer: EveWriter, duration: Optio
             if readable:
                 for frame in device.receive(now):
                     frames += 1
-                    datagram = ip_datagram(LINK_ETHERNET, frame)
+                    datagram = ip_datagram(LINKTYPE_ETHERNET, frame)
                     if datagram is not None:
                         alerts = detector.inspect_bytes(datagram, now)
                         if alerts:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from .capture import ip_datagram, read_capture
+from ..link.pcap import read_pcap
+from .capture import ip_datagram
 from .engine import Detector
 from .eve import EveWriter
 from .rules import Ruleset
@@ -16,7 +17,7 @@ def replay(path: str, detector: Detector, writer: Optional[EveWriter] = None) ->
     """Run every IPv4 packet of ``path`` through ``detector``; return the counters."""
     packets = skipped = 0
     last = 0.0
-    for ts, linktype, frame in read_capture(path):
+    for ts, linktype, frame in read_pcap(path):
         packets += 1
         datagram = ip_datagram(linktype, frame)
         if datagram is None:
@@ -51,7 +52,7 @@ def alerts_of(pcap: str, ruleset: Ruleset, **kwargs) -> List:
     detector = Detector(ruleset, **kwargs)
     out: List = []
     last = 0.0
-    for ts, linktype, frame in read_capture(pcap):
+    for ts, linktype, frame in read_pcap(pcap):
         datagram = ip_datagram(linktype, frame)
         if datagram is not None:
             last = ts

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..configkeys import check_table
+from ..configcheck import check_keys
 from .health import HealthCheckConfig
 from .service import LbError, VirtualService
 
@@ -36,7 +36,7 @@ _HEALTH_KEYS = {"type", "port", "path", "expect", "interval", "timeout", "rise",
 
 
 def _keys(table, allowed, where: str) -> None:
-    check_table(table, allowed, where, LbError)
+    check_keys(table, allowed, where, LbError)
 
 
 def parse(section: dict, where: str = "[lb]") -> dict:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
-from ..configkeys import check_table
+from ..configcheck import check_keys
 
 KEYS = {"listen", "stack_http", "collection_interval", "store", "retention_raw", "retention_minute",
         "retention_hour", "max_disk_mb", "notify", "alert", "enabled"}
@@ -186,7 +186,7 @@ def alert_spec(spec: Dict[str, Any], where: str) -> AlertSpec:
 
 
 def _known(table, allowed: set, where: str) -> None:
-    check_table(table, allowed, where, MonitorConfigError)
+    check_keys(table, allowed, where, MonitorConfigError)
 
 
 def build(stack, table: Dict[str, Any], base_dir: str = ".", source: str = "config"):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ..configkeys import check_table
+from ..configcheck import check_keys
 from .bucket import RateError, parse_rate, parse_size
 from .classify import CLASSES, Classifier, ClassifyError, Rule
 from .codel import INTERVAL, TARGET
@@ -93,7 +93,7 @@ class QosConfig:
 
 def parse(table: Dict[str, Any], where: str = "[qos]", interfaces=None) -> QosConfig:
     """Check ``table``; ``interfaces`` (names), when given, are those the stack will have."""
-    check_table(table, _KEYS, where, QosConfigError)
+    check_keys(table, _KEYS, where, QosConfigError)
     config = QosConfig()
     names = table.get("interface")
     if names is None:
@@ -141,7 +141,7 @@ def _classes(table, rate: float, where: str) -> Dict[str, ClassSpec]:
         here = f"{where}.{name}"
         if name not in CLASSES:
             raise QosConfigError(f"{here}: unknown class (classes: {', '.join(CLASSES)})")
-        check_table(fields, _CLASS_KEYS, here, QosConfigError)
+        check_keys(fields, _CLASS_KEYS, here, QosConfigError)
         spec = specs[name]
         try:
             for key in ("rate", "ceil", "police"):

@@ -19,7 +19,8 @@ import tempfile
 
 import yaml
 
-from pynetstack.ids.capture import ip_datagram, read_capture
+from pynetstack.ids.capture import ip_datagram
+from pynetstack.link.pcap import read_pcap
 from pynetstack.ids.engine import Detector
 from pynetstack.ids.eve import Xff, alert_event
 from pynetstack.ids.replay import replay
@@ -189,7 +190,7 @@ def main(repo: str, listing: bool = False) -> int:
             tmp.write(data)
             tmp.flush()
             try:
-                ipv4 = any(ip_datagram(lt, frame) is not None for _, lt, frame in read_capture(tmp.name))
+                ipv4 = any(ip_datagram(lt, frame) is not None for _, lt, frame in read_pcap(tmp.name))
             except ValueError:
                 ipv4 = False
             if not ipv4:  # an IPv6 (or unreadable) capture: this IDS is IPv4-only
