@@ -155,9 +155,10 @@ class Conntrack:
                 timeout = timeouts.udp
         elif proto == 1:
             changed = False
-            # The tuple says the type: a request in the original direction, its answer in the
-            # reply direction.  An answered query keeps its entry until the timeout (Linux since 2.6.31, so that
-            # duplicate replies pass; RFC 5508 REQ-1: an ICMP query mapping lives 60 s at least).
+            # The tuple holds the type: a request in the original direction, its answer in the
+            # reply direction.  An answered query keeps its entry until the timeout (Linux since
+            # 2.6.31, so that duplicate replies pass; RFC 5508 REQ-1: an ICMP query mapping lives
+            # 60 s at least).
             timeout = timeouts.icmp
         else:
             changed = False
