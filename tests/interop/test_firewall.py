@@ -303,12 +303,10 @@ def test_random_rulesets_count_random_packets_as_the_kernel_does(both, tmp_path,
           f"{sum(c[2] for c in kernel)} packets counted")
 
 
-def test_known_difference_icmp_query_code_in_the_conntrack_tuple(both, tmp_path):
-    """Known difference, outside the firewall (conntrack.py): Linux puts an ICMP query's code in
-    the conntrack tuple, so a timestamp request with code 3 and its reply (code 0) are two flows
-    there (the reply invalid); conntrack.py keys queries without the code (one established flow).
-    (The random packets above use code 0 for this reason.)  When conntrack.py is fixed, this
-    fails: then assert equal counters here."""
+def test_icmp_query_code_is_in_the_conntrack_tuple_as_in_linux(both, tmp_path):
+    """Linux puts an ICMP query's code in the conntrack tuple (so does ct_icmp.py): a timestamp
+    request with code 3 and the kernel's answer (a timestamp reply with code 0) are not one flow,
+    the answer is invalid.  Both routers count the same."""
     stack_lab, linux_lab = both
     path = tmp_path / "ct.nft"
     path.write_text("flush ruleset\n" + _forward_text(["ct state established counter", "ct state invalid counter"]))
@@ -321,7 +319,7 @@ def test_known_difference_icmp_query_code_in_the_conntrack_tuple(both, tmp_path)
         nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
     time.sleep(0.5)
     ours, kernel = counters(stack_lab), counters(linux_lab)
-    assert [c[2] for c in ours[:2]] == [1, 0] and [c[2] for c in kernel[:2]] == [0, 1], (ours, kernel)
+    assert ours == kernel and [c[2] for c in kernel[:2]] == [0, 1], (ours, kernel)
 
 
 def test_network_firewall_rules_are_nft_rules_the_kernel_takes(lab, tmp_path):

@@ -91,6 +91,33 @@ def test_ping_and_traceroute_through_nat(both):
     assert len(tracked["linux"]) == 3, tracked
 
 
+# ICMP queries besides the plain echo, as hping3 sends them: timestamp (13), address mask (17),
+# information (15, which hping3 sends only when forced) and an echo request with code 1
+ICMP_QUERIES = (("--icmp-ts",), ("--icmp-addr",), ("-1", "-C", "15", "--force-icmp"), ("-1", "-K", "1"))
+# and ICMP that opens no connection (Linux: invalid): a router solicitation, an echo reply unasked
+ICMP_UNTRACKED = (("-1", "-C", "10", "--force-icmp"), ("-1", "-C", "0", "--force-icmp"))
+
+
+def test_icmp_query_entries_agree_with_the_kernels_conntrack(both):
+    """Each query through masquerade leaves an entry whose ``conntrack -L`` line is the kernel's:
+    the request's type, code and id in the original tuple, the answer's type with the same code
+    and id in the reply tuple ([UNREPLIED] where the WAN host does not answer that type).  Other
+    types leave no entry in either."""
+    listed = {}
+    for nat in both:
+        for args in ICMP_QUERIES + ICMP_UNTRACKED:
+            nat.lan_run("hping3", *args, "-c", "1", rl.WAN_HOST, timeout=10)
+        lines = [line for line in nat.conntrack_list()
+                 if line.startswith("icmp") and " type=8 code=0 " not in line]  # not the pings of other tests
+        for line in lines:
+            ids = re.findall(r" id=(\d+)", line)
+            assert len(ids) == 2 and ids[0] == ids[1], (nat.kind, line)  # masquerade kept each id
+        listed[nat.kind] = sorted(_shape(line) for line in lines)
+    print(f"\nICMP query entries: {listed}")
+    assert listed["stack"] == listed["linux"]
+    assert len(listed["linux"]) == len(ICMP_QUERIES), listed["linux"]
+
+
 def _shape(line: str) -> str:
     """A conntrack -L line without what differs run to run: seconds left, ports, ICMP ids."""
     line = re.sub(r"^(\w+ +\d+) +\d+", r"\1 T", line)

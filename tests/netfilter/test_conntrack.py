@@ -256,7 +256,7 @@ def test_udp_unreplied_replied_assured_stream():
 def test_icmp_echo_entry_outlives_its_reply_as_in_linux():
     ct = Conntrack(timeouts=Timeouts.linux())
     e, d, s = ct.track(echo(C, S, 77), 0.0)
-    assert s == CT_NEW and e.original == (1, C, 77, S, 77)
+    assert s == CT_NEW and e.original == (1, C, 77, S, 8 << 8) and e.reply == (1, S, 77, C, 0)
     ct.confirm(e, 0.0)
     assert ct.format_entry(e, 0.0) == ("icmp     1 30 src=10.0.0.2 dst=10.0.1.2 type=8 code=0 id=77 [UNREPLIED] "
                                        "src=10.0.1.2 dst=10.0.0.2 type=0 code=0 id=77 mark=0 use=1")

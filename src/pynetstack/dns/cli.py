@@ -13,7 +13,7 @@ from ..wire import dns as w
 
 
 def _address(text: str, default_port: int = 53):
-    from .resolver import _parse_server
+    from .upstreams import parse_server as _parse_server
     try:
         host, port = _parse_server(text, default_port)
     except ValueError:

@@ -14,6 +14,9 @@ Each resolution is a generator that yields an Exchange and is resumed with the v
 (a Message) or None; so the algorithm reads top to bottom as a blocking one would.
 RFC 5452: every query has a random ID (front ends add a random source port) and a reply must
 match ID, question and server.
+
+The objects it exchanges with front ends (Exchange, Resolution, Result) are in resolution.py,
+the parsing of forwarders and root hints in upstreams.py.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from ..wire.errors import MalformedPacket
 from .answers import (answers_type, cache_groups, chain_from_reply, group_rrsets, referral_zone, soa_in,
                       unique, usable)
 from .cache import RANK_ANSWER, RANK_AUTH_ANSWER, RANK_AUTHORITY, RANK_GLUE, Cache
+from .resolution import Exchange, Resolution, ResolutionFailed, Result  # noqa: F401 (re-exported)
+from .upstreams import parse_hints, parse_server
 
 MAX_CNAME_CHAIN = 12
 MAX_REFERRALS = 24
@@ -38,68 +43,16 @@ MAX_RESOLUTIONS = 1024    # resolutions in progress at once; more are refused (t
 MAX_WAITERS = 64          # clients waiting for the same question as one resolution
 
 
-class Result:
-    """A resolution's outcome: rcode, the answer records (CNAME chain first) and the authority."""
-
-    __slots__ = ("rcode", "answers", "authority")
-
-    def __init__(self, rcode=w.NOERROR, answers=None, authority=None):
-        self.rcode = rcode
-        self.answers = answers if answers is not None else []
-        self.authority = authority if authority is not None else []
-
-    def values(self, rtype: int | None = None):
-        """The presentation text of each answer's data, e.g. ``["192.0.2.1"]``."""
-        return [rr.data.to_text() for rr in self.answers if rtype is None or rr.rtype == rtype]
-
-    def __repr__(self):
-        return f"Result({w.RCODE_NAMES.get(self.rcode, self.rcode)}, {self.answers})"
-
-
-class ResolutionFailed(Exception):
-    pass
-
-
 class _NotCached(Exception):
     """query_cached: the answer needs the network."""
-
-
-class Exchange:
-    """One query to one server, for the front end to carry: send ``wire`` to ``server`` over
-    UDP or (``tcp``) TCP, then ``receive`` the reply. ``io`` is the front end's own (a port,
-    a connection); ``closed`` once answered or timed out."""
-
-    __slots__ = ("wire", "server", "tcp", "qid", "qname", "qtype", "timeout", "sent_at", "deadline",
-                 "task", "closed", "io")
-
-    def __init__(self, wire, server, tcp, qid, qname, qtype, timeout):
-        self.wire, self.server, self.tcp, self.qid = wire, server, tcp, qid
-        self.qname, self.qtype, self.timeout = qname, qtype, timeout
-        self.sent_at = self.deadline = 0.0
-        self.task = self.io = None
-        self.closed = False
-
-    def __repr__(self):
-        return (f"Exchange({self.qname} {w.type_name(self.qtype)} -> {self.server[0]}:{self.server[1]}"
-                f"{' tcp' if self.tcp else ''}{' closed' if self.closed else ''})")
-
-
-class Resolution:
-    """A client question in progress; ``callbacks`` get its Result."""
-
-    __slots__ = ("key", "gen", "callbacks", "queries", "waiting", "result")
-
-    def __init__(self, key):
-        self.key, self.gen, self.callbacks = key, None, []
-        self.queries, self.waiting, self.result = 0, None, None
 
 
 class Resolver:
     def __init__(self, root_hints=None, forwarders=None, cache: Cache | None = None,
                  port: int = 53, timeout: float = 1.5, rng: random.Random | None = None,
                  max_resolutions: int = MAX_RESOLUTIONS):
-        self.hints = _parse_hints(root_hints or [])
-        self.forwarders = [_parse_server(f, port) for f in (forwarders or [])]
+        self.hints = parse_hints(root_hints or [])
+        self.forwarders = [parse_server(f, port) for f in (forwarders or [])]
         if not self.hints and not self.forwarders:
             raise ValueError("a resolver needs root_hints or forwarders")
         if not 0 < timeout < 3600:
@@ -452,54 +405,3 @@ class Resolver:
         if old is None and len(self.srtt) >= MAX_RTT_ENTRIES:
             self.srtt.pop(next(iter(self.srtt)))
         self.srtt[address] = rtt if old is None else 0.7 * old + 0.3 * rtt
-
-
-# ---------------------------------------------------------------------------------------------
-# Configuration values
-
-
-def _parse_server(text: str, default_port: int):
-    """``"127.0.0.1"`` or ``"127.0.0.1:5353"`` or ``"[::1]:53"`` -> (address, port)."""
-    if isinstance(text, (tuple, list)):
-        return str(text[0]), int(text[1])
-    text = str(text)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    host, port = text, default_port
-    if text.count(":") == 1:
-        host, port_text = text.split(":")
-        if not port_text.isdigit() or int(port_text) > 65535:
-            raise ValueError(f"bad port in {text!r}")
-        port = int(port_text)
-    _check_ip(host)
-    return host, port
-
-
-def _check_ip(address: str) -> None:
-    import socket
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
-    except OSError:
-        raise ValueError(f"{address!r} is not an IP address") from None
-
-
-def _parse_hints(hints) -> list:
-    """Root hints as (name, address) pairs: from addresses, ``name=address`` or a hints file."""
-    if isinstance(hints, str):
-        from .zone import parse_zone_text
-        with open(hints, encoding="utf-8") as f:
-            records = parse_zone_text(f.read(), ".", hints)
-        return [(rr.name, rr.data.address) for rr in records if rr.rtype == w.A]
-    out = []
-    for i, hint in enumerate(hints):
-        if isinstance(hint, (tuple, list)):
-            out.append((str(hint[0]), str(hint[1])))
-        elif "=" in hint:
-            name, address = hint.split("=", 1)
-            out.append((name, address))
-        else:
-            out.append((f"hint{i}.", hint))
-    for _, address in out:
-        _check_ip(address)
-    return out

@@ -104,7 +104,7 @@ class PacketContext:
     @property
     def flow(self) -> Tuple[int, int, int, int, int]:
         """(protocol, source, source port, destination, destination port); ICMP queries carry
-        their identifier in both port fields, as conntrack keys them."""
+        their identifier in both port fields (conntrack's ICMP tuple differs: ct_icmp.py)."""
         if self.proto == 1 and self.icmp_type in (0, 8, 13, 14) and len(self.ip.payload) >= 6:
             ident = (self.ip.payload[4] << 8) | self.ip.payload[5]
             return (1, self.ip.src, ident, self.ip.dst, ident)

@@ -1,14 +1,18 @@
-"""Connection tracking as Linux netfilter does it, sans-I/O.
+"""Connection tracking as Linux netfilter does it, sans-I/O: the table and the packet path.
 
 ``track(ip, now)`` classifies each packet (new, established, related, invalid) and keeps one
 ``CtEntry`` per connection, found by its original and its reply tuple in one dict.  A tuple is
-``(proto, src, sport, dst, dport)``; ICMP queries put their identifier in both port fields (the
-reply of an echo request has the same id), other protocols without ports use 0.
+``(proto, src, sport, dst, dport)``; an ICMP query's holds its id, type and code (ct_icmp.py),
+other protocols without ports use 0.
 
 A new connection's entry is *unconfirmed*: it enters the table only when the lead calls
 ``confirm`` after the packet survived every hook, so a dropped first packet leaves nothing
 (Linux's unconfirmed list).  Timers live in a heap with lazy deletion: refreshing an entry only
 moves its deadline; the heap is corrected when an old item surfaces.
+
+The rest of conntrack: the entry and its status bits (ct_entry.py), timeouts (ct_timeouts.py),
+TCP's window tracking (ct_tcp.py), ICMP tuples and RELATED errors (ct_icmp.py), the
+``conntrack -L`` / ``-E`` text (ct_list.py).  Their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,120 +20,19 @@ from __future__ import annotations
 import heapq
 from collections import Counter, OrderedDict
 
-from ..wire.addr import ip_to_str
 from . import ct_tcp
+from .ct_entry import (S_ASSURED, S_CONFIRMED, S_DST_NAT, S_DST_NAT_DONE, S_DYING, S_EXPECTED,  # noqa: F401
+                       S_SEEN_REPLY, S_SRC_NAT, S_SRC_NAT_DONE, CtEntry)
+from .ct_icmp import (ICMP_QUERY_REPLY, ICMP_RELATED_ERRORS, ICMP_REPLY_TYPES, query_tuple,  # noqa: F401
+                      quoted_key, request_reply_tuple)
+from .ct_list import format_line, format_tuple  # noqa: F401
+from .ct_timeouts import ConntrackError, Timeouts  # noqa: F401
 from .types import CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED
-
-# Status bits, valued as Linux's IPS_* bits
-S_EXPECTED = 0x1
-S_SEEN_REPLY = 0x2
-S_ASSURED = 0x4
-S_CONFIRMED = 0x8
-S_SRC_NAT = 0x10
-S_DST_NAT = 0x20
-S_SRC_NAT_DONE = 0x80
-S_DST_NAT_DONE = 0x100
-S_DYING = 0x200
 
 DROP_TABLE_FULL = "conntrack-table-full"
 UDP_STREAM_AFTER = 2.0  # Linux: UDP becomes a "stream" (assured) only after 2 s with replies
 
-# ICMP query types and their answers; errors that can be RELATED to a connection
-ICMP_QUERY_REPLY = {8: 0, 13: 14, 15: 16, 17: 18}
-ICMP_REPLY_TYPES = frozenset(ICMP_QUERY_REPLY.values())
-ICMP_RELATED_ERRORS = frozenset((3, 4, 11, 12))
-
-_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 _INVALID = (None, 0, CT_INVALID)
-
-_TIMEOUT_KEYS = ("tcp_syn_sent", "tcp_syn_recv", "tcp_established", "tcp_fin_wait", "tcp_close_wait",
-                 "tcp_last_ack", "tcp_time_wait", "tcp_close", "tcp_syn_sent2", "udp", "udp_stream",
-                 "icmp", "generic")
-_TCP_STATE_KEYS = (None, "tcp_syn_sent", "tcp_syn_recv", "tcp_established", "tcp_fin_wait",
-                   "tcp_close_wait", "tcp_last_ack", "tcp_time_wait", "tcp_close", "tcp_syn_sent2")
-
-
-class ConntrackError(ValueError):
-    """Bad configuration given to conntrack or NAT."""
-
-
-class Timeouts:
-    """Idle timeouts in seconds.  The default profile is the RFC minimum for a NAT: UDP 300 s
-    (RFC 4787 REQ-5: at least 2 min, 5 min recommended), TCP established 7440 s and transitory
-    240 s (RFC 5382 REQ-5), ICMP query 60 s (RFC 5508 REQ-1).  ``Timeouts.linux()`` has the
-    kernel's defaults (the nf_conntrack_*_timeout sysctls).  Overrides: a dict by key name."""
-
-    __slots__ = _TIMEOUT_KEYS + ("tcp",)
-
-    RFC = dict(tcp_syn_sent=240, tcp_syn_recv=240, tcp_established=7440, tcp_fin_wait=240,
-               tcp_close_wait=240, tcp_last_ack=240, tcp_time_wait=240, tcp_close=240, tcp_syn_sent2=240,
-               udp=300, udp_stream=300, icmp=60, generic=600)
-    LINUX = dict(tcp_syn_sent=120, tcp_syn_recv=60, tcp_established=432000, tcp_fin_wait=120,
-                 tcp_close_wait=60, tcp_last_ack=30, tcp_time_wait=120, tcp_close=10, tcp_syn_sent2=120,
-                 udp=30, udp_stream=120, icmp=30, generic=600)
-
-    def __init__(self, overrides=None, base=None):
-        values = dict(self.RFC if base is None else base)
-        for key, value in (overrides or {}).items():
-            if key not in values:
-                raise ConntrackError(f"unknown conntrack timeout {key!r} (known: {', '.join(_TIMEOUT_KEYS)})")
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ConntrackError(f"conntrack timeout {key} must be a positive number of seconds, not {value!r}")
-            values[key] = value
-        for key, value in values.items():
-            setattr(self, key, value)
-        # by TCP state number, for the hot path
-        self.tcp = tuple(0 if k is None else values[k] for k in _TCP_STATE_KEYS)
-
-    @classmethod
-    def linux(cls, overrides=None) -> Timeouts:
-        return cls(overrides, base=cls.LINUX)
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in _TIMEOUT_KEYS}
-
-
-_STATUS_NAMES = ((S_EXPECTED, "expected"), (S_SEEN_REPLY, "seen-reply"), (S_ASSURED, "assured"),
-                 (S_CONFIRMED, "confirmed"), (S_SRC_NAT, "snat"), (S_DST_NAT, "dnat"), (S_DYING, "dying"))
-
-
-class CtEntry:
-    """One tracked connection.  ``original``/``reply`` are the tuples of each direction as
-    seen on the wire (NAT alters ``reply``); ``counters`` is [packets, bytes] original then
-    reply; ``proto_state`` is a TcpTrack for TCP, [request type, 1] for ICMP."""
-
-    __slots__ = ("id", "original", "reply", "status", "deadline", "scheduled", "counters", "mark",
-                 "proto_state", "nat", "created")
-
-    def __init__(self, ident, original, reply, deadline, proto_state, now):
-        self.id = ident
-        self.original = original
-        self.reply = reply
-        self.status = 0
-        self.deadline = deadline
-        self.scheduled = 0.0
-        self.counters = [0, 0, 0, 0]
-        self.mark = 0
-        self.proto_state = proto_state
-        self.nat = None
-        self.created = now
-
-    @property
-    def confirmed(self) -> bool:
-        return bool(self.status & S_CONFIRMED)
-
-    def status_names(self):
-        """The status bits as nft's ``ct status`` names them."""
-        return [name for bit, name in _STATUS_NAMES if self.status & bit]
-
-    @property
-    def tcp_state(self):
-        """The TCP state name, or None for other protocols."""
-        ps = self.proto_state
-        return ct_tcp.STATE_NAMES[ps.state] if isinstance(ps, ct_tcp.TcpTrack) else None
-
-    def __repr__(self) -> str:
-        return f"<CtEntry {self.id} {format_tuple(self.original)} / {format_tuple(self.reply)}>"
 
 
 class Conntrack:
@@ -185,28 +88,24 @@ class Conntrack:
             if seg is None:
                 self.counters["invalid"] += 1
                 return _INVALID
-            sport = (payload[0] << 8) | payload[1]
-            dport = (payload[2] << 8) | payload[3]
+            key = (6, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 17:
             if len(payload) < 8:
                 self.counters["invalid"] += 1
                 return _INVALID
-            sport = (payload[0] << 8) | payload[1]
-            dport = (payload[2] << 8) | payload[3]
+            key = (17, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 1:
             if len(payload) < 8:
                 self.counters["invalid"] += 1
                 return _INVALID
-            itype = payload[0]
-            if itype in ICMP_RELATED_ERRORS:
-                return self._related(payload)
-            if itype not in ICMP_QUERY_REPLY and itype not in ICMP_REPLY_TYPES:
-                self.counters["invalid"] += 1
+            if payload[0] in ICMP_RELATED_ERRORS:
+                return self._related(payload, ip.dst)
+            key = query_tuple(ip.src, ip.dst, payload)
+            if key is None:
+                self.counters["invalid"] += 1  # neither a query, nor an answer, nor an error
                 return _INVALID
-            sport = dport = (payload[4] << 8) | payload[5]
         else:
-            sport = dport = 0
-        key = (proto, ip.src, sport, ip.dst, dport)
+            key = (proto, ip.src, 0, ip.dst, 0)
         entry = self.table.get(key)
         if entry is not None and entry.deadline <= now:
             self._destroy(entry)  # expired between two polls
@@ -256,13 +155,10 @@ class Conntrack:
                 timeout = timeouts.udp
         elif proto == 1:
             changed = False
-            query = entry.proto_state
-            itype = payload[0]
-            if itype != (query[0] if direction == 0 else ICMP_QUERY_REPLY[query[0]]):
-                self.counters["invalid"] += 1
-                return _INVALID
-            # An answered query keeps its entry until the timeout (Linux since 2.6.31, so that
-            # duplicate replies pass; RFC 5508 REQ-1: an ICMP query mapping lives 60 s at least).
+            # The tuple holds the type: a request in the original direction, its answer in the
+            # reply direction.  An answered query keeps its entry until the timeout (Linux since
+            # 2.6.31, so that duplicate replies pass; RFC 5508 REQ-1: an ICMP query mapping lives
+            # 60 s at least).
             timeout = timeouts.icmp
         else:
             changed = False
@@ -304,22 +200,23 @@ class Conntrack:
             proto_state = None
             timeout = self.timeouts.udp
         elif proto == 1:
-            itype = ip.payload[0]
-            if itype not in ICMP_QUERY_REPLY:
-                self.counters["invalid"] += 1  # an answer with no query, or not a query at all
+            reply = request_reply_tuple(key)
+            if reply is None:
+                self.counters["invalid"] += 1  # an answer with no query: Linux's "can't create new"
                 return _INVALID
-            proto_state = [itype, 1]
+            proto_state = None
             timeout = self.timeouts.icmp
         else:
             proto_state = None
             timeout = self.timeouts.generic
+        if proto != 1:
+            reply = (proto, key[3], key[4], key[1], key[2])
         if self.count >= self.max_entries and not self._early_drop():
             self.counters["drop"] += 1
             self.drops[DROP_TABLE_FULL] += 1
             self.refused = DROP_TABLE_FULL
             return _INVALID
-        entry = CtEntry(self._next_id, key, (proto, key[3], key[4], key[1], key[2]), now + timeout,
-                        proto_state, now)
+        entry = CtEntry(self._next_id, key, reply, now + timeout, proto_state, now)
         self._next_id += 1
         self._account(entry, 0, ip)
         unconfirmed = self._unconfirmed
@@ -332,31 +229,13 @@ class Conntrack:
         self.counters["new"] += 1
         return entry, 0, CT_NEW
 
-    def _related(self, payload):
-        """An ICMP error: RELATED when the datagram it quotes belongs to a tracked connection.
-        The quote travelled the other way, so its tuple inverted is one of the entry's."""
-        if len(payload) < 8 + 20:
+    def _related(self, payload, outer_dst):
+        """An ICMP error: RELATED when the datagram it quotes belongs to a tracked connection
+        (ct_icmp.quoted_key says which tuple to look for)."""
+        key = quoted_key(payload, outer_dst)
+        if key is None:
             self.counters["invalid"] += 1
             return _INVALID
-        ihl = (payload[8] & 0x0F) << 2
-        if payload[8] >> 4 != 4 or ihl < 20 or len(payload) < 8 + ihl + 8:
-            self.counters["invalid"] += 1
-            return _INVALID
-        iproto = payload[17]
-        isrc = int.from_bytes(payload[20:24], "big")
-        idst = int.from_bytes(payload[24:28], "big")
-        l4 = 8 + ihl
-        if iproto == 6 or iproto == 17:
-            isport = (payload[l4] << 8) | payload[l4 + 1]
-            idport = (payload[l4 + 2] << 8) | payload[l4 + 3]
-        elif iproto == 1:
-            if payload[l4] not in ICMP_QUERY_REPLY and payload[l4] not in ICMP_REPLY_TYPES:
-                self.counters["invalid"] += 1  # an error about an error is never related
-                return _INVALID
-            isport = idport = (payload[l4 + 4] << 8) | payload[l4 + 5]
-        else:
-            isport = idport = 0
-        key = (iproto, idst, idport, isrc, isport)
         entry = self.table.get(key)
         if entry is None or entry.status & S_DYING:
             self.counters["invalid"] += 1
@@ -508,11 +387,11 @@ class Conntrack:
 
     def format_entry(self, entry: CtEntry, now: float) -> str:
         """One line of ``conntrack -L``."""
-        return _format(entry, now, True, self.acct) + f" mark={entry.mark} use=1"
+        return format_line(entry, now, True, self.acct) + f" mark={entry.mark} use=1"
 
     def format_event(self, kind: str, entry: CtEntry, now=None) -> str:
         """One line of ``conntrack -E``: timeout and TCP state except for DESTROY, mark when set."""
-        line = _format(entry, self._now if now is None else now, kind != "DESTROY", False)
+        line = format_line(entry, self._now if now is None else now, kind != "DESTROY", False)
         if entry.mark:
             line += f" mark={entry.mark}"
         return f"{'[' + kind + ']':>9} {line}"
@@ -520,37 +399,3 @@ class Conntrack:
     def _emit(self, kind: str, entry: CtEntry) -> None:
         for listener in self.events:
             listener(kind, entry)
-
-
-def format_tuple(t) -> str:
-    proto, src, sport, dst, dport = t
-    if proto == 6 or proto == 17:
-        return f"src={ip_to_str(src)} dst={ip_to_str(dst)} sport={sport} dport={dport}"
-    return f"src={ip_to_str(src)} dst={ip_to_str(dst)}"
-
-
-def _format(entry: CtEntry, now: float, live: bool, acct: bool) -> str:
-    proto = entry.original[0]
-    parts = [f"{_PROTO_NAMES.get(proto, 'unknown'):<8} {proto}"]
-    if live:
-        parts.append(str(max(0, int(entry.deadline - now))))
-        if proto == 6:
-            parts.append(ct_tcp.STATE_NAMES[entry.proto_state.state])
-    if proto == 1:
-        qtype = entry.proto_state[0]
-        parts.append(f"{format_tuple(entry.original)} type={qtype} code=0 id={entry.original[2]}")
-    else:
-        parts.append(format_tuple(entry.original))
-    if acct:
-        parts.append(f"packets={entry.counters[0]} bytes={entry.counters[1]}")
-    if not entry.status & S_SEEN_REPLY:
-        parts.append("[UNREPLIED]")
-    if proto == 1:
-        parts.append(f"{format_tuple(entry.reply)} type={ICMP_QUERY_REPLY[qtype]} code=0 id={entry.reply[2]}")
-    else:
-        parts.append(format_tuple(entry.reply))
-    if acct:
-        parts.append(f"packets={entry.counters[2]} bytes={entry.counters[3]}")
-    if entry.status & S_ASSURED:
-        parts.append("[ASSURED]")
-    return " ".join(parts)

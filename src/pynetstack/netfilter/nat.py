@@ -128,6 +128,7 @@ class Nat:
     def _bind_source(self, entry, spec, lo, hi, masquerade) -> bool:
         proto, src, sport = entry.original[0], entry.original[1], entry.original[2]
         remote, rport = entry.reply[1], entry.reply[2]
+        old_reply = entry.reply
         flags = spec.flags
         randomize = "random" in flags or "fully-random" in flags
         if proto not in (1, 6, 17):
@@ -143,7 +144,7 @@ class Nat:
             m = self.by_internal.get((proto, src, sport))
             if (m is not None and lo <= m.ext_addr <= hi
                     and (spec.port_min is None or spec.port_min <= m.ext_port <= spec.port_max)):
-                reply = self._source_reply(proto, remote, rport, m.ext_addr, m.ext_port)
+                reply = self._source_reply(old_reply, m.ext_addr, m.ext_port)
                 if self._reply_free(reply):
                     self._bind(entry, reply, m, remote, masquerade)
                     return True
@@ -172,7 +173,7 @@ class Nat:
             owner = by_external.get((proto, ext, port))
             if owner is not None and (owner.int_addr != src or owner.int_port != sport):
                 continue  # never overload: the external endpoint is someone else's
-            reply = self._source_reply(proto, remote, rport, ext, port)
+            reply = self._source_reply(old_reply, ext, port)
             if not self._reply_free(reply):
                 continue
             if owner is None:
@@ -185,10 +186,12 @@ class Nat:
         return False
 
     @staticmethod
-    def _source_reply(proto, remote, rport, ext, port):
-        if proto == 1:
-            return (1, remote, port, ext, port)  # the id is both "ports"
-        return (proto, remote, rport, ext, port)
+    def _source_reply(reply, ext, port):
+        """``reply`` with the source mapped to ext:port: its destination becomes ext:port; for
+        an ICMP query ``port`` is the id, which its tuples keep where the source port is."""
+        if reply[0] == 1:
+            return (1, reply[1], port, ext, reply[4])
+        return (reply[0], reply[1], reply[2], ext, port)
 
     def _bind(self, entry, reply, mapping, remote, masquerade) -> None:
         binding = entry.nat

@@ -97,13 +97,16 @@ def translate(ip, entry, direction: int, hook: str):
         buf[csum_at] = csum >> 8
         buf[csum_at + 1] = csum & 0xFF
     elif proto == 1 and len(ip.payload) >= 8:
+        # a query's id, which its tuples keep where the source port is (ct_icmp.py); the ICMP
+        # checksum has no pseudo-header, so only the id's change goes into it
+        new_id = other[2]
         buf = ip.payload
         old_id = (buf[4] << 8) | buf[5]
-        if old_id != new_port:  # the query id is the "port" (the ICMP checksum has no pseudo-header)
+        if old_id != new_id:
             buf = writable(ip)
-            buf[4] = new_port >> 8
-            buf[5] = new_port & 0xFF
-            csum = adjust((buf[2] << 8) | buf[3], new_port - old_id)
+            buf[4] = new_id >> 8
+            buf[5] = new_id & 0xFF
+            csum = adjust((buf[2] << 8) | buf[3], new_id - old_id)
             buf[2] = csum >> 8
             buf[3] = csum & 0xFF
     return ip
@@ -148,10 +151,11 @@ def _icmp_error(ip, other, manip: int):
                 buf[csum_at] = csum >> 8
                 buf[csum_at + 1] = csum & 0xFF
     elif inner_proto == 1 and avail >= 8:
+        new_id = other[2]  # in either manipulation: the id is where an ICMP tuple's source port is
         old_id = (buf[l4 + 4] << 8) | buf[l4 + 5]
-        buf[l4 + 4] = new_port >> 8
-        buf[l4 + 5] = new_port & 0xFF
-        csum = adjust((buf[l4 + 2] << 8) | buf[l4 + 3], new_port - old_id)
+        buf[l4 + 4] = new_id >> 8
+        buf[l4 + 5] = new_id & 0xFF
+        csum = adjust((buf[l4 + 2] << 8) | buf[l4 + 3], new_id - old_id)
         buf[l4 + 2] = csum >> 8
         buf[l4 + 3] = csum & 0xFF
     # the outer header: look like the reply to what the quote's sender sent

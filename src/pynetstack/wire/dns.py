@@ -6,529 +6,24 @@ every wire name has exactly one text form and case is preserved. Compare names w
 
 Parsing raises only :class:`MalformedPacket`. Decompression accepts only pointers that point
 strictly before the previous jump target, so loops and forward references cannot occur.
+
+The codec is in four modules, re-exported here (``from pynetstack.wire.dns import X`` works for
+all of them): dns_numbers (types, classes, rcodes), dns_names (names, compression), dns_rdata
+(record data classes) and this one (questions, records, EDNS and whole messages).
 """
 from __future__ import annotations
 
-import socket
 import struct
-from functools import lru_cache
 
+from .dns_names import (MAX_POINTER_HOPS, Writer, checked_name, is_subdomain, label_text,  # noqa: F401
+                        labels_to_name, name_labels, need_bytes, parent_name, read_name)
+from .dns_numbers import (AAAA, ANY, BADVERS, CLASS_CODES, CLASS_NAMES, CNAME, FORMERR, IN,  # noqa: F401
+                          MAX_LABEL, MAX_NAME, MX, NOERROR, NOTIMP, NS, NXDOMAIN, OPCODE_QUERY, OPT, PTR,
+                          RCODE_NAMES, REFUSED, SERVFAIL, SOA, SRV, TXT, TYPE_CODES, TYPE_NAMES, A,
+                          check_u16, check_u32, class_code, type_code, type_name)
+from .dns_rdata import (RDATA_CLASSES, AAAARdata, ARdata, CNAMERdata, MXRdata, NameRdata,  # noqa: F401
+                        NSRdata, PTRRdata, Rdata, SOARdata, SRVRdata, TXTRdata, UnknownRdata, read_rdata)
 from .errors import MalformedPacket
-
-# ---------------------------------------------------------------------------------------------
-# Numbers
-
-A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, ANY = 1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 255
-IN = 1
-TYPE_NAMES = {A: "A", NS: "NS", CNAME: "CNAME", SOA: "SOA", PTR: "PTR", MX: "MX", TXT: "TXT",
-              AAAA: "AAAA", SRV: "SRV", OPT: "OPT", ANY: "ANY", 252: "AXFR", 251: "IXFR"}
-TYPE_CODES = {v: k for k, v in TYPE_NAMES.items()}
-CLASS_NAMES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
-CLASS_CODES = {v: k for k, v in CLASS_NAMES.items()}
-
-NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, BADVERS = 0, 1, 2, 3, 4, 5, 16
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
-               5: "REFUSED", 16: "BADVERS"}
-OPCODE_QUERY = 0
-
-MAX_NAME = 255
-MAX_LABEL = 63
-
-
-def type_name(rtype: int) -> str:
-    return TYPE_NAMES.get(rtype) or f"TYPE{rtype}"
-
-
-def type_code(text: str) -> int:
-    """``"MX"`` -> 15; also the RFC 3597 form ``"TYPE65534"``. ValueError if unknown."""
-    up = text.upper()
-    if up in TYPE_CODES:
-        return TYPE_CODES[up]
-    if up.startswith("TYPE") and up[4:].isdigit() and int(up[4:]) < 65536:
-        return int(up[4:])
-    raise ValueError(f"unknown record type {text!r}")
-
-
-def class_code(text: str) -> int:
-    up = text.upper()
-    if up in CLASS_CODES:
-        return CLASS_CODES[up]
-    if up.startswith("CLASS") and up[5:].isdigit() and int(up[5:]) < 65536:
-        return int(up[5:])
-    raise ValueError(f"unknown class {text!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Names
-
-_SPECIAL = frozenset(b'."();\\@$')
-_LABEL_TEXT = []
-for _b in range(256):
-    if _b in _SPECIAL:
-        _LABEL_TEXT.append("\\" + chr(_b))
-    elif 0x21 <= _b <= 0x7E:
-        _LABEL_TEXT.append(chr(_b))
-    else:
-        _LABEL_TEXT.append("\\%03d" % _b)
-_PLAIN = bytes(b for b in range(256) if 0x21 <= b <= 0x7E and b not in _SPECIAL)
-
-
-def label_text(label: bytes) -> str:
-    if not label.translate(None, _PLAIN):
-        return label.decode("ascii")
-    return "".join([_LABEL_TEXT[b] for b in label])
-
-
-def labels_to_name(labels) -> str:
-    if not labels:
-        return "."
-    return ".".join([label_text(lb) for lb in labels]) + "."
-
-
-@lru_cache(maxsize=4096)
-def name_labels(name: str) -> tuple:
-    """Presentation name -> tuple of label bytes (root label excluded). ValueError if invalid."""
-    if name in (".", ""):
-        return ()
-    if "\\" not in name:
-        if not name.endswith("."):
-            raise ValueError(f"name {name!r} is not absolute")
-        try:
-            labels = tuple(x.encode("ascii") for x in name[:-1].split("."))
-        except UnicodeEncodeError:
-            raise ValueError(f"name {name!r} is not ASCII") from None
-    else:
-        labels = _split_escaped(name)
-    total = 1
-    for lb in labels:
-        if not lb:
-            raise ValueError(f"name {name!r} has an empty label")
-        if len(lb) > MAX_LABEL:
-            raise ValueError(f"name {name!r} has a label longer than 63 octets")
-        total += len(lb) + 1
-    if total > MAX_NAME:
-        raise ValueError(f"name {name!r} is longer than 255 octets")
-    return labels
-
-
-def _split_escaped(name: str) -> tuple:
-    labels, cur, i, n = [], bytearray(), 0, len(name)
-    while i < n:
-        c = name[i]
-        if c == "\\":
-            if name[i + 1:i + 4].isdigit() and len(name[i + 1:i + 4]) == 3:
-                v = int(name[i + 1:i + 4])
-                if v > 255:
-                    raise ValueError(f"bad escape in name {name!r}")
-                cur.append(v)
-                i += 4
-                continue
-            if i + 1 >= n:
-                raise ValueError(f"dangling backslash in name {name!r}")
-            cur += name[i + 1].encode("ascii")
-            i += 2
-            continue
-        if c == ".":
-            labels.append(bytes(cur))
-            cur = bytearray()
-        else:
-            try:
-                cur += c.encode("ascii")
-            except UnicodeEncodeError:
-                raise ValueError(f"name {name!r} is not ASCII") from None
-        i += 1
-    if cur:
-        raise ValueError(f"name {name!r} is not absolute")
-    return tuple(labels)
-
-
-def is_subdomain(name: str, parent: str) -> bool:
-    """True if ``name`` is ``parent`` or below it (case-insensitive, label-wise)."""
-    nl, pl = name_labels(name), name_labels(parent)
-    if len(pl) > len(nl):
-        return False
-    return all(a.lower() == b.lower() for a, b in zip(reversed(nl), reversed(pl)))
-
-
-def parent_name(name: str) -> str:
-    labels = name_labels(name)
-    return labels_to_name(labels[1:]) if labels else "."
-
-
-# ---------------------------------------------------------------------------------------------
-# Wire writer and reader
-
-
-class Writer:
-    """Accumulates a message; remembers names written for compression, TTL offsets for patching.
-
-    Compression is case-sensitive so that every name keeps the case it was given.
-    """
-
-    __slots__ = ("buf", "_names", "ttl_offsets")
-
-    def __init__(self):
-        self.buf = bytearray()
-        self._names = {}
-        self.ttl_offsets = []
-
-    def name(self, name: str, compress: bool = True) -> None:
-        labels = name_labels(name)
-        buf = self.buf
-        for i in range(len(labels)):
-            key = labels[i:]  # exact bytes: compression must never change a name's case
-            if compress and key in self._names:
-                buf += struct.pack("!H", 0xC000 | self._names[key])
-                return
-            if len(buf) < 0x4000:
-                self._names.setdefault(key, len(buf))
-            buf.append(len(labels[i]))
-            buf += labels[i]
-        buf.append(0)
-
-
-MAX_POINTER_HOPS = 127
-
-
-def _need(buf, off: int, n: int, what: str) -> None:
-    if off + n > len(buf):
-        raise MalformedPacket("dns-truncated", f"{what} needs {n} bytes at offset {off}, "
-                                               f"message has {len(buf)}")
-
-
-def read_name(buf, off: int):
-    """Return (name, offset after the name in place)."""
-    labels, end, limit, total, n = [], None, off, 1, len(buf)
-    hops = 0
-    while True:
-        if off >= n:
-            raise MalformedPacket("dns-truncated", "name runs past the end of the message")
-        length = buf[off]
-        if length == 0:
-            off += 1
-            break
-        kind = length & 0xC0
-        if kind == 0xC0:
-            if off + 1 >= n:
-                raise MalformedPacket("dns-truncated", "compression pointer cut short")
-            target = ((length & 0x3F) << 8) | buf[off + 1]
-            if target >= limit:
-                raise MalformedPacket("dns-bad-pointer",
-                                      f"pointer at {off} to {target} does not point backwards")
-            if end is None:
-                end = off + 2
-            # A 255-octet name has at most 127 labels, so it never needs more than 127 pointers;
-            # more is a chain built to make decoding quadratic (RFC 9267 section 2).
-            hops += 1
-            if hops > MAX_POINTER_HOPS:
-                raise MalformedPacket("dns-too-many-pointers", f"more than {MAX_POINTER_HOPS} pointers in one name")
-            off = limit = target
-            continue
-        if kind:
-            raise MalformedPacket("dns-bad-label-type", f"label type {kind >> 6} at offset {off}")
-        total += length + 1
-        if total > MAX_NAME:
-            raise MalformedPacket("dns-name-too-long", "name longer than 255 octets")
-        if off + 1 + length > n:
-            raise MalformedPacket("dns-truncated", "label runs past the end of the message")
-        labels.append(bytes(buf[off + 1:off + 1 + length]))
-        off += 1 + length
-    return labels_to_name(labels), (end if end is not None else off)
-
-
-# ---------------------------------------------------------------------------------------------
-# Record data
-
-
-class Rdata:
-    """Base of the record data classes: equality and hashing by fields."""
-
-    __slots__ = ()
-    rtype = 0
-
-    def _key(self):
-        return tuple(getattr(self, s) for cls in type(self).__mro__ for s in getattr(cls, "__slots__", ()))
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash((type(self), self._key()))
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.to_text()})"
-
-    def names(self):
-        """Domain names inside this data that additional-section processing looks up."""
-        return ()
-
-
-class ARdata(Rdata):
-    __slots__ = ("address",)
-    rtype = A
-
-    def __init__(self, address: str):
-        self.address = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address))
-
-    def write(self, w: Writer) -> None:
-        w.buf += socket.inet_pton(socket.AF_INET, self.address)
-
-    @classmethod
-    def read(cls, buf, off, end):
-        if end - off != 4:
-            raise MalformedPacket("dns-bad-rdata", "A record data must be 4 bytes")
-        obj = cls.__new__(cls)
-        obj.address = socket.inet_ntop(socket.AF_INET, bytes(buf[off:end]))
-        return obj
-
-    def to_text(self):
-        return self.address
-
-
-class AAAARdata(Rdata):
-    __slots__ = ("address",)
-    rtype = AAAA
-
-    def __init__(self, address: str):
-        self.address = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address))
-
-    def write(self, w: Writer) -> None:
-        w.buf += socket.inet_pton(socket.AF_INET6, self.address)
-
-    @classmethod
-    def read(cls, buf, off, end):
-        if end - off != 16:
-            raise MalformedPacket("dns-bad-rdata", "AAAA record data must be 16 bytes")
-        obj = cls.__new__(cls)
-        obj.address = socket.inet_ntop(socket.AF_INET6, bytes(buf[off:end]))
-        return obj
-
-    def to_text(self):
-        return self.address
-
-
-def _read_inner_name(buf, off, end):
-    name, off = read_name(buf, off)
-    if off > end:
-        raise MalformedPacket("dns-bad-rdata", "name runs past the record data")
-    return name, off
-
-
-def _check_name(name: str) -> str:
-    name_labels(name)
-    return name
-
-
-class NameRdata(Rdata):
-    """CNAME, NS and PTR: one domain name."""
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: str):
-        self.target = _check_name(target)
-
-    def write(self, w: Writer) -> None:
-        w.name(self.target)
-
-    @classmethod
-    def read(cls, buf, off, end):
-        obj = cls.__new__(cls)
-        obj.target, off = _read_inner_name(buf, off, end)
-        if off != end:
-            raise MalformedPacket("dns-bad-rdata", f"{type_name(cls.rtype)} data has trailing bytes")
-        return obj
-
-    def to_text(self):
-        return self.target
-
-
-class CNAMERdata(NameRdata):
-    __slots__ = ()
-    rtype = CNAME
-
-
-class NSRdata(NameRdata):
-    __slots__ = ()
-    rtype = NS
-
-    def names(self):
-        return (self.target,)
-
-
-class PTRRdata(NameRdata):
-    __slots__ = ()
-    rtype = PTR
-
-
-class MXRdata(Rdata):
-    __slots__ = ("preference", "exchange")
-    rtype = MX
-
-    def __init__(self, preference: int, exchange: str):
-        self.preference = _u16(preference)
-        self.exchange = _check_name(exchange)
-
-    def write(self, w: Writer) -> None:
-        w.buf += struct.pack("!H", self.preference)
-        w.name(self.exchange)
-
-    @classmethod
-    def read(cls, buf, off, end):
-        if end - off < 3:
-            raise MalformedPacket("dns-bad-rdata", "MX data too short")
-        obj = cls.__new__(cls)
-        obj.preference = (buf[off] << 8) | buf[off + 1]
-        obj.exchange, off = _read_inner_name(buf, off + 2, end)
-        if off != end:
-            raise MalformedPacket("dns-bad-rdata", "MX data has trailing bytes")
-        return obj
-
-    def to_text(self):
-        return f"{self.preference} {self.exchange}"
-
-    def names(self):
-        return (self.exchange,)
-
-
-class SOARdata(Rdata):
-    __slots__ = ("mname", "rname", "serial", "refresh", "retry", "expire", "minimum")
-    rtype = SOA
-
-    def __init__(self, mname, rname, serial, refresh, retry, expire, minimum):
-        self.mname, self.rname = _check_name(mname), _check_name(rname)
-        self.serial, self.refresh, self.retry = _u32(serial), _u32(refresh), _u32(retry)
-        self.expire, self.minimum = _u32(expire), _u32(minimum)
-
-    def write(self, w: Writer) -> None:
-        w.name(self.mname)
-        w.name(self.rname)
-        w.buf += struct.pack("!5I", self.serial, self.refresh, self.retry, self.expire, self.minimum)
-
-    @classmethod
-    def read(cls, buf, off, end):
-        obj = cls.__new__(cls)
-        obj.mname, off = _read_inner_name(buf, off, end)
-        obj.rname, off = _read_inner_name(buf, off, end)
-        if end - off != 20:
-            raise MalformedPacket("dns-bad-rdata", "SOA counters must be 20 bytes")
-        (obj.serial, obj.refresh, obj.retry, obj.expire,
-         obj.minimum) = struct.unpack_from("!5I", buf, off)
-        return obj
-
-    def to_text(self):
-        return (f"{self.mname} {self.rname} {self.serial} {self.refresh} {self.retry} "
-                f"{self.expire} {self.minimum}")
-
-
-class TXTRdata(Rdata):
-    __slots__ = ("strings",)
-    rtype = TXT
-
-    def __init__(self, strings):
-        strings = tuple(s.encode() if isinstance(s, str) else bytes(s) for s in strings)
-        if not strings or any(len(s) > 255 for s in strings):
-            raise ValueError("TXT needs one or more strings of at most 255 bytes")
-        self.strings = strings
-
-    def write(self, w: Writer) -> None:
-        for s in self.strings:
-            w.buf.append(len(s))
-            w.buf += s
-
-    @classmethod
-    def read(cls, buf, off, end):
-        strings = []
-        while off < end:
-            n = buf[off]
-            if off + 1 + n > end:
-                raise MalformedPacket("dns-bad-rdata", "TXT string runs past the record data")
-            strings.append(bytes(buf[off + 1:off + 1 + n]))
-            off += 1 + n
-        if not strings:
-            raise MalformedPacket("dns-bad-rdata", "TXT record without a string")
-        obj = cls.__new__(cls)
-        obj.strings = tuple(strings)
-        return obj
-
-    def to_text(self):
-        return " ".join('"' + "".join(_txt_char(b) for b in s) + '"' for s in self.strings)
-
-
-def _txt_char(b: int) -> str:
-    if b in (0x22, 0x5C):
-        return "\\" + chr(b)
-    return chr(b) if 0x20 <= b <= 0x7E else "\\%03d" % b
-
-
-class SRVRdata(Rdata):
-    __slots__ = ("priority", "weight", "port", "target")
-    rtype = SRV
-
-    def __init__(self, priority, weight, port, target):
-        self.priority, self.weight, self.port = _u16(priority), _u16(weight), _u16(port)
-        self.target = _check_name(target)
-
-    def write(self, w: Writer) -> None:
-        w.buf += struct.pack("!3H", self.priority, self.weight, self.port)
-        w.name(self.target, compress=False)  # RFC 2782: no compression of the target
-
-    @classmethod
-    def read(cls, buf, off, end):
-        if end - off < 7:
-            raise MalformedPacket("dns-bad-rdata", "SRV data too short")
-        obj = cls.__new__(cls)
-        obj.priority, obj.weight, obj.port = struct.unpack_from("!3H", buf, off)
-        obj.target, off = _read_inner_name(buf, off + 6, end)
-        if off != end:
-            raise MalformedPacket("dns-bad-rdata", "SRV data has trailing bytes")
-        return obj
-
-    def to_text(self):
-        return f"{self.priority} {self.weight} {self.port} {self.target}"
-
-    def names(self):
-        return (self.target,)
-
-
-class UnknownRdata(Rdata):
-    """Any other type, kept as opaque bytes (RFC 3597); text form ``\\# len hex``."""
-
-    __slots__ = ("rtype", "data")
-
-    def __init__(self, rtype: int, data: bytes):
-        self.rtype, self.data = _u16(rtype), bytes(data)
-
-    def write(self, w: Writer) -> None:
-        w.buf += self.data
-
-    def to_text(self):
-        return f"\\# {len(self.data)}" + (f" {self.data.hex()}" if self.data else "")
-
-
-def _u16(v) -> int:
-    v = int(v)
-    if not 0 <= v <= 0xFFFF:
-        raise ValueError(f"{v} does not fit in 16 bits")
-    return v
-
-
-def _u32(v) -> int:
-    v = int(v)
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise ValueError(f"{v} does not fit in 32 bits")
-    return v
-
-
-RDATA_CLASSES = {c.rtype: c for c in (ARdata, AAAARdata, CNAMERdata, NSRdata, PTRRdata, MXRdata,
-                                      SOARdata, TXTRdata, SRVRdata)}
-
-
-def read_rdata(rtype: int, buf, off: int, end: int) -> Rdata:
-    cls = RDATA_CLASSES.get(rtype)
-    if cls is None:
-        return UnknownRdata(rtype, bytes(buf[off:end]))
-    return cls.read(buf, off, end)
-
 
 # ---------------------------------------------------------------------------------------------
 # Sections
@@ -538,7 +33,7 @@ class Question:
     __slots__ = ("name", "rtype", "rclass")
 
     def __init__(self, name: str, rtype: int, rclass: int = IN):
-        self.name, self.rtype, self.rclass = _check_name(name), _u16(rtype), _u16(rclass)
+        self.name, self.rtype, self.rclass = checked_name(name), check_u16(rtype), check_u16(rclass)
 
     def __eq__(self, other):
         return (isinstance(other, Question) and self.name == other.name
@@ -678,7 +173,7 @@ class Message:
     @classmethod
     def decode(cls, data) -> Message:
         buf = data if isinstance(data, (bytes, bytearray)) else bytes(data)
-        _need(buf, 0, 12, "header")
+        need_bytes(buf, 0, 12, "header")
         ident, flags, qd, an, ns, ar = struct.unpack_from("!6H", buf, 0)
         m = cls.__new__(cls)
         m.id, m.opcode, m.rcode = ident, (flags >> 11) & 0xF, flags & 0xF
@@ -688,7 +183,7 @@ class Message:
         off = 12
         for _ in range(qd):
             name, off = read_name(buf, off)
-            _need(buf, off, 4, "question")
+            need_bytes(buf, off, 4, "question")
             rtype, rclass = struct.unpack_from("!HH", buf, off)
             off += 4
             q = Question.__new__(Question)
@@ -739,10 +234,10 @@ def write_record(w: Writer, rr: Record) -> None:
 
 def read_record(buf, off: int):
     name, off = read_name(buf, off)
-    _need(buf, off, 10, "record header")
+    need_bytes(buf, off, 10, "record header")
     rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", buf, off)
     off += 10
-    _need(buf, off, rdlen, "record data")
+    need_bytes(buf, off, rdlen, "record data")
     end = off + rdlen
     if rtype == OPT:
         data = UnknownRdata(OPT, bytes(buf[off:end]))
