@@ -14,6 +14,15 @@ class CaptureError(ValueError):
     """A capture file that cannot be read."""
 
 
+class TruncatedCapture(CaptureError):
+    """A capture that ends inside a packet (a copy cut short, a damaged length): the packets
+    before the damage were read; ``packets`` says how many."""
+
+    def __init__(self, path: str, packets: int, detail: str):
+        super().__init__(f"{path}: truncated or damaged after {packets} packets: {detail}")
+        self.packets = packets
+
+
 def ip_datagram(linktype: int, frame: bytes) -> Optional[bytes]:
     """The IPv4 datagram a frame carries, or None (ARP, IPv6, other)."""
     linktype = _RAW_ALIASES.get(linktype, linktype)
@@ -63,23 +72,30 @@ def read_capture(path: str) -> Iterator[Tuple[float, int, bytes]]:
         scale = 1e9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e6
         linktype = struct.unpack(order + "I", head[20:24])[0] & 0xFFFF
         record = struct.Struct(order + "IIII")
+        count = 0
         while True:
             raw = handle.read(16)
             if len(raw) < 16:
+                if raw:
+                    raise TruncatedCapture(path, count, f"a packet header of 16 bytes has only {len(raw)}")
                 return
             seconds, frac, caplen, _ = record.unpack(raw)
             data = handle.read(caplen)
             if len(data) < caplen:
-                return
+                raise TruncatedCapture(path, count, f"a packet of {caplen} bytes has only {len(data)}")
+            count += 1
             yield seconds + frac / scale, linktype, data
 
 
 def _pcapng(handle, path: str) -> Iterator[Tuple[float, int, bytes]]:
     order = "<"
     interfaces = []  # (linktype, ticks per second)
+    count = 0
     while True:
         head = handle.read(8)
         if len(head) < 8:
+            if head:
+                raise TruncatedCapture(path, count, f"a block header of 8 bytes has only {len(head)}")
             return
         btype = struct.unpack(order + "I", head[:4])[0]
         if head[:4] == b"\x0a\x0d\x0d\x0a":
@@ -94,7 +110,7 @@ def _pcapng(handle, path: str) -> Iterator[Tuple[float, int, bytes]]:
             raise CaptureError(f"{path}: bad pcapng block length {length}")
         body = handle.read(length - 8)
         if len(body) < length - 8:
-            return
+            raise TruncatedCapture(path, count, f"a block of {length} bytes has only {len(body) + 8}")
         if btype == 1:  # interface description
             linktype = struct.unpack(order + "H", body[:2])[0]
             interfaces.append([linktype, _tsresol(body[8:-4], order)])
@@ -102,8 +118,10 @@ def _pcapng(handle, path: str) -> Iterator[Tuple[float, int, bytes]]:
             iface, high, low, caplen = struct.unpack(order + "IIII", body[:16])
             if iface < len(interfaces):
                 linktype, resolution = interfaces[iface]
+                count += 1
                 yield ((high << 32) | low) / resolution, linktype, body[20:20 + caplen]
         elif btype == 3 and interfaces:  # simple packet
+            count += 1
             yield 0.0, interfaces[0][0], body[4:-4]
 
 
