@@ -89,7 +89,8 @@ def register(sub) -> None:
     ids.add_argument("-i", "--interface", metavar="IFACE", help="inspect an interface passively (AF_PACKET)")
     ids.add_argument("--duration", type=float, metavar="SECONDS", help="with -i: stop after SECONDS")
     ids.add_argument("-S", "--rules", action="append", metavar="FILE.rules", help="a rule file (repeatable)")
-    ids.add_argument("-l", "--log-dir", default=".", metavar="DIR", help="an existing directory: eve.json and fast.log are appended to there (default .)")
+    ids.add_argument("-l", "--log-dir", default=".", metavar="DIR",
+                     help="an existing directory: eve.json and fast.log are appended to there (default .)")
     ids.add_argument("--check", action="store_true", help="only load the rules and print the statistics")
     ids.add_argument("--strict", action="store_true", help="stop at the first malformed rule")
     ids.add_argument("--home-net", metavar="ADDRS", help="$HOME_NET, e.g. '[10.0.0.0/8]'")
