@@ -128,6 +128,7 @@ def test_ids_on_a_port_forward_sees_one_flow_to_the_lan_server(tmp_path):
                       port=8080)
     assert ids.stats()["flows"] == 1, ids.stats()
     assert sorted(alert.rule.sid for alert in alerts) == [1, 2, 3, 4], alerts
+    assert [key[0] for key in ids.detector.flows.flows] == ["ct"]  # keyed by the conntrack entry
     answer = [a for a in alerts if a.rule.sid == 4][0]
     assert answer.direction == 1 and answer.packet.dst == WAN_HOST
 
