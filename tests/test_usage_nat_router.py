@@ -4,7 +4,6 @@ whose fix lies in a file another helper owns; they turn into failures (strict) o
 
 from __future__ import annotations
 
-import pytest
 
 from pynetstack.api.tcp import tcp_layer
 from pynetstack.ids.config import build as build_ids
@@ -46,10 +45,11 @@ def nat_lab(tmp_path, ruleset=ROUTER_NFT):
     return sim, lan, r, wan, router
 
 
-def fetch_through_nat(sim, lan, wan, request: bytes):
+def fetch_through_nat(sim, lan, wan, request: bytes, address=WAN_HOST, port=80):
+    """``lan`` fetches from ``wan`` (listening on port 80) by connecting to address:port."""
     tl, tw = tcp_layer(lan), tcp_layer(wan)
     listener = tw.listen(80)
-    client = tl.connect(WAN_HOST, 80, sim.now)
+    client = tl.connect(address, port, sim.now)
     sim.run(duration=5, until=lambda: bool(listener.accept_queue))
     server = listener.accept()
     app_c, app_s = BulkApp(client, request), BulkApp(server, b"HTTP/1.0 200 OK\r\n\r\nok")
@@ -74,8 +74,6 @@ def test_ids_on_a_plain_router_matches_payloads(tmp_path):
     assert sorted(alert.rule.sid for alert in alerts) == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="ids/function.py hooks PREROUTING before de-NAT: a masqueraded "
-                                       "connection's replies look like another flow, so payload rules never match")
 def test_ids_on_a_masquerading_router_matches_payloads(tmp_path):
     sim, lan, r, wan, router = nat_lab(tmp_path)
     (tmp_path / "local.rules").write_text(RULES)
@@ -86,6 +84,52 @@ def test_ids_on_a_masquerading_router_matches_payloads(tmp_path):
     sids = sorted(alert.rule.sid for alert in alerts)
     assert ids.stats()["flows"] == 1, ids.stats()  # one TCP connection is one flow, NAT or not
     assert 2 in sids, sids
+    # the rules see the client by its own address, as Suricata on the LAN interface would
+    lan_host = ip_to_int("192.168.1.2")
+    assert {(a.packet.src, a.packet.dst) for a in alerts} == {(lan_host, WAN_HOST)}
+
+
+PORT_FORWARD_NFT = """
+table ip nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname "wan0" tcp dport 8080 dnat to 192.168.1.2:80
+	}
+}
+table ip filter {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		ct status dnat accept
+		iifname "lan0" accept
+	}
+}
+"""
+LAN_SERVER_RULES = (
+    'alert tcp any any -> 192.168.1.2 80 (msg:"syn to the server"; flags:S; sid:1;)\n'
+    'alert tcp any any -> 192.168.1.2 80 (msg:"payload"; flow:established,to_server; content:"GET /secret"; sid:2;)\n'
+    'alert http any any -> any any (msg:"uri"; http.uri; content:"/secret"; sid:3;)\n'
+    'alert tcp 192.168.1.2 80 -> any any (msg:"answer"; flow:to_client; content:"200 OK"; sid:4;)\n'
+    'alert tcp any any -> 203.0.113.1 8080 (msg:"public address"; sid:5;)\n')
+
+
+def test_ids_on_a_port_forward_sees_one_flow_to_the_lan_server(tmp_path):
+    """DNAT: a WAN client fetches from the router's public port 8080, forwarded to a LAN server
+    on port 80. The IDS sees one flow, client -> 192.168.1.2:80 from the first SYN on, and its
+    payload, HTTP and to_client rules match; no packet shows the public address."""
+    sim, lan, r, wan, router = nat_lab(tmp_path, ruleset=PORT_FORWARD_NFT)
+    wan.add_route("0.0.0.0/0", "203.0.113.1")
+    (tmp_path / "local.rules").write_text(LAN_SERVER_RULES)
+    ids = build_ids(r, {"rules": ["local.rules"]}, str(tmp_path))
+    alerts = []
+    ids.on_alerts = alerts.extend
+    fetch_through_nat(sim, wan, lan, b"GET /secret HTTP/1.0\r\n\r\n", address=ip_to_int("203.0.113.1"),
+                      port=8080)
+    assert ids.stats()["flows"] == 1, ids.stats()
+    assert sorted(alert.rule.sid for alert in alerts) == [1, 2, 3, 4], alerts
+    assert [key[0] for key in ids.detector.flows.flows] == ["ct"]  # keyed by the conntrack entry
+    answer = [a for a in alerts if a.rule.sid == 4][0]
+    assert answer.direction == 1 and answer.packet.dst == WAN_HOST
 
 
 def test_nft_f_without_flush_adds_to_the_ruleset_as_linux_does(tmp_path):

@@ -38,7 +38,7 @@ def test_alert_only_by_default():
     assert [(a.rule.sid, a.action) for a in written] == [(1, "allowed"), (2, "allowed")]
     stats = r.status()["functions"]["ids"]
     assert stats["alerts"] == 2 and stats["packets"] >= 2
-    assert ids.sees_every_packet and (hk.PREROUTING, -150) in ids.hooks
+    assert ids.sees_every_packet and (hk.PREROUTING, -90) in ids.hooks
 
 
 def test_inline_drop_rules_drop():
@@ -72,3 +72,20 @@ def test_ids_section_builds_and_registers_the_function(tmp_path):
         assert "bad.rules:1:" in str(exc)
     else:
         raise AssertionError("a malformed rule file must stop the configuration")
+
+
+def test_flows_are_keyed_by_conntrack_when_it_runs():
+    """With a conntrack tuple, a reply whose addresses NAT changed is the same flow, its
+    direction conntrack's; without it the 5-tuple decides (the reply is another flow)."""
+    from pynetstack.ids.flow import FlowTable
+
+    pub, priv, server = ip_to_int("203.0.113.1"), ip_to_int("192.168.1.2"), ip_to_int("198.51.100.7")
+    ct_key = (6, priv, 40000, server, 80)
+    table = FlowTable()
+    out, d0 = table.lookup(6, priv, 40000, server, 80, 0.0, ct_key, 0)
+    back, d1 = table.lookup(6, server, 80, pub, 61000, 0.1, ct_key, 1)
+    assert back is out and (d0, d1) == (0, 1) and out.client == (priv, 40000) and len(table.flows) == 1
+    plain = FlowTable()
+    a, _ = plain.lookup(6, priv, 40000, server, 80, 0.0)
+    b, d = plain.lookup(6, server, 80, pub, 61000, 0.1)
+    assert a is not b and d == 0 and len(plain.flows) == 2

@@ -65,9 +65,14 @@ def test_ids_check_prints_statistics_and_names_bad_rules(tmp_path, capsys):
     assert main(["ids", "--strict", "--check", "-S", str(rules)]) == 1
     assert f"{rules}:3:" in capsys.readouterr().err
     out = tmp_path / "out"
+    out.mkdir()
     assert main(["ids", "-r", str(tmp_path / "missing.pcap"), "-S", str(rules), "-l", str(out)]) == 1
     assert "missing.pcap" in capsys.readouterr().err
-    assert not out.exists()          # nothing written (or truncated) for a capture that is not there
+    assert not list(out.iterdir())   # nothing written for a capture that is not there
+    (tmp_path / "notes.txt").write_text("not a capture, long enough to be read as one\n")
+    assert main(["ids", "-r", str(tmp_path / "notes.txt"), "-S", str(rules), "-l", str(out)]) == 1
+    assert "notes.txt: not a pcap or pcapng file" in capsys.readouterr().err
+    assert not list(out.iterdir())
 
 
 def test_ids_config_section_is_checked():

@@ -142,7 +142,7 @@ def test_tcpdump_reads_the_same_pcapng(tmp_path):
     (b"\x00" * 24, "magic 00000000"),
     (classic([(1, 0, b"abcdef")])[:-2], "packet 1 has 4 of 6 bytes"),
     (classic([(1, 0, b"abc"), (2, 0, b"def")])[:-12], "packet 2's header has 7 of 16 bytes"),
-    (section("<") + interface("<", 1)[:-4], "truncated: block at byte 28"),
+    (section("<") + interface("<", 1)[:-4], "truncated or damaged after 0 packets: block at byte 28"),
     (section("<") + enhanced("<", 0, 0, b"x"), "names interface 0, but 0 are described"),
     (section("<") + struct.pack("<II", 6, 13) + bytes(5), "bad pcapng block length 13"),
     (b"\x0a\x0d\x0d\x0a" + bytes(4) + b"abcd" + bytes(16), "byte-order mark 61626364"),

@@ -14,13 +14,19 @@ def _ids(args) -> int:
     from .baseline import BaselineDetector
     from .classify import parse_classification
     from .flood import SynFloodDetector
-    from .replay import run
+    from .replay import LogDirError, check_log_dir, run
     from .rules import RuleError, load_rule_files
     from .scan import ScanDetector
 
     if not args.rules:
         print("pynetstack: ids: give a rule file with -S FILE", file=sys.stderr)
         return 2
+    if not args.check:
+        try:  # as Suricata, before anything is loaded: a mistyped -l is not created
+            check_log_dir(args.log_dir)
+        except LogDirError as exc:
+            print(f"pynetstack: ids: {exc}", file=sys.stderr)
+            return 1
     avars = dict(DEFAULT_ADDRESS_VARS)
     if args.home_net:
         avars["HOME_NET"] = args.home_net
@@ -52,6 +58,10 @@ def _ids(args) -> int:
     stats = run(args.read, ruleset, args.log_dir, detectors, stream_depth=args.stream_depth)
     print(json.dumps(stats, indent=2, sort_keys=True))
     print(f"alerts: {stats['alerts_written']} written to {os.path.join(args.log_dir, 'eve.json')}", file=sys.stderr)
+    if "capture_error" in stats:
+        print(f"pynetstack: ids: error: {stats['capture_error']}; the rest of the file was not inspected",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -62,7 +72,6 @@ def _live(args, ruleset, detectors) -> int:
     from .eve import EveWriter
     from .passive import watch
 
-    os.makedirs(args.log_dir, exist_ok=True)
     detector = Detector(ruleset, stream_depth=args.stream_depth, detectors=detectors)
     with open(os.path.join(args.log_dir, "eve.json"), "a") as eve, \
             open(os.path.join(args.log_dir, "fast.log"), "a") as fast:
@@ -80,7 +89,8 @@ def register(sub) -> None:
     ids.add_argument("-i", "--interface", metavar="IFACE", help="inspect an interface passively (AF_PACKET)")
     ids.add_argument("--duration", type=float, metavar="SECONDS", help="with -i: stop after SECONDS")
     ids.add_argument("-S", "--rules", action="append", metavar="FILE.rules", help="a rule file (repeatable)")
-    ids.add_argument("-l", "--log-dir", default=".", metavar="DIR", help="where eve.json and fast.log go (default .)")
+    ids.add_argument("-l", "--log-dir", default=".", metavar="DIR",
+                     help="an existing directory: eve.json and fast.log are appended to there (default .)")
     ids.add_argument("--check", action="store_true", help="only load the rules and print the statistics")
     ids.add_argument("--strict", action="store_true", help="stop at the first malformed rule")
     ids.add_argument("--home-net", metavar="ADDRS", help="$HOME_NET, e.g. '[10.0.0.0/8]'")

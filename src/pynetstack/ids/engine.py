@@ -107,16 +107,18 @@ class Detector:
         self.verdict_drop = False  # inline: the last packet inspected is to be dropped
 
     # -- inputs --------------------------------------------------------------------------------
-    def inspect_ip(self, ip: IPv4, now: float, _depth: int = 0) -> List[Alert]:
+    def inspect_ip(self, ip: IPv4, now: float, _depth: int = 0, ct_key=None, ct_dir: int = 0) -> List[Alert]:
+        """``ct_key``/``ct_dir``: the conntrack entry's original tuple and the packet's
+        direction in it, when conntrack runs (see FlowTable.lookup)."""
         if ip.protocol == 47 and not ip.frag_offset and _depth < MAX_TUNNEL_DEPTH:
             inner = gre_inner(ip.payload)
-            if inner is not None:  # a GRE tunnel: the inner packet is what is inspected
+            if inner is not None:  # a GRE tunnel: the inner packet is what is inspected (its own flow)
                 return self.inspect_bytes(inner, now, _depth + 1)
         packet = decode(ip, now)
         if packet is None:
             self.undecodable += 1
             return []
-        return self.inspect(packet, now)
+        return self.inspect(packet, now, ct_key, ct_dir)
 
     def inspect_bytes(self, datagram: bytes, now: float, _depth: int = 0) -> List[Alert]:
         try:
@@ -127,10 +129,10 @@ class Detector:
         return self.inspect_ip(ip, now, _depth)
 
     # -- the work ------------------------------------------------------------------------------
-    def inspect(self, p: Packet, now: float) -> List[Alert]:
+    def inspect(self, p: Packet, now: float, ct_key=None, ct_dir: int = 0) -> List[Alert]:
         self.packets += 1
         self.verdict_drop = False
-        flow, d = self.flows.lookup(p.proto, p.src, p.sport, p.dst, p.dport, now)
+        flow, d = self.flows.lookup(p.proto, p.src, p.sport, p.dst, p.dport, now, ct_key, ct_dir)
         flow.pkts[d] += 1
         flow.bytes[d] += p.length
         if d:

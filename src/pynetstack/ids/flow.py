@@ -120,18 +120,35 @@ class FlowTable:
         self.evicted = 0
         self.expired = 0
 
-    def lookup(self, proto: int, src: int, sport: int, dst: int, dport: int, now: float):
-        """(flow, direction): direction 0 is to_server (from the side that opened it), 1 to_client."""
+    def lookup(self, proto: int, src: int, sport: int, dst: int, dport: int, now: float, ct_key=None,
+               ct_dir: int = 0):
+        """(flow, direction): direction 0 is to_server (from the side that opened it), 1 to_client.
+
+        ``ct_key``: the connection's conntrack original tuple, when conntrack runs. Conntrack has
+        already paired the two directions whatever NAT did to their addresses, so the flow is
+        found by that tuple and the direction is conntrack's (``ct_dir``: 0 original, 1 reply).
+        Without it (the IDS alone, a pcap) the flow is found by its 5-tuple in either order."""
         a, b = (src, sport), (dst, dport)
+        if ct_key is not None:
+            key = ("ct", ct_key)
+            flow = self.flows.get(key)
+            if flow is None:
+                flow = self._new(key, b if ct_dir else a, proto, now)
+            flow.last = now
+            return flow, ct_dir
         key = (proto, a, b) if a <= b else (proto, b, a)
         flow = self.flows.get(key)
         if flow is None:
-            if len(self.flows) >= self.max_flows:
-                del self.flows[next(iter(self.flows))]
-                self.evicted += 1
-            flow = self.flows[key] = Flow(key, flow_id_of(key), a, proto, now)
+            flow = self._new(key, a, proto, now)
         flow.last = now
         return flow, (0 if a == flow.client else 1)
+
+    def _new(self, key, client, proto: int, now: float) -> Flow:
+        if len(self.flows) >= self.max_flows:
+            del self.flows[next(iter(self.flows))]
+            self.evicted += 1
+        flow = self.flows[key] = Flow(key, flow_id_of(key), client, proto, now)
+        return flow
 
     def expire(self, now: float, budget: int = 1024) -> None:
         cutoff = now - self.timeout

@@ -58,6 +58,15 @@ class CaptureError(ValueError):
     """A capture file that cannot be read (named in the message)."""
 
 
+class TruncatedCapture(CaptureError):
+    """A capture that ends inside a packet or block (a copy cut short, a damaged length): the
+    ``packets`` before the damage were read."""
+
+    def __init__(self, name: str, packets: int, detail: str):
+        super().__init__(f"{name}: truncated or damaged after {packets} packets: {detail}")
+        self.packets = packets
+
+
 _CLASSIC = {  # magic as read little-endian -> (byte order, ticks per second)
     b"\xd4\xc3\xb2\xa1": ("<", 1e6), b"\x4d\x3c\xb2\xa1": ("<", 1e9),
     b"\xa1\xb2\xc3\xd4": (">", 1e6), b"\xa1\xb2\x3c\x4d": (">", 1e9),
@@ -98,13 +107,13 @@ def _read_classic(handle, name: str, order: str, ticks: float, linktype: int) ->
             return
         number += 1
         if len(raw) < 16:
-            raise CaptureError(f"{name}: truncated: packet {number}'s header has {len(raw)} of 16 bytes")
+            raise TruncatedCapture(name, number - 1, f"packet {number}'s header has {len(raw)} of 16 bytes")
         seconds, frac, caplen, _ = record.unpack(raw)
         if caplen > _MAX_RECORD:
             raise CaptureError(f"{name}: packet {number} claims {caplen} captured bytes: not a valid capture")
         data = handle.read(caplen)
         if len(data) < caplen:
-            raise CaptureError(f"{name}: truncated: packet {number} has {len(data)} of {caplen} bytes")
+            raise TruncatedCapture(name, number - 1, f"packet {number} has {len(data)} of {caplen} bytes")
         yield seconds + frac / ticks, linktype, data
 
 
@@ -121,12 +130,13 @@ def _read_pcapng(handle, name: str) -> Iterator[Tuple[float, int, bytes]]:
     order = "<"
     interfaces = []
     position = 0
+    packets = 0  # yielded so far
     while True:
         head = handle.read(8)
         if not head:
             return
         if len(head) < 8:
-            raise CaptureError(f"{name}: truncated: block at byte {position} has {len(head)} of 8 header bytes")
+            raise TruncatedCapture(name, packets, f"block at byte {position} has {len(head)} of 8 header bytes")
         if head[:4] == _PCAPNG_SHB:  # the section's byte order is in its header, after the length
             bom = handle.read(4)
             if bom == b"\x4d\x3c\x2b\x1a":
@@ -142,8 +152,8 @@ def _read_pcapng(handle, name: str) -> Iterator[Tuple[float, int, bytes]]:
             raise CaptureError(f"{name}: bad pcapng block length {length} at byte {position}")
         body = handle.read(length - len(head))
         if len(body) < length - len(head):
-            raise CaptureError(f"{name}: truncated: block at byte {position} has "
-                               f"{len(head) + len(body)} of {length} bytes")
+            raise TruncatedCapture(name, packets, f"block at byte {position} has {len(head) + len(body)} of "
+                                                  f"{length} bytes")
         if body[-4:] != head[4:8]:
             raise CaptureError(f"{name}: pcapng block at byte {position}: trailing length differs from {length}")
         body = body[:-4]
@@ -165,6 +175,7 @@ def _read_pcapng(handle, name: str) -> Iterator[Tuple[float, int, bytes]]:
             if 20 + caplen > len(body):
                 raise CaptureError(f"{name}: packet at byte {position} claims {caplen} bytes, block holds fewer")
             intf = interfaces[iface]
+            packets += 1
             yield ((high << 32) | low) / intf.ticks + intf.offset, intf.linktype, body[20:20 + caplen]
         elif btype == 3:  # simple packet: interface 0, no timestamp, captured = min(original, snaplen)
             if not interfaces or len(body) < 4:
@@ -175,6 +186,7 @@ def _read_pcapng(handle, name: str) -> Iterator[Tuple[float, int, bytes]]:
                 caplen = min(caplen, intf.snaplen)
             if 4 + caplen > len(body):
                 raise CaptureError(f"{name}: packet at byte {position} claims {caplen} bytes, block holds fewer")
+            packets += 1
             yield 0.0, intf.linktype, body[4:4 + caplen]
         position += length
 
