@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Callable, Optional
 
+from ..netfilter.ct_list import format_tuple
 from ..wire.addr import ip_to_str
 from . import metrics
 
@@ -92,8 +93,7 @@ def top_flows(stack, n: int = TOP_FLOWS) -> list:
         if ct is not None:
             entries = {id(e): e for e in ct.table.values()}.values()
             best = heapq.nlargest(n, entries, key=lambda e: e.counters[1] + e.counters[3])
-            return [{"flow": f"{_PROTO.get(e.original[0], e.original[0])} {ip_to_str(e.original[1])}:{e.original[2]}"
-                             f" -> {ip_to_str(e.original[3])}:{e.original[4]}",
+            return [{"flow": f"{_PROTO.get(e.original[0], e.original[0])} {format_tuple(e.original)}",
                      "bytes": e.counters[1] + e.counters[3], "packets": e.counters[0] + e.counters[2],
                      "state": e.tcp_state or ""} for e in best]
         tcp = getattr(stack, "tcp", None)

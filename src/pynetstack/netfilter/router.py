@@ -20,12 +20,12 @@ from typing import List, Optional
 
 from ..net import hooks as hk
 from ..net.drops import DropReason
-from ..wire.addr import ip_to_str
 from . import nft
 from .classifier import Classifier
 from .conntrack import S_CONFIRMED, S_DST_NAT, S_DYING, S_SEEN_REPLY, S_SRC_NAT, Conntrack, Timeouts
 from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
+from .ct_list import format_tuple
 from .nat import Nat
 from .nft.evaluate import TraceMonitor, evaluate_chain
 from .nft.parser import Loader, read_file
@@ -199,7 +199,7 @@ class RulesetFunction(hk.NetworkFunction):
                 ctx.drop_reason = DropReason.NAT_NO_MAPPING
                 return ctx.reject_with_icmp(3, 13)
             if ctx.trace is not None:
-                ctx.note(f"nat: {spec.kind} binding, reply tuple now {_tuple_text(entry.reply)}")
+                ctx.note(f"nat: {spec.kind} binding, reply tuple now {format_tuple(entry.reply)}")
             break
         return hk.ACCEPT
 
@@ -218,10 +218,6 @@ def _reason(chain, decision) -> str:
     if rule is None:
         return f"nft-{chain.table.name}-{chain.name}-policy"
     return f"nft-{chain.table.name}-{decision.chain.name}-rule-{rule.handle}"
-
-
-def _tuple_text(t) -> str:
-    return f"{t[0]} {ip_to_str(t[1])}:{t[2]} -> {ip_to_str(t[3])}:{t[4]}"
 
 
 class Router:
