@@ -6,7 +6,6 @@ import struct
 
 from ..wire import icmp as icmpw
 from ..wire.addr import ip_to_str
-from ..wire.checksum import update16
 from ..wire.checksum import word_value as _from_bytes  # int.from_bytes on CPython
 from ..wire.errors import MalformedPacket
 from ..wire.ipv4 import PROTO_ICMP, IPv4, bad_option_offset
@@ -44,7 +43,7 @@ class IcmpMixin:
         """ICMP on the receive fast path (``IPv4Host._receive_frame``: an unfragmented datagram
         without options to one of our addresses, its header and source checked, no PREROUTING or
         INPUT stage).  An echo request is answered here without header objects: the reply is
-        the request with type 0 and its checksum updated for that one word (RFC 1624), which
+        the request with type and code 0 and its checksum derived from the request's, which
         holds because the request's checksum was verified.  Anything else, and everything when
         tracing, takes ``_icmp_input``.  ``message`` is a view into the received frame."""
         if message[0] != icmpw.ECHO_REQUEST or not self.echo_reply or len(message) < icmpw.HEADER_LEN:
@@ -59,7 +58,16 @@ class IcmpMixin:
         counters = self.counters
         counters["icmp_in"] += 1
         first, csum = _ECHO_WORDS(message)
-        reply = _REPLY_WORDS(0, update16(csum, first, 0)) + message[4:]  # type 0, code 0
+        # The request sums to 0 modulo 0xFFFF, so the rest of it (identifier, sequence number,
+        # data), which the reply keeps, sums to -(first + csum); the reply's checksum is that
+        # sum's complement, as internet_checksum gives it: 0xFFFF for an all-zero rest, 0 for
+        # another rest whose sum is 0xFFFF (RFC 1624's update would give 0 for both).
+        rest = -(first + csum) % 0xFFFF
+        if rest:
+            reply_csum = ~rest & 0xFFFF
+        else:
+            reply_csum = 0 if any(message[4:]) else 0xFFFF
+        reply = _REPLY_WORDS(0, reply_csum) + message[4:]  # type 0, code 0
         tos = message.obj[15]  # the request's TOS byte, kept as Linux does
         self.ip_send(dst, src, PROTO_ICMP, reply, now, df=False, tos=tos)
         counters["icmp_echo_replies"] += 1
