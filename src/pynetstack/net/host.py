@@ -371,7 +371,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             ip = IPv4(src, dst, protocol, payload, ttl=ttl, tos=tos, ident=self._ident, df=df)
             self._loopback.append(ip)
             return True
-        decision = self.routes.decide(dst, src, None, 0, protocol, *_ports(protocol, payload), now=now)
+        sport, dport = _ports(protocol, payload)
+        decision = self.routes.decide(dst, src, None, 0, protocol, sport, dport, None, now)
         if decision is None:
             if dst != LIMITED_BROADCAST or not self.interfaces:
                 self.drops.drop(DropReason.IP_NO_ROUTE)
