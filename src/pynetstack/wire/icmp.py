@@ -54,7 +54,7 @@ class Icmp:
     def __init__(self, type: int, code: int = 0, rest: int = 0, payload=b""):
         self.type = type
         self.code = code
-        self.ident = (rest >> 16) & 0xFFFF
+        self.ident = rest >> 16  # (not masked: a word too wide still fails to build, as it did)
         self.seq = rest & 0xFFFF
         self.payload = payload
         self.checksum = 0
@@ -87,7 +87,7 @@ class Icmp:
 
     @rest.setter
     def rest(self, value: int) -> None:
-        self.ident = (value >> 16) & 0xFFFF
+        self.ident = value >> 16
         self.seq = value & 0xFFFF
 
     @property
