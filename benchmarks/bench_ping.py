@@ -1,13 +1,16 @@
 """Ping round-trip time and flood rate: the stack (CPython and PyPy, with and without busy
 polling, over a TAP and over a veth through AF_PACKET) against the kernel's own.
 
-    sudo .venv/bin/python benchmarks/bench_ping.py [--repeat 3] [--count 10000] [--busy-us 200]
+    sudo .venv/bin/python benchmarks/bench_ping.py [--repeat 3] [--count 10000] [--busy-us 200,5000]
 
 The peer is the Linux kernel answering over a veth in the same run: same tool (ping), same
 kind of link, same machine.  The stack runs on CPU 1 and ping on CPU 0 (a busy-polling loop
 needs a core of its own: sharing one, it delays the very process it waits for).  Medians of --repeat runs; ratios are ours / kernel's.  "CPU" is the
 stack process's CPU time over wall time while ping runs at 500 requests/s (rtt) and while it
-floods: what busy polling costs.
+floods: what busy polling costs.  A busy row spins that long after each pass before it
+sleeps: 200 us covers the gaps of a flood but not the 2 ms between the rtt run's requests, which
+then find the loop asleep; 5000 us covers those too, for a core's worth of CPU.  The load
+average is printed first: on a shared machine a spinning loop gets only its share of a core.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_stack(lab, ns, python, kind, ifname, cidr, host_cidr, busy_us):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    env.setdefault("PYPY_GC_INCREMENT_STEP", "1GB")  # PyPy 7.3.11's incremental-GC bug
     process = lab.popen(ns, "taskset", "-c", "1", python, os.path.abspath(__file__), "serve", kind, ifname, cidr, host_cidr,
                         str(busy_us), env=env)
     deadline = time.monotonic() + 15
@@ -102,7 +106,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10000, help="echo requests per flood run")
     parser.add_argument("--preload", type=int, default=32, help="requests in flight for the loaded flood")
     parser.add_argument("--warmup", type=int, default=20000, help="flood pings before measuring (PyPy's JIT)")
-    parser.add_argument("--busy-us", type=float, default=200.0, help="busy-poll budget of the busy rows")
+    parser.add_argument("--busy-us", default="200,5000", help="busy-poll budgets of the busy rows (comma-separated us)")
     parser.add_argument("--devices", default="tap,ring,socket",
                         help="tap (TAP), ring (veth, AF_PACKET with PACKET_MMAP), socket (veth, plain AF_PACKET)")
     args = parser.parse_args()
@@ -113,6 +117,7 @@ def main() -> int:
     elif shutil.which("pypy3"):
         pythons.append(("PyPy", shutil.which("pypy3")))
     rows = []
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
     with Lab("bench") as lab:
         client = lab.netns("client")
         peer = lab.netns("peer")
@@ -122,7 +127,7 @@ def main() -> int:
         n = 0
         for name, python in pythons:
             for kind in args.devices.split(","):
-                for busy in (0.0, args.busy_us):
+                for busy in [0.0] + [float(b) for b in args.busy_us.split(",") if b]:
                     n += 1
                     cidr, host = f"10.99.{10 + n}.2/24", f"10.99.{10 + n}.1/24"
                     if kind == "tap":

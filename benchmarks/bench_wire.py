@@ -12,7 +12,8 @@ checksum, lengths, options walk), then ICMP / UDP / TCP with the checksum verifi
 pseudo-header and TCP options decoded.  "hand" is the floor: bare struct unpacking of the same
 headers with no validation at all; "hand+checks" adds, inline, the same checks ours makes
 (lengths, checksums, the TCP timestamps option ours decodes), so ours/hand+checks is the cost of
-the codec's objects and structure.  Rates are per second of this process's CPU time, so other
+the codec's objects and structure; the run first checks that the two accept and reject alike
+every copy of the frames with one byte flipped or cut short.  Rates are per second of this process's CPU time, so other
 load on a shared machine does not count.  dpkt validates little and checks no checksum on parse; scapy
 dissects everything into Python objects.
 """
@@ -72,15 +73,20 @@ def ours_build_tcp_objects():
 FRAMES = {"udp": ours_build_udp(), "icmp": ours_build_icmp(), "tcp": ours_build_tcp()}
 
 
+Ethernet, IPv4, Icmp, Udp, Tcp = ethernet.Ethernet, ipv4.IPv4, icmp.Icmp, udp.Udp, tcp.Tcp  # as net/host.py
+
+
 def ours_parse(frame):
-    eth = ethernet.Ethernet.parse(frame)
-    ip = ipv4.IPv4.parse(eth.payload)
+    eth = Ethernet.parse(frame)
+    if eth.ethertype != 0x0800:  # (the receive path's dispatch; hand+checks makes it too)
+        raise ValueError("not IPv4")
+    ip = IPv4.parse(eth.payload)
     proto = ip.protocol
     if proto == 17:
-        return udp.Udp.parse(ip.payload, ip.src, ip.dst).dst_port
+        return Udp.parse(ip.payload, ip.src, ip.dst).dst_port
     if proto == 6:
-        return tcp.Tcp.parse(ip.payload, ip.src, ip.dst).ts_val
-    return icmp.Icmp.parse(ip.payload).seq
+        return Tcp.parse(ip.payload, ip.src, ip.dst).ts_val
+    return Icmp.parse(ip.payload).seq
 
 
 # -- hand-written struct code: the floor --------------------------------------------------------
@@ -113,7 +119,8 @@ def hand_parse_checked(frame):
     no objects, every check ours makes: Ethernet II (no length field, VLAN tags), the IPv4
     version, lengths and header checksum, the UDP length field and the zero-checksum rule, the
     TCP data offset and its timestamps option (ours returns ts_val), and the ICMP/UDP/TCP
-    checksum; it returns what ours returns."""
+    checksum, the IPv4 options walk (none here) and the UDP checksum over the datagram's own
+    length; it returns what ours returns."""
     dst, src, etype = _h_eth(frame)
     if etype != 0x0800:
         raise ValueError("not untagged IPv4")  # (ours walks VLAN tags and rejects length fields)
@@ -123,6 +130,8 @@ def hand_parse_checked(frame):
         raise ValueError("bad ip")
     if int.from_bytes(frame[14:14 + hlen], "big") % 0xFFFF:
         raise ValueError("bad ip checksum")
+    if hlen > 20 and _h_bad_option(frame[34:14 + hlen]):
+        raise ValueError("bad ip option")
     off = 14 + hlen
     seg = frame[off:14 + total]
     n = len(seg)
@@ -137,7 +146,9 @@ def hand_parse_checked(frame):
         sport, dport, length, csum = _h_udp(seg)
         if length < 8 or length > n:
             raise ValueError("bad udp length")
-        if csum and (value + s + d + proto + n) % 0xFFFF:
+        if length != n:  # the checksum covers the datagram, not what follows it
+            value = int.from_bytes(seg[:length], "big") << (8 if length & 1 else 0)
+        if csum and (value + s + d + proto + length) % 0xFFFF:
             raise ValueError("bad udp checksum")
         return dport
     sport, dport, seq, ack, doff, flags, win, csum, urg = _h_tcp(seg)
@@ -152,6 +163,19 @@ def hand_parse_checked(frame):
 
 
 _h_ts = struct.Struct("!II").unpack_from
+
+
+def _h_bad_option(options):
+    """True when an IPv4 option's length is impossible (the walk ours makes on options)."""
+    i, n = 0, len(options)
+    while i < n and options[i]:
+        if options[i] == 1:
+            i += 1
+        elif i + 1 >= n or options[i + 1] < 2 or i + options[i + 1] > n:
+            return True
+        else:
+            i += options[i + 1]
+    return False
 
 
 def _hand_csum(data, extra=0):
@@ -248,6 +272,27 @@ def scapy_impl():
     return parse, {"udp": build_udp, "icmp": build_icmp, "tcp": build_tcp}
 
 
+def same_verdicts() -> list:
+    """Frames (each benchmark frame with one byte flipped, or cut short) that ours and
+    hand+checks judge differently: none, when the two make the same checks."""
+    differ = []
+    for kind, frame in FRAMES.items():
+        variants = [frame[:cut] for cut in range(len(frame))]
+        for i in range(len(frame)):
+            for bits in (0x01, 0x80, 0xFF):
+                variants.append(frame[:i] + bytes((frame[i] ^ bits,)) + frame[i + 1:])
+        for variant in variants:
+            verdicts = []
+            for parse in (ours_parse, hand_parse_checked):
+                try:
+                    verdicts.append(parse(variant))
+                except (ValueError, struct.error):
+                    verdicts.append("rejected")
+            if verdicts[0] != verdicts[1]:
+                differ.append((kind, variant))
+    return differ
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 _cpu = time.process_time
@@ -310,6 +355,13 @@ def main() -> None:
                 print(f"  warning: {name} builds a different {kind} frame "
                       f"({len(bytes(build()))} vs {len(FRAMES[kind])} bytes)")
 
+    differ = same_verdicts()
+    if differ:
+        print(f"  warning: ours and hand+checks judge {len(differ)} corrupted or truncated frames "
+              "differently: they do not make the same checks")
+    else:
+        print("  ours and hand+checks accept and reject alike every copy of the frames with a byte "
+              "flipped or cut short")
     header = f"{'frame':<6} {'op':<6} " + " ".join(f"{n:>13}" for n in impls) + "   ours/hand  ours/hand+checks  ours/dpkt  ours/scapy"
     print(header)
     print("-" * len(header))

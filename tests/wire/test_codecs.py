@@ -349,3 +349,14 @@ def test_tcp_bad():
         tcp.build_options(sack_blocks=[(1, 2)] * 5)
     with pytest.raises(ValueError):
         tcp.build_options(mss=1460, ts=(1, 2), wscale=7, sack_blocks=[(1, 2)] * 3)
+
+
+def test_icmp_word_after_the_checksum_is_ident_and_seq():
+    m = icmp.Icmp.parse(icmp.build_echo(True, 0xBEEF, 0x1234, b"abc"))
+    assert (m.ident, m.seq, m.rest) == (0xBEEF, 0x1234, 0xBEEF1234)
+    m.rest = 0x01020304
+    assert (m.ident, m.seq) == (0x0102, 0x0304)
+    redirect = icmp.Icmp(icmp.REDIRECT, 1, 0xC0A80001, bytes(28))
+    assert icmp.Icmp.parse(redirect.build()).rest == 0xC0A80001
+    problem = icmp.Icmp.parse(icmp.build_icmp(icmp.PARAMETER_PROBLEM, 0, icmp.parameter_problem_rest(22), bytes(28)))
+    assert problem.pointer == 22

@@ -72,7 +72,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         self.drops = DropCounter()
         self.counters: Counter = Counter()
         self.transports: Dict[int, object] = {}
-        self._rx_fast: Dict[int, object] = {}  # protocol -> receive_segment of its transport
+        # protocol -> receive_segment of its transport, and the ICMP echo responder
+        self._rx_fast: Dict[int, object] = {PROTO_ICMP: self._icmp_fast}
         self.local_addresses: Dict[int, Interface] = {}
         self.broadcasts: Dict[int, Interface] = {}
         self.reassembler = Reassembler(self.drops.drop, self._reassembly_timed_out)
@@ -370,7 +371,8 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             ip = IPv4(src, dst, protocol, payload, ttl=ttl, tos=tos, ident=self._ident, df=df)
             self._loopback.append(ip)
             return True
-        decision = self.routes.decide(dst, src, None, 0, protocol, *_ports(protocol, payload), now=now)
+        sport, dport = _ports(protocol, payload)
+        decision = self.routes.decide(dst, src, None, 0, protocol, sport, dport, None, now)
         if decision is None:
             if dst != LIMITED_BROADCAST or not self.interfaces:
                 self.drops.drop(DropReason.IP_NO_ROUTE)
@@ -503,13 +505,27 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
             transport.poll(now)
 
     def next_deadline(self) -> Optional[float]:
+        # (asked before every pass of the loop: one walk, no lists)
         if self._loopback:
             return 0.0
-        deadlines = [iface.neighbours.next_deadline() for iface in self.interfaces.values()]
-        deadlines.extend(iface.qdisc.next_deadline() for iface in self.interfaces.values() if iface.qdisc is not None)
-        deadlines.append(self.reassembler.next_deadline())
-        deadlines.append(self.flowtable.next_deadline())
-        deadlines.extend(t.next_deadline() for t in self.transports.values())
-        deadlines.extend(f.next_deadline() for f in self.hooks.functions)
-        deadlines = [d for d in deadlines if d is not None]
-        return min(deadlines) if deadlines else None
+        earliest = self.reassembler.next_deadline()
+        deadline = self.flowtable.next_deadline()
+        if deadline is not None and (earliest is None or deadline < earliest):
+            earliest = deadline
+        for iface in self.interfaces.values():
+            deadline = iface.neighbours.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+            if iface.qdisc is not None:
+                deadline = iface.qdisc.next_deadline()
+                if deadline is not None and (earliest is None or deadline < earliest):
+                    earliest = deadline
+        for transport in self.transports.values():
+            deadline = transport.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        for function in self.hooks.functions:
+            deadline = function.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest

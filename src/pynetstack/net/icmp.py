@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import struct
+
 from ..wire import icmp as icmpw
 from ..wire.addr import ip_to_str
+from ..wire.checksum import word_value as _from_bytes  # int.from_bytes on CPython
+from ..wire.errors import MalformedPacket
 from ..wire.ipv4 import PROTO_ICMP, IPv4, bad_option_offset
 from .drops import DropReason
+
+_ECHO_WORDS = struct.Struct("!HH").unpack_from  # type and code, checksum
+_REPLY_WORDS = struct.Struct("!HH").pack
 
 LIMITED_BROADCAST = 0xFFFFFFFF
 MIN_PMTU = 552  # Linux's net.ipv4.route.min_pmtu: the floor a path MTU message may push us to
@@ -31,6 +38,39 @@ class IcmpMixin:
         if offset is not None and ip.dst in self.local_addresses:
             self.send_icmp_error(ip, icmpw.PARAMETER_PROBLEM, 0, now,
                                  rest=icmpw.parameter_problem_rest(20 + offset))
+
+    def _icmp_fast(self, src: int, dst: int, message, now: float, check: bool = True) -> None:
+        """ICMP on the receive fast path (``IPv4Host._receive_frame``: an unfragmented datagram
+        without options to one of our addresses, its header and source checked, no PREROUTING or
+        INPUT stage).  An echo request is answered here without header objects: the reply is
+        the request with type and code 0 and its checksum derived from the request's, which
+        holds because the request's checksum was verified.  Anything else, and everything when
+        tracing, takes ``_icmp_input``.  ``message`` is a view into the received frame."""
+        if message[0] != icmpw.ECHO_REQUEST or not self.echo_reply or len(message) < icmpw.HEADER_LEN:
+            self._icmp_input(IPv4.parse(message.obj[14:]), now)  # (the frame's IPv4 datagram)
+            return
+        if check:  # checksum.verify inlined: the sum of a valid message is 0xFFFF, never 0
+            value = _from_bytes(message, "big")
+            if len(message) & 1:
+                value <<= 8
+            if not value or value % 0xFFFF:
+                raise MalformedPacket("icmp-bad-checksum")
+        counters = self.counters
+        counters["icmp_in"] += 1
+        first, csum = _ECHO_WORDS(message)
+        # The request sums to 0 modulo 0xFFFF, so the rest of it (identifier, sequence number,
+        # data), which the reply keeps, sums to -(first + csum); the reply's checksum is that
+        # sum's complement, as internet_checksum gives it: 0xFFFF for an all-zero rest, 0 for
+        # another rest whose sum is 0xFFFF (RFC 1624's update would give 0 for both).
+        rest = -(first + csum) % 0xFFFF
+        if rest:
+            reply_csum = ~rest & 0xFFFF
+        else:
+            reply_csum = 0 if any(message[4:]) else 0xFFFF
+        reply = _REPLY_WORDS(0, reply_csum) + message[4:]  # type 0, code 0
+        tos = message.obj[15]  # the request's TOS byte, kept as Linux does
+        self.ip_send(dst, src, PROTO_ICMP, reply, now, df=False, tos=tos)
+        counters["icmp_echo_replies"] += 1
 
     def _icmp_input(self, ip: IPv4, now: float) -> None:
         msg = icmpw.Icmp.parse(ip.payload)

@@ -113,6 +113,8 @@ class NeighbourCache:
         self._send_request(ip, now)
 
     def poll(self, now: float) -> None:
+        if not self.probing and not self.pending:  # (the loop asks after every pass)
+            return
         for ip, probe in list(self.probing.items()):
             if now - probe[0] < self.retry_interval:
                 continue
@@ -134,6 +136,8 @@ class NeighbourCache:
                 self._request(ip, pending, now)
 
     def next_deadline(self) -> Optional[float]:
+        if not self.probing and not self.pending:  # (the loop asks before every pass)
+            return None
         times = [p.last_request for p in self.pending.values()] + [probe[0] for probe in self.probing.values()]
         return min(times) + self.retry_interval if times else None
 

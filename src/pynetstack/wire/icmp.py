@@ -40,27 +40,29 @@ MAX_ERROR_DATAGRAM = 576  # RFC 1812 4.3.2.3: quote as much as fits in 576 bytes
 HEADER_LEN = 8
 
 _hdr = struct.Struct("!BBHI")
-_unpack = _hdr.unpack_from
-_echo = struct.Struct("!BBHHH")
+_unpack = struct.Struct("!BBHHH").unpack_from
 
 
 class Icmp:
-    """An ICMP message. ``rest`` is the 32-bit word after the checksum; the properties
-    name it per type (echo id/seq, next-hop MTU, parameter-problem pointer, redirect gateway)."""
+    """An ICMP message. The 32-bit word after the checksum is kept as its two 16-bit halves,
+    ``ident`` and ``seq`` (an echo's identifier and sequence number, RFC 792); ``rest`` is the
+    whole word, and the properties name it per type (next-hop MTU, parameter-problem pointer,
+    redirect gateway)."""
 
-    __slots__ = ("type", "code", "checksum", "rest", "payload")
+    __slots__ = ("type", "code", "checksum", "ident", "seq", "payload")
 
     def __init__(self, type: int, code: int = 0, rest: int = 0, payload=b""):
         self.type = type
         self.code = code
-        self.rest = rest
+        self.ident = rest >> 16  # (not masked: a word too wide still fails to build, as it did)
+        self.seq = rest & 0xFFFF
         self.payload = payload
         self.checksum = 0
 
     @staticmethod  # (not a classmethod: no bound method is made per call)
     def parse(data, check: bool = True) -> Icmp:
         try:  # (a try costs nothing until it catches: cheaper than a length test first)
-            kind, code, csum, rest = _unpack(data)
+            kind, code, csum, ident, seq = _unpack(data)
         except struct.error:
             raise MalformedPacket("icmp-truncated", f"{len(data)} bytes") from None
         if check:  # checksum.verify inlined: the sum of a valid message is 0xFFFF, never 0
@@ -73,25 +75,28 @@ class Icmp:
         self.type = kind
         self.code = code
         self.checksum = csum
-        self.rest = rest
+        self.ident = ident
+        self.seq = seq
         self.payload = (data if type(data) is memoryview else memoryview(data))[HEADER_LEN:]
         return self
 
     @property
-    def ident(self) -> int:
-        return self.rest >> 16
+    def rest(self) -> int:
+        """The whole word after the checksum (a redirect's gateway, for one)."""
+        return (self.ident << 16) | self.seq
 
-    @property
-    def seq(self) -> int:
-        return self.rest & 0xFFFF
+    @rest.setter
+    def rest(self, value: int) -> None:
+        self.ident = value >> 16
+        self.seq = value & 0xFFFF
 
     @property
     def mtu(self) -> int:
-        return self.rest & 0xFFFF
+        return self.seq  # (the low half: RFC 1191's next-hop MTU)
 
     @property
     def pointer(self) -> int:
-        return self.rest >> 24
+        return self.ident >> 8  # (the top byte: RFC 792's parameter-problem pointer)
 
     @property
     def is_error(self) -> bool:

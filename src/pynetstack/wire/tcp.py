@@ -51,6 +51,7 @@ _H = struct.Struct("!H")
 _TS_PREFIX = b"\x01\x01\x08\x0a"
 _TS_PREFIX_WORD = 0x0101080A
 _nop_nop_ts = struct.Struct("!III").unpack_from
+_nop_nop_ts_pack = struct.Struct("!III").pack
 _EMPTY = ()
 
 
@@ -108,7 +109,8 @@ class Tcp:
             value = _word_value(data, "big")
             if n & 1:
                 value <<= 8
-            if (value + (src + dst + PROTO + n)) % 0xFFFF:  # one big-int addition, not four
+            # (reduced before the pseudo-header is added: no big-int addition, no second big int)
+            if (value % 0xFFFF + src + dst + PROTO + n) % 0xFFFF:
                 raise MalformedPacket("tcp-bad-checksum")
         self = _new(Tcp)
         self.src_port = sport
@@ -131,14 +133,15 @@ class Tcp:
             self.ts_val = None
             self.ts_ecr = 0
             return self
-        options = bytes(view[HEADER_LEN:hlen])
-        self.options = options
         if hlen == 32:  # the usual data segment: NOP NOP TS, read in one unpack
-            prefix, ts_val, ts_ecr = _nop_nop_ts(options)
+            prefix, ts_val, ts_ecr = _nop_nop_ts(view, HEADER_LEN)
             if prefix == _TS_PREFIX_WORD:
+                self.options = _nop_nop_ts_pack(prefix, ts_val, ts_ecr)  # (the same 12 bytes: cheaper than a copy)
                 self.ts_val = ts_val
                 self.ts_ecr = ts_ecr
                 return self
+        options = bytes(view[HEADER_LEN:hlen])
+        self.options = options
         self.ts_val = None
         self.ts_ecr = 0
         _parse_options(self, options)

@@ -45,7 +45,8 @@ class Udp:
             value = _word_value(view, "big")
             if length & 1:
                 value <<= 8
-            if (value + (src + dst + PROTO + length)) % 0xFFFF:  # one big-int addition, not four
+            # (reduced before the pseudo-header is added: no big-int addition, no second big int)
+            if (value % 0xFFFF + src + dst + PROTO + length) % 0xFFFF:
                 raise MalformedPacket("udp-bad-checksum")
         self = _new(Udp)
         self.src_port, self.dst_port, self.checksum = sport, dport, csum
