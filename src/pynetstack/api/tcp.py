@@ -567,10 +567,10 @@ class TcpTransport:
         conn = self.conn
         if self._closing:  # we closed: what still arrives is thrown away, not buffered
             while conn.readable_bytes():
-                conn.recv(1 << 20, self.stack.now())
+                conn.recv_chunk(1 << 20, self.stack.now())
             return
         while not self._paused and conn.readable_bytes():
-            self.handler.data_received(conn.recv(1 << 20, self.stack.now()))
+            self.handler.data_received(conn.recv_chunk(1 << 20, self.stack.now()))
         if not self._paused and conn.fin_received and not conn.readable_bytes() and not self._eof_seen:
             self._eof_seen = True
             self.handler.eof_received()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 
 from ...wire.tcp import ACK, PSH, RST, sack_option, timestamp_option
+from ...wire.checksum import word_value
 from .seq import MASK
 
 _hdr_pack = struct.Struct("!HHIIBBHHH").pack
@@ -86,7 +87,7 @@ class EmitMixin:
                 value = (self.csum_base + 32 + plen + seq + ack + (0x8000 | flags) + window + _TS_PREFIX_SUM
                          + ts_val + ts_ecr)
                 if plen:
-                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                    value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
             head = _ts_hdr_pack(self.local_port, self.remote_port, seq, ack, 0x80, flags, window, csum, 0,
                                 _TS_PREFIX, ts_val, ts_ecr)
@@ -103,7 +104,7 @@ class EmitMixin:
                 value = (self.csum_base + hlen + plen + seq + ack + ((hlen << 10) | flags) + window
                          + (_from_bytes(opts, "big") if opts else 0))
                 if plen:
-                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                    value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
             head = _hdr_pack(self.local_port, self.remote_port, seq, ack, hlen << 2, flags, window, csum, 0) + opts
         self._transmit(head, payload, now, gso_size)
@@ -144,14 +145,14 @@ class EmitMixin:
         rport = self.remote_port
         base = self.csum_base + 32 + mss + ack + 0x8000 + window + _TS_PREFIX_SUM + ts_val + ts_ecr
         start = seq - self.snd_buf_seq
-        chunk = bytes(self.snd_buf[start:start + count * mss])
+        chunk = self.snd_buf.slice(start, start + count * mss)
         prefix = path.prefix
         middle = path.middle
         addresses = path.addresses
         ip_base = path.base + total
         ident = path.ident
         odd = mss & 1
-        from_bytes = _from_bytes
+        from_bytes = word_value  # int.from_bytes on CPython, a word sum on PyPy
         pack = _frame_pack
         pos = 0
         for _ in range(count):
