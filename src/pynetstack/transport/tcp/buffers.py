@@ -156,23 +156,38 @@ class SendBuffer:
 
     def slice(self, start: int, end: int) -> bytes:
         """Bytes [start, end) of the buffer (0 is its first byte; ``end`` at most ``len()``)."""
+        spanning = start, end
         start += self.head
         end += self.head
         chunks = self.chunks
-        parts = None
         for i in range(self.first, len(chunks)):
             chunk = chunks[i]
             n = len(chunk)
-            if parts is None:
-                if start < n:
-                    if end <= n:
-                        return chunk[start:end] if start or end < n else chunk
-                    parts = [chunk[start:]]
-            elif end <= n:
-                parts.append(chunk[:end])
+            if start < n:
+                if end <= n:
+                    return chunk[start:end] if start or end < n else chunk
                 break
-            else:
-                parts.append(chunk)
             start -= n
             end -= n
-        return b"".join(parts) if parts else b""
+        else:
+            return b""
+        return b"".join(self.views(*spanning))
+
+    def views(self, start: int, end: int) -> tuple:
+        """Bytes [start, end) as a tuple of memoryviews of the chunks, no copy (for a device
+        that writes a frame from parts: ``writev``)."""
+        start += self.head
+        end += self.head
+        chunks = self.chunks
+        parts = []
+        for i in range(self.first, len(chunks)):
+            chunk = chunks[i]
+            n = len(chunk)
+            if start < n:
+                if end <= n:
+                    parts.append(memoryview(chunk)[start if start > 0 else 0:end])
+                    break
+                parts.append(memoryview(chunk)[start:] if start > 0 else chunk)
+            start -= n
+            end -= n
+        return tuple(parts)

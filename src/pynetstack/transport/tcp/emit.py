@@ -33,7 +33,8 @@ class EmitMixin:
     def _transmit(self, head: bytes, payload, now: float, gso_size: int = 0) -> None:
         """Hand one segment to the flow's cached ``OutputPath`` (prebuilt Ethernet and IPv4
         headers); without a path (or when it went stale and no new one can be had) it takes
-        ``layer.output``, the full IP output path."""
+        ``layer.output``, the full IP output path.  With ``gso_size`` the payload may be a
+        tuple of parts, which the path hands to the device as they are."""
         layer = self.layer
         for _ in range(2):
             path = self.path
@@ -45,6 +46,8 @@ class EmitMixin:
             elif path.transmit(head, payload, now):
                 return
             self.path = layer.output_path(self, now)  # stale: ask once for a new one
+        if payload.__class__ is tuple:
+            payload = b"".join(payload)
         layer.output(self, head + payload, now, gso_size)
         if self.path is None:
             self.path = layer.output_path(self, now)
@@ -74,7 +77,12 @@ class EmitMixin:
         self.segs_out += 1
         seq &= MASK
         ack = rcv_nxt & MASK
-        plen = len(payload)
+        if payload.__class__ is tuple:  # parts of an offloaded segment (see _send_range)
+            plen = 0
+            for part in payload:
+                plen += len(part)
+        else:
+            plen = len(payload)
         reorder = self.reorder
         sack = reorder is not None and reorder.runs and self.sack_ok
         if self.ts_ok and not sack:

@@ -67,7 +67,14 @@ class SenderMixin:
                 flags |= PSH
             if self.fin_queued:
                 flags |= FIN
-        payload = self.snd_buf.slice(start, start + length) if length else b""
+        if not length:
+            payload = b""
+        elif gso:
+            # the device finishes the checksum and cuts the segment: hand it the buffer's
+            # chunks as they are (a tuple of views, written with writev), not a joined copy
+            payload = self.snd_buf.views(start, start + length)
+        else:
+            payload = self.snd_buf.slice(start, start + length)
         if seq < self.snd_max:
             self.retransmits += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:
