@@ -117,8 +117,22 @@ class HttpHandler(TcpHandler):
     # -- input -------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if not self.buffer and self.state == "headers":
-            self.request_since = self.stack.now()
+        if not self.buffer:
+            if self.state == "headers":
+                self.request_since = self.stack.now()
+            elif (self.state == "body" and self.streaming is None and not self.closing
+                  and self.transport.get_write_buffer_size() < PIPELINE_HIGH_WATER):
+                # a large upload: hash the data as it comes instead of buffering it (as the
+                # "body" step of _process_requests would, two copies fewer)
+                n = min(len(data), self.body_left)
+                self.hasher.update(data if n == len(data) else memoryview(data)[:n])
+                self.body_left -= n
+                if self.body_left == 0:
+                    self._finish_request()
+                if n == len(data):
+                    self._process()
+                    return
+                data = memoryview(data)[n:]
         self.buffer += data
         self._process()
 
