@@ -82,6 +82,22 @@ def test_discard(stack):
     sock.close()
 
 
+def test_http_sha256_body_then_pipelined_request_in_one_write(stack):
+    # the body is hashed as it arrives (no buffering) until its last bytes, which come in the
+    # same write as the next request: that request must still be read and answered
+    sock = create_connection(stack, (ADDR, 80), timeout=30)
+    upload = os.urandom(200_001)
+    sock.sendall(b"POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(upload))
+    sock.sendall(upload[:150_000])
+    sock.sendall(upload[150_000:] + b"POST /sha256 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    buf = bytearray()
+    status, headers, body, buf = read_response(sock, buf)
+    assert status == 200 and body.decode().strip() == hashlib.sha256(upload).hexdigest()
+    status, headers, body, buf = read_response(sock, buf)
+    assert status == 200 and body.decode().strip() == hashlib.sha256(b"abc").hexdigest()
+    sock.close()
+
+
 def test_http_bytes_sha256_keepalive_and_status(stack):
     sock = create_connection(stack, (ADDR, 80), timeout=30)
     buf = bytearray()

@@ -78,9 +78,17 @@ class OutputPath:
     def transmit_gso(self, head: bytes, payload, gso_size: int, now: float) -> bool:
         """As ``transmit`` for a TCP segment with an unfinished checksum (the field holds the
         pseudo-header sum) of up to ``gso_max`` bytes, which the device cuts into segments of
-        ``gso_size`` payload bytes (segmentation offload)."""
+        ``gso_size`` payload bytes (segmentation offload).  ``payload`` may be a tuple of
+        parts (a TCP send buffer's chunks), given to the device without joining them."""
         host = self.host
-        length = len(head) + len(payload)
+        if payload.__class__ is tuple:
+            parts = payload
+            length = len(head)
+            for part in parts:
+                length += len(part)
+        else:
+            parts = (payload,)
+            length = len(head) + len(payload)
         if (not self.gso_max or length + 20 > self.gso_max or now >= self.expires or host._steps is not None
                 or host.routes.generation != self.route_gen or host.hooks.generation != self.hook_gen
                 or self.neighbours.generation != self.neigh_gen or host.pmtu_generation != self.pmtu_gen):
@@ -95,7 +103,7 @@ class OutputPath:
         iface = self.iface
         iface.tx_frames += 1
         iface.tx_bytes += total + 14
-        self.send_gso((header, head, payload), gso_size, 34 + len(head), now)
+        self.send_gso((header, head) + parts, gso_size, 34 + len(head), now)
         return True
 
 

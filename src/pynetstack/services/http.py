@@ -38,6 +38,7 @@ def add_route(stack, path: str, handler) -> None:
 # Generating 64 KiB with the Mersenne Twister costs about 110 us, as much as the TCP work of
 # sending them with segmentation offload; a window into a fixed random buffer costs a copy.
 _BASE = random.Random(0x706E73).randbytes(2 * BLOCK)
+_BASE_VIEW = memoryview(_BASE)
 
 
 def _block_start(index: int) -> int:
@@ -77,7 +78,9 @@ class _BytesBody:
         n = min(limit, self.remaining)
         index, start = divmod(self.offset, BLOCK)
         if self.cache is None or self.cache[0] != index:
-            self.cache = (index, _block(index))
+            # a view of the fixed buffer, not a copy: TCP's send buffer takes the one copy
+            start_of_block = _block_start(index)
+            self.cache = (index, _BASE_VIEW[start_of_block:start_of_block + BLOCK])
         data = self.cache[1][start:start + min(n, BLOCK - start)]
         self.offset += len(data)
         self.remaining -= len(data)
@@ -114,8 +117,22 @@ class HttpHandler(TcpHandler):
     # -- input -------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if not self.buffer and self.state == "headers":
-            self.request_since = self.stack.now()
+        if not self.buffer:
+            if self.state == "headers":
+                self.request_since = self.stack.now()
+            elif (self.state == "body" and self.streaming is None and not self.closing
+                  and self.transport.get_write_buffer_size() < PIPELINE_HIGH_WATER):
+                # a large upload: hash the data as it comes instead of buffering it (as the
+                # "body" step of _process_requests would, two copies fewer)
+                n = min(len(data), self.body_left)
+                self.hasher.update(data if n == len(data) else memoryview(data)[:n])
+                self.body_left -= n
+                if self.body_left == 0:
+                    self._finish_request()
+                if n == len(data):
+                    self._process()
+                    return
+                data = memoryview(data)[n:]
         self.buffer += data
         self._process()
 

@@ -30,6 +30,7 @@ this module keeps what is left: construction, the state change, closing, and ``i
 
 from __future__ import annotations
 
+from .buffers import ReceiveBuffer, SendBuffer
 from .emit import EmitMixin
 from .handshake import HandshakeMixin
 from .icmp import IcmpMixin
@@ -57,7 +58,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         "snd_buf", "snd_buf_seq", "fin_queued", "snd_wscale", "mss", "peer_mss",
         # receive side
         "irs", "rcv_nxt", "rcv_adv", "rcv_buf", "rcv_wscale", "adv_mss", "rcv_mss", "reorder",
-        "fin_received", "ack_pending", "ack_now", "last_ack_sent",
+        "fin_received", "ack_pending", "ack_now", "last_ack_sent", "readable_posted",
         # options
         "ts_ok", "ts_offset", "ts_recent", "ts_recent_age", "sack_ok", "ws_ok",
         # RTT / RTO (RFC 6298)
@@ -95,7 +96,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        self.snd_buf = bytearray()
+        self.snd_buf = SendBuffer()
         self.snd_buf_seq = 0
         self.fin_queued = False
         self.snd_wscale = 0
@@ -105,7 +106,8 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0
-        self.rcv_buf = bytearray()
+        self.rcv_buf = ReceiveBuffer()
+        self.readable_posted = False
         self.rcv_wscale = 0
         self.rcv_mss = self.adv_mss
         self.reorder = None
@@ -176,7 +178,13 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
     def _notify(self, kind: str) -> None:
         # Delivered by the layer once the current segment/timer is fully processed, so an
         # application callback that sends or closes never re-enters a half-done transition.
+        # A "readable" already queued and not yet delivered covers new data too (the callback
+        # reads what is there when it runs): one per batch, not one per segment.
         if self.on_event is not None:
+            if kind == "readable":
+                if self.readable_posted:
+                    return
+                self.readable_posted = True
             self.layer.post_event(self, kind)
 
     # == closing (RFC 9293 3.6) ==================================================================
@@ -237,7 +245,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
             return
         timers.linger = now + 2 * self.config.msl
         self.reorder = None
-        self.snd_buf = bytearray()
+        self.snd_buf = SendBuffer()
 
     # == introspection ===========================================================================
 

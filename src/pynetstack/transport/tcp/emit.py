@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 
 from ...wire.tcp import ACK, PSH, RST, sack_option, timestamp_option
+from ...wire.checksum import word_value
 from .seq import MASK
 
 _hdr_pack = struct.Struct("!HHIIBBHHH").pack
@@ -32,7 +33,8 @@ class EmitMixin:
     def _transmit(self, head: bytes, payload, now: float, gso_size: int = 0) -> None:
         """Hand one segment to the flow's cached ``OutputPath`` (prebuilt Ethernet and IPv4
         headers); without a path (or when it went stale and no new one can be had) it takes
-        ``layer.output``, the full IP output path."""
+        ``layer.output``, the full IP output path.  With ``gso_size`` the payload may be a
+        tuple of parts, which the path hands to the device as they are."""
         layer = self.layer
         for _ in range(2):
             path = self.path
@@ -44,6 +46,8 @@ class EmitMixin:
             elif path.transmit(head, payload, now):
                 return
             self.path = layer.output_path(self, now)  # stale: ask once for a new one
+        if payload.__class__ is tuple:
+            payload = b"".join(payload)
         layer.output(self, head + payload, now, gso_size)
         if self.path is None:
             self.path = layer.output_path(self, now)
@@ -73,7 +77,12 @@ class EmitMixin:
         self.segs_out += 1
         seq &= MASK
         ack = rcv_nxt & MASK
-        plen = len(payload)
+        if payload.__class__ is tuple:  # parts of an offloaded segment (see _send_range)
+            plen = 0
+            for part in payload:
+                plen += len(part)
+        else:
+            plen = len(payload)
         reorder = self.reorder
         sack = reorder is not None and reorder.runs and self.sack_ok
         if self.ts_ok and not sack:
@@ -86,7 +95,7 @@ class EmitMixin:
                 value = (self.csum_base + 32 + plen + seq + ack + (0x8000 | flags) + window + _TS_PREFIX_SUM
                          + ts_val + ts_ecr)
                 if plen:
-                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                    value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
             head = _ts_hdr_pack(self.local_port, self.remote_port, seq, ack, 0x80, flags, window, csum, 0,
                                 _TS_PREFIX, ts_val, ts_ecr)
@@ -103,7 +112,7 @@ class EmitMixin:
                 value = (self.csum_base + hlen + plen + seq + ack + ((hlen << 10) | flags) + window
                          + (_from_bytes(opts, "big") if opts else 0))
                 if plen:
-                    value += _from_bytes(payload, "big") << 8 if plen & 1 else _from_bytes(payload, "big")
+                    value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
             head = _hdr_pack(self.local_port, self.remote_port, seq, ack, hlen << 2, flags, window, csum, 0) + opts
         self._transmit(head, payload, now, gso_size)
@@ -144,14 +153,14 @@ class EmitMixin:
         rport = self.remote_port
         base = self.csum_base + 32 + mss + ack + 0x8000 + window + _TS_PREFIX_SUM + ts_val + ts_ecr
         start = seq - self.snd_buf_seq
-        chunk = bytes(self.snd_buf[start:start + count * mss])
+        chunk = self.snd_buf.slice(start, start + count * mss)
         prefix = path.prefix
         middle = path.middle
         addresses = path.addresses
         ip_base = path.base + total
         ident = path.ident
         odd = mss & 1
-        from_bytes = _from_bytes
+        from_bytes = word_value  # int.from_bytes on CPython, a word sum on PyPy
         pack = _frame_pack
         pos = 0
         for _ in range(count):

@@ -13,17 +13,20 @@ go through the RFC's steps in order, one named method each:
 
 (Step 3, security/compartment, is obsolete; step 6, URG, is not implemented: urgent data is
 delivered in line as RFC 6093 recommends.)  Before the steps, header prediction
-(``_predicted_ack``) takes the bare ACK of a bulk transfer straight to ACK processing.
+(``_predicted_ack``) takes the bare ACK of a bulk transfer straight to ACK processing, and
+``_predicted_data`` the next in-order data segment of a bulk receive straight to step 7.
 
 A mixin of ``TcpConnection``: the fields live in the connection's ``__slots__``.
 """
 
 from __future__ import annotations
 
-from ...wire.tcp import ACK, FIN, RST, SYN
+from ...wire.tcp import ACK, FIN, PSH, RST, SYN
 from .seq import seq_lt, unwrap
 from .state import (CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, RECEIVES_DATA,
                     SYN_RECEIVED, SYN_SENT, TIME_WAIT)
+
+_ACK_PSH = ACK | PSH
 
 
 class InputMixin:
@@ -94,9 +97,12 @@ class InputMixin:
         seq = unwrap(seg.seq, rcv_nxt)
         payload = seg.payload
         seg_len = len(payload)
-        if (self.state == ESTABLISHED and flags == ACK and not seg_len and seq == rcv_nxt
-                and not seg.sack_blocks and not self.in_recovery and self._predicted_ack(seg, seq, now)):
-            return  # header prediction took it
+        if self.state == ESTABLISHED and seq == rcv_nxt and not seg.sack_blocks and not self.in_recovery:
+            if flags == ACK and not seg_len:
+                if self._predicted_ack(seg, seq, now):
+                    return  # header prediction took it
+            elif (flags == ACK or flags == _ACK_PSH) and seg_len and self._predicted_data(seg, seq, payload, now):
+                return
         if (self.ts_ok and seg.ts_val is not None and not flags & RST and self.ts_recent is not None
                 and seq_lt(seg.ts_val, self.ts_recent) and self._paws_rejects(seg, now)):
             return
@@ -143,6 +149,40 @@ class InputMixin:
             self.keep_probes = 0
         if self.timers.keepalive is not None or self.config.keepalive:
             self._arm_keepalive(now)
+        return True
+
+    def _predicted_data(self, seg, seq: int, payload, now: float) -> bool:
+        """Header prediction for the next in-order data segment of a bulk receiver (Linux's
+        other fast path): ESTABLISHED, ACK (and PSH) only, at RCV.NXT with the window open,
+        acknowledging nothing new and leaving the send window as it is, no SACK blocks, no
+        recovery (the caller checked those), timestamps that pass PAWS.  Such a segment passes
+        steps 1 to 5 without a change but the window-update bookkeeping, so it goes straight
+        to step 7.  False: take the full path."""
+        ts_val = seg.ts_val
+        ts_recent = self.ts_recent
+        if self.ts_ok and (ts_val is None or ts_recent is None or seq_lt(ts_val, ts_recent)):
+            return False
+        snd_una = self.snd_una
+        if (unwrap(seg.ack, snd_una) != snd_una or seg.window << self.snd_wscale != self.snd_wnd
+                or self.rcv_adv <= seq):
+            return False
+        # step 5's window update (RFC 9293 3.10.7.4): the same window, newer SND.WL1/WL2
+        if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= snd_una):
+            self.snd_wl1 = seq
+            self.snd_wl2 = snd_una
+            if self.snd_wnd:
+                self.timers.persist = None
+                self.persist_backoff = 0
+        # _acceptable_arrived, inline
+        if ts_val is not None and self.ts_ok and seq <= self.last_ack_sent:
+            self.ts_recent = ts_val  # not older than TS.Recent: checked above
+            self.ts_recent_age = now
+        self.last_recv = now
+        if self.keep_probes:
+            self.keep_probes = 0
+        if self.timers.keepalive is not None or self.config.keepalive:
+            self._arm_keepalive(now)
+        self._receive_data(seq, payload, 0, now)  # step 7 (no FIN: step 8 has nothing to do)
         return True
 
     def _check_sequence(self, seg, seq: int, seg_len: int, now: float) -> bool:

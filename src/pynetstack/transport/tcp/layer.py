@@ -135,6 +135,8 @@ class TcpLayer(SynCookieMixin):
                 rounds += 1
                 self._events = []
                 for conn, kind in events:
+                    if kind == "readable":
+                        conn.readable_posted = False
                     cb = conn.on_event
                     if cb is None:
                         continue

@@ -18,7 +18,7 @@ class ReceiverMixin:
     __slots__ = ()
 
     def readable_bytes(self) -> int:
-        return len(self.rcv_buf)
+        return self.rcv_buf.size
 
     def at_eof(self) -> bool:
         return self.fin_received and not self.rcv_buf
@@ -26,17 +26,26 @@ class ReceiverMixin:
     def recv(self, max_bytes: int, now: float) -> bytes:
         """Take up to ``max_bytes`` of in-order data (b"" if none). May send a window update."""
         buf = self.rcv_buf
-        if not buf:
+        if not buf.size:
             return b""
-        if max_bytes >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:max_bytes])
-            del buf[:max_bytes]
+        data = buf.take(max_bytes)
+        self._window_after_read(now)
+        return data
+
+    def recv_chunk(self, max_bytes: int, now: float) -> bytes:
+        """As ``recv``, but the data may come in smaller pieces: large ones as they arrived,
+        without joining them (see ``ReceiveBuffer.take_chunk``).  For event handlers."""
+        buf = self.rcv_buf
+        if not buf.size:
+            return b""
+        data = buf.take_chunk(max_bytes)
+        self._window_after_read(now)
+        return data
+
+    def _window_after_read(self, now: float) -> None:
         if self.state in RECEIVES_DATA:
             size = self.config.rcvbuf
-            right = self.rcv_nxt + size - len(buf)
+            right = self.rcv_nxt + size - self.rcv_buf.size
             threshold = max(2 * self.adv_mss, size >> 2)
             if threshold > size >> 1:
                 threshold = size >> 1
@@ -44,14 +53,13 @@ class ReceiverMixin:
                 self.ack_now = True  # the read opened the window a lot: tell the peer now
                 self._output(now)
                 self._update_deadline()
-        return data
 
     def _window_field(self) -> int:
         """The window field of our next segment (scaled), moving RCV.ADV: never shrinks the
         window (RFC 9293 3.8.6.2.2 / RFC 7323 2.4) and opens it in big steps only."""
         size = self.config.rcvbuf
         rcv_nxt = self.rcv_nxt
-        right = rcv_nxt + size - len(self.rcv_buf)
+        right = rcv_nxt + size - self.rcv_buf.size
         adv = self.rcv_adv
         if right > adv:
             # receiver SWS avoidance (RFC 9293 3.8.6.2.2): move the right edge in big steps only
@@ -92,7 +100,7 @@ class ReceiverMixin:
             # several segments, so it never raises the ACK-every-two-segments threshold
             self.rcv_mss = n if n < self.adv_mss else self.adv_mss
         if seq == rcv_nxt:
-            self.rcv_buf += payload
+            self.rcv_buf.append(payload)
             rcv_nxt += n
             self.bytes_received += n
             reorder = self.reorder
@@ -103,7 +111,7 @@ class ReceiverMixin:
                     if more is None:
                         break
                     if more:
-                        self.rcv_buf += more
+                        self.rcv_buf.append(more)
                         rcv_nxt += len(more)
                         self.bytes_received += len(more)
                 self.rcv_nxt = rcv_nxt

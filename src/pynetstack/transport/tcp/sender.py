@@ -26,19 +26,19 @@ class SenderMixin:
             raise self.error
         if self.fin_queued or self.state not in USER_CAN_SEND:
             raise BrokenPipeError(32, "TCP connection is not open for sending")
-        room = self.config.sndbuf - len(self.snd_buf)
+        room = self.config.sndbuf - self.snd_buf.size
         if room <= 0:
             return 0
         if len(data) > room:
             data = data[:room]
-        self.snd_buf += data
+        self.snd_buf.append(data)
         if self.state in CAN_SEND_DATA:
             self._output(now)
             self._update_deadline()
         return len(data)
 
     def send_space(self) -> int:
-        return self.config.sndbuf - len(self.snd_buf)
+        return self.config.sndbuf - self.snd_buf.size
 
     def _sack_overhead(self) -> int:
         """Bytes the SACK option will take in our next segment (it shrinks the payload room)."""
@@ -59,7 +59,7 @@ class SenderMixin:
         if length > limit:
             length = limit
         start = seq - self.snd_buf_seq
-        data_end = self.snd_buf_seq + len(self.snd_buf)
+        data_end = self.snd_buf_seq + self.snd_buf.size
         flags = ACK
         end = seq + length
         if end == data_end:
@@ -67,7 +67,14 @@ class SenderMixin:
                 flags |= PSH
             if self.fin_queued:
                 flags |= FIN
-        payload = self.snd_buf[start:start + length] if length else b""
+        if not length:
+            payload = b""
+        elif gso:
+            # the device finishes the checksum and cuts the segment: hand it the buffer's
+            # chunks as they are (a tuple of views, written with writev), not a joined copy
+            payload = self.snd_buf.views(start, start + length)
+        else:
+            payload = self.snd_buf.slice(start, start + length)
         if seq < self.snd_max:
             self.retransmits += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:
@@ -91,7 +98,7 @@ class SenderMixin:
             timers = self.timers
             seg_max = mss
             gso = 0
-            if self.snd_buf_seq + len(self.snd_buf) - self.snd_nxt > mss:
+            if self.snd_buf_seq + self.snd_buf.size - self.snd_nxt > mss:
                 largest = self.layer.max_segment(self.remote_ip)
                 if largest > GSO_HEADROOM + 2 * mss:
                     gso = seg_max = (largest - GSO_HEADROOM) // mss * mss
@@ -100,7 +107,7 @@ class SenderMixin:
             fast = not gso and self.ts_ok and mss == self.mss and self.path is not None
             while True:
                 snd_nxt = self.snd_nxt
-                data_end = self.snd_buf_seq + len(self.snd_buf)
+                data_end = self.snd_buf_seq + self.snd_buf.size
                 if snd_nxt > data_end:
                     break  # FIN already sent
                 avail = data_end - snd_nxt
@@ -173,13 +180,10 @@ class SenderMixin:
         if ack > snd_una:
             acked = ack - snd_una
             self.bytes_acked += acked
-            data_end = self.snd_buf_seq + len(self.snd_buf)
+            data_end = self.snd_buf_seq + self.snd_buf.size
             drop = (ack if ack < data_end else data_end) - self.snd_buf_seq
             if drop > 0:
-                if drop == len(self.snd_buf):
-                    self.snd_buf = bytearray()
-                else:
-                    del self.snd_buf[:drop]
+                self.snd_buf.drop(drop)
                 self.snd_buf_seq += drop
             rtt = None
             if self.ts_ok and seg.ts_ecr:
@@ -207,7 +211,7 @@ class SenderMixin:
                 # like Linux's write-space threshold: wake writers when half the buffer is free,
                 # not on every ACK (fewer, larger appends to the send buffer)
                 size = self.config.sndbuf
-                if size - len(self.snd_buf) >= size >> 1 or not self.snd_buf:
+                if size - self.snd_buf.size >= size >> 1 or not self.snd_buf.size:
                     self._notify("writable")
         elif (ack == snd_una and seg_len == 0 and not seg.flags & (SYN | FIN)
               and self.snd_max > snd_una and (wnd == self.snd_wnd or new_sack)):
