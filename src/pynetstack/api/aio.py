@@ -11,8 +11,8 @@ import asyncio
 from typing import Optional
 
 from ..transport.tcp import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
-from ..wire.addr import ip_to_str
 from .tcp import _address, tcp_layer
+from .tcp_events import extra_info
 
 HIGH_WATER = 256 * 1024
 
@@ -231,14 +231,7 @@ class StreamWriter:
             await closer
 
     def get_extra_info(self, name, default=None):
-        conn = self._bridge.conn
-        if name == "peername":
-            return ip_to_str(conn.remote_ip), conn.remote_port
-        if name == "sockname":
-            return ip_to_str(conn.local_ip), conn.local_port
-        if name == "connection":
-            return conn
-        return default
+        return extra_info(self._bridge.conn, name, default)
 
 
 async def open_connection(stack, host: str, port: int, timeout: Optional[float] = None):

@@ -23,6 +23,17 @@ WRITE_HARD_LIMIT = 16 * 1024 * 1024  # ...and drops a peer that makes it buffer 
 # TCP receive buffer, so the advertised window closes: backpressure reaches the peer.
 
 
+
+def extra_info(conn, name: str, default=None):
+    """asyncio's ``Transport.get_extra_info`` for a connection: peername, sockname, connection."""
+    if name == "peername":
+        return ip_to_str(conn.remote_ip), conn.remote_port
+    if name == "sockname":
+        return ip_to_str(conn.local_ip), conn.local_port
+    if name == "connection":
+        return conn
+    return default
+
 class TcpHandler:
     transport = None
 
@@ -62,14 +73,7 @@ class TcpTransport:
         conn.on_event = self._event
 
     def get_extra_info(self, name, default=None):
-        conn = self.conn
-        if name == "peername":
-            return ip_to_str(conn.remote_ip), conn.remote_port
-        if name == "sockname":
-            return ip_to_str(conn.local_ip), conn.local_port
-        if name == "connection":
-            return conn
-        return default
+        return extra_info(self.conn, name, default)
 
     def write(self, data) -> None:
         if self._closing or self._lost:
