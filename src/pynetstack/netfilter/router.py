@@ -274,9 +274,7 @@ class Router:
 
     def load(self, path: Optional[str] = None, text: Optional[str] = None) -> None:
         """Replace the whole ruleset with a file or text; on error the old one stays."""
-        sources = [_file_source(path)] if path is not None else [("text", text or "")]
-        self.replace_ruleset(_build(sources))
-        self.sources = sources
+        self._rebuild([_file_source(path)] if path is not None else [("text", text or "")])
 
     def apply(self, path: str) -> None:
         """``nft -f FILE``, as Linux does it: the file's commands are applied to the running ruleset
@@ -284,13 +282,14 @@ class Router:
         again gains the file's chains and rules); on error nothing changes.  The whole ruleset
         is rebuilt, so counters, limits and dynamic sets start again from zero."""
         source = _file_source(path)
-        sources = [source] if _FLUSH_RULESET.search(source[2]) else self.sources + [source]
-        self.replace_ruleset(_build(sources))
-        self.sources = sources
+        self._rebuild([source] if _FLUSH_RULESET.search(source[2]) else self.sources + [source])
 
     def add_commands(self, commands: str) -> None:
         """Add nft commands (``add rule ip nat post ...``) to the ruleset, as another ``nft -f``."""
-        sources = self.sources + [("text", commands)]
+        self._rebuild(self.sources + [("text", commands)])
+
+    def _rebuild(self, sources: list) -> None:
+        """The ruleset of ``sources``, swapped in at once; on an error nothing changes."""
         self.replace_ruleset(_build(sources))
         self.sources = sources
 

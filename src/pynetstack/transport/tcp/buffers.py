@@ -17,9 +17,8 @@ CHUNK = 65536               # data given to ``SendBuffer.append`` is stored in p
 COMPACT = 64                # consumed chunks kept at the front of the list before it is cut
 
 
-class ReceiveBuffer:
-    """In-order received data waiting for the application: ``len()`` bytes, in
-    ``chunks[first:]``."""
+class _Chunks:
+    """``size`` bytes held in ``chunks[first:]`` (the chunks before ``first`` are consumed)."""
 
     __slots__ = ("chunks", "first", "size")
 
@@ -33,6 +32,12 @@ class ReceiveBuffer:
 
     def __bool__(self) -> bool:
         return self.size > 0
+
+
+class ReceiveBuffer(_Chunks):
+    """In-order received data waiting for the application."""
+
+    __slots__ = ()
 
     def append(self, data) -> None:
         """Take a copy of ``data`` (a segment's payload, which may be a view of a frame)."""
@@ -101,23 +106,15 @@ class ReceiveBuffer:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class SendBuffer:
-    """Data the application gave and the peer has not acknowledged yet: ``len()`` bytes, the
-    first of which is at offset ``head`` of ``chunks[first]``."""
+class SendBuffer(_Chunks):
+    """Data the application gave and the peer has not acknowledged yet; its first byte is at
+    offset ``head`` of ``chunks[first]``."""
 
-    __slots__ = ("chunks", "first", "head", "size")
+    __slots__ = ("head",)
 
     def __init__(self):
-        self.chunks = []
-        self.first = 0
+        super().__init__()
         self.head = 0
-        self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __bool__(self) -> bool:
-        return self.size > 0
 
     def append(self, data) -> None:
         """Take ``data`` (bytes, bytearray or a view of either): immutable bytes (or a plain
