@@ -75,9 +75,9 @@ def _up(args) -> int:
     # closed (its control socket removed) and the closing report printed.
     previous = signal.signal(signal.SIGTERM, _interrupted)
     started = time.monotonic()
+    control = None
     try:
         control = ControlServer(stack, args.control or default_path(next(iter(stack.interfaces))))
-        stack.on_close(control.close)
         if args.trace is not None:
             from .net.trace import PrintTracer
             stack.host.trace(PrintTracer(match=args.trace or None))
@@ -100,6 +100,8 @@ def _up(args) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if control is not None:
+            control.close()
         stack.close()
     status = stack.status()
     print(f"stopped after {time.monotonic() - started:.1f}s; counters {status['counters']}; drops {status['drops']}",

@@ -52,10 +52,14 @@ class ControlServer:
             os.unlink(path)  # a socket left behind by a stack that was killed
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(path)
-        os.chmod(path, 0o600)
-        self._sock.listen(8)
-        self._thread = threading.Thread(target=self._serve, name="pynetstack-control", daemon=True)
-        self._thread.start()
+        try:
+            os.chmod(path, 0o600)
+            self._sock.listen(8)
+            self._thread = threading.Thread(target=self._serve, name="pynetstack-control", daemon=True)
+            self._thread.start()
+        except BaseException:  # (a SIGTERM as KeyboardInterrupt included): no socket file left behind
+            self.close()
+            raise
 
     def _serve(self) -> None:
         while True:

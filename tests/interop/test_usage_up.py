@@ -32,11 +32,13 @@ def test_sigterm_ends_a_timed_run_cleanly(lab):
     from pynetstack import control
     ns = lab.netns("tstterm")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    inode = os.stat(f"/run/netns/{ns}").st_ino
+    pattern = os.path.join(control.CONTROL_DIR, f"{inode}-tstt0.sock")
+    for stale in glob.glob(pattern):  # left by a killed stack in a namespace that had this inode
+        os.unlink(stale)
     process = lab.popen(ns, sys.executable, "-m", "pynetstack", "up", "--tap", "tstt0", "--address",
                         "10.97.0.2/24", "--duration", "60", env=env)
     deadline = time.monotonic() + 20
-    inode = os.stat(f"/run/netns/{ns}").st_ino
-    pattern = os.path.join(control.CONTROL_DIR, f"{inode}-tstt0.sock")
     while time.monotonic() < deadline and not glob.glob(pattern):
         time.sleep(0.05)
     assert glob.glob(pattern), "the stack never made its control socket"
