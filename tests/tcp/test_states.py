@@ -87,6 +87,23 @@ def test_isn_differs_per_tuple_and_advances_with_time():
     assert (rig.layer.isn((1, 2, 3, 4), 11.0) - a) & 0xFFFFFFFF == 250000  # 4 us clock
 
 
+def test_ephemeral_ports_follow_rfc6056_algorithm_3():
+    """A keyed offset per destination plus a counter that moves with every port tried: the next
+    connect to the same destination takes the next port (one try each, not a scan past every
+    port already taken), another destination starts somewhere else, and a port in use is skipped."""
+    rig = Rig()
+    ports = [rig.layer.connect(0x0A000002, 80, rig.now).local_port for _ in range(500)]
+    low, high = rig.layer.config.ephemeral_ports
+    span = high - low + 1
+    assert all((b - a) % span == 1 for a, b in zip(ports, ports[1:]))
+    assert rig.layer._next_ephemeral == 500  # one port tried per connect
+    other = rig.layer.connect(0x0A000003, 80, rig.now).local_port
+    assert other not in ports[-3:]
+    listener_port = low + (ports[-1] - low + 2) % span
+    rig.layer.listen(listener_port)  # taken by a listener: skipped
+    assert rig.layer.connect(0x0A000002, 80, rig.now).local_port == low + (ports[-1] - low + 3) % span
+
+
 # ---------------------------------------------------------------------------------- SYN-SENT
 
 

@@ -96,6 +96,7 @@ class TcpLayer(SynCookieMixin):
         self._cookie_key = hashlib.blake2s(secret + b"cookie").digest()
         self._ts_key = hashlib.blake2s(secret + b"ts").digest()
         self._port_key = hashlib.blake2s(secret + b"port").digest()
+        self._next_ephemeral = 0  # RFC 6056 algorithm 3's counter, one step per port tried
         self.connections = {}
         self.listeners = {}
         self.drops = Counter()
@@ -289,11 +290,12 @@ class TcpLayer(SynCookieMixin):
         else:
             low, high = self.config.ephemeral_ports
             span = high - low + 1
-            # RFC 6056 algorithm 3: a keyed-hash offset per destination, then linear probing
-            start = self._hash32(self._port_key, _key_pack(local_ip, 0, remote_ip, remote_port))
-            start += int(now * 1000)
-            for i in range(span):
-                port = low + (start + i) % span
+            # RFC 6056 algorithm 3: a keyed-hash offset per destination plus a counter that
+            # advances with every port tried, so the next connect starts past the ports just taken
+            offset = self._hash32(self._port_key, _key_pack(local_ip, 0, remote_ip, remote_port))
+            for _ in range(span):
+                port = low + (offset + self._next_ephemeral) % span
+                self._next_ephemeral += 1
                 key = (local_ip, port, remote_ip, remote_port)
                 if key not in self.connections and self._port_free(local_ip, port):
                     break
