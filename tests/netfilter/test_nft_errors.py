@@ -171,3 +171,61 @@ def test_load_of_a_missing_file_is_an_nft_error(tmp_path):
 
 def test_nft_error_is_a_value_error():
     assert issubclass(NftError, ValueError)
+
+
+# Names in the places nft's grammar wants an identifier.  nft 1.0.6 refuses its scanner's keywords
+# there (and quoted strings and numbers) and takes every other word, whatever it means elsewhere;
+# test_nft_interop asks the real ``nft -c`` about each of these cases.
+NAME_PLACES = {
+    "table": "table ip NAME {\n}\n",
+    "chain": "table ip t {\n\tchain NAME {\n\t\ttype filter hook input priority 0;\n\t}\n}\n",
+    "set": "table ip t {\n\tset NAME {\n\t\ttype ipv4_addr\n\t}\n}\n",
+    "define": "define NAME = 1.2.3.4\n",
+    "add chain": "add table ip t\nadd chain ip t NAME\n",
+}
+# (name as written, how nft names it in "unexpected X")
+REFUSED_NAMES = [("fwd", "fwd"), ("accept", "accept"), ("chain", "chain"), ("ip", "ip"),
+                 ("inet", "inet"), ("tcp", "tcp"), ("meta", "meta"), ("type", "type"),
+                 ("policy", "policy"), ("counter", "counter"), ("jump", "jump"), ("map", "map"),
+                 ("auto-merge", "auto-merge"), ("rt0", "rt0"), ("vmap", "vmap"), ("and", "&"),
+                 ("eq", "=="), ("or", "'|'"), ("lshift", "<<"), ('"c"', "quoted string"),
+                 ("123", "number"), ("0x1f", "number")]
+ACCEPTED_NAMES = ["input", "forward", "output", "prerouting", "postrouting", "filter", "nat", "foo",
+                  "saddr", "daddr", "dport", "protocol", "to", "prefix", "port", "state", "version",
+                  "ttl", "level", "rate", "8021q", "Accept", "_x", "a.b"]
+
+
+def refused_message(template: str, name: str, shown: str) -> str:
+    """What nft prints for ``name`` in the template's NAME."""
+    lineno, line = next((i, line) for i, line in enumerate(template.split("\n"), 1) if "NAME" in line)
+    col = line.index("NAME") + 1
+    pad = "".join(c if c == "\t" else " " for c in line[:col - 1])
+    line = line.replace("NAME", name)
+    return (f"e.nft:{lineno}:{col}-{col + len(name) - 1}: Error: syntax error, unexpected {shown}, "
+            f"expecting string\n{line}\n{pad}{'^' * len(name)}")
+
+
+REFUSED_NAME_CASES = [pytest.param(template.replace("NAME", name), refused_message(template, name, shown),
+                                   id=f"{place}-{name}")
+                      for place, template in NAME_PLACES.items() for name, shown in REFUSED_NAMES]
+ACCEPTED_NAME_CASES = [pytest.param(template.replace("NAME", name), id=f"{place}-{name}")
+                       for place, template in NAME_PLACES.items() for name in ACCEPTED_NAMES]
+
+
+@pytest.mark.parametrize("text,expected", REFUSED_NAME_CASES)
+def test_a_keyword_is_no_name(text, expected):
+    with pytest.raises(NftError) as info:
+        loads(text, "e.nft")
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("text", ACCEPTED_NAME_CASES)
+def test_other_words_are_names(text):
+    loads(text, "e.nft")
+
+
+def test_the_chain_named_fwd_as_nft_prints_it():
+    with pytest.raises(NftError) as info:
+        loads("table ip t {\n\tchain fwd {\n\t}\n}\n", "c.nft")
+    assert str(info.value) == ("c.nft:2:8-10: Error: syntax error, unexpected fwd, expecting string\n"
+                               "\tchain fwd {\n\t      ^^^")

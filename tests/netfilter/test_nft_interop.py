@@ -15,7 +15,7 @@ from pynetstack.netfilter.nft import NftError, load, loads
 
 from .nftgen import nat_ruleset_text, random_nat_rules, random_rules, ruleset_text
 from .nftstub import DATA, EXAMPLES
-from .test_nft_errors import AS_NFT
+from .test_nft_errors import ACCEPTED_NAME_CASES, AS_NFT, REFUSED_NAME_CASES
 
 pytestmark = pytest.mark.interop
 
@@ -67,6 +67,22 @@ def test_nft_check_prints_the_same_first_error(netns, tmp_path, text, expected):
         loads(text, "e.nft")
     assert str(info.value) == expected
 
+
+
+@pytest.mark.parametrize("text,expected", REFUSED_NAME_CASES)
+def test_nft_check_refuses_a_keyword_as_a_name(netns, tmp_path, text, expected):
+    """The expected texts pynetstack prints (test_nft_errors) are nft's own."""
+    (tmp_path / "e.nft").write_text(text)
+    checked = nft(netns, "-c", "-f", "e.nft", cwd=str(tmp_path))
+    assert checked.returncode != 0
+    assert "\n".join(checked.stderr.split("\n")[:3]) == expected
+
+
+@pytest.mark.parametrize("text", ACCEPTED_NAME_CASES)
+def test_nft_check_takes_the_other_words_as_names(netns, tmp_path, text):
+    (tmp_path / "e.nft").write_text(text)
+    checked = nft(netns, "-c", "-f", "e.nft", cwd=str(tmp_path))
+    assert checked.returncode == 0, checked.stderr
 
 def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
     netns = fresh_netns  # table handles count per namespace, from 1 in a new one

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from .errors import Location, NftError
+from .keywords import KEYWORDS, OPERATOR_WORDS, is_number
 from .lexer import Token
 
 SEPARATORS = ("nl", ";")
@@ -27,6 +28,13 @@ def describe(tok: Token) -> str:
         return "'{'"
     if tok.kind == "}":
         return "'}'"
+    if tok.kind == "|":
+        return "'|'"
+    if tok.kind == "word":
+        if tok.value in OPERATOR_WORDS:
+            return OPERATOR_WORDS[tok.value]
+        if is_number(tok.value):
+            return "number"
     return tok.value
 
 
@@ -94,6 +102,15 @@ class Cursor:
         tok = self.peek()
         if tok.kind not in ("word", "string"):
             raise self.unexpected(what)
+        self.pos += 1
+        return tok
+
+    def identifier(self) -> Token:
+        """A name nft's grammar takes as an identifier (of a table, chain, set or define): a plain
+        word that is none of nft's keywords; nft 1.0.6 refuses a quoted string or a number there."""
+        tok = self.peek()
+        if tok.kind != "word" or tok.value in KEYWORDS or is_number(tok.value):
+            raise self.unexpected("string")
         self.pos += 1
         return tok
 

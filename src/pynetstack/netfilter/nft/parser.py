@@ -79,7 +79,7 @@ class Loader:
             self._define(cur)
         elif w == "undefine":
             cur.next()
-            name = cur.word("identifier")
+            name = cur.identifier()
             if self.defines.pop(name.value, None) is None:
                 raise NftError(f"undefined symbol '{name.value}'", name.loc)
             cur.end_statement()
@@ -117,7 +117,7 @@ class Loader:
             raise cur.unexpected()
 
     def _define(self, cur: Cursor) -> None:
-        name = cur.word("identifier")
+        name = cur.identifier()
         cur.expect("=", "'='")
         value: List[Token] = []
         depth = 0
@@ -164,14 +164,14 @@ class Loader:
 
     def _lookup_table(self, cur: Cursor) -> Table:
         family = self._family(cur)
-        name = cur.name("table name")
+        name = cur.identifier()
         table = self.ruleset.tables.get((family, name.value))
         if table is None:
             raise NftError("Could not process rule: No such file or directory", name.loc)
         return table
 
     def _lookup_chain(self, cur: Cursor, table: Table) -> Chain:
-        name = cur.name("chain name")
+        name = cur.identifier()
         chain = table.chains.get(name.value)
         if chain is None:
             raise NftError("Could not process rule: No such file or directory", name.loc)
@@ -205,7 +205,7 @@ class Loader:
     # -- tables and chains -----------------------------------------------------------------------
     def _table(self, cur: Cursor, verb: str) -> None:
         family = self._family(cur)
-        name = cur.name("table name")
+        name = cur.identifier()
         key = (family, name.value)
         table = self.ruleset.tables.get(key)
         if table is not None and verb == "create":
@@ -244,7 +244,7 @@ class Loader:
         cur.end_statement()
 
     def _set(self, cur: Cursor, table: Table):
-        name = cur.name("set name")
+        name = cur.identifier()
         if name.value in table.sets:
             raise NftError("Could not process rule: File exists", name.loc)
         nset = NamedSet(name.value, table, name.loc)
@@ -258,7 +258,7 @@ class Loader:
 
     def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List],
                strict: bool = False) -> None:
-        name = cur.name("chain name")
+        name = cur.identifier()
         chain = table.chains.get(name.value)
         if chain is not None and verb == "create":
             raise NftError("Could not process rule: File exists", name.loc)
