@@ -179,7 +179,10 @@ def test_tcp_gives_up_on_unacknowledged_data_to_a_vanished_peer_rfc9293_r2():
     t0 = sim.now
     server.send(b"y" * 10_000, sim.now)
     sim.run(duration=3000, until=lambda: server.state == CLOSED)
-    assert server.state == CLOSED and isinstance(server.error, TimeoutError)
+    # the neighbour's entry went stale and ARP got no answer: the host-unreachable errors that
+    # followed were soft, and the one the connection reports when it gives up (as Linux's
+    # tcp_write_err reports sk_err_soft rather than ETIMEDOUT)
+    assert server.state == CLOSED and server.error.errno == 113, server.error
     # RFC 9293 R2: at least 100 s; 15 retransmissions as Linux's tcp_retries2
     assert 100.0 <= sim.now - t0 <= 1000.0, sim.now - t0
     assert client.state == ESTABLISHED  # it never heard a thing

@@ -201,6 +201,7 @@ class SenderMixin:
                 sb.update(ack, self.snd_max, ())
             self.rexmit_count = 0
             self.first_rexmit = None
+            self.soft_error = None  # the path works again (as Linux's tcp_ack clears sk_err_soft)
             self.dupacks = 0
             if self.in_recovery:
                 self._recovery_ack(ack, acked, now)

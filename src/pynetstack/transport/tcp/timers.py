@@ -95,13 +95,18 @@ class TimerMixin:
             return True
         return False
 
+    def _timed_out(self, text: str):
+        """The error of a connection that gave up: the last soft ICMP error if there was one (it
+        says why the peer went silent, RFC 1122 4.2.3.9), else ETIMEDOUT, as Linux's tcp_write_err."""
+        return self.soft_error or TimeoutError(110, text)
+
     def _retransmit_timeout(self, now: float) -> None:
         st = self.state
         if self._give_up(now):
             if st == SYN_SENT:
-                err = TimeoutError(110, "TCP connect timed out")
+                err = self._timed_out("TCP connect timed out")
             else:
-                err = TimeoutError(110, "TCP connection timed out (no ACK)")
+                err = self._timed_out("TCP connection timed out (no ACK)")
                 if st in SYNCHRONIZED:
                     self._send_rst(self.snd_nxt, now)
             self._close_now(now, "retransmission limit", err if st != SYN_RECEIVED or not self.passive else None)
@@ -151,7 +156,7 @@ class TimerMixin:
                     and now - self.last_recv > max(self.config.rto_max, R2_SECONDS)):
                 self._send_rst(self.snd_nxt, now)
                 self._close_now(now, "zero-window probes unanswered",
-                                TimeoutError(110, "TCP connection timed out (zero-window probes unanswered)"))
+                                self._timed_out("TCP connection timed out (zero-window probes unanswered)"))
                 return
             # zero-window probe: an old sequence number makes the peer answer with its window
             self._send_segment(self.snd_una - 1, ACK, b"", now)
@@ -185,7 +190,7 @@ class TimerMixin:
             return
         if self.keep_probes >= cfg.keepcnt:
             self._send_rst(self.snd_nxt, now)
-            self._close_now(now, "keepalive timeout", TimeoutError(110, "TCP keepalive timed out"))
+            self._close_now(now, "keepalive timeout", self._timed_out("TCP keepalive timed out"))
             return
         self.keep_probes += 1
         self._send_segment(self.snd_una - 1, ACK, b"", now)  # an old sequence number: ACK me
