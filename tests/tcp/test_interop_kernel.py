@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -178,6 +179,57 @@ def test_stack_client_refused_by_linux(rig):
     with pytest.raises(ConnectionRefusedError):
         sock.connect((KERNEL, 1))
 
+
+CONNECT_ERRNO = r"""
+import socket, sys, time
+t0 = time.monotonic()
+try:
+    socket.create_connection((sys.argv[1], 80), timeout=20)
+    print("connected", 0)
+except OSError as exc:
+    print(exc.errno, round(time.monotonic() - t0, 2))
+"""
+
+
+def _stack_connect_errno(stack, address: str):
+    sock = TcpSocket(stack)
+    sock.settimeout(20)
+    t0 = time.monotonic()
+    try:
+        sock.connect((address, 80))
+    except OSError as exc:
+        return exc.errno, time.monotonic() - t0
+    finally:
+        sock.close()
+    return 0, time.monotonic() - t0
+
+
+def test_stack_client_fails_on_icmp_unreachable_as_a_linux_client_does(rig):
+    """A Linux router (the namespace, forwarding) answers SYNs to an `unreachable` route with
+    ICMP host unreachable and to a `prohibit` route with administratively prohibited; a Linux
+    client behind it (its own namespace) and the stack fail their connect() the same way, at
+    once (Linux's tcp_v4_err aborts SYN-SENT).  And a connect to an on-link address nobody
+    answers ARP for fails with EHOSTUNREACH after the ARP probes, in both."""
+    client = rig.lab.netns("c")
+    rig.lab.veth(client, "eth0", rig.ns, "pnscl0", "10.96.0.2/24", "10.96.0.1/24")
+    rig.lab.run(client, "ip", "route", "add", "default", "via", "10.96.0.1", check=True)
+    rig.sysctl(ip_forward=1)
+    rig.sh("ip route add unreachable 10.97.1.0/24 && ip route add prohibit 10.97.2.0/24")
+    rig.stack.add_route("10.97.0.0/16", KERNEL)
+    try:
+        for target in ("10.97.1.1", "10.97.2.1"):
+            linux = rig.lab.run(client, "python3", "-c", CONNECT_ERRNO, target, timeout=30).stdout.split()
+            errno, took = _stack_connect_errno(rig.stack, target)
+            assert int(linux[0]) == 113 and float(linux[1]) < 2.0, linux  # EHOSTUNREACH at once
+            assert errno == int(linux[0]) and took < 2.0, (target, errno, took)
+        # nobody on the TAP's link answers ARP for .77: the kernel (from its side) and the stack
+        # (from its side) both give up after their ARP probes
+        linux = rig.lab.run(rig.ns, "python3", "-c", CONNECT_ERRNO, "10.98.0.77", timeout=30).stdout.split()
+        errno, took = _stack_connect_errno(rig.stack, "10.98.0.77")
+        assert int(linux[0]) == 113 and 2.0 <= float(linux[1]) < 10.0, linux
+        assert errno == 113 and 2.0 <= took < 10.0, (errno, took)
+    finally:
+        rig.sysctl(ip_forward=0)
 
 def test_stack_client_socat_echo_server(rig):
     proc = rig.lab.popen(rig.ns, "socat", f"TCP-LISTEN:8099,bind={KERNEL},reuseaddr", "EXEC:cat")
