@@ -84,6 +84,27 @@ def test_nft_check_takes_the_other_words_as_names(netns, tmp_path, text):
     checked = nft(netns, "-c", "-f", "e.nft", cwd=str(tmp_path))
     assert checked.returncode == 0, checked.stderr
 
+
+def test_nft_check_and_pynetstack_agree_on_every_scanner_word_as_a_name(netns, tmp_path):
+    """Each word of nft's scanner as a chain name: nft refuses exactly pynetstack's keywords."""
+    from pynetstack.netfilter.nft.keywords import KEYWORDS
+    with open(os.path.join(DATA, "nft_scanner_words.txt")) as fh:
+        words = [w.strip() for w in fh if w.strip() and not w.startswith("#")]
+    assert len(words) > 300
+    disagree = []
+    for word in words:
+        text = f"table ip t {{\n\tchain {word} {{\n\t}}\n}}\n"
+        (tmp_path / "w.nft").write_text(text)
+        kernel_ok = nft(netns, "-c", "-f", "w.nft", cwd=str(tmp_path)).returncode == 0
+        try:
+            loads(text)
+            ours_ok = True
+        except NftError:
+            ours_ok = False
+        if kernel_ok != ours_ok or kernel_ok == (word in KEYWORDS):
+            disagree.append((word, kernel_ok, ours_ok))
+    assert disagree == []
+
 def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
     netns = fresh_netns  # table handles count per namespace, from 1 in a new one
     # counters written in the file survive into the kernel's listing and ours
