@@ -31,9 +31,9 @@ ENETUNREACH, EHOSTUNREACH, EPROTO = 101, 113, 71
 UNREACH_ERRNO = {0: ENETUNREACH, 1: EHOSTUNREACH, 2: 92, 3: 111, 5: 95, 6: ENETUNREACH,
                  7: 112, 8: 64, 9: ENETUNREACH, 10: EHOSTUNREACH, 11: ENETUNREACH,
                  12: EHOSTUNREACH, 13: EHOSTUNREACH, 14: EHOSTUNREACH, 15: EHOSTUNREACH}
-UNREACH_MESSAGES = {0: "Network is unreachable", 1: "No route to host", 2: "Protocol not available",
-                    3: "Connection refused", 5: "Operation not supported", 6: "Network is unreachable",
-                    7: "Host is down", 8: "Machine is not on the network"}
+ERRNO_TEXT = {ENETUNREACH: "Network is unreachable", EHOSTUNREACH: "No route to host",
+              92: "Protocol not available", 111: "Connection refused", 95: "Operation not supported",
+              112: "Host is down", 64: "Machine is not on the network", EPROTO: "Protocol error"}
 # the errors that drop a listener's half-open connection (Linux's tcp_req_err callers)
 EMBRYONIC_UNREACH_CODES = frozenset((CODE_NET, CODE_HOST))
 
@@ -45,8 +45,7 @@ def icmp_os_error(icmp_type: int, code: int):
         errno = UNREACH_ERRNO.get(code)
         if errno is None:
             return None
-        text = UNREACH_MESSAGES.get(code, "No route to host")
-        return OSError(errno, f"{text} (ICMP {UNREACH_CODES[code]})")
+        return OSError(errno, f"{ERRNO_TEXT[errno]} (ICMP {UNREACH_CODES[code]})")
     if icmp_type == TIME_EXCEEDED:
         return OSError(EHOSTUNREACH, "No route to host (ICMP time exceeded)")
     if icmp_type == PARAMETER_PROBLEM:
