@@ -26,6 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
+from pynetstack import pypy_gc  # noqa: E402
 from pynetstack.lab import Lab  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -69,8 +70,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_stack(lab, ns, python, kind, ifname, cidr, host_cidr, busy_us):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    env.setdefault("PYPY_GC_INCREMENT_STEP", "1GB")  # PyPy 7.3.11's incremental-GC bug
+    env = pypy_gc.environment(dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
     process = lab.popen(ns, "taskset", "-c", "1", python, os.path.abspath(__file__), "serve", kind, ifname, cidr, host_cidr,
                         str(busy_us), env=env)
     deadline = time.monotonic() + 15

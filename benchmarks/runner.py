@@ -39,11 +39,10 @@ def interpreters(pypy: str = None) -> list:
 
 
 def child_env() -> dict:
-    """The environment of a child interpreter: this checkout's sources first; PyPy 7.3.11's
-    incremental GC can crash (fixed in 7.3.16), one big step avoids it."""
-    env = dict(os.environ, PYTHONPATH=SRC)
-    env.setdefault("PYPY_GC_INCREMENT_STEP", "1GB")
-    return env
+    """The environment of a child interpreter: this checkout's sources first, and PyPy's
+    collector settings for moving packets (pynetstack/pypy_gc.py)."""
+    from pynetstack import pypy_gc
+    return pypy_gc.environment(dict(os.environ, PYTHONPATH=SRC))
 
 
 def run_children(script: str, args, pypy: str = None, timeout: float = 900) -> dict:

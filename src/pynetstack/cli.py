@@ -10,7 +10,7 @@ import sys
 import time
 from typing import List, Optional
 
-from . import __version__
+from . import __version__, pypy_gc
 from .config import ConfigError, build_stack, validate
 
 
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if argv is None:  # started as a program: on PyPy, with the collector settings it needs
+        pypy_gc.reexec(["-m", "pynetstack"] + sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

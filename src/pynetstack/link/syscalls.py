@@ -79,6 +79,18 @@ class Reader:
         n = self._read(fd, self._buffer, self._size)
         if n >= 0:
             return self._unpack(self._buffer, n)
+        return self._nothing_or_raise()
+
+    def read_view(self, fd: int):
+        """As ``read``, but a buffer over this reader's memory instead of a copy: valid until
+        the next read, for a caller that copies what it keeps (``vnet.decode``)."""
+        n = self._read(fd, self._buffer, self._size)
+        if n >= 0:
+            return _ffi.buffer(self._buffer, n)
+        return self._nothing_or_raise()
+
+    @staticmethod
+    def _nothing_or_raise() -> None:
         err = _ffi.errno
         if err == errno.EAGAIN or err == errno.EINTR:
             return None

@@ -127,17 +127,22 @@ class TapDevice(Device):
     def _receive_no_raise(self, batch: int) -> List[bytes]:
         """``receive`` where an empty read is dear to raise (PyPy: see link/syscalls.py)."""
         frames = []
-        read = self._reader.read
         fd = self._fd
         hdr = self._hdr
-        decode = vnet.decode
-        for _ in range(batch):
-            data = read(fd)
-            if data is None:
-                break
-            if hdr:
-                data = decode(data, hdr) if data[0] else data[hdr:]
-            frames.append(data)
+        if hdr:
+            read, decode = self._reader.read_view, vnet.decode
+            for _ in range(batch):
+                data = read(fd)
+                if data is None:
+                    break
+                frames.append(decode(data, hdr))  # the one copy of the frame
+        else:
+            read = self._reader.read
+            for _ in range(batch):
+                data = read(fd)
+                if data is None:
+                    break
+                frames.append(data)
         return frames
 
     def send(self, frame: bytes, now: float) -> None:
