@@ -16,8 +16,8 @@ if [ -x .venv-pypy/bin/python ]; then
   # window to one step per collection; if the interpreter still crashes (exit 139, SIGSEGV),
   # the PyPy half runs once more and says so. A test failure is never rerun.
   export PYPY_GC_INCREMENT_STEP=${PYPY_GC_INCREMENT_STEP:-1GB}
-  # the nursery the stack's own program takes (src/pynetstack/pypy_gc.py), so the tests run it so
-  export PYPY_GC_NURSERY=${PYPY_GC_NURSERY:-32MB}
+  # the collector setting the stack's own program takes (src/pynetstack/pypy_gc.py)
+  export PYPY_GC_MIN=${PYPY_GC_MIN:-256MB}
   echo "== PyPy: all tests"
   rc=0
   .venv-pypy/bin/python -m pytest -q -p no:cacheprovider "$@" || rc=$?
