@@ -141,7 +141,8 @@ def _capture(args) -> int:
 
     from .link.packet import PacketDevice
     from .link.pcap import PcapWriter
-    from .wire.describe import dissect, summary
+    from .wire.describe import summary
+    from .wire.dissect import dissect
 
     if args.count is not None and args.count < 1:
         raise ConfigError(f"capture: --count must be at least 1, not {args.count}")

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pynetstack.wire import ethernet, icmp, ipv4, tcp, udp
-from pynetstack.wire.describe import dissect, summary
+from pynetstack.wire.describe import summary
+from pynetstack.wire.dissect import dissect
 
 from .kernel import all_frames, load, tcpdump_fields
 from .test_codecs import ARP_REQUEST_FRAME, ICMP_ECHO, TCP_SYN, UDP_WITH_IP_OPTION

@@ -4,7 +4,8 @@ tcpdump decodes it, ports and flags shown; a really bad checksum is decoded and 
 from __future__ import annotations
 
 from pynetstack.wire import checksum, ethernet, ipv4, tcp, udp
-from pynetstack.wire.describe import dissect, offloaded_checksum, summary
+from pynetstack.wire.describe import offloaded_checksum, summary
+from pynetstack.wire.dissect import dissect
 
 MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 SRC, DST = 0x0A000001, 0x0A000002
