@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from pynetstack.link.base import Device
 from pynetstack.stack import Stack
+from pynetstack.wire import checksum
 from pynetstack.wire import icmp as icmpw
 from pynetstack.wire.addr import ip_to_int
 from pynetstack.wire.ethernet import build_frame
@@ -99,3 +100,40 @@ def test_no_reply_when_echo_reply_is_off():
     stack.host.echo_reply = False
     stack.host.receive_frame(iface, request(0, 1, 1, b"x"), 1.0)
     assert device.sent == [] and stack.host.counters["icmp_echo_replies"] == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=300),
+       st.sampled_from([0, 0x10, 0xB8]))
+def test_replies_through_the_cached_way_out_are_the_full_paths(code, ident, seq, payload, tos):
+    """A pinger's later replies leave through a cached OutputPath: the same bytes as the full
+    path's (DF clear, TOS kept, a valid header checksum), identifications from the host's one
+    counter, whatever else the host sends between them."""
+    frame = request(code, ident, seq, payload, tos)
+    stack, iface, device = make_stack()
+    host = stack.host
+    host.receive_frame(iface, frame, 1.0)
+    host.ip_send(OURS, PEER, 17, bytes(8), 1.05)  # another datagram between two replies
+    host.receive_frame(iface, frame, 1.1)
+    host.receive_frame(iface, frame, 1.2)
+    full, _ = answer(frame, trace=True)
+    assert len(device.sent) == 4
+    assert host.counters["output_paths_made"] == 1  # made after the first reply, taken by the others
+    idents = [int.from_bytes(sent[18:20], "big") for sent in device.sent]
+    # one counter: each datagram takes the next number (making the cached path took one too)
+    assert all((b - a) & 0xFFFF in (1, 2) for a, b in zip(idents, idents[1:]))
+    for reply in device.sent[:1] + device.sent[2:]:
+        assert reply[:18] + reply[20:24] + reply[26:] == full[0][:18] + full[0][20:24] + full[0][26:]
+        assert checksum.verify(reply[14:34]) and reply[20] & 0x40 == 0
+
+
+def test_a_new_neighbour_address_is_used_at_once():
+    stack, iface, device = make_stack()
+    host = stack.host
+    frame = request(0, 1, 1, b"x" * 56)
+    host.receive_frame(iface, frame, 1.0)
+    host.receive_frame(iface, frame, 1.1)
+    moved = bytes.fromhex("020000000aff")
+    iface.neighbours.update(PEER, moved, 1.2)
+    host.receive_frame(iface, frame, 1.3)
+    assert [sent[:6] for sent in device.sent] == [PEER_MAC, PEER_MAC, moved]

@@ -111,8 +111,8 @@ class EgressMixin:
     """The cached and offloaded output of ``IPv4Host`` (its transports' fast way out)."""
 
     def output_path(self, src: int, dst: int, protocol: int, now: float, ttl: Optional[int] = None,
-                    tos: int = 0) -> Optional[OutputPath]:
-        """A cached way out for datagrams ``src`` -> ``dst`` (DF set), or None when each must
+                    tos: int = 0, df: bool = True) -> Optional[OutputPath]:
+        """A cached way out for datagrams ``src`` -> ``dst`` (DF as given), or None when each must
         take the full path: a local or broadcast destination, no route, an unresolved next hop,
         a hook on OUTPUT or POSTROUTING, or a packet being traced."""
         if dst in self.local_addresses or dst in self.broadcasts or dst == LIMITED_BROADCAST or self._steps is not None:
@@ -159,10 +159,11 @@ class EgressMixin:
         ttl = self.default_ttl if ttl is None else ttl
         path.protocol = protocol
         path.prefix = mac + iface.mac + bytes((0x08, 0x00, 0x45, tos))
-        path.middle = struct.pack("!HBB", 0x4000, ttl, protocol)
+        flags = 0x4000 if df else 0
+        path.middle = struct.pack("!HBB", flags, ttl, protocol)
         path.addresses = struct.pack("!II", src, dst)
         # the constant words of the IPv4 header, to which each datagram adds length and ident
-        path.base = (0x4500 | tos) + 0x4000 + ((ttl << 8) | protocol) + src + dst
+        path.base = (0x4500 | tos) + flags + ((ttl << 8) | protocol) + src + dst
         self._ident = (self._ident + 1) & 0xFFFF
         path.ident = self._ident
         self.counters["output_paths_made"] += 1

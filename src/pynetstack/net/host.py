@@ -95,6 +95,7 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         self._icmp_rate = icmp_errors_per_second
         self._icmp_tokens = icmp_errors_per_second
         self._icmp_stamp = 0.0
+        self._echo_paths = {}  # (pinger, our address, TOS) -> OutputPath (net/icmp.py)
 
     # ------------------------------------------------------------------ configuration
     def add_interface(self, iface: Interface) -> Interface:
