@@ -8,7 +8,7 @@ and evaluate packets against it.
 Every bad input raises one :class:`NftError` (a ValueError) printed as nft prints its errors.
 
 Supported (families ip and inet, IPv4): tables, base and regular chains (filter, nat), policies,
-one-line commands (add/create/insert/flush), define/$VAR, include (globs too), comments; matches
+one-line commands (add/create/insert/flush, delete rule ... handle N), define/$VAR, include (globs too), comments; matches
 ip saddr/daddr/protocol/length/ttl/dscp, tcp/udp/th sport/dport, tcp flags, icmp type/code,
 meta l4proto/mark/pkttype/nfproto, iifname/oifname (with "*"), ct state/direction/status, with
 ==, !=, <, >, <=, >=, ranges, prefixes, anonymous and named sets (@name) and verdict maps;

@@ -110,6 +110,10 @@ class Loader:
         elif w in ("table", "chain"):  # "table ip t { ... }" is "add table ip t { ... }"
             cur.next()
             self._object(cur, tok, "add")
+        elif w == "delete" and cur.peek(1).kind == "word" and cur.peek(1).value == "rule":
+            cur.next()
+            cur.next()
+            self._delete_rule(cur, tok)
         elif w in ("delete", "destroy", "list", "reset", "rename", "replace", "monitor", "describe",
                    "export", "import", "get"):
             raise unsupported(f"the '{w}' command", tok.loc)
@@ -149,8 +153,33 @@ class Loader:
         elif what.value == "chain":
             table = self._lookup_table(cur)
             self._lookup_chain(cur, table).rules.clear()
+        elif what.value == "set":
+            table = self._lookup_table(cur)
+            name = cur.identifier()
+            nset = table.sets.get(name.value)
+            if nset is None:
+                raise NftError("Could not process rule: No such file or directory", name.loc)
+            nset.elements = []
+            nset.flushes += 1  # the elements rules added before go too (carry.py)
         else:
             raise unsupported(f"flush {what.value}", what.loc)
+        cur.end_statement()
+
+    def _delete_rule(self, cur: Cursor, first: Token) -> None:
+        """``delete rule [FAMILY] TABLE CHAIN handle N``: the rule goes (with its state)."""
+        table = self._lookup_table(cur)
+        chain = self._lookup_chain(cur, table)
+        cur.expect("handle")
+        number = cur.word("number")
+        if not number.value.isdigit():
+            raise cur.unexpected("number", number)
+        handle = int(number.value)
+        for i, rule in enumerate(chain.rules):
+            if rule.handle == handle:
+                del chain.rules[i]
+                break
+        else:
+            raise NftError("Could not process rule: No such file or directory", cur.span(first))
         cur.end_statement()
 
     def _family(self, cur: Cursor, required: bool = True) -> Optional[str]:
