@@ -71,6 +71,16 @@ def test_udp_checksum_zero_means_none():
     assert Conntrack().track(ip, 0.0, prerouting=True)[2] == CT_NEW
 
 
+@pytest.mark.parametrize("length", [7, 0, 14])
+def test_a_udp_length_beyond_the_datagram_or_under_8_is_invalid(length):
+    """udp_error's "truncated/malformed packet", on every hook (the datagram is 13 bytes)."""
+    data = bytearray(_l4(17))
+    data[4:6] = length.to_bytes(2, "big")
+    data[6:8] = b"\0\0"
+    ip = IPv4.parse(IPv4(C, S, 17, bytes(data)).build())
+    assert Conntrack().track(ip, 0.0)[2] == CT_INVALID
+
+
 def test_a_bad_checksum_on_an_established_connection_changes_nothing():
     ct = Conntrack()
     entry, _, _ = ct.track(_packet(17), 0.0, prerouting=True)
@@ -128,3 +138,16 @@ def test_ct_state_invalid_drops_a_bad_checksum_through_the_router(proto):
     invalid, new = (rule.counter.packets for rule in router.ruleset.rules())
     assert (invalid, new) == (1, 1)
     assert len(router.conntrack.entries()) == (0 if proto == 6 else 1)  # (a RST answered the SYN)
+
+
+def test_the_configuration_switch(tmp_path):
+    from pynetstack import config_router
+    sim = Simulation()
+    _, r, _ = sim.routed()
+    config = {"netfilter": {"conntrack_checksum": False}}
+    config_router.validate(config, "router.toml", {})
+    config_router.build(r, config, str(tmp_path))
+    assert r.router.conntrack.checksum is False
+    with pytest.raises(ValueError, match="conntrack_checksum must be true or false"):
+        config_router.validate({"netfilter": {"conntrack_checksum": 1}}, "router.toml", {})
+    assert install_router(sim.stack()).conntrack.checksum is True  # Linux's default

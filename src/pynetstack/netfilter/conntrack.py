@@ -105,8 +105,8 @@ class Conntrack:
                 return _INVALID
             key = (6, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 17:
-            if len(payload) < 8:
-                self.counters["invalid"] += 1
+            if len(payload) < 8 or not 8 <= ((payload[4] << 8) | payload[5]) <= len(payload):
+                self.counters["invalid"] += 1  # Linux's udp_error: "truncated/malformed packet"
                 return _INVALID
             key = (17, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 1:
