@@ -118,7 +118,7 @@ def test_a_vouched_for_datagram_is_not_summed(monkeypatch):
 
 RULES = """\
 table ip f {
-	chain fwd {
+	chain c {
 		type filter hook forward priority filter; policy accept;
 		ct state invalid counter drop
 		ct state new counter accept

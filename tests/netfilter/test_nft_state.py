@@ -25,7 +25,7 @@ table ip f {
 		timeout 1m
 	}
 
-	chain fwd {
+	chain c {
 		type filter hook forward priority filter; policy accept;
 		udp dport 9000 update @seen { ip saddr } counter
 		udp dport 9001 limit rate 1/minute burst 3 packets counter accept
@@ -52,7 +52,7 @@ class Lab:
     def counts(self):
         """{rule text without its counter: packets} of the forward chain."""
         out = {}
-        for rule in self.router.ruleset.tables[("ip", "f")].chains["fwd"].rules:
+        for rule in self.router.ruleset.tables[("ip", "f")].chains["c"].rules:
             text = rule.format()
             out[re.sub(r" ?counter packets \d+ bytes \d+", "", text)] = rule.counter.packets
         return out
@@ -83,7 +83,7 @@ def test_nft_f_that_adds_a_rule_keeps_counters_limits_and_set_elements(lab, tmp_
     before = lab.counts()
     assert before["udp dport 9000 update @seen { ip saddr }"] == 2
     assert "elements = { 192.168.1.2 expires 49s" in lab.listing()
-    lab.apply(tmp_path, "add rule ip f fwd udp dport 7 counter\n")
+    lab.apply(tmp_path, "add rule ip f c udp dport 7 counter\n")
     after = lab.counts()
     assert after.pop("udp dport 7") == 0
     assert after == before, "every old rule kept its counter"
@@ -127,7 +127,7 @@ def test_a_table_block_declared_again_keeps_its_rules_state(lab, tmp_path):
 
 def test_flush_chain_resets_its_rules_not_the_set(lab, tmp_path):
     _traffic(lab)
-    lab.apply(tmp_path, "flush chain ip f fwd\nadd rule ip f fwd udp dport 9000 update @seen { ip saddr } counter\n")
+    lab.apply(tmp_path, "flush chain ip f c\nadd rule ip f c udp dport 9000 update @seen { ip saddr } counter\n")
     assert lab.counts() == {"udp dport 9000 update @seen { ip saddr }": 0}
     assert "elements = { 192.168.1.2 expires 49s" in lab.listing(), "flush chain leaves sets alone"
 
@@ -135,17 +135,17 @@ def test_flush_chain_resets_its_rules_not_the_set(lab, tmp_path):
 def test_delete_rule_takes_only_that_rule(lab, tmp_path):
     _traffic(lab)
     before = lab.counts()
-    gone = lab.router.ruleset.tables[("ip", "f")].chains["fwd"].rules[0]
+    gone = lab.router.ruleset.tables[("ip", "f")].chains["c"].rules[0]
     assert gone.format().startswith("udp dport 9000 update @seen { ip saddr } counter packets 2")
-    lab.apply(tmp_path, f"delete rule ip f fwd handle {gone.handle}\n"
-                        "add rule ip f fwd udp dport 9000 update @seen { ip saddr } counter\n")
+    lab.apply(tmp_path, f"delete rule ip f c handle {gone.handle}\n"
+                        "add rule ip f c udp dport 9000 update @seen { ip saddr } counter\n")
     before["udp dport 9000 update @seen { ip saddr }"] = 0  # the same text again, a new rule: from zero
     after = lab.counts()
     assert after == before
     assert list(after).index("udp dport 9000 update @seen { ip saddr }") == 5, "added at the end"
     assert "192.168.1.2 expires 49s" in lab.listing(), "the set is not the rule's"
     with pytest.raises(nft.NftError, match="No such file or directory"):
-        lab.apply(tmp_path, f"delete rule ip f fwd handle {gone.handle}\n", "again.nft")
+        lab.apply(tmp_path, f"delete rule ip f c handle {gone.handle}\n", "again.nft")
 
 
 def test_flush_set_empties_that_set_and_later_files_keep_what_came_after(lab, tmp_path):
@@ -156,7 +156,7 @@ def test_flush_set_empties_that_set_and_later_files_keep_what_came_after(lab, tm
     assert lab.counts() == before
     lab.send(9000)
     assert "elements = { 192.168.1.2 expires 59s" in lab.listing()
-    lab.apply(tmp_path, "add rule ip f fwd udp dport 7 counter\n", "later.nft")  # replays the flush: not a new one
+    lab.apply(tmp_path, "add rule ip f c udp dport 7 counter\n", "later.nft")  # replays the flush: not a new one
     assert "elements = { 192.168.1.2 expires 59s" in lab.listing()
 
 
@@ -169,7 +169,7 @@ def test_flush_ruleset_starts_everything_again(lab, tmp_path):
 
 def test_flush_table_resets_every_rule_of_it(lab, tmp_path):
     _traffic(lab)
-    lab.apply(tmp_path, "flush table ip f\nadd rule ip f fwd counter\n")
+    lab.apply(tmp_path, "flush table ip f\nadd rule ip f c counter\n")
     assert lab.counts() == {"": 0}
     assert "192.168.1.2 expires" in lab.listing()
 
@@ -178,7 +178,7 @@ def test_a_broken_file_changes_nothing(lab, tmp_path):
     _traffic(lab)
     before, listing = lab.counts(), lab.listing()
     with pytest.raises(nft.NftError):
-        lab.apply(tmp_path, "add rule ip f fwd udp dport 7 counter\nadd rule ip f nochain counter\n")
+        lab.apply(tmp_path, "add rule ip f c udp dport 7 counter\nadd rule ip f nochain counter\n")
     assert lab.counts() == before and lab.listing() == listing
     lab.send(9000, 1)
     assert lab.counts()["udp dport 9000 update @seen { ip saddr }"] == 3, "the running ruleset still counts"
@@ -188,12 +188,12 @@ def test_carry_state_matches_by_table_handle_rule_handle_and_set_type():
     """A table flushed away and declared again (new handle) carries nothing; a set of another type
     under the same name carries nothing; rules of the same handle in the same table carry."""
     old = nft.loads(RULES)
-    rule = old.tables[("ip", "f")].chains["fwd"].rules[0]
+    rule = old.tables[("ip", "f")].chains["c"].rules[0]
     rule.counter.packets = 5
     old.tables[("ip", "f")].sets["seen"].runtime().insert(LAN_HOST, 0.0, 60.0, None)
     same = nft.loads(RULES)
     assert carry_state(old, same) == 7  # the set and the six rules
-    assert same.tables[("ip", "f")].chains["fwd"].rules[0].counter.packets == 5
+    assert same.tables[("ip", "f")].chains["c"].rules[0].counter.packets == 5
     assert same.tables[("ip", "f")].sets["seen"].runtime().get(LAN_HOST, 1.0) is not None
     recreated = nft.loads(RULES + "flush ruleset ip\n" + RULES)
     assert recreated.tables[("ip", "f")].handle != old.tables[("ip", "f")].handle
