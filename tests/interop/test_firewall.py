@@ -127,7 +127,9 @@ def counters(nat) -> list:
     if nat.router is not None:
         rules = nat.router.ruleset.rules()
     else:
-        rules = loads(nat.lab.run(nat.rtr, "nft", "list", "ruleset", check=True).stdout).rules()
+        listing = nat.lab.run(nat.rtr, "nft", "list", "ruleset", check=True).stdout
+        # (elements rules added are listed with the time they have left, which a file cannot say)
+        rules = loads(re.sub(r" expires [^ ,}]+", "", listing)).rules()
     return [(r.chain.name, r.format().split("counter")[0].strip(), r.counter.packets, r.counter.bytes)
             for r in rules if r.counter is not None]
 
