@@ -31,7 +31,7 @@ MASQUERADE = """table ip nat {
 def _filter_rules(n: int) -> str:
     rules = "\n".join(f"\t\tip saddr 10.{i // 250}.{i % 250}.0/24 tcp dport {1000 + i % 5000} drop"
                       for i in range(n - 1))
-    return ("table ip filter {\n\tchain fwd {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+    return ("table ip filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
             f"{rules}\n\t\tct state established,related,new accept\n\t}}\n}}\n")
 
 
