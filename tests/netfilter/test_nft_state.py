@@ -125,6 +125,29 @@ def test_a_table_block_declared_again_keeps_its_rules_state(lab, tmp_path):
     assert lab.counts() == before
 
 
+def test_the_same_file_again_adds_its_rules_again_and_keeps_the_set(lab, tmp_path):
+    """As the kernel does (checked with nft 1.0.6): a set declared again with the same properties
+    is the same set (its elements join it); the chain gains the file's rules a second time."""
+    _traffic(lab)
+    before = lab.counts()
+    lab.apply(tmp_path, RULES)
+    rules = lab.router.ruleset.tables[("ip", "f")].chains["c"].rules
+    assert len(rules) == 12
+    assert [r.counter.packets for r in rules[6:]] == [0] * 6
+    assert [r.counter.packets for r in rules[:6]] == list(before.values())
+    assert "elements = { 192.168.1.2 expires 49s" in lab.listing()
+
+
+def test_a_set_declared_again_differently_is_refused(lab, tmp_path):
+    with pytest.raises(nft.NftError, match="File exists"):
+        lab.apply(tmp_path, "table ip f {\n\tset seen {\n\t\ttype ipv4_addr\n\t}\n}\n")
+    with pytest.raises(nft.NftError, match="File exists"):
+        lab.apply(tmp_path, "create set ip f seen { type ipv4_addr; size 1024; flags dynamic,timeout; timeout 1m; }\n")
+    merged = nft.loads("table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 1.1.1.1 }\n\t}\n}\n"
+                       "table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 2.2.2.2 }\n\t}\n}\n")
+    assert "elements = { 1.1.1.1, 2.2.2.2 }" in merged.list_ruleset()
+
+
 def test_flush_chain_resets_its_rules_not_the_set(lab, tmp_path):
     _traffic(lab)
     lab.apply(tmp_path, "flush chain ip f c\nadd rule ip f c udp dport 9000 update @seen { ip saddr } counter\n")
@@ -182,6 +205,17 @@ def test_a_broken_file_changes_nothing(lab, tmp_path):
     assert lab.counts() == before and lab.listing() == listing
     lab.send(9000, 1)
     assert lab.counts()["udp dport 9000 update @seen { ip saddr }"] == 3, "the running ruleset still counts"
+
+
+def test_delete_rule_of_a_missing_handle_errs_as_nft_does(tmp_path):
+    """nft 1.0.6 in a namespace, after loading a table with chain c: this very text."""
+    path = tmp_path / "d.nft"
+    path.write_text("delete rule ip f c handle 99\n")
+    lab = Lab()
+    with pytest.raises(nft.NftError) as info:
+        lab.router.apply(str(path))
+    assert str(info.value).split("\n")[1:] == ["delete rule ip f c handle 99", " " * 26 + "^^"]
+    assert str(info.value).startswith(f"{path}:1:27-28: Error: Could not process rule: No such file or directory")
 
 
 def test_carry_state_matches_by_table_handle_rule_handle_and_set_type():
