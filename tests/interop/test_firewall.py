@@ -496,6 +496,7 @@ table ip t {
 
 	chain c {
 		type filter hook forward priority filter; policy accept;
+		icmp type echo-request quota 168 bytes counter
 		icmp type echo-request update @seen { ip saddr } counter
 		icmp type echo-request limit rate 1/minute burst 3 packets counter accept
 		icmp type echo-request counter drop
@@ -507,7 +508,8 @@ table ip t {
 
 def test_nft_f_keeps_counters_limits_and_set_elements_as_the_kernel_does(both, tmp_path):
     """Load a ruleset, ping through it, ``nft -f`` a file that adds a rule, ping again: the kernel
-    keeps every old rule's counter, its limit's tokens and the set's element; so does the stack."""
+    keeps every old rule's counter, its quota's use, its limit's tokens and the set's element; so
+    does the stack."""
     stack_lab, linux_lab = both
     first, more = tmp_path / "state.nft", tmp_path / "more.nft"
     first.write_text(STATE_RULES)
@@ -526,7 +528,8 @@ def test_nft_f_keeps_counters_limits_and_set_elements_as_the_kernel_does(both, t
     ours, kernel = counters(stack_lab), counters(linux_lab)
     print("kernel:", kernel)
     assert ours == kernel, "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
-    assert kernel[0][2] == 5, "the kernel kept the counter across nft -f"
+    assert kernel[1][2] == 5, "the kernel kept the counter across nft -f"
+    assert kernel[0][1:3] == ("icmp type echo-request quota 168 bytes used 168 bytes", 2), "and the quota's use"
     with stack_lab.stack.lock:
         listing = stack_lab.router.ruleset.list_ruleset(now=stack_lab.stack.now())
     kernel_listing = linux_lab.lab.run(linux_lab.rtr, "nft", "list", "ruleset", check=True).stdout

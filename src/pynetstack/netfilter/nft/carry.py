@@ -1,7 +1,8 @@
 """What survives an ``nft -f`` on a running ruleset: the state of every object the file leaves alone.
 
 The kernel applies a file as one transaction of add/flush commands on the live ruleset, so a rule
-that was there before keeps its counter, its limit's tokens and its ``ct count`` connections; a
+that was there before keeps its counter, its limit's tokens, its quota's consumption and its
+``ct count`` connections; a
 named set keeps the elements rules added from the packet path, with their expiry times and their
 own statements; a meter keeps its elements.  Only what the file flushes or deletes starts again (a
 flushed chain's rules are gone, and the rules added after the flush are new ones, with new
@@ -18,7 +19,7 @@ rules hold them), once, with the stack's lock held: the cost is one pass over th
 
 from __future__ import annotations
 
-from .dynamic import CtCount, SetUpdate
+from .dynamic import CtCount, Quota, SetUpdate
 from .statements import Counter, Limit
 
 
@@ -75,6 +76,8 @@ def _carry_rule(old, new) -> bool:
             b.tokens, b.last = a.tokens, a.last
         elif cls is CtCount:
             b.conns = a.conns
+        elif cls is Quota:
+            b.used = a.used
         elif cls is SetUpdate and a.op == "meter" and a._table is not None:
             _adopt(a._table, b.table())
     return True
