@@ -287,7 +287,7 @@ class Router:
         """``nft -f FILE``, as Linux does it: the file's commands are applied to the running ruleset
         in one transaction (a ``flush ruleset`` in it empties the ruleset first; a table declared
         again gains the file's chains and rules); on error nothing changes.  What the file leaves
-        alone keeps its state, as in the kernel: rules their counters, limits and ``ct count``
+        alone keeps its state, as in the kernel: rules their counters, limits, quotas and ``ct count``
         connections, named sets and meters the elements rules added (with their expiry times);
         what it flushes starts again from zero."""
         source = _file_source(path)
