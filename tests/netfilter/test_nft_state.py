@@ -249,6 +249,16 @@ def test_quota_is_over_once_used_goes_past_it():
     assert nft.loads(lab.router.ruleset.list_ruleset()).list_ruleset() == lab.router.ruleset.list_ruleset()
 
 
+def test_a_ruleset_swapped_in_from_elsewhere_lends_no_state(lab, tmp_path):
+    """``replace_ruleset`` with a Ruleset of another origin: its handles mean nothing to the
+    next rebuild from the sources, so nothing is carried from it."""
+    other = nft.loads(RULES)
+    other.tables[("ip", "f")].chains["c"].rules[0].counter.packets = 99
+    lab.router.replace_ruleset(other)
+    lab.apply(tmp_path, "add rule ip f c udp dport 7 counter\n")
+    assert lab.counts()["udp dport 9000 update @seen { ip saddr }"] == 0
+
+
 def test_carry_state_matches_by_table_handle_rule_handle_and_set_type():
     """A table flushed away and declared again (new handle) carries nothing; a set of another type
     under the same name carries nothing; rules of the same handle in the same table carry."""

@@ -234,6 +234,7 @@ class Router:
         self.nat = nat
         self.ct_function = ConntrackFunction(conntrack, stack.host.flowtable)
         self.ruleset_function: Optional[RulesetFunction] = None
+        self._from_sources = False  # whether the running ruleset is what ``sources`` build
         self.trace_monitor = TraceMonitor()  # kept across ruleset reloads, as its listeners are
         host = stack.host
         host.address_listeners.append(lambda iface, address: nat.address_changed(address))
@@ -243,6 +244,7 @@ class Router:
         self.flowtable_mode = flowtable  # True, False, or None: on while no filter chain judges forwarding
         self._flow_capacity = host.flowtable.max_flows or 65536
         self.replace_ruleset(ruleset or nft.loads(""))
+        self._from_sources = bool(sources) or ruleset is None  # else: shares no handles with a rebuild
 
     @property
     def ruleset(self) -> nft.Ruleset:
@@ -256,8 +258,9 @@ class Router:
         new = RulesetFunction(ruleset, self.nat, self.trace_monitor)
         stack = self.stack
         with stack.lock:
-            if keep_state and self.ruleset_function is not None:
+            if keep_state and self._from_sources and self.ruleset_function is not None:
                 carry_state(self.ruleset_function.ruleset, ruleset)  # under the lock: no packet counted twice or lost
+            self._from_sources = keep_state  # (_rebuild sets it again: its rulesets come from ``sources``)
             if self.ruleset_function is not None:
                 stack.host.hooks.unregister(self.ruleset_function)
             stack.host.register(new)
@@ -305,6 +308,7 @@ class Router:
         ``keep_state``: ``sources`` extend the running ones, whose objects keep their state."""
         self.replace_ruleset(_build(sources), keep_state)
         self.sources = sources
+        self._from_sources = True  # the running ruleset is what ``sources`` build: handles match a rebuild
 
     def _nat_chains(self) -> str:
         return ("add table ip nat\n"
