@@ -26,6 +26,7 @@ policy rules, the multipath hash, and netfilter (the nft ruleset file, conntrack
     conntrack_max = 65536
     conntrack_timeouts = "rfc"      # or "linux"; then overrides in [netfilter.timeouts]: udp = 120, ...
     tcp_liberal = false
+    conntrack_checksum = true       # nf_conntrack_checksum: a bad TCP/UDP/ICMP checksum arriving is invalid
     nat_filtering = "address-and-port"   # or "address", "endpoint-independent"
     flowtable = true                # default: on while no filter chain sits on a forwarding hook
 """
@@ -43,7 +44,7 @@ NEXTHOP_KEYS = {"gateway", "interface", "weight"}
 RULE_KEYS = {"priority", "from", "to", "iif", "fwmark", "ipproto", "sport", "dport", "not", "table", "action"}
 ROUTING_KEYS = {"hash_policy", "hash_seed"}
 NETFILTER_KEYS = {"ruleset", "conntrack_max", "conntrack_timeouts", "timeouts", "tcp_liberal", "nat_filtering",
-                  "flowtable"}
+                  "flowtable", "conntrack_checksum"}
 ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "throw")
 RULE_ACTIONS = ("lookup", "blackhole", "unreachable", "prohibit")
 NAT_FILTERINGS = ("address-and-port", "address", "endpoint-independent")
@@ -188,7 +189,7 @@ def _validate(config, source, interfaces) -> None:
         raise _Fail(f"{where}: conntrack_timeouts must be 'rfc' or 'linux', not {nf['conntrack_timeouts']!r}")
     if "timeouts" in nf and not isinstance(nf["timeouts"], dict):
         raise _Fail(f"{where}: timeouts must be a table of seconds by name ([netfilter.timeouts])")
-    for key in ("tcp_liberal", "flowtable"):
+    for key in ("tcp_liberal", "flowtable", "conntrack_checksum"):
         if key in nf and not isinstance(nf[key], bool):
             raise _Fail(f"{where}: {key} must be true or false")
     if nf.get("nat_filtering", "address-and-port") not in NAT_FILTERINGS:
@@ -270,7 +271,7 @@ def build(stack, config: Dict[str, Any], base_dir: str) -> None:
         install_router(stack, ruleset_path=os.path.join(base_dir, path) if path else None,
                        max_entries=nf.get("conntrack_max", 65536), timeouts=timeouts,
                        liberal=nf.get("tcp_liberal", False), nat_filtering=nf.get("nat_filtering", "address-and-port"),
-                       flowtable=nf.get("flowtable"))
+                       flowtable=nf.get("flowtable"), checksum=nf.get("conntrack_checksum", True))
 
 
 def _hop_interface(host, table: dict):

@@ -28,6 +28,7 @@ from .ct_icmp import (ICMP_QUERY_REPLY, ICMP_RELATED_ERRORS, ICMP_REPLY_TYPES, q
 from .ct_list import format_line, format_tuple  # noqa: F401
 from .ct_timeouts import ConntrackError, Timeouts  # noqa: F401
 from .types import CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED
+from ..wire.checksum import verify, word_value
 
 DROP_TABLE_FULL = "conntrack-table-full"
 UDP_STREAM_AFTER = 2.0  # Linux: UDP becomes a "stream" (assured) only after 2 s with replies
@@ -42,7 +43,7 @@ class Conntrack:
     (NAT frees its mappings there)."""
 
     def __init__(self, max_entries: int = 65536, timeouts=None, liberal: bool = False, loose: bool = False,
-                 acct: bool = False, max_unconfirmed: int = 64):
+                 acct: bool = False, max_unconfirmed: int = 64, checksum: bool = True):
         if not isinstance(max_entries, int) or max_entries < 1:
             raise ConntrackError(f"max_entries must be a positive integer, not {max_entries!r}")
         if timeouts is None or isinstance(timeouts, dict):
@@ -54,6 +55,7 @@ class Conntrack:
         self.liberal = liberal  # nf_conntrack_tcp_be_liberal
         self.loose = loose  # nf_conntrack_tcp_loose: pick up connections from a mid-stream ACK
         self.acct = acct  # nf_conntrack_acct: show counters in conntrack -L
+        self.checksum = checksum  # nf_conntrack_checksum: a bad TCP/UDP/ICMP checksum makes a packet invalid
         self.max_unconfirmed = max_unconfirmed
         self.table = {}  # tuple -> CtEntry, both directions
         self.count = 0  # confirmed entries
@@ -70,19 +72,32 @@ class Conntrack:
 
     # -- the packet path -------------------------------------------------------------------------
 
-    def track(self, ip, now: float):
+    def track(self, ip, now: float, prerouting: bool = False):
         """Classify ``ip``: returns ``(entry, direction, ct_state)``; entry None when invalid.
 
         As in Linux, packets in the original direction are "new" until a reply has been seen
         (a retransmitted SYN is new too, on the same entry); replies and everything after are
         "established"; ICMP errors about a tracked connection are "related".  When the table
         is full and nothing can be early-dropped, ``refused`` names the reason: drop the packet.
+
+        ``prerouting``: the packet came from a device (the PREROUTING hook).  There, as Linux's
+        tcp_error, udp_error and icmp_error do with ``checksum`` on, a TCP, UDP or ICMP checksum
+        that does not hold makes the packet invalid: no entry is made or touched.  A UDP
+        checksum of 0 is none; a datagram the device vouched for (``ip.csum_ok``, checksum
+        offload: Linux's CHECKSUM_UNNECESSARY) is not summed, and one summed here is marked so,
+        as Linux marks the skb, and the transport does not sum it again.
         """
         self._now = now
         self.refused = None
         proto = ip.protocol
         payload = ip.payload
         seg = None
+        if prerouting and not ip.csum_ok and self.checksum and (proto == 6 or proto == 17 or proto == 1):
+            if len(payload) >= 8 and not checksum_holds(ip.src, ip.dst, proto, payload):
+                self.counters["invalid"] += 1
+                self.counters["checksum_invalid"] += 1  # Linux logs "bad checksum" (ICMP: "bad hw icmp checksum")
+                return _INVALID
+            ip.csum_ok = True
         if proto == 6:
             seg = ct_tcp.parse_segment(payload)
             if seg is None:
@@ -90,8 +105,8 @@ class Conntrack:
                 return _INVALID
             key = (6, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 17:
-            if len(payload) < 8:
-                self.counters["invalid"] += 1
+            if len(payload) < 8 or not 8 <= ((payload[4] << 8) | payload[5]) <= len(payload):
+                self.counters["invalid"] += 1  # Linux's udp_error: "truncated/malformed packet"
                 return _INVALID
             key = (17, ip.src, (payload[0] << 8) | payload[1], ip.dst, (payload[2] << 8) | payload[3])
         elif proto == 1:
@@ -399,3 +414,18 @@ class Conntrack:
     def _emit(self, kind: str, entry: CtEntry) -> None:
         for listener in self.events:
             listener(kind, entry)
+
+
+def checksum_holds(src: int, dst: int, proto: int, payload) -> bool:
+    """Whether a TCP segment's, UDP datagram's (8 bytes or more) or ICMP message's checksum holds,
+    over all of the IP payload, as nf_ip_checksum sums it; a UDP checksum of 0 means none."""
+    if proto == 1:
+        return verify(payload)
+    if proto == 17 and not (payload[6] or payload[7]):
+        return True
+    # checksum.transport_verify inlined (a third of the cost of a small datagram's check)
+    size = len(payload)
+    value = word_value(payload, "big")
+    if size & 1:
+        value <<= 8
+    return (value + src + dst + proto + size) % 0xFFFF == 0

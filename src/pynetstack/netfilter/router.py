@@ -2,7 +2,7 @@
 
     router = install_router(stack, ruleset_path="rules.nft")      # or ruleset_text=..., or neither
     print(router.conntrack_list())                                   # like conntrack -L
-    router.replace_ruleset(nft.load("new.nft"))                      # like nft -f, atomically
+    router.apply("new.nft")                                          # like nft -f, atomically
 
 Where each stage sits follows Linux: conntrack at -200 on PREROUTING and OUTPUT, and its
 confirmation after every other stage on INPUT and POSTROUTING (a packet dropped on the way
@@ -27,6 +27,7 @@ from .ct_tcp import ESTABLISHED as TCP_ESTABLISHED
 from .ct_tcp import F_BE_LIBERAL, TcpTrack
 from .ct_list import format_tuple
 from .nat import Nat
+from .nft.carry import carry_state
 from .nft.evaluate import TraceMonitor, evaluate_chain
 from .nft.parser import Loader, read_file
 from .types import CT_ESTABLISHED, CT_NEW, MASQUERADE, REDIRECT
@@ -55,7 +56,7 @@ class ConntrackFunction(hk.NetworkFunction):
     def track(self, ctx: hk.PacketContext) -> str:
         if ctx.ct is not None:  # the packet was tracked already (a locally generated reply)
             return hk.ACCEPT
-        entry, direction, state = self.ct.track(ctx.ip, ctx.now)
+        entry, direction, state = self.ct.track(ctx.ip, ctx.now, ctx.hook == hk.PREROUTING)
         if entry is None and self.ct.refused:
             return ctx.drop(self.ct.refused)  # the table is full and nothing could be dropped early
         if entry is not None and ctx.tcp_flags & _TCP_CLOSING and self.flowtable is not None:
@@ -233,6 +234,7 @@ class Router:
         self.nat = nat
         self.ct_function = ConntrackFunction(conntrack, stack.host.flowtable)
         self.ruleset_function: Optional[RulesetFunction] = None
+        self._from_sources = False  # whether the running ruleset is what ``sources`` build
         self.trace_monitor = TraceMonitor()  # kept across ruleset reloads, as its listeners are
         host = stack.host
         host.address_listeners.append(lambda iface, address: nat.address_changed(address))
@@ -242,16 +244,23 @@ class Router:
         self.flowtable_mode = flowtable  # True, False, or None: on while no filter chain judges forwarding
         self._flow_capacity = host.flowtable.max_flows or 65536
         self.replace_ruleset(ruleset or nft.loads(""))
+        self._from_sources = bool(sources) or ruleset is None  # else: shares no handles with a rebuild
 
     @property
     def ruleset(self) -> nft.Ruleset:
         return self.ruleset_function.ruleset
 
-    def replace_ruleset(self, ruleset: nft.Ruleset) -> None:
-        """Swap the whole ruleset at once (as ``nft -f`` does): packets see the old or the new."""
+    def replace_ruleset(self, ruleset: nft.Ruleset, keep_state: bool = False) -> None:
+        """Swap the whole ruleset at once: packets see the old or the new.  ``keep_state``: the
+        new one was built from the old one's sources and more, and its surviving rules and sets
+        take over the old ones' counters, limits and elements (nft/carry.py), as ``nft -f`` keeps
+        them; otherwise everything starts from zero."""
         new = RulesetFunction(ruleset, self.nat, self.trace_monitor)
         stack = self.stack
         with stack.lock:
+            if keep_state and self._from_sources and self.ruleset_function is not None:
+                carry_state(self.ruleset_function.ruleset, ruleset)  # under the lock: no packet counted twice or lost
+            self._from_sources = keep_state  # (_rebuild sets it again: its rulesets come from ``sources``)
             if self.ruleset_function is not None:
                 stack.host.hooks.unregister(self.ruleset_function)
             stack.host.register(new)
@@ -273,25 +282,33 @@ class Router:
                        for chain in ruleset.chains())
 
     def load(self, path: Optional[str] = None, text: Optional[str] = None) -> None:
-        """Replace the whole ruleset with a file or text; on error the old one stays."""
-        self._rebuild([_file_source(path)] if path is not None else [("text", text or "")])
+        """Replace the whole ruleset with a file or text (as ``flush ruleset`` and then the file:
+        everything starts from zero); on error the old one stays."""
+        self._rebuild([_file_source(path)] if path is not None else [("text", text or "")], keep_state=False)
 
     def apply(self, path: str) -> None:
         """``nft -f FILE``, as Linux does it: the file's commands are applied to the running ruleset
         in one transaction (a ``flush ruleset`` in it empties the ruleset first; a table declared
-        again gains the file's chains and rules); on error nothing changes.  The whole ruleset
-        is rebuilt, so counters, limits and dynamic sets start again from zero."""
+        again gains the file's chains and rules); on error nothing changes.  What the file leaves
+        alone keeps its state, as in the kernel: rules their counters, limits, quotas and ``ct count``
+        connections, named sets and meters the elements rules added (with their expiry times);
+        what it flushes starts again from zero."""
         source = _file_source(path)
-        self._rebuild([source] if _FLUSH_RULESET.search(source[2]) else self.sources + [source])
+        if _FLUSH_RULESET.search(source[2]):
+            self._rebuild([source], keep_state=False)
+        else:
+            self._rebuild(self.sources + [source])
 
     def add_commands(self, commands: str) -> None:
         """Add nft commands (``add rule ip nat post ...``) to the ruleset, as another ``nft -f``."""
         self._rebuild(self.sources + [("text", commands)])
 
-    def _rebuild(self, sources: list) -> None:
-        """The ruleset of ``sources``, swapped in at once; on an error nothing changes."""
-        self.replace_ruleset(_build(sources))
+    def _rebuild(self, sources: list, keep_state: bool = True) -> None:
+        """The ruleset of ``sources``, swapped in at once; on an error nothing changes.
+        ``keep_state``: ``sources`` extend the running ones, whose objects keep their state."""
+        self.replace_ruleset(_build(sources), keep_state)
         self.sources = sources
+        self._from_sources = True  # the running ruleset is what ``sources`` build: handles match a rebuild
 
     def _nat_chains(self) -> str:
         return ("add table ip nat\n"
@@ -342,10 +359,11 @@ def _file_source(path: str) -> tuple:
 def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: Optional[str] = None,
                    ruleset_path: Optional[str] = None, max_entries: int = 65536, timeouts=None,
                    liberal: bool = False, nat_filtering: str = "address-and-port", flowtable: Optional[bool] = None,
-                   loose: bool = False) -> Router:
+                   loose: bool = False, checksum: bool = True) -> Router:
     """Put conntrack, NAT and an nft ruleset (a Ruleset, its text, or a file) on ``stack``.
     ``loose``: pick up TCP connections from a mid-stream ACK (Linux's nf_conntrack_tcp_loose,
-    1 by default there)."""
+    1 by default there); ``checksum``: a packet arriving with a bad TCP, UDP or ICMP checksum is
+    invalid (Linux's nf_conntrack_checksum, 1 by default)."""
     sources = []
     if ruleset is None and ruleset_text is not None:
         sources = [("text", ruleset_text)]
@@ -355,7 +373,8 @@ def install_router(stack, ruleset: Optional[nft.Ruleset] = None, ruleset_text: O
         ruleset = _build(sources)
     if timeouts == "linux":
         timeouts = Timeouts.linux()
-    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal, loose=loose)
+    conntrack = Conntrack(max_entries=max_entries, timeouts=timeouts, liberal=liberal, loose=loose,
+                          checksum=checksum)
     nat = Nat(conntrack, filtering=nat_filtering)
     router = Router(stack, conntrack, nat, ruleset, flowtable, sources)
     stack.router = router

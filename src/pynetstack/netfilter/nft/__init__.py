@@ -8,11 +8,11 @@ and evaluate packets against it.
 Every bad input raises one :class:`NftError` (a ValueError) printed as nft prints its errors.
 
 Supported (families ip and inet, IPv4): tables, base and regular chains (filter, nat), policies,
-one-line commands (add/create/insert/flush), define/$VAR, include (globs too), comments; matches
+one-line commands (add/create/insert/flush, delete rule ... handle N), define/$VAR, include (globs too), comments; matches
 ip saddr/daddr/protocol/length/ttl/dscp, tcp/udp/th sport/dport, tcp flags, icmp type/code,
 meta l4proto/mark/pkttype/nfproto, iifname/oifname (with "*"), ct state/direction/status, with
 ==, !=, <, >, <=, >=, ranges, prefixes, anonymous and named sets (@name) and verdict maps;
-statements counter, log [prefix], meta mark set, ip dscp set, limit rate [over] N/unit [burst N
+statements counter, quota [over] N bytes|kbytes|mbytes [used N UNIT], log [prefix], meta mark set, ip dscp set, limit rate [over] N/unit [burst N
 packets], ct count [over] N, add/update @set { KEY [timeout T] [limit|ct count|counter] }, meter,
 snat/dnat [ip] to, masquerade, redirect, reject [with icmp|icmpx|tcp reset], the verdicts, rule
 comments; concatenations (ip saddr . tcp dport { a . b }, sets of type ipv4_addr . inet_service);

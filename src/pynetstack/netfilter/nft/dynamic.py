@@ -97,6 +97,43 @@ class CtCount:
         return self.check
 
 
+class Quota:
+    """``quota [over|until] N UNIT [used N UNIT]`` (nft_quota): every packet that reaches it adds
+    its length to ``used``; the plain form matches while ``used`` has not gone past N, ``over``
+    once it has (Linux 6.x: past, i.e. ``used > N``).  The listing caps ``used`` at N, as the
+    kernel reports it."""
+
+    __slots__ = ("limit", "over", "used", "loc")
+
+    def __init__(self, limit: int, over: bool, used: int = 0, loc: Optional[Location] = None):
+        self.limit = limit
+        self.over = over
+        self.used = used
+        self.loc = loc
+
+    def format(self) -> str:
+        text = f"quota {'over ' if self.over else ''}{format_bytes(self.limit)}"
+        used = min(self.used, self.limit)
+        return text + (f" used {format_bytes(used)}" if used else "")
+
+    def step(self):
+        def quota(pkt) -> bool:
+            self.used += pkt.length
+            return (self.used > self.limit) == self.over
+        return quota
+
+
+BYTE_UNITS = (("mbytes", 1 << 20), ("kbytes", 1 << 10), ("bytes", 1))
+
+
+def format_bytes(n: int) -> str:
+    """nft's way: the largest unit that divides ``n`` exactly."""
+    for name, size in BYTE_UNITS:
+        if n and n % size == 0:
+            return f"{n // size} {name}"
+    return f"{n} bytes"
+
+
 class DscpSet:
     __slots__ = ("value", "loc")
 

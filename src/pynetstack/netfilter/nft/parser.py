@@ -110,6 +110,10 @@ class Loader:
         elif w in ("table", "chain"):  # "table ip t { ... }" is "add table ip t { ... }"
             cur.next()
             self._object(cur, tok, "add")
+        elif w == "delete" and cur.peek(1).kind == "word" and cur.peek(1).value == "rule":
+            cur.next()
+            cur.next()
+            self._delete_rule(cur)
         elif w in ("delete", "destroy", "list", "reset", "rename", "replace", "monitor", "describe",
                    "export", "import", "get"):
             raise unsupported(f"the '{w}' command", tok.loc)
@@ -149,8 +153,33 @@ class Loader:
         elif what.value == "chain":
             table = self._lookup_table(cur)
             self._lookup_chain(cur, table).rules.clear()
+        elif what.value == "set":
+            table = self._lookup_table(cur)
+            name = cur.identifier()
+            nset = table.sets.get(name.value)
+            if nset is None:
+                raise NftError("Could not process rule: No such file or directory", name.loc)
+            nset.elements = []
+            nset.flushes += 1  # the elements rules added before go too (carry.py)
         else:
             raise unsupported(f"flush {what.value}", what.loc)
+        cur.end_statement()
+
+    def _delete_rule(self, cur: Cursor) -> None:
+        """``delete rule [FAMILY] TABLE CHAIN handle N``: the rule goes (with its state)."""
+        table = self._lookup_table(cur)
+        chain = self._lookup_chain(cur, table)
+        cur.expect("handle")
+        number = cur.word("number")
+        if not number.value.isdigit():
+            raise cur.unexpected("number", number)
+        handle = int(number.value)
+        for i, rule in enumerate(chain.rules):
+            if rule.handle == handle:
+                del chain.rules[i]
+                break
+        else:
+            raise NftError("Could not process rule: No such file or directory", number.loc)  # as nft points
         cur.end_statement()
 
     def _family(self, cur: Cursor, required: bool = True) -> Optional[str]:
@@ -189,7 +218,9 @@ class Loader:
             self._chain(cur, table, verb, pending=None)
         elif what.value == "set":
             table = self._lookup_table(cur)
-            self._set(cur, table).handle = table.new_handle()
+            nset = self._set(cur, table, verb)
+            if nset is not None:
+                nset.handle = table.new_handle()
             return
         elif what.value == "rule":
             table = self._lookup_table(cur)
@@ -230,7 +261,9 @@ class Loader:
                     self._define(cur)
                 elif tok.kind == "word" and tok.value == "set":
                     cur.next()
-                    new_sets.append(self._set(cur, table))
+                    nset = self._set(cur, table, "add")
+                    if nset is not None:
+                        new_sets.append(nset)
                 elif tok.kind == "word" and tok.value in ("map", "flowtable", "counter", "quota",
                                                            "flags", "comment", "ct", "limit", "secmark",
                                                            "synproxy"):
@@ -243,18 +276,26 @@ class Loader:
                 self._attach(chain, rule)
         cur.end_statement()
 
-    def _set(self, cur: Cursor, table: Table):
+    def _set(self, cur: Cursor, table: Table, verb: str):
+        """A set declaration; None when it declares again, as ``add``, a set that exists with the
+        same properties (nft -f of a file loaded before): as the kernel, its elements join it."""
         name = cur.identifier()
-        if name.value in table.sets:
+        old = table.sets.get(name.value)
+        if old is not None and verb == "create":
             raise NftError("Could not process rule: File exists", name.loc)
         nset = NamedSet(name.value, table, name.loc)
         cur.expect("{")
         parse_set_body(cur, nset, parse_element, FIELDS)
-        table.sets[name.value] = nset
         if cur.at_kind("}"):  # nft wants a newline or ';' after a set block
             raise cur.unexpected("newline or semicolon")
         cur.end_statement()
-        return nset
+        if old is None:
+            table.sets[name.value] = nset
+            return nset
+        if _declared(old) != _declared(nset):
+            raise NftError("Could not process rule: File exists", name.loc)
+        old.elements.extend(e for e in nset.elements if e not in old.elements)
+        return None
 
     def _chain(self, cur: Cursor, table: Table, verb: str, pending: Optional[List],
                strict: bool = False) -> None:
@@ -416,6 +457,12 @@ class Loader:
             for name in edges:
                 if name not in state:
                     _visit(edges, state, name, 0)
+
+
+def _declared(nset) -> tuple:
+    """What a set's declaration says of it besides its elements."""
+    return (nset.type_name, nset.typeof, nset.interval, nset.constant, nset.dynamic, nset.timeout_flag, nset.size,
+            nset.timeout_ms, nset.gc_interval_ms)
 
 
 def _verdicts(items: List) -> List[Verdict]:

@@ -13,7 +13,8 @@ from .lexer import Token
 from .statements import Counter, Log, MarkSet, TraceSet, Verdict
 from .concat import concat_field, parse_concat_element
 from .dynamic import DscpSet
-from .stmtparse import NAT_HOOKS, parse_ct_count, parse_limit, parse_nat, parse_reject, parse_set_update, parse_vmap
+from .stmtparse import (NAT_HOOKS, parse_ct_count, parse_limit, parse_nat, parse_quota, parse_reject, parse_set_update,
+                        parse_vmap)
 from .values import int_value, merge_elements, one_element_set, parse_element, parse_flag_list, plain_int
 
 RULE_END = ("nl", ";", "}", "eof")
@@ -30,7 +31,7 @@ SUBKEYS = {
 }
 # words nft knows as the start of an expression or statement that pynetstack does not implement
 KNOWN_UNSUPPORTED = {
-    "ip6", "ether", "arp", "vlan", "sctp", "dccp", "icmpv6", "igmp", "fib", "rt", "quota",
+    "ip6", "ether", "arp", "vlan", "sctp", "dccp", "icmpv6", "igmp", "fib", "rt",
     "notrack", "queue", "set", "update", "add", "delete", "dup", "fwd", "tproxy", "synproxy",
     "numgen", "jhash", "symhash", "osf", "socket", "exthdr", "tcpopt", "ipsec", "hbh", "rt0",
     "frag", "dst", "mh", "ah", "esp", "comp", "udplite", "gre", "geneve", "vxlan", "ip6ext",
@@ -203,6 +204,8 @@ def _parse_item(cur: Cursor, ctx: RuleContext, items: List):
         return Log(prefix, cur.span(tok), level)
     if w == "limit":
         return parse_limit(cur)
+    if w == "quota":
+        return parse_quota(cur)
     if w in ("accept", "drop", "continue", "return"):
         cur.next()
         return Verdict(w, None, tok.loc)

@@ -23,7 +23,8 @@ PER_LINE = {"inet_service": 10, "inet_proto": 10, "mark": 10, "ipv4_addr": 2}
 
 class NamedSet:
     __slots__ = ("name", "table", "type_name", "typeof", "dtype", "interval", "constant", "elements",
-                 "handle", "loc", "dynamic", "timeout_flag", "size", "timeout_ms", "gc_interval_ms", "_runtime")
+                 "handle", "loc", "dynamic", "timeout_flag", "size", "timeout_ms", "gc_interval_ms", "_runtime",
+                 "flushes")
 
     def __init__(self, name: str, table, loc=None):
         self.name = name
@@ -42,6 +43,7 @@ class NamedSet:
         self.timeout_ms: Optional[int] = None  # elements' default lifetime
         self.gc_interval_ms: Optional[int] = None
         self._runtime = None
+        self.flushes = 0  # ``flush set`` commands so far: a set flushed since is not the one before
 
     def used_by_rules(self) -> None:
         """A rule adds to this set: nft then makes it dynamic (and gives it a size)."""

@@ -11,7 +11,7 @@ from .cursor import Cursor
 from .errors import NftError, unsupported
 from .expressions import FIELDS, Field, Match
 from .lexer import Token
-from .dynamic import CtCount, SetUpdate, parse_time
+from .dynamic import BYTE_UNITS, CtCount, Quota, SetUpdate, parse_time
 from .statements import Counter, Limit, Nat, Reject, Verdict, VerdictMap
 from .values import int_value, parse_element, plain_int
 
@@ -82,6 +82,26 @@ def parse_limit(cur: Cursor) -> Limit:
         if unit.value != "packets":
             raise unsupported("byte burst", unit.loc)
     return Limit(rate, unit_tok.value, S.LIMIT_UNITS[unit_tok.value], over, burst, cur.span(first))
+
+def parse_quota(cur: Cursor) -> Quota:
+    """``quota [over|until] N UNIT [used N UNIT]``."""
+    first = cur.next()
+    over = bool(cur.accept("over"))
+    if not over:
+        cur.accept("until")
+    limit = _bytes(cur)
+    used = _bytes(cur) if cur.accept("used") else 0
+    return Quota(limit, over, used, cur.span(first))
+
+
+def _bytes(cur: Cursor) -> int:
+    number = plain_int(cur)
+    unit = cur.word("bytes, kbytes or mbytes")
+    sizes = dict(BYTE_UNITS)
+    if unit.value not in sizes:
+        raise cur.unexpected("bytes, kbytes or mbytes", unit)
+    return number * sizes[unit.value]
+
 
 def parse_reject(cur: Cursor, ctx: RuleContext) -> Reject:
     first = cur.next()
