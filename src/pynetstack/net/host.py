@@ -3,8 +3,9 @@
 Sans-I/O: frames come in through ``receive_frame(iface, frame, now)``; frames go out through
 the interface's device; timers run in ``poll(now)`` and ``next_deadline()`` says when.
 Nothing raises out of ``receive_frame``: every dropped packet is counted under a reason.
-ARP lives in ``arp.py``, ICMP and path MTU in ``icmp.py``, forwarding in ``forward.py``, the
-cached per-flow way out in ``egress.py``.
+Interfaces, addresses and routes are set up in ``addressing.py``, ARP lives in ``arp.py``, ICMP
+and path MTU in ``icmp.py``, forwarding in ``forward.py``, the cached per-flow way out in
+``egress.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Dict, Optional
 
 from ..link.vnet import TrustedFrame, complete_checksum
 from ..wire import arp as arpw
-from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str, prefix_mask
+from ..wire.addr import BROADCAST_MAC, ZERO_MAC, ip_to_str, mac_to_str
 from ..wire.errors import MalformedPacket
 from ..wire.ethernet import ETH_ARP, ETH_IPV4, Ethernet, build_frame
 from ..wire import icmp as icmpw
 from ..wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4, build_ipv4
 from . import hooks as hk
+from .addressing import AddressingMixin
 from .arp import ArpMixin
 from .drops import DropCounter, DropReason
 from .egress import EgressMixin
@@ -33,9 +35,7 @@ from .fragment import fragment
 from .gso import segment_tcp
 from .icmp import LIMITED_BROADCAST, IcmpMixin, bad_source
 from .interface import Interface
-from .neighbour import NeighbourCache
 from .reassembly import Reassembler
-from .route import Route, RouteError
 from .route_policy import RoutingPolicy
 
 log = logging.getLogger("pynetstack")
@@ -56,7 +56,7 @@ _IPV4_NO_OPTIONS = b"\x08\x00\x45"
 _from_bytes = int.from_bytes
 
 
-class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
+class IPv4Host(AddressingMixin, ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
     # whoever drives the host (Stack.step, Simulation) calls poll(now) after every batch of
     # received frames, so transports may answer a batch at once (IpOutput.delivers_in_batches)
     delivers_in_batches = True
@@ -96,66 +96,6 @@ class IPv4Host(ArpMixin, IcmpMixin, ForwardMixin, EgressMixin):
         self._icmp_tokens = icmp_errors_per_second
         self._icmp_stamp = 0.0
         self._echo_paths = {}  # (pinger, our address, TOS) -> OutputPath (net/icmp.py)
-
-    # ------------------------------------------------------------------ configuration
-    def add_interface(self, iface: Interface) -> Interface:
-        if iface.name in self.interfaces:
-            raise ValueError(f"interface {iface.name!r} exists already")
-        iface.neighbours = NeighbourCache(
-            lambda ip, now: self._send_arp_request(iface, ip, now),
-            self._neighbour_failed)
-        self.interfaces[iface.name] = iface
-        return iface
-
-    def add_address(self, iface: Interface, address: int, length: int) -> None:
-        iface.addresses.append((address, length))
-        self.local_addresses[address] = iface
-        if length <= 30:
-            mask = prefix_mask(length)
-            self.broadcasts[(address & mask) | (~mask & 0xFFFFFFFF)] = iface
-        try:
-            self.routes.add(Route(address, length, iface))  # the connected route (proto kernel scope link)
-        except RouteError:
-            pass  # a second address on a subnet the interface has a route for already
-
-    def remove_address(self, iface: Interface, address: int, length: int) -> None:
-        """Take an address away (``ip addr del``): its connected route goes, and whoever listens in
-        ``address_listeners`` hears of it (NAT forgets the masquerade entries that used it)."""
-        if (address, length) not in iface.addresses:
-            raise ValueError(f"{iface.name} has no address {ip_to_str(address)}/{length}")
-        iface.addresses.remove((address, length))
-        self.local_addresses.pop(address, None)
-        mask = prefix_mask(length)
-        if length <= 30 and not any(a & mask == address & mask for a, n in iface.addresses if n == length):
-            self.broadcasts.pop((address & mask) | (~mask & 0xFFFFFFFF), None)
-        try:
-            self.routes.delete(address, length, dev=iface)
-        except RouteError:
-            pass  # another address of the subnet holds the route
-        self.flowtable.flush()
-        for listener in self.address_listeners:
-            listener(iface, address)
-
-    def set_link(self, iface: Interface, up: bool) -> None:
-        """Bring an interface down or up (``ip link set dev X down``): routes through it stop or
-        start being chosen, so traffic fails over to the next-best route (a higher metric, the
-        other next hops of a multipath route)."""
-        iface.up = up
-        self.routes.set_interface_state(iface, up)
-        self.flowtable.flush()
-
-    def add_route(self, prefix: int, length: int, gateway: Optional[int] = None,
-                  iface: Optional[Interface] = None, metric: int = 0) -> Route:
-        if iface is None:
-            via = self.routes.lookup(gateway) if gateway is not None else None
-            if via is None:
-                if gateway is None:
-                    raise ValueError("a route needs an interface or a gateway")
-                raise ValueError(f"gateway {ip_to_str(gateway)} is not on a connected network")
-            iface = via.interface
-        route = Route(prefix, length, iface, gateway, metric)
-        self.routes.add(route)
-        return route
 
     def register(self, function: hk.NetworkFunction) -> None:
         """Put a network function on its hooks; ``poll`` runs its timers from now on."""
