@@ -2,19 +2,19 @@
 
 The kernel applies a file as one transaction of add/flush commands on the live ruleset, so a rule
 that was there before keeps its counter, its limit's tokens, its quota's consumption and its
-``ct count`` connections; a
-named set keeps the elements rules added from the packet path, with their expiry times and their
-own statements; a meter keeps its elements.  Only what the file flushes or deletes starts again (a
-flushed chain's rules are gone, and the rules added after the flush are new ones, with new
-handles; a flushed set has no elements).
+``ct count`` connections; a named set keeps the elements rules added from the packet path, with
+their expiry times and their own statements; a meter keeps its elements.  Only what the file
+flushes or deletes starts again (a flushed chain's rules are gone, and the rules added after the
+flush are new ones, with new handles; a flushed set has no elements).
 
 pynetstack builds the new ruleset from all its sources again (the old ones, then the file), which
 gives every surviving object the very handles it had: handles come from per-table counters, and
 the same commands in the same order draw the same numbers.  So an object of the new ruleset is
 the old one when its table has the same handle (a table flushed away by ``flush ruleset ip`` and
-declared again gets a new one), and, for a rule, the same chain and rule handle; for a set, the same
-name, handle, type and number of ``flush set`` commands.  Its state is then moved over, into the new objects in place (the compiled
-rules hold them), once, with the stack's lock held: the cost is one pass over the rules.
+declared again gets a new one) and, for a rule, the same chain and rule handle; for a set, the
+same name, handle, type and number of ``flush set`` commands.  Its state is then moved into the
+new objects in place (the compiled rules hold them), once, with the stack's lock held: the cost
+is one pass over the rules.
 """
 
 from __future__ import annotations
