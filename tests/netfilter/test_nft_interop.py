@@ -93,17 +93,21 @@ def test_nft_check_and_pynetstack_agree_on_every_scanner_word_as_a_name(netns, t
     assert len(words) > 300
     disagree = []
     for word in words:
-        text = f"table ip t {{\n\tchain {word} {{\n\t}}\n}}\n"
-        (tmp_path / "w.nft").write_text(text)
-        kernel_ok = nft(netns, "-c", "-f", "w.nft", cwd=str(tmp_path)).returncode == 0
-        try:
-            loads(text)
-            ours_ok = True
-        except NftError:
-            ours_ok = False
+        kernel_ok, ours_ok = accepted_by_both(netns, tmp_path, f"table ip t {{\n\tchain {word} {{\n\t}}\n}}\n")
         if kernel_ok != ours_ok or kernel_ok == (word in KEYWORDS):
             disagree.append((word, kernel_ok, ours_ok))
     assert disagree == []
+
+def accepted_by_both(netns, tmp_path, text: str):
+    """(the kernel's ``nft -c`` takes ``text``, pynetstack's parser takes it)."""
+    (tmp_path / "r.nft").write_text(text)
+    kernel_ok = nft(netns, "-c", "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
+    try:
+        loads(text)
+    except NftError:
+        return kernel_ok, False
+    return kernel_ok, True
+
 
 def test_listing_with_counters_and_handles_after_reload(fresh_netns, tmp_path):
     netns = fresh_netns  # table handles count per namespace, from 1 in a new one
@@ -120,14 +124,7 @@ def agree_with_nft(netns, tmp_path, rules, text_of) -> None:
     and the accepted ones, loaded together, list alike."""
     good = []
     for rule in rules:
-        text = text_of([rule])
-        (tmp_path / "r.nft").write_text(text)
-        kernel_ok = nft(netns, "-c", "-f", "r.nft", cwd=str(tmp_path)).returncode == 0
-        try:
-            loads(text)
-            ours_ok = True
-        except NftError:
-            ours_ok = False
+        kernel_ok, ours_ok = accepted_by_both(netns, tmp_path, text_of([rule]))
         assert ours_ok == kernel_ok, rule
         if kernel_ok:
             good.append(rule)
