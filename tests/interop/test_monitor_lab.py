@@ -263,6 +263,10 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
     while time.monotonic() < deadline and int(browser.js("return document.body.dataset.updates || 0")) < 2:
         time.sleep(0.3)
     assert int(browser.js("return document.body.dataset.updates || 0")) >= 2, "no events reached the page"
+    # The kernel's receive buffer may grow to 32 MB (tcp_rmem's maximum on kernels >= 6.x), enough
+    # to take a 20 MB body in one burst whatever curl reads; capped at 1 MB, the stack's sending is
+    # paced by curl's 1 MB/s after the first buffer fills, so the rate the page shows keeps moving.
+    mlab.lab.run(mlab.host, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 1048576")
     curl = mlab.lab.popen(mlab.host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "1000000",
                           f"http://{STACK}/bytes/20000000")  # stopped after 8 s
     seen = []
@@ -278,8 +282,11 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
     finally:
         os.killpg(curl.pid, signal.SIGTERM)
         curl.wait(timeout=10)
-    assert len(set(seen)) >= 3, f"the transmit rate did not change while curl ran: {seen}"
-    assert max(seen) > 0.5e6, seen  # curl pulls 1 MB/s (more at first, while socket buffers fill)
+    print("transmit rates the page showed:", seen)
+    # curl pulls 1 MB/s (more at first, while the socket buffers fill): for most of the 8 s the
+    # page shows the stack sending at that pace (a second or so passes before its first update)
+    moving = [rate for rate in seen if rate > 0.5e6]
+    assert len(seen) >= 10 and len(moving) >= len(seen) // 2, f"the transmit rate did not follow curl: {seen}"
     assert rows == 1 and canvases >= 2
     assert os.path.getsize(shot) > 10_000
     assert browser.errors() == []
