@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from .waiting import listening, wait_for
@@ -60,6 +61,43 @@ http = false
 """
 
 
+class Stream:
+    """A streaming ``pynetstack`` command (``conntrack -E``, ``nft monitor trace``) read as it prints.
+
+    A new Python process (PyPy on the PyPy half of CI, on a loaded machine) may take seconds to
+    import and subscribe, and nothing says when it has: ``until`` makes traffic again and again
+    until the wanted line shows, within a generous bound, instead of one ping after a fixed sleep."""
+
+    def __init__(self, lab, ns, *argv, env):
+        self.process = lab.popen(ns, sys.executable, "-m", "pynetstack", *argv, env=env)
+        self.chunks = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: os.read(self.process.stdout.fileno(), 65536), b""):
+            self.chunks.append(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def until(self, traffic, wanted, timeout: float = 30.0) -> bool:
+        """Make ``traffic`` (again each second) until ``wanted(text)`` holds or ``timeout`` is up."""
+        end = time.monotonic() + timeout
+        while True:
+            traffic()
+            if wait_for(lambda: wanted(self.text()), timeout=1.0) or time.monotonic() >= end:
+                return wanted(self.text())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=15)
+        self.reader.join(5)
+
+
 def _cli(lab, ns, *argv, env, **kwargs):
     return lab.run(ns, sys.executable, "-m", "pynetstack", *argv, env=env, **kwargs)
 
@@ -95,22 +133,28 @@ def test_router_from_toml_and_nft(lab, tmp_path):
         assert 'ip saddr 192.168.88.0/24 oifname "wan0" counter packets 1 bytes 84 masquerade' in ruleset.stdout, \
             ruleset.stdout
 
-        events = lab.popen(rtr, "timeout", "4", sys.executable, "-m", "pynetstack", "conntrack", "-E",
-                           "--control", control, env=env)
-        time.sleep(1.5)  # the listener registers, then a new flow shows up as events
-        lab.run(lan, "ping", "-c", "1", "-p", "aa", "-W", "2", "198.51.100.2")
-        out, _ = events.communicate(timeout=15)
-        assert "[NEW] icmp     1 " in out.decode() and "dst=198.51.100.2 type=8" in out.decode(), out.decode()
+        # each ping is a new flow: a NEW event once the listener has registered
+        with Stream(lab, rtr, "conntrack", "-E", "--control", control, env=env) as events:
+            assert events.until(lambda: lab.run(lan, "ping", "-c", "1", "-p", "aa", "-W", "2", "198.51.100.2"),
+                                lambda out: "[NEW] icmp     1 " in out), events.text()
+        out = events.text()
+        assert "[NEW] icmp     1 " in out and "dst=198.51.100.2 type=8" in out, out
 
         # nft monitor trace: the echo request a rule marked with meta nftrace, chain by chain
-        trace = lab.popen(rtr, "timeout", "4", sys.executable, "-m", "pynetstack", "nft", "monitor", "trace",
-                          "--control", control, env=env)
-        time.sleep(1.5)
-        lab.run(lan, "ping", "-c", "1", "-W", "2", "198.51.100.2")  # 84 bytes: not traced
-        lab.run(lan, "ping", "-c", "1", "-s", "72", "-W", "2", "198.51.100.2")  # 100 bytes: traced
-        out = trace.communicate(timeout=15)[0].decode()
-        assert "ip raw prerouting rule icmp type echo-request ip length 100 meta nftrace set 1 (verdict continue)" \
-            in out and "ip raw prerouting policy accept" in out, out
+        traced = "ip raw prerouting rule icmp type echo-request ip length 100 meta nftrace set 1 (verdict continue)"
+
+        def pings():
+            lab.run(lan, "ping", "-c", "1", "-W", "2", "198.51.100.2")  # 84 bytes: not traced
+            lab.run(lan, "ping", "-c", "1", "-s", "72", "-W", "2", "198.51.100.2")  # 100 bytes: traced
+        with Stream(lab, rtr, "nft", "monitor", "trace", "--control", control, env=env) as trace:
+            assert trace.until(pings, lambda out: traced in out), trace.text()
+            # subscribed for certain now: both pings once more (an 84-byte one surely while it
+            # listens), the traced one's lines last
+            seen = trace.text().count(traced)
+            pings()
+            assert wait_for(lambda: trace.text().count(traced) > seen, timeout=15), trace.text()
+        out = trace.text()
+        assert traced in out and "ip raw prerouting policy accept" in out, out
         assert "ip length 100" in out and "ip length 84" not in out, out
 
         route = _cli(lab, rtr, "route", "get", "192.0.2.7", "--control", control, env=env)
