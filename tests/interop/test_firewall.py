@@ -17,6 +17,7 @@ import pytest
 from pynetstack.netfilter.nft import load, loads
 
 from . import routerlab as rl
+from .waiting import wait_for
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
@@ -75,7 +76,9 @@ probes = [
 ]
 out = []
 for probe in probes:
-    reply = sr1(probe, timeout=0.4)
+    # (1 s: a stack in a Python thread on a loaded machine, a GC pause, may take more than
+    # 0.4 s to answer; a probe that gets no answer by design costs the full wait)
+    reply = sr1(probe, timeout=1.0)
     if reply is None:
         out.append(None)
         continue
@@ -134,6 +137,24 @@ def counters(nat) -> list:
             for r in rules if r.counter is not None]
 
 
+def agreed_counters(stack_lab, linux_lab, leave_out=(), timeout: float = 15.0):
+    """(ours, kernel) once both routers' counters agree and hold still, or as they are at
+    ``timeout``. The kernel has counted a packet when the sender's syscall returns; the stack
+    forwards in its own thread, which on a loaded machine (PyPy's GC, a second busy process) may
+    still be working through the last packets when the traffic's command has exited. Counters
+    only grow, so a stack that counts wrong never agrees and the caller's assertion fails."""
+    def read():
+        return tuple([c for c in counters(nat) if c[1] not in leave_out] for nat in (stack_lab, linux_lab))
+    last = [None]
+
+    def still_and_equal():
+        now = read()
+        steady, last[0] = now == last[0], now
+        return steady and now[0] == now[1]
+    wait_for(still_and_equal, timeout, interval=0.2)
+    return last[0]
+
+
 def _steps():
     """(name, run(nat)) for each kind of traffic; counters are compared after each."""
     def generator(nat):
@@ -171,15 +192,11 @@ def test_same_traffic_same_counters_same_answers(both):
             out = step(nat)
             if out is not None:
                 answers[nat.kind] = out
-        time.sleep(0.3)  # the last answers through both routers
-        ours, kernel = counters(both[0]), counters(both[1])
-        if name == "curl":
-            # A download is not the same packets twice: the server's kernel sends its FIN with the
-            # last data or after it, depending on the round-trip time (tcpdump shows both), so the
-            # rules established segments reach (the first, the later chain's) may differ here.
-            timing = ("ct state established,related", "tcp dport { 80, 9000 }", "")
-            ours = [c for c in ours if c[1] not in timing]
-            kernel = [c for c in kernel if c[1] not in timing]
+        # A download is not the same packets twice: the server's kernel sends its FIN with the
+        # last data or after it, depending on the round-trip time (tcpdump shows both), so the
+        # rules established segments reach (the first, the later chain's) may differ after curl.
+        timing = ("ct state established,related", "tcp dport { 80, 9000 }", "") if name == "curl" else ()
+        ours, kernel = agreed_counters(both[0], both[1], leave_out=timing)
         assert ours == kernel, f"after {name}:\n" + "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
     stack_answers, linux_answers = answers["stack"], answers["linux"]
     assert linux_answers[5] is not None and stack_answers[5] is not None, (stack_answers, linux_answers)
@@ -297,8 +314,7 @@ def test_random_rulesets_count_random_packets_as_the_kernel_does(both, tmp_path,
         nat.lab.run(nat.wan, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
         sent = nat.lan_run(sys.executable, "-c", RANDOM_PACKETS, rl.WAN_HOST, str(seed), "100", timeout=30)
         assert sent.returncode == 0, sent.stderr
-    time.sleep(0.5)
-    ours, kernel = counters(stack_lab), counters(linux_lab)
+    ours, kernel = agreed_counters(stack_lab, linux_lab)
     assert ours == kernel, "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
     assert len(kernel) > 10 and sum(1 for c in kernel if c[2]) >= 4, kernel  # the rules saw packets
     print(f"seed {seed}: {len(kernel)} counters, {sum(1 for c in kernel if c[2])} non-zero, "
@@ -319,8 +335,7 @@ def test_icmp_query_code_is_in_the_conntrack_tuple_as_in_linux(both, tmp_path):
     for nat in both:  # a timestamp request with code 3: Linux answers with a timestamp reply, code 0
         nat.lab.run(nat.wan, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
         nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
-    time.sleep(0.5)
-    ours, kernel = counters(stack_lab), counters(linux_lab)
+    ours, kernel = agreed_counters(stack_lab, linux_lab)
     assert ours == kernel and [c[2] for c in kernel[:2]] == [0, 1], (ours, kernel)
 
 
@@ -473,9 +488,12 @@ def test_dynamic_set_elements_list_as_the_kernel_lists_them(both, tmp_path):
     script = "from scapy.all import IP, UDP, send; import sys\nsend(IP(dst=sys.argv[1])/UDP(dport=9999), verbose=0)\n"
     for nat in both:
         nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
-    time.sleep(0.3)
-    with stack_lab.stack.lock:
-        ours = stack_lab.router.ruleset.list_ruleset(now=stack_lab.stack.now())
+
+    def listed():  # the stack's thread adds the element when it gets to the datagram
+        with stack_lab.stack.lock:
+            text = stack_lab.router.ruleset.list_ruleset(now=stack_lab.stack.now())
+        return text if "elements = " in text else ""
+    ours = wait_for(listed, timeout=10)
     kernel = linux_lab.lab.run(linux_lab.rtr, "nft", "list", "ruleset", check=True).stdout
 
     def untimed(text):
@@ -520,12 +538,12 @@ def test_nft_f_keeps_counters_limits_and_set_elements_as_the_kernel_does(both, t
     def ping(count):
         for nat in both:
             nat.lan_run("ping", "-c", str(count), "-i", "0.2", "-W", "1", rl.WAN_HOST)
-        time.sleep(0.3)
+        agreed_counters(stack_lab, linux_lab)
     ping(2)
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(more), check=True)
     stack_lab.router.apply(str(more))
     ping(3)
-    ours, kernel = counters(stack_lab), counters(linux_lab)
+    ours, kernel = agreed_counters(stack_lab, linux_lab)
     print("kernel:", kernel)
     assert ours == kernel, "\n".join(f"{a} | {b}" for a, b in zip(ours, kernel) if a != b)
     assert kernel[1][2] == 5, "the kernel kept the counter across nft -f"
@@ -563,7 +581,6 @@ def test_bad_transport_checksums_are_ct_state_invalid_as_in_the_kernel(both, tmp
     for nat in both:
         sent = nat.lan_run(sys.executable, "-c", BAD_CHECKSUMS, rl.WAN_HOST, timeout=30)
         assert sent.returncode == 0, sent.stderr
-    time.sleep(0.5)
-    ours, kernel = counters(stack_lab), counters(linux_lab)
+    ours, kernel = agreed_counters(stack_lab, linux_lab)
     assert ours == kernel, (ours, kernel)
     assert [c[2] for c in kernel[:2]] == [3, 2], kernel
