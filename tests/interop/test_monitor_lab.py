@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,8 @@ from pynetstack.monitor.config import AlertSpec, MonitorConfig
 from pynetstack.monitor.monitor import Monitor
 from pynetstack.services import http
 from pynetstack.stack import Stack
+
+from .waiting import wait_for
 
 KERNEL, STACK = "10.99.41.1", "10.99.41.2"
 TAP = "pnsmon0"
@@ -137,17 +140,25 @@ def test_prometheus_sees_the_byte_rate_curl_moved(mlab, prometheus):
         assert time.monotonic() < deadline, "prometheus never scraped the stack"
         time.sleep(0.5)
     time.sleep(1.5)  # a few scrapes before the transfer starts
+    # the counter as a scrape would read it now: the transfer has not moved a byte of it yet
+    sent_before = float(re.search(rf"^{re.escape(metric)} (\S+)$", mlab.monitor.exposition.text().decode(),
+                                  re.M).group(1))
     started = time.time()
     result = mlab.lab.run(mlab.host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "2000000",
                           "-w", "%{size_download} %{speed_download}", f"http://{STACK}/bytes/{size}", timeout=60)
     ended = time.time()
     downloaded, speed = result.stdout.split()
     assert int(downloaded) == size, result.stdout + result.stderr
-    time.sleep(2.5)  # the first scrapes after the transfer
-    raw = query(prometheus, f"{metric}[{int(time.time() - started) + 5}s]", time.time())
-    assert raw, "prometheus has no sample of the stack's transmit bytes"
+    def window():  # the samples since before the transfer, once one was scraped after it
+        got = query(prometheus, f"{metric}[{int(time.time() - started) + 5}s]", time.time())
+        return got if got and any(float(t) >= ended for t, _ in got[0]["values"]) else []
+    raw = wait_for(window, timeout=15, interval=0.5)  # scrapes are 1 s apart, when not delayed
+    assert raw, "prometheus has no sample of the stack's transmit bytes after the transfer"
     stamps = [float(t) for t, _ in raw[0]["values"]]
-    before = max(t for t in stamps if t <= started)  # the last scrape before the transfer
+    # the last scrape before the transfer, by its value: Prometheus stamps a scrape when it starts,
+    # and one stamped just before ``started`` but answered late (a loaded machine, a GC pause)
+    # would already hold some of the transfer
+    before = max(float(t) for t, value in raw[0]["values"] if float(value) <= sent_before)
     after = min(t for t in stamps if t >= ended)     # the first one after it
     span = after - before
     series = query(prometheus, f"rate({metric}[{int(span * 1000) + 1}ms])", after)
@@ -268,11 +279,14 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
     # paced by curl's 1 MB/s after the first buffer fills, so the rate the page shows keeps moving.
     mlab.lab.run(mlab.host, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 1048576")
     curl = mlab.lab.popen(mlab.host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "1000000",
-                          f"http://{STACK}/bytes/20000000")  # stopped after 8 s
+                          f"http://{STACK}/bytes/20000000")  # stopped after 14 samples
     seen = []
     try:
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline and curl.poll() is None:
+        # 14 samples half a second apart, taken however long each WebDriver call takes (a loaded
+        # machine can stretch one to hundreds of ms, and 8 s of wall clock then held fewer than
+        # 10); 16 s at most, while the 20 s transfer at 1 MB/s is still running
+        deadline = time.monotonic() + 16
+        while len(seen) < 14 and time.monotonic() < deadline and curl.poll() is None:
             seen.append(parse_rate(browser.js("return document.getElementById('tx-rate').textContent")))
             if len(seen) == 6:
                 shot = browser.screenshot("dashboard.png")  # mid-transfer
@@ -283,7 +297,7 @@ def test_the_dashboard_loads_cleanly_and_its_numbers_move_with_traffic(mlab, bro
         os.killpg(curl.pid, signal.SIGTERM)
         curl.wait(timeout=10)
     print("transmit rates the page showed:", seen)
-    # curl pulls 1 MB/s (more at first, while the socket buffers fill): for most of the 8 s the
+    # curl pulls 1 MB/s (more at first, while the socket buffers fill): for most of the samples the
     # page shows the stack sending at that pace (a second or so passes before its first update)
     moving = [rate for rate in seen if rate > 0.5e6]
     assert len(seen) >= 10 and len(moving) >= len(seen) // 2, f"the transmit rate did not follow curl: {seen}"
