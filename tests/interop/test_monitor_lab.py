@@ -183,8 +183,10 @@ def test_promtool_checks_a_live_scrape_cleanly(mlab):
 def test_a_ping_flood_fires_an_alert_that_resolves_at_the_webhook(mlab):
     webhook = mlab.webhook
     webhook.payloads.clear()
-    # ping -f: as fast as the replies come (at least 100 a second), 4 s of it
-    flood = mlab.lab.run(mlab.host, "ping", "-f", "-q", "-w", "4", STACK, timeout=20)
+    # ping -f: as fast as the replies come (at least 100 a second), 4 s of it; three in flight
+    # (-l 3), so the rate stays well over the alert's 300 a second even when a loaded machine
+    # stretches the stack's round trip to a few ms
+    flood = mlab.lab.run(mlab.host, "ping", "-f", "-l", "3", "-q", "-w", "4", STACK, timeout=20)
     assert " 0% packet loss" in flood.stdout or "received" in flood.stdout, flood.stdout + flood.stderr
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not any(p["status"] == "resolved" for p in webhook.payloads):
