@@ -109,7 +109,10 @@ def test_a_cancelled_open_connection_leaves_no_connection(stack):
 
     async def main():
         task = asyncio.ensure_future(aio.open_connection(stack, nobody, 8127))
-        await asyncio.sleep(0.2)
+        for _ in range(500):  # the task opens it when the loop runs it: 5 s at most on a loaded machine
+            await asyncio.sleep(0.01)
+            if _connections_to(stack, 8127):
+                break
         assert [c.state for c in _connections_to(stack, 8127)] == [SYN_SENT]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
