@@ -195,6 +195,12 @@ class Capture:
                 break
         assert "listening on" in line, f"tcpdump did not start: {line!r}"
 
+    def so_far(self) -> str:
+        """What tcpdump has printed until now (it prints each packet as it reads it: -l), read
+        without moving the file offset the tcpdump process shares."""
+        fd = self.output.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
     def lines(self, wait: float = 10.0) -> List[str]:
         """The packets, once tcpdump has its count (or its time is up)."""
         try:
