@@ -28,9 +28,15 @@ def test_up_from_config_and_clean_shutdown(lab, tmp_path):
     echoed = lab.run(host, "nc", "-u", "-w", "1", "10.99.3.2", "7", input="via config\n")
     assert echoed.stdout == "via config\n"
     # A slow download keeps one TCP connection open while `connections` asks the stack about it.
+    # (The kernel's receive buffer may grow to 32 MB -- tcp_rmem's maximum here -- and take the
+    # whole body at once, whatever curl reads; the stack's connection then idles and its 5 s
+    # keep-alive timeout may close it before a `connections` started on a loaded machine asks.
+    # Capped at 1 MB, the stack keeps sending at curl's pace.)
+    lab.run(host, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 1048576", check=True)
     download = lab.popen(host, "curl", "-s", "-o", "/dev/null", "--limit-rate", "100k",
                          "http://10.99.3.2/bytes/4000000")  # lasts seconds at 100k/s
-    table = wait_for(lambda: _established(lab.run(host, sys.executable, "-m", "pynetstack", "connections", env=env)))
+    table = wait_for(lambda: _established(lab.run(host, sys.executable, "-m", "pynetstack", "connections", env=env)),
+                     timeout=20)
     assert table is not None, "`pynetstack connections` never listed the download"
     assert "ESTABLISHED  10.99.3.2:80" in table.stdout and "LISTEN" in table.stdout, table.stdout
     status = lab.run(host, sys.executable, "-m", "pynetstack", "status", env=env)
