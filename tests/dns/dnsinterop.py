@@ -34,8 +34,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         raise RuntimeError("no free port")
 
 
-def wait_udp(host: str, port: int, deadline: float = 10.0) -> None:
-    """Wait until something answers a DNS query on host:port (bounded in time)."""
+def wait_udp(host: str, port: int, deadline: float = 30.0) -> None:
+    """Wait until something answers a DNS query on host:port (bounded in time: generously, since a
+    new PyPy process loading its zones on a loaded machine can take many seconds)."""
     from pynetstack.wire import dns as w
     query = w.make_query(".", w.SOA, id=1, rd=False)
     end = time.monotonic() + deadline
