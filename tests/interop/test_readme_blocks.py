@@ -34,11 +34,24 @@ def test_from_python_snippet_runs_as_written(lab):
     assert lines[2] == "b'hello kernel'", result.stdout
 
 
+def _wait_for_servers(script: str) -> str:
+    """After each ``pynetstack dns serve --listen ADDR &``, wait (30 s at most) until ADDR is bound,
+    instead of a fixed sleep: a PyPy process on a loaded machine can take longer to start. (It
+    loads its zones before it binds; a query sent once it is bound waits in the socket.)"""
+    lines = []
+    for line in script.splitlines(keepends=True):
+        lines.append(line)
+        served = re.search(r"--listen (\S+) &$", line.rstrip())
+        if served:
+            lines.append(f"for i in $(seq 300); do ss -Hlun src {served.group(1)} | grep -q . && break; "
+                         "sleep 0.1; done\n")
+    return "".join(lines)
+
+
 def test_dns_commands_run_as_written(lab):
     ns = lab.netns("readmedns")
     lab.run(ns, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo")
-    script = "set -m\n" + block_after("DNS also runs as a standalone server", "sh").replace(
-        " &\n", " &\nsleep 1.5\n")
+    script = "set -m\n" + _wait_for_servers(block_after("DNS also runs as a standalone server", "sh"))
     assert os.access(os.path.join(os.path.dirname(sys.executable), "pynetstack"), os.X_OK)
     result = lab.run(ns, "bash", "-c", f"cd {ROOT} && {script}", timeout=60, env=env())
     assert result.returncode == 0, result.stdout + result.stderr
