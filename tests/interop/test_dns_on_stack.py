@@ -41,7 +41,8 @@ def dns_lab(lab, tmp_path_factory):
     upstream = lab.popen(host, sys.executable, "-m", "pynetstack", "dns", "serve", "--zone", str(zone),
                          "--listen", f"{KERNEL}:5300", env=env)
     stack.start_background()
-    assert wait_for(listening(lab, host, 5300, udp=True)), "upstream DNS server not listening"
+    # (30 s: a new PyPy process importing the package on a loaded machine can take over 10)
+    assert wait_for(listening(lab, host, 5300, udp=True), timeout=30), "upstream DNS server not listening"
     try:
         yield lab, host, stack
     finally:
