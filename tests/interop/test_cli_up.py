@@ -22,7 +22,8 @@ def test_up_from_config_and_clean_shutdown(lab, tmp_path):
         'pcap = "cli.pcap"\n\n[services]\nudp_echo = 7\n')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     process = lab.popen(host, sys.executable, "-m", "pynetstack", "up", "--config", str(config), env=env)
-    wait_for(lambda: "pnscli0" in lab.ip("-n", host, "link", "show"))
+    # (30 s: a new PyPy process importing the package on a loaded machine can take over 10)
+    assert wait_for(lambda: "pnscli0" in lab.ip("-n", host, "link", "show"), timeout=30), "the stack made no TAP"
     result = lab.run(host, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.3.2")
     assert "3 received" in result.stdout, result.stdout
     echoed = lab.run(host, "nc", "-u", "-w", "1", "10.99.3.2", "7", input="via config\n")

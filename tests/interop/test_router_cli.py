@@ -113,7 +113,8 @@ def test_router_from_toml_and_nft(lab, tmp_path):
     control = str(tmp_path / "router.sock")
     process = lab.popen(rtr, sys.executable, "-m", "pynetstack", "up", "--config", str(tmp_path / "router.toml"),
                         "--control", control, env=env)
-    wait_for(lambda: os.path.exists(control))
+    # (30 s: a new PyPy process importing the package and parsing its files on a loaded machine)
+    assert wait_for(lambda: os.path.exists(control), timeout=30), "the router never made its control socket"
     try:
         result = lab.run(lan, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.2")
         assert "2 received" in result.stdout, result.stdout + result.stderr
