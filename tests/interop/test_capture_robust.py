@@ -22,7 +22,8 @@ def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
     ns = lab.netns("caplo")
     path = tmp_path / "t.pcap"
     proc = capture(lab, ns, "-w", str(path))
-    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1), "capture not listening"
+    # (30 s: a new PyPy process importing the package on a loaded machine can take over 10)
+    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1, timeout=30), "capture not listening"
     lab.run(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1")
     assert wait_for(lambda: packet_sockets(lab, ns)[1] == 0), "capture did not read its queue"
     proc.send_signal(signal.SIGTERM)  # timeout 4 pynetstack capture -i lo -w t.pcap
@@ -37,11 +38,14 @@ def test_sigterm_keeps_the_file_and_lo_shows_each_packet_once(lab, tmp_path):
 
 def test_offloaded_checksums_on_lo_are_decoded(lab):
     ns = lab.netns("capck")
-    proc = capture(lab, ns, "--timeout", "4")
-    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1), "capture not listening"
+    # the SYN and the reset, each once on lo; not a 4 s --timeout (the bound here): the Python
+    # process that connects may itself take seconds to start on a loaded machine
+    proc = capture(lab, ns, "--count", "2", "--timeout", "60")
+    # (30 s: a new PyPy process importing the package on a loaded machine can take over 10)
+    assert wait_for(lambda: packet_sockets(lab, ns)[0] >= 1, timeout=30), "capture not listening"
     lab.run(ns, sys.executable, "-c", "import socket; s = socket.socket(); s.settimeout(1); "
             "s.connect_ex(('127.0.0.1', 9))")
-    out, err = proc.communicate(timeout=15)
+    out, err = proc.communicate(timeout=75)
     text = out.decode()
     assert "> 9: Flags [S]" in text, text + err.decode()
     assert "9 > " in text and "Flags [R.]" in text, text
