@@ -22,7 +22,9 @@ def test_capture_matches_tcpdump(tap_lab, tmp_path):
     capture = tap_lab.lab.popen(tap_lab.host, sys.executable, "-m", "pynetstack", "capture", "-i", "pnsk0",
                                 "-c", "6", "-w", str(ours), "--timeout", "20",
                                 env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-    assert wait_for(lambda: packet_sockets(tap_lab.lab, tap_lab.host)[0] >= before + 2), "captures not listening"
+    # (30 s: a new PyPy process importing the package on a loaded machine can take over 10)
+    assert wait_for(lambda: packet_sockets(tap_lab.lab, tap_lab.host)[0] >= before + 2, timeout=30), \
+        "captures not listening"
     tap_lab.run("ping", "-c", "3", "-i", "0.3", "-W", "2", STACK_VETH)
     tcpdump.wait(timeout=20)
     out, err = capture.communicate(timeout=25)
