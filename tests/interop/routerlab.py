@@ -80,6 +80,15 @@ class NatLab:
         result = self.lab.run(self.rtr, "conntrack", "-L", timeout=10)
         return [line for line in result.stdout.splitlines() if line.strip()]
 
+    def conntrack_flush(self) -> None:
+        """Forget every tracked connection (``conntrack -F``), so a test that sends fixed tuples
+        finds none of an earlier test's: a ping's ICMP id is its pid, and pids repeat."""
+        if self.router is not None:
+            with self.stack.lock:
+                self.router.conntrack.flush()
+        else:
+            self.lab.run(self.rtr, "conntrack", "-F", check=True, timeout=10)
+
     def web_server(self, ns: str, address: str, port: int, body: str, name: str) -> str:
         """Start ``python3 -m http.server`` on address:port serving ``body``; return its log path."""
         root = os.path.join(self.workdir, name)

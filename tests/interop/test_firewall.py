@@ -310,6 +310,8 @@ def test_random_rulesets_count_random_packets_as_the_kernel_does(both, tmp_path,
     path.write_text(text)
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
     stack_lab.router.load(path=str(path))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
     for nat in both:
         nat.lab.run(nat.wan, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
         sent = nat.lan_run(sys.executable, "-c", RANDOM_PACKETS, rl.WAN_HOST, str(seed), "100", timeout=30)
@@ -330,6 +332,8 @@ def test_icmp_query_code_is_in_the_conntrack_tuple_as_in_linux(both, tmp_path):
     path.write_text("flush ruleset\n" + _forward_text(["ct state established counter", "ct state invalid counter"]))
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
     stack_lab.router.load(path=str(path))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
     script = ("from scapy.all import IP, ICMP, Raw, send; import sys\n"
               "send(IP(dst=sys.argv[1])/ICMP(type=13, code=3, id=4242)/Raw(bytes(12)), verbose=0)\n")
     for nat in both:  # a timestamp request with code 3: Linux answers with a timestamp reply, code 0
@@ -445,6 +449,8 @@ def test_nft_monitor_trace_shows_what_the_kernels_shows(both, tmp_path):
     path.write_text(TRACE_RULES)
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
     stack_lab.router.load(path=str(path))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
     ours: list = []
     stack_lab.router.trace_monitor.subscribers.append(ours.append)
     monitor = linux_lab.lab.popen(linux_lab.rtr, "timeout", "4", "nft", "monitor", "trace", text=True)
@@ -485,6 +491,8 @@ def test_dynamic_set_elements_list_as_the_kernel_lists_them(both, tmp_path):
     path.write_text(METER_RULES)
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
     stack_lab.router.load(path=str(path))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
     script = "from scapy.all import IP, UDP, send; import sys\nsend(IP(dst=sys.argv[1])/UDP(dport=9999), verbose=0)\n"
     for nat in both:
         nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
@@ -534,6 +542,8 @@ def test_nft_f_keeps_counters_limits_and_set_elements_as_the_kernel_does(both, t
     more.write_text("add rule ip t c tcp dport 7 counter\n")
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(first), check=True)
     stack_lab.router.load(path=str(first))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
 
     def ping(count):
         for nat in both:
@@ -578,6 +588,8 @@ def test_bad_transport_checksums_are_ct_state_invalid_as_in_the_kernel(both, tmp
     path.write_text("flush ruleset\n" + _forward_text(["ct state invalid counter drop", "ct state new counter"]))
     linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
     stack_lab.router.load(path=str(path))
+    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
+        nat.conntrack_flush()
     for nat in both:
         sent = nat.lan_run(sys.executable, "-c", BAD_CHECKSUMS, rl.WAN_HOST, timeout=30)
         assert sent.returncode == 0, sent.stderr

@@ -29,12 +29,15 @@ def listening(lab, ns: str, port: int, udp: bool = False):
 
 
 def packet_sockets(lab, ns: str):
-    """(number of packet sockets open in ``ns``, bytes queued on them unread), from
+    """(number of packet sockets receiving in ``ns``, bytes queued on them unread), from
     /proc/net/packet: a capture (tcpdump, ``pynetstack capture``) has started when its socket
     is there, and has read everything the kernel gave it when nothing is queued."""
-    rows = lab.run(ns, "cat", "/proc/net/packet").stdout.splitlines()[1:]
-    # columns: sk RefCnt Type Proto Iface R Rmem User Inode
-    return len(rows), sum(int(row.split()[6]) for row in rows if len(row.split()) > 6)
+    rows = [row.split() for row in lab.run(ns, "cat", "/proc/net/packet").stdout.splitlines()[1:]]
+    # columns: sk RefCnt Type Proto Iface R Rmem User Inode. A socket receives once it is bound
+    # to a protocol and running (R 1): one opened with protocol 0 and not yet bound (as
+    # link/packet.py opens its own, before its rings) is listed but gets nothing yet.
+    bound = [row for row in rows if len(row) > 6 and int(row[3], 16) and row[5] == "1"]
+    return len(bound), sum(int(row[6]) for row in bound)
 
 
 def settled(read, quiet: float = 0.3):
