@@ -24,11 +24,11 @@ class Rig:
 
     # -- input
     def inject(self, flags, seq, ack=0, payload=b"", win=65535, sport=PPORT, dport=LPORT, mss=None,
-               wscale=None, sack_permitted=False, ts=None, sack=()):
+               wscale=None, sack_permitted=False, ts=None, sack=(), urgent=0):
         opts = T.build_options(mss=mss, wscale=wscale, sack_permitted=sack_permitted, ts=ts,
                                sack_blocks=sack)
         raw = T.build_tcp(PEER, LOCAL, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, win,
-                          payload, opts)
+                          payload, opts, urgent)
         self.layer.receive(IPv4(PEER, LOCAL, 6, memoryview(raw)), self.now)
 
     # -- output

@@ -143,6 +143,70 @@ def test_reset_mid_stream_seen_by_linux(rig):
         server.close()
 
 
+URGENT_CLIENT = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b"normal ")
+time.sleep(0.05)
+s.send(b"!", socket.MSG_OOB)  # Linux marks it: URG, the pointer at the octet after "!"
+time.sleep(0.05)
+s.sendall(b" after")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())
+"""
+
+
+def test_urgent_data_from_linux_stays_in_line_and_is_signalled(rig):
+    """A Linux client sends a byte with MSG_OOB: the stack's handler hears of urgent data
+    ending right after that byte, and reads every byte in order (RFC 6093, as SO_OOBINLINE)."""
+    got = {"data": b"", "marks": []}
+
+    class Reader(TcpHandler):
+        def data_received(self, data):
+            got["data"] += data
+
+        def urgent_received(self, remaining):
+            got["marks"].append(len(got["data"]) + remaining)  # where the urgent data ends
+
+        def eof_received(self):
+            self.transport.write(b"%d %r" % (len(got["data"]), got["marks"]))
+            self.transport.close()
+    server = serve_events(rig.stack, 7778, Reader)
+    try:
+        r = rig.lab.run(rig.ns, "python3", "-c", URGENT_CLIENT, STACK, "7778")
+        assert r.returncode == 0, r.stderr
+    finally:
+        server.close()
+    assert got["data"] == b"normal ! after", got
+    assert got["marks"] == [len(b"normal !")], got  # the mark just after the urgent byte
+
+
+def test_a_socket_tells_how_much_of_the_stream_ends_the_urgent_data(rig):
+    """The same over the blocking socket API: before reading, ``urgent_remaining`` says the
+    urgent data ends after the next 8 bytes; reading them brings it to 0."""
+    sock = TcpSocket(rig.stack)
+    sock.bind((STACK, 7779))
+    sock.listen()
+    sock.settimeout(10)
+    client = rig.lab.popen(rig.ns, "python3", "-c", URGENT_CLIENT, STACK, "7779")
+    try:
+        conn, _ = sock.accept()
+        conn.settimeout(10)
+        deadline = time.monotonic() + 10  # until everything, FIN included, has arrived
+        while not conn.connection.fin_received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert conn.urgent_remaining() == len(b"normal !")
+        data = b""
+        while len(data) < len(b"normal ! after"):
+            data += conn.recv(100)
+        assert data == b"normal ! after" and conn.urgent_remaining() == 0
+        conn.sendall(b"ok")
+        conn.close()
+        client.communicate(timeout=10)
+    finally:
+        sock.close()
+
+
 def test_stack_as_client_to_linux_http_server(rig, random_file):
     with tempfile.TemporaryDirectory() as d:
         size = 5_000_000

@@ -394,6 +394,13 @@ class TcpSocket:
     def fileno(self) -> int:
         return -1
 
+    def urgent_remaining(self) -> int:
+        """How many of the next bytes ``recv`` returns end with the peer's urgent data (TCP's
+        URG; 0 when none is pending).  The urgent data is in the stream, in order, as with
+        SO_OOBINLINE, which RFC 6093 recommends: there is no out-of-band byte to fetch apart."""
+        with self.stack.lock:
+            return self._conn.urgent_remaining() if self._conn else 0
+
     @property
     def connection(self):
         """The underlying ``TcpConnection`` (state, ``info()``, event log)."""

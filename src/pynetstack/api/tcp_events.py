@@ -50,6 +50,10 @@ class TcpHandler:
     def writable(self) -> None:
         pass
 
+    def urgent_received(self, remaining: int) -> None:
+        """The peer marked data urgent (TCP's URG): the next ``remaining`` bytes of the stream,
+        read in order as any others, end with its urgent data.  Default: nothing."""
+
     def connection_lost(self, error) -> None:
         pass
 
@@ -156,6 +160,8 @@ class TcpTransport:
                     self.resume_reading()
                 if not self._pending and not self._closing:
                     self.handler.writable()
+            elif kind == "urgent":
+                self.handler.urgent_received(conn.urgent_remaining())
             elif kind == "closed":
                 if not self._lost:
                     self._lost = True

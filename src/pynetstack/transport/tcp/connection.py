@@ -58,7 +58,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         "snd_buf", "snd_buf_seq", "fin_queued", "snd_wscale", "mss", "peer_mss",
         # receive side
         "irs", "rcv_nxt", "rcv_adv", "rcv_buf", "rcv_wscale", "adv_mss", "rcv_mss", "reorder",
-        "fin_received", "ack_pending", "ack_now", "last_ack_sent", "readable_posted",
+        "fin_received", "ack_pending", "ack_now", "last_ack_sent", "readable_posted", "rcv_up",
         # options
         "ts_ok", "ts_offset", "ts_recent", "ts_recent_age", "sack_ok", "ws_ok",
         # RTT / RTO (RFC 6298)
@@ -112,6 +112,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         self.rcv_mss = self.adv_mss
         self.reorder = None
         self.fin_received = False
+        self.rcv_up = None  # RCV.UP: the end of the peer's urgent data, once it sent some
         self.ack_pending = 0
         self.ack_now = False
         self.last_ack_sent = 0

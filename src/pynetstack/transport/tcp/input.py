@@ -8,20 +8,22 @@ go through the RFC's steps in order, one named method each:
     4. SYN bit                   _syn_arrives        (RFC 5961 4.2: challenge ACK)
     5. ACK field                 _ack_arrives        (handshake._ack_of_syn in SYN-RECEIVED,
                                                       sender._process_ack otherwise)
+    6. URG bit                   _urgent_arrives     (receiver.py)
     7. segment text              _segment_text       (receiver._receive_data)
     8. FIN bit                   _fin_bit            (receiver._fin_arrives)
 
-(Step 3, security/compartment, is obsolete; step 6, URG, is not implemented: urgent data is
-delivered in line as RFC 6093 recommends.)  Before the steps, header prediction
-(``_predicted_ack``) takes the bare ACK of a bulk transfer straight to ACK processing, and
-``_predicted_data`` the next in-order data segment of a bulk receive straight to step 7.
+(Step 3, security/compartment, is obsolete. Urgent data stays in line, as RFC 6093 recommends
+and SO_OOBINLINE does; step 6 tells the application where it ends.) Before the steps, header
+prediction (``_predicted_ack``) takes the bare ACK of a bulk transfer straight to ACK
+processing, and ``_predicted_data`` the next in-order data segment of a bulk receive straight
+to step 7.
 
 A mixin of ``TcpConnection``: the fields live in the connection's ``__slots__``.
 """
 
 from __future__ import annotations
 
-from ...wire.tcp import ACK, FIN, PSH, RST, SYN
+from ...wire.tcp import ACK, FIN, PSH, RST, SYN, URG
 from .seq import seq_lt, unwrap
 from .state import (CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, RECEIVES_DATA,
                     SYN_RECEIVED, SYN_SENT, TIME_WAIT)
@@ -122,6 +124,8 @@ class InputMixin:
         if ack is None:
             return
         self._acceptable_arrived(seg, seq, now)
+        if flags & URG and self.state in RECEIVES_DATA:  # step 6
+            self._urgent_arrives(seq + seg.urgent)
         fin = self._segment_text(seg, seq, ack, now)  # step 7
         if fin:  # step 8
             self._fin_bit(seq + seg_len, now)

@@ -20,6 +20,30 @@ class ReceiverMixin:
     def readable_bytes(self) -> int:
         return self.rcv_buf.size
 
+    def urgent_remaining(self) -> int:
+        """Bytes from the next one the application reads to the end of the peer's urgent data
+        (RFC 9293 MUST-32: the application can learn how much urgent data remains); 0 when none
+        is pending.  The urgent data is in the stream, in order, as everything else."""
+        if self.rcv_up is None:
+            return 0
+        remaining = self.rcv_up - self._read_seq()
+        return remaining if remaining > 0 else 0
+
+    def _read_seq(self) -> int:
+        """The sequence number of the next byte the application reads (a FIN counts in
+        RCV.NXT but is not in the buffer)."""
+        return self.rcv_nxt - self.rcv_buf.size - (1 if self.fin_received else 0)
+
+    def _urgent_arrives(self, up: int) -> None:
+        """Step 6 (RFC 9293 3.10.7.4): RCV.UP <- max(RCV.UP, SEG.UP), where SEG.UP is SEG.SEQ plus
+        the urgent pointer, the octet after the urgent data (MUST-31); the application hears of
+        it (an "urgent" event) whenever the pointer moves ahead of what it has read (MUST-32)."""
+        if self.rcv_up is not None and up <= self.rcv_up:
+            return
+        self.rcv_up = up
+        if up > self._read_seq():
+            self._notify("urgent")
+
     def at_eof(self) -> bool:
         return self.fin_received and not self.rcv_buf
 
