@@ -52,7 +52,8 @@ class _Sink:
 
 def _trace_of(pkt, monitor: Optional[TraceMonitor]):
     trace = getattr(pkt, "trace", None)
-    if trace is None and monitor is not None and getattr(pkt, "nftrace", False):
+    # (a monitor without subscribers gives no sink: its packets' nftrace need not be read)
+    if trace is None and monitor is not None and monitor.subscribers and getattr(pkt, "nftrace", False):
         trace = monitor.sink()
     return trace
 
@@ -118,12 +119,11 @@ def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str
     stack: List = []
     chain = base
     rules, order = walk(chain, pkt)
-    pos = 0
+    # an iterator over the positions keeps its place, so a jump saves it on the stack as it is
+    todo = iter(order)
     while True:
-        jumped = False
-        while pos < len(order):
-            rule = rules[order[pos]]
-            pos += 1
+        for n in todo:
+            rule = rules[n]
             test = rule.test
             if test is not None and not test(pkt):
                 continue
@@ -135,6 +135,9 @@ def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str
             if trace is not None:
                 shown = "accept" if kind == "nat" else kind if target is None else f"{kind} {target.name}"
                 trace.append(f"{_trace_head(chain, pkt)} rule {rule.format()} (verdict {shown})")
+            if kind == "accept" or kind == "drop":  # the common ends first: one test each
+                decision.rule, decision.chain = rule, chain
+                return kind
             if kind == "continue":
                 continue
             if kind == "jump" or kind == "goto":
@@ -142,28 +145,28 @@ def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str
                     if len(stack) >= MAX_JUMP_DEPTH:
                         kind = "drop"
                     else:
-                        stack.append((chain, rules, order, pos))
+                        stack.append((chain, rules, todo))
                 if kind != "drop":
                     chain = target
                     rules, order = walk(chain, pkt)
-                    pos, jumped = 0, True
+                    todo = iter(order)
                     break
             if kind == "return":
+                todo = iter(())  # the rest of this chain is skipped: its end follows
                 break
             if kind == "nat":  # only the NAT that took effect is recorded as the deciding rule
                 return "accept"
             decision.rule, decision.chain = rule, chain
             return kind
-        if jumped:
-            continue
-        # end of chain (or return): back to the caller, or the base chain's policy
-        if stack:  # (the kernel traces no event here: the next rule of the caller shows)
-            chain, rules, order, pos = stack.pop()
-            continue
-        if trace is not None:
-            trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
-        decision.rule, decision.chain = None, base
-        return base.policy
+        else:
+            # end of chain (or return): back to the caller, or the base chain's policy
+            if stack:  # (the kernel traces no event here: the next rule of the caller shows)
+                chain, rules, todo = stack.pop()
+                continue
+            if trace is not None:
+                trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
+            decision.rule, decision.chain = None, base
+            return base.policy
 
 
 def _run_rule(rule: Rule, pkt, decision: Decision):
