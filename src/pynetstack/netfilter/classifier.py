@@ -160,9 +160,10 @@ class _FieldIndex:
 
 
 class CompiledChain:
-    """One chain's rules behind its field indexes.  ``candidates(p)`` -> rule numbers, in order."""
+    """One chain's rules behind its field indexes.  ``candidates(p)`` -> rule numbers, in order;
+    ``walk(p)`` -> (the rules, those numbers), as the evaluator asks."""
 
-    __slots__ = ("chain", "rules", "lookups", "wildcard", "indexed", "candidates")
+    __slots__ = ("chain", "rules", "lookups", "wildcard", "indexed", "walk", "candidates")
 
     def __init__(self, chain, mark_fixed: bool = False):
         self.chain = chain
@@ -196,14 +197,14 @@ class CompiledChain:
         self._generate(list(indexes.values()))
 
     def _generate(self, indexes) -> None:
-        """``candidates(p)`` as one generated function: every field read inline (no call per
+        """``walk(p)`` as one generated function: every field read inline (no call per
         field), then the hits merged in rule order with the wildcard list.  Fields of one
         transport protocol (tcp/udp ports, icmp type) are read under one test of ``p.proto``:
         for a packet of another protocol they would read -1, which no index holds, so skipping
         them gives the same hits for less work."""
-        env = {"_bisect": bisect_right, "_wild": self.wildcard, "_merge": _merge}
+        env = {"_bisect": bisect_right, "_wild": self.wildcard, "_merge": _merge, "_rules": self.rules}
         env.update(_HELPERS)
-        lines = ["def candidates(p):", "    hits = []"]
+        lines = ["def walk(p):", "    hits = []"]
         by_proto: Dict[int, List[str]] = {}
         for k, ix in enumerate(indexes):
             proto = ix.field.proto
@@ -216,10 +217,24 @@ class CompiledChain:
             for n, (proto, body) in enumerate(sorted(by_proto.items())):
                 lines.append(f"    {'if' if n == 0 else 'elif'} proto == {proto}:")
                 lines += ["        " + line for line in body]
-        lines += ["    if not hits:", "        return _wild", "    if len(hits) == 1 and not _wild:",
-                  "        return hits[0]", "    return _merge(hits, _wild)"]
+        lines += ["    if not hits:", "        return _rules, _wild", "    if len(hits) == 1 and not _wild:",
+                  "        return _rules, hits[0]", "    return _rules, _merge(hits, _wild)"]
         exec("\n".join(lines), env)  # noqa: S102 - our own source, built from field definitions
-        self.candidates = env["candidates"]
+        walk = self.walk = env["walk"]
+        self.candidates = lambda p: walk(p)[1]
+
+
+class _Walks(dict):
+    """chain -> its ``walk(pkt)``; a chain not seen yet (a jump's target) is compiled on first use."""
+
+    __slots__ = ("classifier",)
+
+    def __init__(self, classifier: "Classifier"):
+        super().__init__()
+        self.classifier = classifier
+
+    def __missing__(self, chain):
+        return self.classifier.chain(chain).walk
 
 
 def _lookup_lines(k: int, ix: _FieldIndex, source: str, env: dict) -> List[str]:
@@ -247,46 +262,36 @@ def _merge(hits: List[Tuple[int, ...]], wildcard: Tuple[int, ...]) -> Tuple[int,
 class Classifier:
     """Compiled chains of a ruleset (compiled on first use; a new ruleset gets a new Classifier)."""
 
-    __slots__ = ("compiled", "mark_fixed", "walk")
+    __slots__ = ("compiled", "mark_fixed", "walks")
 
     def __init__(self, ruleset=None):
-        # keyed by the chain itself (identity: Chain defines no __eq__), one dict probe per walk
-        self.compiled: Dict[object, CompiledChain] = {}
         self.mark_fixed = ruleset is not None and not any(
             isinstance(item, MarkSet) for rule in ruleset.rules() for item in rule.items)
+        # keyed by the chain itself (identity: Chain defines no __eq__)
+        self.compiled: Dict[object, CompiledChain] = {}
+        # the evaluator's ``walks[chain](pkt)``: a dict probe in C, then the generated lookup
+        self.walks = _Walks(self)
         if ruleset is not None:
             for chain in ruleset.chains():
-                self.compiled[chain] = CompiledChain(chain, self.mark_fixed)
-        self.walk = self._walker()
+                self.chain(chain)
 
     def chain(self, chain) -> CompiledChain:
         compiled = self.compiled.get(chain)
         if compiled is None:
             compiled = self.compiled[chain] = CompiledChain(chain, self.mark_fixed)
+            self.walks[chain] = compiled.walk
         return compiled
 
     def evaluate_chain(self, base, pkt, monitor=None) -> Decision:
         """As :func:`nft.evaluate.evaluate_chain`, over the candidates only (its two lines here:
         one call less per packet)."""
         decision = Decision(_trace_of(pkt, monitor), monitor)
-        decision.verdict = run_base_chain(base, pkt, decision, self.walk)
+        decision.verdict = run_base_chain(base, pkt, decision, self.walks)
         return decision
 
     def evaluate(self, ruleset, hook: str, pkt, monitor=None) -> Decision:
         """As :func:`nft.evaluate.evaluate`: every base chain of ``hook`` in priority order."""
-        return evaluate(ruleset, hook, pkt, self.walk, monitor)
-
-    def _walker(self):
-        """``walk(chain, pkt)``: the rules of ``chain`` and the positions of the candidates for
-        ``pkt``, in rule order.  A closure, kept: no bound method is made per packet."""
-        get, compile_chain = self.compiled.get, self.chain
-
-        def walk(chain, pkt):
-            compiled = get(chain)
-            if compiled is None:
-                compiled = compile_chain(chain)
-            return compiled.rules, compiled.candidates(pkt)
-        return walk
+        return evaluate(ruleset, hook, pkt, self.walks, monitor)
 
     def stats(self) -> dict:
         rules = sum(len(c.rules) for c in self.compiled.values())

@@ -81,20 +81,28 @@ class Decision:
         return f"Decision({self.verdict!r}, nat={self.nat!r}, reject={self.reject!r}, mark={self.mark!r})"
 
 
-def _all_rules(chain: Chain, pkt):
-    """The linear walk: every rule of the chain, in order."""
-    rules = chain.rules
-    return rules, range(len(rules))
+class _LinearWalks:
+    """``walks[chain](pkt)`` -> (the chain's rules, the positions to try): all of them, in order
+    (the linear evaluator).  The classifier's ``walks`` is a dict of generated functions, so a
+    walk costs it a dict probe in C and the call of its candidate lookup, nothing more."""
+
+    def __getitem__(self, chain: Chain):
+        rules = chain.rules
+        every = (rules, range(len(rules)))
+        return lambda pkt: every
 
 
-def evaluate(ruleset, hook: str, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+_all_rules = _LinearWalks()
+
+
+def evaluate(ruleset, hook: str, pkt, walks=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
     """Every base chain of ``hook`` in priority order."""
     decision = Decision(_trace_of(pkt, monitor), monitor)
     chains = ruleset._hooks.get(hook)
     if chains is None:
         chains = ruleset.base_chains(hook)
     for base in chains:
-        verdict = run_base_chain(base, pkt, decision, walk)
+        verdict = run_base_chain(base, pkt, decision, walks)
         if verdict != "accept":
             decision.verdict = verdict
             return decision
@@ -102,23 +110,23 @@ def evaluate(ruleset, hook: str, pkt, walk=_all_rules, monitor: Optional[TraceMo
     return decision
 
 
-def evaluate_chain(base: Chain, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+def evaluate_chain(base: Chain, pkt, walks=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
     """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
     decision = Decision(_trace_of(pkt, monitor), monitor)
-    decision.verdict = run_base_chain(base, pkt, decision, walk)
+    decision.verdict = run_base_chain(base, pkt, decision, walks)
     return decision
 
 
-def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str:
-    """Run a base chain with the kernel's semantics.  ``walk(chain, pkt)`` gives the chain's rules
-    and the positions to try, in order: all of them here; a compiled classifier gives only the
-    candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
+def run_base_chain(base: Chain, pkt, decision: Decision, walks=_all_rules) -> str:
+    """Run a base chain with the kernel's semantics.  ``walks[chain](pkt)`` gives the chain's
+    rules and the positions to try, in order: all of them here; a compiled classifier gives only
+    the candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
     trace = decision.trace
     if trace is not None:
         trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")
-    stack: List = []
+    stack: Optional[List] = None  # made on the first jump: most packets take none
     chain = base
-    rules, order = walk(chain, pkt)
+    rules, order = walks[chain](pkt)
     # an iterator over the positions keeps its place, so a jump saves it on the stack as it is
     todo = iter(order)
     while True:
@@ -142,13 +150,15 @@ def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str
                 continue
             if kind == "jump" or kind == "goto":
                 if kind == "jump":
+                    if stack is None:
+                        stack = []
                     if len(stack) >= MAX_JUMP_DEPTH:
                         kind = "drop"
                     else:
                         stack.append((chain, rules, todo))
                 if kind != "drop":
                     chain = target
-                    rules, order = walk(chain, pkt)
+                    rules, order = walks[chain](pkt)
                     todo = iter(order)
                     break
             if kind == "return":
