@@ -47,6 +47,9 @@ MAX_SHARE = 1.0 / 16  # a key covering more of its field than this selects too l
 # bound on segment entries of one interval index (per keyed rule): nested wide ranges are moved
 # to the wildcard list until the index fits
 MAX_ENTRIES_PER_RULE = 24
+# an interval index with more boundaries than this gets a radix table over its field (see _radix)
+RADIX_MIN_BOUNDS = 256
+RADIX_BITS = 16
 
 
 def _key_of(match: Match, mark_fixed: bool) -> Optional[Tuple[float, list]]:
@@ -239,6 +242,38 @@ class _Walks(dict):
         return self.classifier.chain(chain).walk
 
 
+def _radix(bounds: List[int], segments: List[Tuple[int, ...]], space: int):
+    """(shift, blocks): the field's space cut into 2**RADIX_BITS blocks, ``blocks[v >> shift]``
+    the segment of every value of a block that lies in one segment, else [its boundaries, their
+    segments] for a bisect within the block.  One list index replaces most of a bisect over
+    thousands of boundaries (each step of which compares Python ints); the answer is the same:
+    the segment in effect at v."""
+    shift = max(0, space.bit_length() - 1 - RADIX_BITS)
+    count = ((space - 1) >> shift) + 1
+    blocks: List = [()] * count
+    current: Tuple[int, ...] = ()
+    b = i = 0
+    n = len(bounds)
+    while b < count:
+        start, end = b << shift, (b + 1) << shift
+        while i < n and bounds[i] <= start:
+            current = segments[i]
+            i += 1
+        if i < n and bounds[i] < end:  # boundaries inside the block: a small bisect there
+            j = i
+            while j < n and bounds[j] < end:
+                j += 1
+            blocks[b] = [[start] + bounds[i:j], [current] + segments[i:j]]
+            current = segments[j - 1]
+            i = j
+            b += 1
+        else:  # every block up to the next boundary's lies in one segment
+            following = min(bounds[i] >> shift, count) if i < n else count
+            blocks[b:following] = [current] * (following - b)
+            b = following
+    return shift, blocks
+
+
 def _lookup_lines(k: int, ix: _FieldIndex, source: str, env: dict) -> List[str]:
     """Source lines (unindented) that add index ``k``'s hit for the field read by ``source``."""
     lines = []
@@ -250,8 +285,17 @@ def _lookup_lines(k: int, ix: _FieldIndex, source: str, env: dict) -> List[str]:
         env[f"_t{k}"] = ix.table
         return lines + [f"h = _t{k}.get({source})", "if h:", "    hits.append(h)"]
     env[f"_b{k}"], env[f"_s{k}"] = ix.bounds, ix.segments
-    return lines + [f"i = _bisect(_b{k}, {source}) - 1", "if i >= 0:", f"    h = _s{k}[i]", "    if h:",
-                    "        hits.append(h)"]
+    space = _SPACE.get(ix.field.dtype)
+    if space is None or len(ix.bounds) <= RADIX_MIN_BOUNDS:
+        return lines + [f"i = _bisect(_b{k}, {source}) - 1", "if i >= 0:", f"    h = _s{k}[i]", "    if h:",
+                        "        hits.append(h)"]
+    shift, env[f"_r{k}"] = _radix(ix.bounds, ix.segments, space)
+    if source != "v":
+        lines.append(f"v = {source}")
+    # a value outside the field's space (-1: no such header) takes the plain bisect
+    return lines + [f"if 0 <= v < {space}:", f"    h = _r{k}[v >> {shift}]", "    if h.__class__ is list:",
+                    "        h = h[1][_bisect(h[0], v) - 1]", "else:", f"    i = _bisect(_b{k}, v) - 1",
+                    f"    h = _s{k}[i] if i >= 0 else ()", "if h:", "    hits.append(h)"]
 
 
 def _merge(hits: List[Tuple[int, ...]], wildcard: Tuple[int, ...]) -> Tuple[int, ...]:
