@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 import re
+from bisect import bisect_right
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pynetstack.netfilter.classifier import Classifier, CompiledChain
+from pynetstack.netfilter.classifier import Classifier, CompiledChain, _FieldIndex, _radix
+from pynetstack.netfilter.nft.expressions import FIELDS
 from pynetstack.netfilter.nft import NftError, loads
 
 from .nftgen import random_rules
@@ -149,3 +151,53 @@ def test_nested_wide_ranges_stay_bounded():
     compiled = CompiledChain(rs.tables[("ip", "t")].chains["c"])
     assert sum(len(s) for s in compiled.lookups[0][3]) <= 24 * 400 + 1024
     compare(ruleset(rules, []), 5, packets=50)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10 ** 6))
+def test_radix_blocks_give_the_segment_a_bisect_gives(seed):
+    r = random.Random(seed)
+    space = r.choice([1 << 32, 1 << 16, 256])
+    width = r.choice([1, 16, 256, 1 << 12, space // 8])
+    items = []
+    for n in range(r.randint(1, 400)):
+        lo = r.randrange(space) if r.random() < 0.8 else r.choice([0, space - 1, 1 << 16, (1 << 16) - 1])
+        items.append((lo, min(space - 1, lo + r.randrange(width)), n))
+    index = _FieldIndex(FIELDS["ip saddr"])
+    index._build_segments(items)
+    bounds, segments = index.bounds, index.segments
+    shift, blocks = _radix(bounds, segments, space)
+    assert len(blocks) <= 1 << 16
+    probes = [0, space - 1] + [r.randrange(space) for _ in range(200)]
+    probes += [b + d for b in bounds for d in (-1, 0, 1) if 0 <= b + d < space]
+    probes += [(b >> shift << shift) + d for b in bounds for d in (-1, 0) if 0 <= (b >> shift << shift) + d < space]
+    for v in probes:
+        i = bisect_right(bounds, v) - 1
+        want = segments[i] if i >= 0 else ()
+        got = blocks[v >> shift]
+        if got.__class__ is list:
+            got = got[1][bisect_right(got[0], v) - 1]
+        assert got == want, (v, space)
+
+
+def test_compiled_equals_linear_with_radix_indexes():
+    # enough prefixes, hosts and port ranges for the interval indexes to take radix tables
+    r = random.Random(7)
+    rules = []
+    for i in range(700):
+        a, b = r.choice([10, 172, 192]), r.choice([0, 1, 2, 16, 168])
+        kind = i % 4
+        if kind == 0:
+            rules.append(f"ip saddr {a}.{b}.{r.randint(0, 3)}.0/{r.choice([24, 28, 30])} counter drop")
+        elif kind == 1:
+            rules.append(f"ip saddr {a}.{b}.{r.randint(0, 3)}.{r.randint(1, 9)} counter accept")
+        elif kind == 2:
+            lo = r.choice([1, 22, 53, 80, 443, 1000, 8080, 65000]) + r.randint(0, 5)
+            rules.append(f"udp dport {lo}-{min(65535, lo + r.randint(1, 40))} counter drop")
+        else:
+            rules.append(f"tcp sport {r.randint(0, 65535)} counter accept")
+    text = ruleset(rules, [])
+    compiled = CompiledChain(loads(text).tables[("ip", "t")].chains["c"])
+    assert any(isinstance(v, list) and len(v) == 1 << 16 for k, v in compiled.walk.__globals__.items()
+               if k.startswith("_r"))
+    compare(text, 11, packets=400)

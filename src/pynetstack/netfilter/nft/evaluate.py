@@ -52,7 +52,8 @@ class _Sink:
 
 def _trace_of(pkt, monitor: Optional[TraceMonitor]):
     trace = getattr(pkt, "trace", None)
-    if trace is None and monitor is not None and getattr(pkt, "nftrace", False):
+    # (a monitor without subscribers gives no sink: its packets' nftrace need not be read)
+    if trace is None and monitor is not None and monitor.subscribers and getattr(pkt, "nftrace", False):
         trace = monitor.sink()
     return trace
 
@@ -80,20 +81,28 @@ class Decision:
         return f"Decision({self.verdict!r}, nat={self.nat!r}, reject={self.reject!r}, mark={self.mark!r})"
 
 
-def _all_rules(chain: Chain, pkt):
-    """The linear walk: every rule of the chain, in order."""
-    rules = chain.rules
-    return rules, range(len(rules))
+class _LinearWalks:
+    """``walks[chain](pkt)`` -> (the chain's rules, the positions to try): all of them, in order
+    (the linear evaluator).  The classifier's ``walks`` is a dict of generated functions, so a
+    walk costs it a dict probe in C and the call of its candidate lookup, nothing more."""
+
+    def __getitem__(self, chain: Chain):
+        rules = chain.rules
+        every = (rules, range(len(rules)))
+        return lambda pkt: every
 
 
-def evaluate(ruleset, hook: str, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+_all_rules = _LinearWalks()
+
+
+def evaluate(ruleset, hook: str, pkt, walks=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
     """Every base chain of ``hook`` in priority order."""
     decision = Decision(_trace_of(pkt, monitor), monitor)
     chains = ruleset._hooks.get(hook)
     if chains is None:
         chains = ruleset.base_chains(hook)
     for base in chains:
-        verdict = run_base_chain(base, pkt, decision, walk)
+        verdict = run_base_chain(base, pkt, decision, walks)
         if verdict != "accept":
             decision.verdict = verdict
             return decision
@@ -101,29 +110,28 @@ def evaluate(ruleset, hook: str, pkt, walk=_all_rules, monitor: Optional[TraceMo
     return decision
 
 
-def evaluate_chain(base: Chain, pkt, walk=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
+def evaluate_chain(base: Chain, pkt, walks=_all_rules, monitor: Optional[TraceMonitor] = None) -> Decision:
     """Run one base chain (as the packet path does, each chain a stage at its own priority)."""
     decision = Decision(_trace_of(pkt, monitor), monitor)
-    decision.verdict = run_base_chain(base, pkt, decision, walk)
+    decision.verdict = run_base_chain(base, pkt, decision, walks)
     return decision
 
 
-def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str:
-    """Run a base chain with the kernel's semantics.  ``walk(chain, pkt)`` gives the chain's rules
-    and the positions to try, in order: all of them here; a compiled classifier gives only the
-    candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
+def run_base_chain(base: Chain, pkt, decision: Decision, walks=_all_rules) -> str:
+    """Run a base chain with the kernel's semantics.  ``walks[chain](pkt)`` gives the chain's
+    rules and the positions to try, in order: all of them here; a compiled classifier gives only
+    the candidates that can match (netfilter/classifier.py), with the same verdicts and counters."""
     trace = decision.trace
     if trace is not None:
         trace.append(f"{_trace_head(base, pkt)} packet: {_describe(pkt)}")
-    stack: List = []
+    stack: Optional[List] = None  # made on the first jump: most packets take none
     chain = base
-    rules, order = walk(chain, pkt)
-    pos = 0
+    rules, order = walks[chain](pkt)
+    # an iterator over the positions keeps its place, so a jump saves it on the stack as it is
+    todo = iter(order)
     while True:
-        jumped = False
-        while pos < len(order):
-            rule = rules[order[pos]]
-            pos += 1
+        for n in todo:
+            rule = rules[n]
             test = rule.test
             if test is not None and not test(pkt):
                 continue
@@ -135,35 +143,40 @@ def run_base_chain(base: Chain, pkt, decision: Decision, walk=_all_rules) -> str
             if trace is not None:
                 shown = "accept" if kind == "nat" else kind if target is None else f"{kind} {target.name}"
                 trace.append(f"{_trace_head(chain, pkt)} rule {rule.format()} (verdict {shown})")
+            if kind == "accept" or kind == "drop":  # the common ends first: one test each
+                decision.rule, decision.chain = rule, chain
+                return kind
             if kind == "continue":
                 continue
             if kind == "jump" or kind == "goto":
                 if kind == "jump":
+                    if stack is None:
+                        stack = []
                     if len(stack) >= MAX_JUMP_DEPTH:
                         kind = "drop"
                     else:
-                        stack.append((chain, rules, order, pos))
+                        stack.append((chain, rules, todo))
                 if kind != "drop":
                     chain = target
-                    rules, order = walk(chain, pkt)
-                    pos, jumped = 0, True
+                    rules, order = walks[chain](pkt)
+                    todo = iter(order)
                     break
             if kind == "return":
+                todo = iter(())  # the rest of this chain is skipped: its end follows
                 break
             if kind == "nat":  # only the NAT that took effect is recorded as the deciding rule
                 return "accept"
             decision.rule, decision.chain = rule, chain
             return kind
-        if jumped:
-            continue
-        # end of chain (or return): back to the caller, or the base chain's policy
-        if stack:  # (the kernel traces no event here: the next rule of the caller shows)
-            chain, rules, order, pos = stack.pop()
-            continue
-        if trace is not None:
-            trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
-        decision.rule, decision.chain = None, base
-        return base.policy
+        else:
+            # end of chain (or return): back to the caller, or the base chain's policy
+            if stack:  # (the kernel traces no event here: the next rule of the caller shows)
+                chain, rules, todo = stack.pop()
+                continue
+            if trace is not None:
+                trace.append(f"{_trace_head(base, pkt)} policy {base.policy}")
+            decision.rule, decision.chain = None, base
+            return base.policy
 
 
 def _run_rule(rule: Rule, pkt, decision: Decision):
