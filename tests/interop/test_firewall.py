@@ -137,6 +137,16 @@ def counters(nat) -> list:
             for r in rules if r.counter is not None]
 
 
+def load_on_both(both, path) -> None:
+    """The same nft file into the kernel router (nft -f) and into pynetstack, with conntrack
+    emptied on both: no tuple an earlier test left (a ping's ICMP id is its pid, and pids repeat)."""
+    stack_lab, linux_lab = both
+    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
+    stack_lab.router.load(path=str(path))
+    for nat in both:
+        nat.conntrack_flush()
+
+
 def agreed_counters(stack_lab, linux_lab, leave_out=(), timeout: float = 15.0):
     """(ours, kernel) once both routers' counters agree and hold still, or as they are at
     ``timeout``. The kernel has counted a packet when the sender's syscall returns; the stack
@@ -308,10 +318,7 @@ def test_random_rulesets_count_random_packets_as_the_kernel_does(both, tmp_path,
     text = "flush ruleset\n" + _random_forward_ruleset(seed, linux_lab.lab, linux_lab.rtr, tmp_path)
     path = tmp_path / "random.nft"
     path.write_text(text)
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
-    stack_lab.router.load(path=str(path))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, path)
     for nat in both:
         nat.lab.run(nat.wan, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
         sent = nat.lan_run(sys.executable, "-c", RANDOM_PACKETS, rl.WAN_HOST, str(seed), "100", timeout=30)
@@ -330,10 +337,7 @@ def test_icmp_query_code_is_in_the_conntrack_tuple_as_in_linux(both, tmp_path):
     stack_lab, linux_lab = both
     path = tmp_path / "ct.nft"
     path.write_text("flush ruleset\n" + _forward_text(["ct state established counter", "ct state invalid counter"]))
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
-    stack_lab.router.load(path=str(path))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, path)
     script = ("from scapy.all import IP, ICMP, Raw, send; import sys\n"
               "send(IP(dst=sys.argv[1])/ICMP(type=13, code=3, id=4242)/Raw(bytes(12)), verbose=0)\n")
     for nat in both:  # a timestamp request with code 3: Linux answers with a timestamp reply, code 0
@@ -447,10 +451,7 @@ def test_nft_monitor_trace_shows_what_the_kernels_shows(both, tmp_path):
     stack_lab, linux_lab = both
     path = tmp_path / "trace.nft"
     path.write_text(TRACE_RULES)
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
-    stack_lab.router.load(path=str(path))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, path)
     ours: list = []
     stack_lab.router.trace_monitor.subscribers.append(ours.append)
     monitor = linux_lab.lab.popen(linux_lab.rtr, "timeout", "4", "nft", "monitor", "trace", text=True)
@@ -489,10 +490,7 @@ def test_dynamic_set_elements_list_as_the_kernel_lists_them(both, tmp_path):
     stack_lab, linux_lab = both
     path = tmp_path / "meter.nft"
     path.write_text(METER_RULES)
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
-    stack_lab.router.load(path=str(path))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, path)
     script = "from scapy.all import IP, UDP, send; import sys\nsend(IP(dst=sys.argv[1])/UDP(dport=9999), verbose=0)\n"
     for nat in both:
         nat.lan_run(sys.executable, "-c", script, rl.WAN_HOST, timeout=30)
@@ -540,10 +538,7 @@ def test_nft_f_keeps_counters_limits_and_set_elements_as_the_kernel_does(both, t
     first, more = tmp_path / "state.nft", tmp_path / "more.nft"
     first.write_text(STATE_RULES)
     more.write_text("add rule ip t c tcp dport 7 counter\n")
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(first), check=True)
-    stack_lab.router.load(path=str(first))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, first)
 
     def ping(count):
         for nat in both:
@@ -586,10 +581,7 @@ def test_bad_transport_checksums_are_ct_state_invalid_as_in_the_kernel(both, tmp
     stack_lab, linux_lab = both
     path = tmp_path / "ck.nft"
     path.write_text("flush ruleset\n" + _forward_text(["ct state invalid counter drop", "ct state new counter"]))
-    linux_lab.lab.run(linux_lab.rtr, "nft", "-f", str(path), check=True)
-    stack_lab.router.load(path=str(path))
-    for nat in both:  # no tuple an earlier test left (a ping's ICMP id is its pid)
-        nat.conntrack_flush()
+    load_on_both(both, path)
     for nat in both:
         sent = nat.lan_run(sys.executable, "-c", BAD_CHECKSUMS, rl.WAN_HOST, timeout=30)
         assert sent.returncode == 0, sent.stderr

@@ -32,7 +32,7 @@ from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from .nft import datatypes as T
-from .nft.evaluate import Decision, _trace_of, evaluate, run_base_chain
+from .nft.evaluate import Decision, evaluate, evaluate_chain
 from .nft.expressions import _HELPERS, Match, _build
 from .nft.statements import MarkSet
 
@@ -329,14 +329,8 @@ class Classifier:
         return compiled
 
     def evaluate_chain(self, base, pkt, monitor=None) -> Decision:
-        """As :func:`nft.evaluate.evaluate_chain`, over the candidates only (its lines here: one
-        call less per packet, and none for the trace while no ``nft monitor trace`` listens)."""
-        trace = getattr(pkt, "trace", None)
-        if trace is None and monitor is not None and monitor.subscribers:
-            trace = _trace_of(pkt, monitor)
-        decision = Decision(trace, monitor)
-        decision.verdict = run_base_chain(base, pkt, decision, self.walks)
-        return decision
+        """As :func:`nft.evaluate.evaluate_chain`, over the candidates only."""
+        return evaluate_chain(base, pkt, self.walks, monitor)
 
     def evaluate(self, ruleset, hook: str, pkt, monitor=None) -> Decision:
         """As :func:`nft.evaluate.evaluate`: every base chain of ``hook`` in priority order."""

@@ -144,11 +144,12 @@ class RulesetFunction(hk.NetworkFunction):
         return out
 
     def _filter_stage(self, chain):
-        """The stage that runs ``chain`` (a closure: a partial of a method costs a call more)."""
-        evaluate_chain = self.classifier.evaluate_chain
+        """The stage that runs ``chain`` over the classifier's walks (a closure: a partial of a
+        method costs a call more)."""
+        walks = self.classifier.walks
 
         def run_chain(ctx: hk.PacketContext) -> str:
-            decision = evaluate_chain(chain, ctx, self.monitor)
+            decision = evaluate_chain(chain, ctx, walks, self.monitor)
             if decision.mark is not None:
                 ctx.mark = decision.mark
             verdict = decision.verdict
