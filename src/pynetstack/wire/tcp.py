@@ -69,7 +69,7 @@ class Tcp:
 
     __slots__ = ("src_port", "dst_port", "seq", "ack", "flags", "window", "checksum", "urgent",
                  "options", "payload", "mss", "wscale", "sack_permitted", "sack_blocks", "ts_val",
-                 "ts_ecr", "unknown_options")
+                 "ts_ecr", "unknown_options", "gso_size")
 
     def __init__(self, src_port: int, dst_port: int, seq: int = 0, ack: int = 0, flags: int = 0,
                  window: int = 0, payload=b"", urgent: int = 0, mss=None, wscale=None,
@@ -91,6 +91,7 @@ class Tcp:
         self.ts_val = ts_val
         self.ts_ecr = ts_ecr
         self.unknown_options = tuple(unknown_options)
+        self.gso_size = 0  # a merged segment (gro.py): the size of the segments it is made of
         self.options = self.build_options()
 
     # -- parsing ---------------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class Tcp:
         self.sack_permitted = False
         self.sack_blocks = _EMPTY
         self.unknown_options = _EMPTY
+        self.gso_size = 0
         if hlen == HEADER_LEN:
             self.options = b""
             self.ts_val = None

@@ -186,7 +186,7 @@ class InputMixin:
             self.keep_probes = 0
         if self.timers.keepalive is not None or self.config.keepalive:
             self._arm_keepalive(now)
-        self._receive_data(seq, payload, 0, now)  # step 7 (no FIN: step 8 has nothing to do)
+        self._receive_data(seq, payload, 0, now, seg.gso_size)  # step 7 (no FIN: step 8 has nothing to do)
         return True
 
     def _check_sequence(self, seg, seq: int, seg_len: int, now: float) -> bool:
@@ -306,7 +306,7 @@ class InputMixin:
             return 0
         fin = seg.flags & FIN
         if seg_len and st in RECEIVES_DATA:
-            fin = self._receive_data(seq, payload, fin, now)
+            fin = self._receive_data(seq, payload, fin, now, seg.gso_size)
         elif seg_len:
             self.layer.count("data-after-fin")
             self.ack_now = True

@@ -21,6 +21,7 @@ from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_tcp
 from .config import TcpConfig
 from .cookies import COOKIE_MSS, COOKIE_PERIOD, SynCookieMixin  # noqa: F401 (re-exported)
 from .connection import TcpConnection
+from .gro import SegmentMerge
 from .state import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
 from .seq import MASK, unwrap
 
@@ -118,6 +119,8 @@ class TcpLayer(SynCookieMixin):
         # answer a batch once (see TcpConnection.segment_arrives); others get answers at once
         self.batching = bool(getattr(ip, "delivers_in_batches", False))
         self.deferred = []
+        # and in-order data segments of a batch are merged before their connection sees them
+        self.merge = SegmentMerge(self) if self.batching else None
 
     # -- helpers used by connections -------------------------------------------------------------
 
@@ -342,13 +345,20 @@ class TcpLayer(SynCookieMixin):
         except MalformedPacket as exc:
             self.drops[exc.reason] += 1
             return
+        merge = self.merge
+        if merge is not None and merge.hold(dst, src, seg, now):
+            return  # held for a merge with the next segments of the batch (gro.py)
+        self.dispatch(dst, src, seg, now)
+        if (self._events or self._accept_ready) and not self.batching:
+            self.deliver_events()  # batching: after the batch, in flush(), so data arrives in one piece
+
+    def dispatch(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
+        """Hand a parsed segment to its connection or listener (or answer it with RST)."""
         try:
-            self._dispatch(dst, src, seg, now)
+            self._dispatch(local_ip, remote_ip, seg, now)
         except Exception:  # a bug must not take the stack down: count it, keep the trace
             self.drops["internal-error"] += 1
             self.last_error = traceback.format_exc()
-        if (self._events or self._accept_ready) and not self.batching:
-            self.deliver_events()  # batching: after the batch, in flush(), so data arrives in one piece
 
     def _dispatch(self, local_ip: int, remote_ip: int, seg, now: float) -> None:
         if seg.src_port == 0 or seg.dst_port == 0:
@@ -479,6 +489,9 @@ class TcpLayer(SynCookieMixin):
             self.deliver_events()
 
     def poll(self, now: float) -> None:
+        merge = self.merge
+        if merge is not None and merge.held:
+            merge.release_all(now)
         if self.deferred or self._events:
             self.flush(now)
         timers = self._timers

@@ -102,8 +102,9 @@ class ReceiverMixin:
             self.rcv_adv = adv
         return wnd
 
-    def _receive_data(self, seq: int, payload, fin: int, now: float) -> int:
-        """Deliver in-window data; returns the FIN flag if it is still meaningful."""
+    def _receive_data(self, seq: int, payload, fin: int, now: float, gso_size: int = 0) -> int:
+        """Deliver in-window data; returns the FIN flag if it is still meaningful.  ``gso_size``:
+        the payload is that of several segments this big, merged (gro.py)."""
         rcv_nxt = self.rcv_nxt
         end = seq + len(payload)
         right = self.rcv_adv
@@ -119,10 +120,11 @@ class ReceiverMixin:
         n = len(payload)
         if n <= 0:
             return fin
-        if n > self.rcv_mss:
+        size = gso_size or n  # the size of the segments, as Linux's tcp_measure_rcv_mss takes it
+        if size > self.rcv_mss:
             # a segment larger than our MSS came through receive offload: it stands for
             # several segments, so it never raises the ACK-every-two-segments threshold
-            self.rcv_mss = n if n < self.adv_mss else self.adv_mss
+            self.rcv_mss = size if size < self.adv_mss else self.adv_mss
         if seq == rcv_nxt:
             self.rcv_buf.append(payload)
             rcv_nxt += n
@@ -148,7 +150,8 @@ class ReceiverMixin:
             if pending >= 2 * self.rcv_mss:
                 # with batching the ACK waits for the end of the batch (see segment_arrives
                 # and flush) unless the stretch grew past its bound
-                if (not self.layer.batching or pending >= STRETCH_ACK_SEGMENTS * self.rcv_mss
+                # (one more full segment would take it past)
+                if (not self.layer.batching or pending > (STRETCH_ACK_SEGMENTS - 1) * self.rcv_mss
                         or pending >= self.config.rcvbuf >> 2):
                     self.ack_now = True
             elif self.timers.delack is None:

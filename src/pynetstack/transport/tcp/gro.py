@@ -1,0 +1,115 @@
+"""Receive segment coalescing: software GRO for TCP (Linux's ``tcp_gro_receive``, in the layer).
+
+The IP layer hands TCP a batch of datagrams at a time (a read of up to 64 frames; see
+``IPv4Host.delivers_in_batches``) and polls after it.  Within one batch, consecutive in-order
+data segments of one established connection are merged into one segment before the connection
+sees them, so a bulk receive pays TCP's per-segment work (demultiplexing, header prediction,
+the receive buffer, the ACK decision) once per merged segment instead of once per frame, as a
+NIC's GRO or LRO gives the kernel, and as this stack's TAP offload gives it already.
+
+Each segment was parsed and its checksum verified before it gets here (``Tcp.parse``); a
+segment joins the one held for its connection only if Linux's GRO would merge it:
+
+- ACK, or ACK and PSH, with data, and nothing else (no SYN, FIN, RST, URG, ECE or CWR); a
+  merge starts with a plain ACK segment of an established connection;
+- no options, or exactly NOP NOP timestamps; the option bytes (so the timestamps) the same as
+  the first segment's, and so are the ACK number and the window;
+- it starts where the held data ends and is no longer than the first segment; one shorter
+  than the first, or with PSH, ends the merge (it joins, and the merged segment goes on);
+- at most ``MAX_SEGMENTS`` segments with the data the connection has not acknowledged yet: the
+  stretch an ACK may cover (receiver.py), so merging never makes ACKs rarer.
+
+Anything else for the connection first releases what is held, then takes its ordinary path, so
+the connection sees its segments in the order they came.  What is held at the end of the batch
+is released when the layer polls (``TcpLayer.poll``), before the applications read and the
+batch's ACKs leave.  The merged segment is the first one with the others' data appended, PSH
+if the last had it, and counts as that many segments in the connection's ``segs_in``.
+"""
+
+from __future__ import annotations
+
+from ...wire.tcp import ACK, PSH
+from .receiver import STRETCH_ACK_SEGMENTS
+from .state import ESTABLISHED
+
+MAX_SEGMENTS = STRETCH_ACK_SEGMENTS
+_ACK_PSH = ACK | PSH
+
+
+class _Held:
+    """The segments held for one connection: the first one (whose header the merged segment
+    keeps), the payloads, where the next must start (wire sequence number), how many may join."""
+
+    __slots__ = ("conn", "seg", "parts", "next_seq", "size", "room")
+
+    def __init__(self, conn, seg, size: int, room: int):
+        self.conn = conn
+        self.seg = seg
+        self.parts = [seg.payload]
+        self.next_seq = (seg.seq + size) & 0xFFFFFFFF
+        self.size = size  # the first segment's length: no later one may be longer
+        self.room = room
+
+
+class SegmentMerge:
+    """The segments a TCP layer holds during one batch, by connection key."""
+
+    __slots__ = ("layer", "held", "merged")
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.held = {}
+        self.merged = 0  # segments that joined another (statistics)
+
+    def hold(self, local: int, remote: int, seg, now: float) -> bool:
+        """Take ``seg`` into a merge; False: the caller processes it now (after this released
+        whatever was held for its connection)."""
+        flags = seg.flags
+        options = seg.options
+        key = (local, seg.dst_port, remote, seg.src_port)
+        held = self.held.get(key)
+        if held is not None:
+            first = held.seg
+            n = len(seg.payload)
+            if ((flags == ACK or flags == _ACK_PSH) and n and seg.seq == held.next_seq and n <= held.size
+                    and seg.ack == first.ack and seg.window == first.window and options == first.options):
+                parts = held.parts
+                parts.append(seg.payload)
+                held.next_seq = (seg.seq + n) & 0xFFFFFFFF
+                self.merged += 1
+                if flags & PSH or n < held.size or len(parts) >= held.room:
+                    first.flags = flags
+                    del self.held[key]
+                    self._release(held, now)
+                return True
+            del self.held[key]
+            self._release(held, now)
+        # a merge starts with a full, plain ACK segment (no PSH: that would end it at once)
+        if flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
+            return False
+        n = len(seg.payload)
+        conn = self.layer.connections.get(key)
+        if not n or conn is None or conn.state != ESTABLISHED:
+            return False
+        # no more than the ACK may cover beyond the data it waits to acknowledge already
+        room = MAX_SEGMENTS + (-conn.ack_pending // conn.rcv_mss)
+        if room < 2:
+            return False
+        self.held[key] = _Held(conn, seg, n, room)
+        return True
+
+    def release_all(self, now: float) -> None:
+        """The end of the batch: every held segment goes on, in the order they were first held."""
+        held, self.held = self.held, {}
+        for h in held.values():
+            self._release(h, now)
+
+    def _release(self, held: _Held, now: float) -> None:
+        seg = held.seg
+        parts = held.parts
+        if len(parts) > 1:
+            seg.payload = b"".join(parts)
+            seg.gso_size = held.size
+            held.conn.segs_in += len(parts) - 1
+        layer = self.layer
+        layer.dispatch(held.conn.key[0], held.conn.key[2], seg, now)

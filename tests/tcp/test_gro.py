@@ -1,0 +1,133 @@
+"""Receive segment coalescing (transport/tcp/gro.py): within a batch, in-order data segments of
+one connection reach it as one segment, by Linux's GRO rules, and nothing an application or
+the peer can see changes but how many segments the work took: the same data, in the same
+order, the same sequence state, and ACKs that never cover more than STRETCH_ACK_SEGMENTS."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pynetstack.transport.tcp import TcpConfig, TcpLayer
+from pynetstack.transport.tcp.receiver import STRETCH_ACK_SEGMENTS
+from pynetstack.wire import tcp as T
+
+from .rig import PEER_ISN, Rig
+
+P = PEER_ISN + 1
+TS = (5000, 0)
+MSS = 1448
+
+
+class BatchRig(Rig):
+    """A rig whose IP layer delivers in batches, as IPv4Host does: ``batch`` injects segments
+    and polls once after them (the end of a batch)."""
+
+    def __init__(self, merge: bool = True, **cfg):
+        super().__init__(**cfg)
+        self.ip.delivers_in_batches = True
+        self.layer = TcpLayer(self.ip, TcpConfig(**cfg), secret=b"rig-secret")
+        if not merge:
+            self.layer.merge = None
+
+    def open(self):
+        conn, iss = self.passive_open(ts=TS, sack_permitted=True)
+        self.sent()
+        return conn, iss
+
+    def batch(self, conn, iss, segments):
+        """``segments``: (offset into the stream, payload, flags, ts_val, window)."""
+        for offset, payload, flags, ts_val, window in segments:
+            self.inject(flags, P + offset, iss + 1, payload, win=window, ts=(ts_val, conn.ts_recent_age and 0))
+        self.layer.poll(self.now)
+
+
+def _stream(n: int) -> bytes:
+    return bytes((i * 7 + (i >> 8)) & 0xFF for i in range(n))
+
+
+def test_a_batch_of_in_order_segments_reaches_the_connection_as_one():
+    rig = BatchRig()
+    conn, iss = rig.open()
+    data = _stream(8 * MSS)
+    segs_in = conn.segs_in
+    rig.batch(conn, iss, [(i * MSS, data[i * MSS:(i + 1) * MSS], T.ACK, TS[0] + 1, 65535) for i in range(8)])
+    assert rig.layer.merge.merged == 7
+    assert conn.segs_in == segs_in + 8  # counted as the segments they were, as Linux's segs_in
+    assert [a.ack for a in rig.sent()] == [(P + len(data)) & 0xFFFFFFFF]  # one ACK for the eight
+    assert conn.recv(1 << 20, rig.now) == data
+
+
+def test_what_does_not_merge_keeps_its_place_in_the_stream():
+    rig = BatchRig()
+    conn, iss = rig.open()
+    data = _stream(12 * MSS)
+    seg = [(i * MSS, data[i * MSS:(i + 1) * MSS]) for i in range(12)]
+    rig.batch(conn, iss, [
+        seg[0] + (T.ACK, 5001, 65535),
+        seg[1] + (T.ACK | T.PSH, 5001, 65535),   # PSH: joins, and ends the merge
+        seg[2] + (T.ACK, 5001, 65535),
+        seg[3] + (T.ACK, 5002, 65535),            # another timestamp: a new merge
+        seg[5] + (T.ACK, 5002, 65535),            # a hole: out of order, SACKed at once
+        seg[4] + (T.ACK, 5002, 65535),            # fills it
+        seg[6] + (T.ACK, 5002, 60000),            # another window: not merged with the next
+        seg[7] + (T.ACK, 5002, 65535),
+        (8 * MSS, data[8 * MSS:8 * MSS + 100], T.ACK, 5002, 65535),  # a short one ends a merge
+        (8 * MSS + 100, data[8 * MSS + 100:9 * MSS], T.ACK, 5002, 65535),
+    ])
+    assert conn.recv(1 << 20, rig.now) == data[:9 * MSS]
+    assert conn.rcv_nxt == P + 9 * MSS
+    assert any(a.sack_blocks for a in rig.sent())  # the hole was answered with SACK
+
+
+def test_acks_cover_at_most_the_stretch_bound_with_merging():
+    rig = BatchRig()
+    conn, iss = rig.open()
+    data = _stream(64 * MSS)
+    rig.batch(conn, iss, [(i * MSS, data[i * MSS:(i + 1) * MSS], T.ACK, 5001, 65535) for i in range(64)])
+    acked = [P] + [a.ack for a in rig.sent()]
+    assert acked[-1] == P + len(data)
+    assert max(b - a for a, b in zip(acked, acked[1:])) <= STRETCH_ACK_SEGMENTS * MSS
+    assert conn.recv(1 << 20, rig.now) == data
+
+
+SEGMENTS = st.lists(st.tuples(st.integers(1, MSS), st.booleans(), st.integers(0, 2), st.booleans()),
+                    min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(SEGMENTS, st.data())
+def test_merging_changes_nothing_the_connection_ends_up_with(cuts, draw):
+    """The same segments (cut from one stream, PSH, timestamps and windows at random, then
+    reordered, duplicated and dropped) in the same batches, to a layer that merges and to one
+    that does not: the same data read, the same RCV.NXT, out-of-order queue, send window
+    (SND.WND, SND.WL2) and TS.Recent, the same segment count.  (SND.WL1 is the sequence number
+    of the first merged segment, as with Linux's GRO, not of the last: the window they carry
+    is the same, by rule.)"""
+    data = _stream(sum(n for n, *_ in cuts))
+    segments, offset, ts = [], 0, 5001
+    for n, psh, ts_step, narrow in cuts:
+        ts += ts_step
+        segments.append((offset, data[offset:offset + n], T.ACK | (T.PSH if psh else 0), ts, 60000 if narrow else 65535))
+        offset += n
+    order = draw.draw(st.permutations(range(len(segments)))) if draw.draw(st.booleans()) else range(len(segments))
+    arrivals = [segments[i] for i in order]
+    arrivals += draw.draw(st.lists(st.sampled_from(segments), max_size=5))  # duplicates
+    drop = draw.draw(st.sets(st.integers(0, len(arrivals) - 1), max_size=3))
+    arrivals = [s for i, s in enumerate(arrivals) if i not in drop]
+    splits = sorted(draw.draw(st.sets(st.integers(1, max(1, len(arrivals) - 1)), max_size=4)))
+    batches = [arrivals[a:b] for a, b in zip([0] + splits, splits + [len(arrivals)])]
+    results = []
+    for merge in (True, False):
+        rig = BatchRig(merge=merge)
+        conn, iss = rig.open()
+        for batch in batches:
+            rig.batch(conn, iss, batch)
+        reorder = conn.reorder
+        results.append((conn.recv(1 << 20, rig.now), conn.rcv_nxt, conn.segs_in, conn.state, conn.snd_wnd,
+                        conn.snd_wl2, conn.ts_recent,
+                        reorder.sack_blocks(4) if reorder is not None else None))
+        for ack in rig.sent():
+            assert not ack.flags & T.RST
+    assert results[0] == results[1]
+    assert data.startswith(results[0][0])
