@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from pynetstack.transport.tcp import TcpConfig, TcpLayer
 from pynetstack.transport.tcp.receiver import STRETCH_ACK_SEGMENTS
 from pynetstack.wire import tcp as T
+from pynetstack.wire.ipv4 import IPv4
 
-from .rig import PEER_ISN, Rig
+from .rig import LOCAL, LPORT, PEER, PEER_ISN, PPORT, Rig
 
 P = PEER_ISN + 1
 TS = (5000, 0)
@@ -78,6 +79,22 @@ def test_what_does_not_merge_keeps_its_place_in_the_stream():
     assert conn.recv(1 << 20, rig.now) == data[:9 * MSS]
     assert conn.rcv_nxt == P + 9 * MSS
     assert any(a.sack_blocks for a in rig.sent())  # the hole was answered with SACK
+
+
+def test_a_continuation_with_a_bad_checksum_is_dropped_and_counted_not_merged():
+    rig = BatchRig()
+    conn, iss = rig.open()
+    data = _stream(4 * MSS)
+    opts = T.build_options(ts=(5001, 0))
+    raw = [bytearray(T.build_tcp(PEER, LOCAL, PPORT, LPORT, (P + i * MSS) & 0xFFFFFFFF, iss + 1, T.ACK, 65535,
+                                 data[i * MSS:(i + 1) * MSS], opts)) for i in range(4)]
+    raw[1][-1] ^= 0x01  # the second segment's last payload byte: its checksum no longer holds
+    for segment in raw:
+        rig.layer.receive(IPv4(PEER, LOCAL, 6, memoryview(bytes(segment))), rig.now)
+    rig.layer.poll(rig.now)
+    assert rig.layer.drops["tcp-bad-checksum"] == 1
+    assert conn.recv(1 << 20, rig.now) == data[:MSS]  # the rest waits for the lost segment
+    assert conn.reorder is not None and conn.reorder.sack_blocks(4)
 
 
 def test_acks_cover_at_most_the_stretch_bound_with_merging():

@@ -110,8 +110,8 @@ def transport_verify(src: int, dst: int, protocol: int, segment) -> bool:
     value = word_value(segment, "big")
     if len(segment) & 1:
         value <<= 8
-    value += src + dst + protocol + len(segment)
-    return value % 0xFFFF == 0
+    # (reduced before the pseudo-header is added: no big-int addition)
+    return (value % 0xFFFF + src + dst + protocol + len(segment)) % 0xFFFF == 0
 
 
 def update16(checksum: int, old: int, new: int) -> int:

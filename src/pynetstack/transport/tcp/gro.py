@@ -28,23 +28,28 @@ if the last had it, and counts as that many segments in the connection's ``segs_
 
 from __future__ import annotations
 
-from ...wire.tcp import ACK, PSH
+import struct
+
+from ...wire.checksum import transport_verify
+from ...wire.tcp import ACK, HEADER_LEN, PROTO, PSH
 from .receiver import STRETCH_ACK_SEGMENTS
 from .state import ESTABLISHED
 
 MAX_SEGMENTS = STRETCH_ACK_SEGMENTS
 _ACK_PSH = ACK | PSH
+_head = struct.Struct("!HHIIBBH").unpack_from  # ports, SEQ, ACK, data offset, flags, window
 
 
 class _Held:
     """The segments held for one connection: the first one (whose header the merged segment
     keeps), the payloads, where the next must start (wire sequence number), how many may join."""
 
-    __slots__ = ("conn", "seg", "parts", "next_seq", "size", "room")
+    __slots__ = ("conn", "seg", "hlen", "parts", "next_seq", "size", "room")
 
     def __init__(self, conn, seg, size: int, room: int):
         self.conn = conn
         self.seg = seg
+        self.hlen = HEADER_LEN + len(seg.options)
         self.parts = [seg.payload]
         self.next_seq = (seg.seq + size) & 0xFFFFFFFF
         self.size = size  # the first segment's length: no later one may be longer
@@ -52,7 +57,9 @@ class _Held:
 
 
 class SegmentMerge:
-    """The segments a TCP layer holds during one batch, by connection key."""
+    """The segments a TCP layer holds during one batch, by connection key.  ``extend`` takes a
+    segment that continues a merge straight from its bytes (no parsed header object: that is
+    where the saving is); ``hold`` takes a parsed segment that does not, and starts a merge."""
 
     __slots__ = ("layer", "held", "merged")
 
@@ -61,31 +68,45 @@ class SegmentMerge:
         self.held = {}
         self.merged = 0  # segments that joined another (statistics)
 
-    def hold(self, local: int, remote: int, seg, now: float) -> bool:
-        """Take ``seg`` into a merge; False: the caller processes it now (after this released
-        whatever was held for its connection)."""
-        flags = seg.flags
-        options = seg.options
-        key = (local, seg.dst_port, remote, seg.src_port)
+    def extend(self, remote: int, local: int, data, check: bool, now: float) -> bool:
+        """Append the segment ``data`` (the IPv4 payload, not parsed yet) to the merge held for
+        its connection if it continues it, checksum verified; False: parse it (which counts a
+        bad checksum) and give it to ``hold``."""
+        if len(data) < HEADER_LEN:
+            return False
+        sport, dport, seq, ack, offset, flags, window = _head(data)
+        key = (local, dport, remote, sport)
         held = self.held.get(key)
-        if held is not None:
-            first = held.seg
-            n = len(seg.payload)
-            if ((flags == ACK or flags == _ACK_PSH) and n and seg.seq == held.next_seq and n <= held.size
-                    and seg.ack == first.ack and seg.window == first.window and options == first.options):
-                parts = held.parts
-                parts.append(seg.payload)
-                held.next_seq = (seg.seq + n) & 0xFFFFFFFF
-                self.merged += 1
-                if flags & PSH or n < held.size or len(parts) >= held.room:
-                    first.flags = flags
-                    del self.held[key]
-                    self._release(held, now)
-                return True
+        if held is None:
+            return False
+        hlen = (offset >> 4) << 2
+        n = len(data) - hlen
+        first = held.seg
+        if ((flags != ACK and flags != _ACK_PSH) or not 0 < n <= held.size or seq != held.next_seq
+                or ack != first.ack or window != first.window or hlen != held.hlen
+                or (hlen != HEADER_LEN and data[HEADER_LEN:hlen] != first.options)
+                or (check and not transport_verify(remote, local, PROTO, data))):
+            return False
+        parts = held.parts
+        parts.append(data[hlen:])
+        held.next_seq = (seq + n) & 0xFFFFFFFF
+        self.merged += 1
+        if flags & PSH or n < held.size or len(parts) >= held.room:
+            first.flags = flags
             del self.held[key]
             self._release(held, now)
-        # a merge starts with a full, plain ACK segment (no PSH: that would end it at once)
-        if flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
+        return True
+
+    def hold(self, local: int, remote: int, seg, now: float) -> bool:
+        """A parsed segment that did not continue what is held for its connection: release
+        that, then hold ``seg`` if a merge can start with it.  False: the caller processes it."""
+        key = (local, seg.dst_port, remote, seg.src_port)
+        held = self.held.pop(key, None)
+        if held is not None:
+            self._release(held, now)
+        # a merge starts with a plain ACK segment with data (PSH would end it at once)
+        options = seg.options
+        if seg.flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
             return False
         n = len(seg.payload)
         conn = self.layer.connections.get(key)

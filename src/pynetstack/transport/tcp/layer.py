@@ -340,14 +340,16 @@ class TcpLayer(SynCookieMixin):
     def receive_segment(self, src: int, dst: int, data, now: float, check: bool = True) -> None:
         """A segment ``src`` -> ``dst`` (the IPv4 payload); ``check``: verify its checksum.
         The IP layer's receive fast path calls this without making an IPv4 object."""
+        merge = self.merge
+        if merge is not None and merge.held and merge.extend(src, dst, data, check, now):
+            return  # it continued a merge (gro.py)
         try:
             seg = Tcp.parse(data, src, dst, check)
         except MalformedPacket as exc:
             self.drops[exc.reason] += 1
             return
-        merge = self.merge
         if merge is not None and merge.hold(dst, src, seg, now):
-            return  # held for a merge with the next segments of the batch (gro.py)
+            return  # held for a merge with the next segments of the batch
         self.dispatch(dst, src, seg, now)
         if (self._events or self._accept_ready) and not self.batching:
             self.deliver_events()  # batching: after the batch, in flush(), so data arrives in one piece
