@@ -97,6 +97,15 @@ def test_a_continuation_with_a_bad_checksum_is_dropped_and_counted_not_merged():
     assert conn.reorder is not None and conn.reorder.sack_blocks(4)
 
 
+def test_segments_of_receive_offload_are_not_merged_again():
+    rig = BatchRig()
+    conn, iss = rig.open()
+    data = _stream(4 * 16000)  # as the TAP's offload hands them: several segments' worth each
+    rig.batch(conn, iss, [(i * 16000, data[i * 16000:(i + 1) * 16000], T.ACK, 5001, 65535) for i in range(4)])
+    assert rig.layer.merge.merged == 0
+    assert conn.recv(1 << 20, rig.now) == data
+
+
 def test_acks_cover_at_most_the_stretch_bound_with_merging():
     rig = BatchRig()
     conn, iss = rig.open()

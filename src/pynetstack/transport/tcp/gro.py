@@ -16,8 +16,9 @@ segment joins the one held for its connection only if Linux's GRO would merge it
   the first segment's, and so are the ACK number and the window;
 - it starts where the held data ends and is no longer than the first segment; one shorter
   than the first, or with PSH, ends the merge (it joins, and the merged segment goes on);
-- at most ``MAX_SEGMENTS`` segments with the data the connection has not acknowledged yet: the
-  stretch an ACK may cover (receiver.py), so merging never makes ACKs rarer.
+- at most ``MAX_SEGMENTS`` full segments' worth of bytes with the data the connection has not
+  acknowledged yet: the stretch an ACK may cover (receiver.py), so merging never makes ACKs
+  rarer; segments of the TAP's receive offload (64 KB) are merged already and stay as they are.
 
 Anything else for the connection first releases what is held, then takes its ordinary path, so
 the connection sees its segments in the order they came.  What is held at the end of the batch
@@ -42,7 +43,8 @@ _head = struct.Struct("!HHIIBBH").unpack_from  # ports, SEQ, ACK, data offset, f
 
 class _Held:
     """The segments held for one connection: the first one (whose header the merged segment
-    keeps), the payloads, where the next must start (wire sequence number), how many may join."""
+    keeps), the payloads, where the next must start (wire sequence number), how many more
+    bytes may join."""
 
     __slots__ = ("conn", "seg", "hlen", "parts", "next_seq", "size", "room")
 
@@ -53,7 +55,7 @@ class _Held:
         self.parts = [seg.payload]
         self.next_seq = (seg.seq + size) & 0xFFFFFFFF
         self.size = size  # the first segment's length: no later one may be longer
-        self.room = room
+        self.room = room - size
 
 
 class SegmentMerge:
@@ -82,7 +84,7 @@ class SegmentMerge:
         hlen = (offset >> 4) << 2
         n = len(data) - hlen
         first = held.seg
-        if ((flags != ACK and flags != _ACK_PSH) or not 0 < n <= held.size or seq != held.next_seq
+        if ((flags != ACK and flags != _ACK_PSH) or not 0 < n <= held.size or n > held.room or seq != held.next_seq
                 or ack != first.ack or window != first.window or hlen != held.hlen
                 or (hlen != HEADER_LEN and data[HEADER_LEN:hlen] != first.options)
                 or (check and not transport_verify(remote, local, PROTO, data))):
@@ -90,8 +92,9 @@ class SegmentMerge:
         parts = held.parts
         parts.append(data[hlen:])
         held.next_seq = (seq + n) & 0xFFFFFFFF
+        held.room -= n
         self.merged += 1
-        if flags & PSH or n < held.size or len(parts) >= held.room:
+        if flags & PSH or n < held.size or held.room < held.size:
             first.flags = flags
             del self.held[key]
             self._release(held, now)
@@ -112,9 +115,10 @@ class SegmentMerge:
         conn = self.layer.connections.get(key)
         if not n or conn is None or conn.state != ESTABLISHED:
             return False
-        # no more than the ACK may cover beyond the data it waits to acknowledge already
-        room = MAX_SEGMENTS + (-conn.ack_pending // conn.rcv_mss)
-        if room < 2:
+        # no more than an ACK may cover (with the data it waits to acknowledge already), and
+        # room for two at least (a segment of receive offload is several already: not merged)
+        room = MAX_SEGMENTS * conn.rcv_mss - conn.ack_pending
+        if room < 2 * n:
             return False
         self.held[key] = _Held(conn, seg, n, room)
         return True
