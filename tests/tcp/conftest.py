@@ -17,6 +17,7 @@ import pathlib
 
 import pytest
 
+from pynetstack.transport.tcp import TcpConfig
 from pynetstack.transport.tcp import layer as layer_module
 
 FIXTURE = pathlib.Path(__file__).parent / "data" / "emitted_segments.json"
@@ -66,7 +67,11 @@ def segment_log(request, monkeypatch):
     original_receive = TcpLayer.receive_segment
 
     def __init__(self, ip, config=None, secret=None):
-        # a fixed secret (ISNs, ports, timestamp offsets) makes whole-stack runs repeatable
+        # a fixed secret (ISNs, ports, timestamp offsets) makes whole-stack runs repeatable, and
+        # receive coalescing on unless a test says otherwise (its default is by interpreter)
+        config = config or TcpConfig()
+        if config.coalesce is None:
+            config = config.copy(coalesce=True)
         original_init(self, ip, config, secret if secret is not None else b"segment-log-secret")
         _wrap_ip(ip)
 

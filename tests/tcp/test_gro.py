@@ -27,9 +27,7 @@ class BatchRig(Rig):
     def __init__(self, merge: bool = True, **cfg):
         super().__init__(**cfg)
         self.ip.delivers_in_batches = True
-        self.layer = TcpLayer(self.ip, TcpConfig(**cfg), secret=b"rig-secret")
-        if not merge:
-            self.layer.merge = None
+        self.layer = TcpLayer(self.ip, TcpConfig(coalesce=merge, **cfg), secret=b"rig-secret")
 
     def open(self):
         conn, iss = self.passive_open(ts=TS, sack_permitted=True)

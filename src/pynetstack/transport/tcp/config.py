@@ -36,6 +36,7 @@ _LAYER_DEFAULTS = dict(
     max_time_wait=50_000,       # beyond this a connection skips TIME-WAIT (Linux tw_max_buckets)
     ephemeral_ports=(49152, 65535),
     event_log_size=16,          # state transitions kept per connection
+    coalesce=None,              # merge a batch's in-order segments (gro.py); None: where it pays
 )
 
 

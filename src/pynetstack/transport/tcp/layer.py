@@ -21,7 +21,7 @@ from ...wire.tcp import ACK, FIN, PROTO, RST, SYN, Tcp, build_tcp
 from .config import TcpConfig
 from .cookies import COOKIE_MSS, COOKIE_PERIOD, SynCookieMixin  # noqa: F401 (re-exported)
 from .connection import TcpConnection
-from .gro import SegmentMerge
+from .gro import COALESCE_PAYS, SegmentMerge
 from .state import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
 from .seq import MASK, unwrap
 
@@ -120,7 +120,10 @@ class TcpLayer(SynCookieMixin):
         self.batching = bool(getattr(ip, "delivers_in_batches", False))
         self.deferred = []
         # and in-order data segments of a batch are merged before their connection sees them
-        self.merge = SegmentMerge(self) if self.batching else None
+        coalesce = self.config.coalesce
+        if coalesce is None:
+            coalesce = COALESCE_PAYS
+        self.merge = SegmentMerge(self) if self.batching and coalesce else None
 
     # -- helpers used by connections -------------------------------------------------------------
 
