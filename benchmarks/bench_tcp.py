@@ -10,7 +10,9 @@ the protocol code's CPU cost (both ends), not a network.  The TAP figures go thr
 whole stack (Ethernet, ARP, IPv4, TCP) with the Linux kernel as the peer.  Each such row is
 shown as a ratio to its ceiling, measured in the same run: without offloads, a bare Python sink
 behind a TAP that only ACKs every segment (``bare_sink``: what reading frames from a TAP and
-writing ACKs costs this interpreter, before any TCP work); with offloads, kernel to kernel over
+writing ACKs costs this interpreter, before any TCP work), and for the stack sending also a
+bare Python source (``bare_source``: writing prebuilt segments to the TAP as the window allows
+and reading the ACKs, the same direction's ceiling); with offloads, kernel to kernel over
 a veth.  Rows measured against a Python process also give MB per CPU-second of that process
 (the stack's or the sink's thread), and the ratio of those: on a machine shared with other
 work, MB/s also counts the time a process waited for a core, and moves more.
@@ -270,6 +272,105 @@ def bare_sink(device, address: int, stop) -> None:
             write(fd, eth[6:12] + BARE_MAC + b"\x08\x00" + ip + tcp)
 
 
+def bare_source(device, address: int, total: int, stop) -> None:
+    """The ceiling of a Python process sending TCP out through a TAP: answer ARP, accept any SYN,
+    send ``total`` bytes as fast as the peer's window allows, read every ACK, answer a FIN.  No
+    checks, no buffer, no timers, no congestion control, no options but MSS and window scale;
+    the payload is one prebuilt segment whose sum is taken once (the sink checks no payload
+    either); a lost frame is sent again after three duplicate ACKs or 20 ms without progress
+    (go-back-N).  The per-frame cost of writing a segment to the TAP and reading the ACKs
+    back, which any Python stack pays before doing its work."""
+    fd = device.fileno()
+    read, write = os.read, os.write
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    ip_pack = struct.Struct("!BBHHHBBH4s4s").pack
+    tcp_pack = struct.Struct("!HHIIBBHHH").pack
+    unpack_tcp = struct.Struct("!HHIIBBH").unpack_from
+    me = address.to_bytes(4, "big")
+    mss = 1460
+    payload = (bytes(range(256)) * 6)[:mss]
+    payload_sum = int.from_bytes(payload, "big") % 0xFFFF
+    conn = None  # [peer mac, peer ip, peer port, rcv_nxt, snd_una, snd_nxt, end, window, shift, dups, last, fin_sent]
+    isn = 1000
+
+    def segment(c, seq, flags, data, data_sum, options=b""):
+        hlen = 20 + len(options)
+        tcp = tcp_pack(9, c[2], seq & 0xFFFFFFFF, c[3] & 0xFFFFFFFF, hlen << 2, flags, 0xFFFF, 0, 0) + options
+        value = _csum(c[1] + me + struct.pack("!HH", 6, hlen + len(data)) + tcp)  # header and pseudo-header
+        value = (0xFFFF - value) + data_sum
+        value = 0xFFFF - ((value % 0xFFFF) or 0xFFFF) if value else 0xFFFF
+        tcp = tcp[:16] + value.to_bytes(2, "big") + tcp[18:]
+        ip = ip_pack(0x45, 0, 20 + hlen + len(data), 0, 0x4000, 64, 6, 0, me, c[1])
+        ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
+        try:
+            write(fd, c[0] + BARE_MAC + b"\x08\x00" + ip + tcp + data)
+        except OSError:
+            pass  # a full queue drops, as a wire would: go-back-N sends it again
+
+    while not stop.is_set():
+        poller.poll(1)
+        while True:
+            try:
+                frame = read(fd, 65536)
+            except BlockingIOError:
+                break
+            if frame[12:14] == b"\x08\x06":  # ARP request for us: reply
+                if frame[21] == 1 and frame[38:42] == me:
+                    write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
+                          + frame[22:32])
+                continue
+            if frame[12:14] != b"\x08\x00" or frame[23] != 6:
+                continue
+            ihl = (frame[14] & 15) * 4
+            sport, _dport, seq, ack, off, flags, window = unpack_tcp(frame, 14 + ihl)
+            if flags & 0x04:
+                conn = None
+                continue
+            if flags & 0x02:  # SYN: SYN-ACK with MSS 1460 and a window scale; the peer's shift
+                options = frame[14 + ihl + 20:14 + ihl + (off >> 4) * 4]
+                shift, i = 0, 0
+                while i < len(options) and options[i] != 0:
+                    if options[i] == 1:
+                        i += 1
+                        continue
+                    if options[i] == 3:
+                        shift = options[i + 2]
+                    i += max(2, options[i + 1])
+                conn = [frame[6:12], frame[26:30], sport, seq + 1, isn + 1, isn + 1, isn + 1 + total, window, shift,
+                        0, time.monotonic(), False]
+                segment(conn, isn, 0x12, b"", 0, b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE]))
+                continue
+            if conn is None:
+                continue
+            ack = conn[4] + ((ack - conn[4]) & 0xFFFFFFFF if (ack - conn[4]) & 0xFFFFFFFF < 1 << 31 else 0)
+            conn[7] = window << conn[8]
+            if ack > conn[4]:
+                conn[4], conn[9], conn[10] = ack, 0, time.monotonic()
+            elif conn[5] > conn[4]:
+                conn[9] += 1
+                if conn[9] == 3:
+                    conn[5] = conn[4]  # go back
+            if flags & 0x01:  # the peer's FIN: ACK it; the transfer is over
+                conn[3] = seq + 1
+                segment(conn, conn[5] + (1 if conn[11] else 0), 0x10, b"", 0)
+                conn = None
+        c = conn
+        if c is None:
+            continue
+        if c[5] > c[4] and time.monotonic() - c[10] > 0.02:
+            c[5], c[10] = c[4], time.monotonic()
+        limit = min(c[4] + c[7], c[6])
+        while c[5] < limit:
+            n = min(mss, c[6] - c[5])
+            data = payload if n == mss else payload[:n]
+            segment(c, c[5], 0x10, data, payload_sum if n == mss else int.from_bytes(data, "big") % 0xFFFF)
+            c[5] += n
+        if c[4] == c[6] and not c[11]:
+            segment(c, c[6], 0x11, b"", 0)
+            c[11] = True
+
+
 def bench_bare_sink(lab, megabytes: int, runs: int):
     """MB/s of the kernel's Python socket into ``bare_sink`` over a TAP without offloads."""
     import threading
@@ -294,8 +395,48 @@ def bench_bare_sink(lab, megabytes: int, runs: int):
     return rates, cpu
 
 
+def bench_bare_source(lab, megabytes: int, runs: int):
+    """MB/s of ``bare_source`` over a TAP without offloads into the kernel's Python socket."""
+    import threading
+    from pynetstack.link.tap import TapDevice
+    ns = lab.netns("kq")
+    device = TapDevice("pnstcpb2", host_address=f"{KERNEL}/24", netns=ns, offload=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=bare_source, args=(device, int.from_bytes(bytes(map(int, STACK.split("."))), "big"),
+                                                        megabytes * 1_000_000, stop), daemon=True)
+    thread.start()
+    try:
+        rates, cpu = [], []
+        for _ in range(runs):
+            r, per_cpu = _timed(lab, ns, megabytes, "python3", "-c", SOCKET_SINK_CLIENT_SCRIPT, STACK,
+                                str(megabytes * 1_000_000))
+            rates.append(float(r.stdout or 0))
+            cpu.append(per_cpu)
+    finally:
+        stop.set()
+        thread.join()
+        device.close()
+    return rates, cpu
+
+
 def _run(lab, ns, *argv, timeout=300):
     return lab.run(ns, *argv, timeout=timeout)
+
+
+# stack -> kernel without curl: a Python socket reads N bytes from port 9 of the bare source
+SOCKET_SINK_CLIENT_SCRIPT = r"""
+import socket, sys, time
+n = int(sys.argv[2]); s = socket.create_connection((sys.argv[1], 9), timeout=60)
+got = 0; t = None
+while got < n:
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    if t is None:
+        t = time.perf_counter()
+    got += len(d)
+print(got / (time.perf_counter() - t) / 1e6)
+"""
 
 
 def _timed(lab, ns, megabytes, *argv):
@@ -333,6 +474,8 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
         if False in modes:
             bare, bare_cpu = bench_bare_sink(lab, megabytes, runs)
             results[BARE_ROW] = (_median(bare), bare, _median(bare_cpu))
+            bare, bare_cpu = bench_bare_source(lab, megabytes, runs)
+            results[BARE_SOURCE_ROW] = (_median(bare), bare, _median(bare_cpu))
         for offload in modes:
             label = "offload" if offload else "no offload"
             ns = lab.netns("k" + ("o" if offload else "p"))
@@ -387,22 +530,30 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
                 out, _ = sink.communicate(timeout=120)
                 k2k.append(float(out.strip().splitlines()[-1]))
             results[K2K_ROW] = (_median(k2k), k2k, None)
-    # each stack row as a ratio to its ceiling: the bare sink without offloads (also per
-    # CPU-second of each, the steadier figure on a shared machine), the kernel with offloads
+    # each stack row as a ratio to its ceiling: without offloads the bare sink (also per
+    # CPU-second of each, the steadier figure on a shared machine), and for the stack sending
+    # the bare source too (its own direction); with offloads the kernel
     for name in list(results):
         if name.startswith(("stack ->", "kernel -> stack")):
-            ceiling = K2K_ROW if ", offload " in name else BARE_ROW
-            top = results.get(ceiling)
-            if top and top[0]:
-                by_cpu = results[name][2] / top[2] if top[2] else None
-                results[name] += (results[name][0] / top[0], CEILING_NAMES[ceiling], by_cpu)
+            if ", offload " in name:
+                ceilings = (K2K_ROW,)
+            elif name.startswith("stack ->"):
+                ceilings = (BARE_ROW, BARE_SOURCE_ROW)
+            else:
+                ceilings = (BARE_ROW,)
+            for ceiling in ceilings:
+                top = results.get(ceiling)
+                if top and top[0]:
+                    by_cpu = results[name][2] / top[2] if top[2] else None
+                    results[name] += (results[name][0] / top[0], CEILING_NAMES[ceiling], by_cpu)
     return results
 
 
 OFFLOAD_MEGABYTES = 1000
 BARE_ROW = "kernel -> bare Python sink over a TAP, no offload (python socket) MB/s"
+BARE_SOURCE_ROW = "bare Python source over a TAP -> kernel, no offload (python socket) MB/s"
 K2K_ROW = "kernel -> kernel over veth (python sockets) MB/s"
-CEILING_NAMES = {BARE_ROW: "bare sink", K2K_ROW: "kernel-to-kernel"}
+CEILING_NAMES = {BARE_ROW: "bare sink", BARE_SOURCE_ROW: "bare source", K2K_ROW: "kernel-to-kernel"}
 
 
 def main(argv=None):
@@ -440,10 +591,10 @@ def main(argv=None):
                 runs = ", ".join(f"{v:.0f}" for v in value[1])
                 cpu = f"; {value[2]:.0f} per CPU-second" if value[2] else ""
                 ratio = ""
-                if len(value) > 3:
-                    ratio = f"  = {value[3]:.2f} x {value[4]}"
-                    if value[5]:
-                        ratio += f" ({value[5]:.2f} x per CPU-second)"
+                for at in range(3, len(value), 3):
+                    ratio += f"{'  =' if at == 3 else ';'} {value[at]:.2f} x {value[at + 1]}"
+                    if value[at + 2]:
+                        ratio += f" ({value[at + 2]:.2f} x per CPU-second)"
                 print(f"{name}: median {value[0]:.1f} of [{runs}]{cpu}{ratio}")
     return 0
 
