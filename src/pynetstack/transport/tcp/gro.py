@@ -111,16 +111,17 @@ class SegmentMerge:
         """A parsed segment that did not continue what is held for its connection: release
         that, then hold ``seg`` if a merge can start with it.  False: the caller processes it."""
         key = (local, seg.dst_port, remote, seg.src_port)
-        held = self.held.pop(key, None)
-        if held is not None:
-            self._release(held, now)
+        if self.held:
+            held = self.held.pop(key, None)
+            if held is not None:
+                self._release(held, now)
         # a merge starts with a plain ACK segment with data (PSH would end it at once)
-        options = seg.options
-        if seg.flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
-            return False
         n = len(seg.payload)
+        options = seg.options
+        if not n or seg.flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
+            return False
         conn = self.layer.connections.get(key)
-        if not n or conn is None or conn.state != ESTABLISHED:
+        if conn is None or conn.state != ESTABLISHED:
             return False
         # no more than an ACK may cover (with the data it waits to acknowledge already), and
         # room for two at least (a segment of receive offload is several already: not merged)
