@@ -13,7 +13,7 @@ import heapq
 import os
 import struct
 import traceback
-from collections import Counter, deque
+from collections import Counter
 from typing import Optional
 
 from ...wire.errors import MalformedPacket
@@ -22,7 +22,8 @@ from .config import TcpConfig
 from .cookies import COOKIE_MSS, COOKIE_PERIOD, SynCookieMixin  # noqa: F401 (re-exported)
 from .connection import TcpConnection
 from .gro import COALESCE_PAYS, SegmentMerge
-from .state import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
+from .listener import Listener
+from .state import ESTABLISHED, LISTEN, SYN_RECEIVED, TIME_WAIT
 from .seq import MASK, unwrap
 
 _key_pack = struct.Struct("!IHIH").pack
@@ -30,60 +31,6 @@ _unpack_ports_seq = struct.Struct("!HHI").unpack_from
 
 def _is_unicast(address: int) -> bool:
     return address != 0 and address != 0xFFFFFFFF and (address >> 28) != 0xE
-
-
-class Listener:
-    """A passive OPEN: state LISTEN, a bounded set of half-open connections, an accept queue."""
-
-    __slots__ = ("layer", "ip", "port", "backlog", "config", "accept_queue", "pending",
-                 "on_accept", "cookie_time", "closed", "state", "notify_pending")
-
-    def __init__(self, layer, ip: int, port: int, backlog: int, config: TcpConfig):
-        self.layer = layer
-        self.ip = ip
-        self.port = port
-        self.backlog = max(1, backlog)
-        self.config = config
-        self.accept_queue = deque()
-        self.pending = set()
-        self.on_accept = None
-        self.notify_pending = False
-        self.cookie_time = None
-        self.closed = False
-        self.state = LISTEN
-
-    def __repr__(self):
-        return f"<Listener port {self.port} queued {len(self.accept_queue)} half-open {len(self.pending)}>"
-
-    def accept_queue_full(self) -> bool:
-        return len(self.accept_queue) >= self.backlog
-
-    def handshake_done(self, conn, now: float) -> None:
-        self.pending.discard(conn)
-        if self.closed:
-            conn.abort(now, "listener closed")
-            return
-        self.accept_queue.append(conn)
-        if not self.notify_pending:
-            self.notify_pending = True
-            self.layer._accept_ready.append(self)
-
-    def accept(self) -> Optional[TcpConnection]:
-        return self.accept_queue.popleft() if self.accept_queue else None
-
-    def close(self, now: float) -> None:
-        """Stop listening; queued and half-open connections are reset."""
-        if self.closed:
-            return
-        self.closed = True
-        self.state = CLOSED
-        layer = self.layer
-        if layer.listeners.get((self.ip, self.port)) is self:
-            del layer.listeners[(self.ip, self.port)]
-        for conn in list(self.pending) + list(self.accept_queue):
-            conn.abort(now, "listener closed")
-        self.pending.clear()
-        self.accept_queue.clear()
 
 
 class TcpLayer(SynCookieMixin):
