@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -205,6 +206,50 @@ def test_a_socket_tells_how_much_of_the_stream_ends_the_urgent_data(rig):
         client.communicate(timeout=10)
     finally:
         sock.close()
+
+
+URGENT_SERVER = r"""
+import select, socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+print("ready", flush=True)
+c, _ = srv.accept()
+data, oob = b"", b""
+for _ in range(200):  # bounded: 200 waits of at most 0.1 s
+    readable, _, exceptional = select.select([c], [], [c], 0.1)
+    if exceptional and not oob:
+        oob = c.recv(1, socket.MSG_OOB)  # without SO_OOBINLINE: the byte before the mark
+    if readable:
+        chunk = c.recv(100)
+        if not chunk:
+            break
+        data += chunk
+print(repr(data), repr(oob), flush=True)
+"""
+
+
+def test_urgent_data_from_the_stack_is_linux_s_out_of_band_byte(rig):
+    """The stack sends "normal ", then "!" with MSG_OOB, then " after": Linux (no SO_OOBINLINE)
+    sees URG with the pointer after "!", hands "!" to recv(MSG_OOB) and leaves the rest of
+    the stream in order: the stack's urgent pointer lands exactly there."""
+    server = rig.lab.popen(rig.ns, "python3", "-c", URGENT_SERVER, KERNEL, "8089", text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        sock = create_connection(rig.stack, (KERNEL, 8089), timeout=5)
+        sock.sendall(b"normal ")
+        time.sleep(0.05)
+        assert sock.send(b"!", socket.MSG_OOB) == 1
+        time.sleep(0.05)
+        sock.sendall(b" after")
+        sock.close()
+        out, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)
+    assert out.strip() == "%r %r" % (b"normal  after", b"!"), out
 
 
 def test_stack_as_client_to_linux_http_server(rig, random_file):

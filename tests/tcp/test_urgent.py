@@ -71,3 +71,56 @@ def test_a_fin_after_the_urgent_data_does_not_move_the_mark():
     rig.inject(T.ACK | T.FIN, P + 4, iss + 1)  # the FIN counts in RCV.NXT, not in the stream
     assert conn.urgent_remaining() == 4
     assert conn.recv(100, rig.now) == b"abc!" and conn.urgent_remaining() == 0
+
+
+# -- sending (RFC 9293 3.8.5; as Linux's send(MSG_OOB)) ----------------------------------------
+
+def test_sent_urgent_data_points_after_its_last_byte_until_acknowledged():
+    rig = Rig()
+    conn, iss = rig.passive_open()
+    rig.sent()
+    conn.send(b"abc!", rig.now, urgent=True)
+    seg = rig.one()
+    assert seg.flags & T.URG and seg.urgent == 4 and bytes(seg.payload) == b"abc!"  # the octet after "!"
+    rig.inject(T.ACK, P, iss + 1 + 4)  # the peer has it all: urgent mode ends
+    conn.send(b"more", rig.now)
+    seg = rig.one()
+    assert not seg.flags & T.URG and seg.urgent == 0 and conn.snd_up is None
+
+
+def test_every_segment_before_the_mark_carries_it_and_so_does_a_retransmission():
+    rig = Rig()
+    conn, iss = rig.passive_open()  # MSS 1460
+    rig.sent()
+    conn.send(b"x" * 3000, rig.now, urgent=True)
+    segs = rig.sent()[:2]
+    assert [s.urgent for s in segs] == [3000, 1540] and all(s.flags & T.URG for s in segs)
+    rig.run_until(rig.now + 5)  # no ACK: the retransmission timeout sends the first again
+    again = rig.sent()[0]
+    assert again.seq == segs[0].seq and again.flags & T.URG and again.urgent == 3000
+    rig.inject(T.ACK, P, iss + 1 + 2920)  # the first two arrive: the last 80 bytes go
+    last = [s for s in rig.sent() if len(s.payload)][-1]
+    assert len(last.payload) == 80 and last.flags & T.URG and last.urgent == 80
+
+
+def test_a_mark_beyond_64_kb_is_sent_as_0xffff():
+    rig = Rig()
+    conn, iss = rig.passive_open(win=65535)
+    rig.sent()
+    conn.send(b"y" * 100_000, rig.now, urgent=True)
+    first = rig.sent()[0]
+    assert first.flags & T.URG and first.urgent == 0xFFFF
+
+
+def test_the_socket_api_takes_msg_oob_and_refuses_other_flags():
+    import socket
+
+    import pytest
+
+    from pynetstack.api.tcp import TcpSocket
+    from pynetstack.stack import Stack
+
+    sock = TcpSocket(Stack())
+    with pytest.raises(OSError) as err:
+        sock.send(b"x", socket.MSG_PEEK)
+    assert err.value.errno == 95 and "MSG_OOB" in str(err.value)

@@ -231,7 +231,12 @@ class TcpSocket:
 
     # -- data --------------------------------------------------------------------------------------
 
-    def send(self, data) -> int:
+    def send(self, data, flags: int = 0) -> int:
+        """``flags``: ``socket.MSG_OOB`` makes the last byte sent urgent data (TCP's URG, as
+        Linux does; a Linux receiver without SO_OOBINLINE takes it out of the stream as the
+        out-of-band byte).  No other flag is supported."""
+        if flags & ~_socket.MSG_OOB:
+            raise OSError(95, f"send flags {flags:#x} not supported (only MSG_OOB)")
         conn = self._need_conn()
         if not data:
             return 0
@@ -240,14 +245,14 @@ class TcpSocket:
         with self._cond:
             self._wait(lambda: conn.send_space() > 0 or conn.state == CLOSED or conn.fin_queued,
                        deadline)
-            n = conn.send(view[:conn.send_space()], self.stack.now())
+            n = conn.send(view[:conn.send_space()], self.stack.now(), bool(flags))
         self.stack.wake()
         return n
 
-    def sendall(self, data) -> None:
+    def sendall(self, data, flags: int = 0) -> None:
         view = memoryview(data).cast("B")
         while len(view):
-            n = self.send(view)
+            n = self.send(view, flags)
             view = view[n:]
 
     def recv(self, bufsize: int = 65536) -> bytes:

@@ -55,7 +55,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         "passive", "listener", "on_event", "error", "soft_error", "log", "user_closed",
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
-        "snd_buf", "snd_buf_seq", "fin_queued", "snd_wscale", "mss", "peer_mss",
+        "snd_buf", "snd_buf_seq", "fin_queued", "snd_wscale", "mss", "peer_mss", "snd_up",
         # receive side
         "irs", "rcv_nxt", "rcv_adv", "rcv_buf", "rcv_wscale", "adv_mss", "rcv_mss", "reorder",
         "fin_received", "ack_pending", "ack_now", "last_ack_sent", "readable_posted", "rcv_up",
@@ -99,6 +99,7 @@ class TcpConnection(InputMixin, HandshakeMixin, SenderMixin, RecoveryMixin, Rece
         self.snd_buf = SendBuffer()
         self.snd_buf_seq = 0
         self.fin_queued = False
+        self.snd_up = None  # SND.UP: the end of the urgent data we send, while it is unacknowledged
         self.snd_wscale = 0
         self.adv_mss = layer.advertised_mss(remote_ip, config)
         self.peer_mss = DEFAULT_PEER_MSS

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from ...wire.tcp import ACK, PSH, RST, sack_option, timestamp_option
+from ...wire.tcp import ACK, PSH, RST, URG, sack_option, timestamp_option
 from ...wire.checksum import word_value
 from .seq import MASK
 
@@ -75,6 +75,13 @@ class EmitMixin:
         self.ack_now = False
         self.timers.delack = None
         self.segs_out += 1
+        urgent = 0
+        snd_up = self.snd_up
+        if snd_up is not None and seq < snd_up:
+            # urgent mode (RFC 9293 3.8.5, RFC 6093): a segment before SND.UP points there, the
+            # octet after the urgent data, as Linux does; beyond 64 KB away it says 0xFFFF
+            flags |= URG
+            urgent = snd_up - seq if snd_up - seq <= 0xFFFF else 0xFFFF
         seq &= MASK
         ack = rcv_nxt & MASK
         if payload.__class__ is tuple:  # parts of an offloaded segment (see _send_range)
@@ -93,11 +100,11 @@ class EmitMixin:
                 csum = (self.csum_base - self.local_port - self.remote_port + 32 + plen) % 0xFFFF
             else:
                 value = (self.csum_base + 32 + plen + seq + ack + (0x8000 | flags) + window + _TS_PREFIX_SUM
-                         + ts_val + ts_ecr)
+                         + ts_val + ts_ecr + urgent)
                 if plen:
                     value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
-            head = _ts_hdr_pack(self.local_port, self.remote_port, seq, ack, 0x80, flags, window, csum, 0,
+            head = _ts_hdr_pack(self.local_port, self.remote_port, seq, ack, 0x80, flags, window, csum, urgent,
                                 _TS_PREFIX, ts_val, ts_ecr)
         else:
             opts = b""
@@ -109,12 +116,13 @@ class EmitMixin:
             if gso_size:
                 csum = (self.csum_base - self.local_port - self.remote_port + hlen + plen) % 0xFFFF
             else:
-                value = (self.csum_base + hlen + plen + seq + ack + ((hlen << 10) | flags) + window
+                value = (self.csum_base + hlen + plen + seq + ack + ((hlen << 10) | flags) + window + urgent
                          + (_from_bytes(opts, "big") if opts else 0))
                 if plen:
                     value += word_value(payload, "big") << 8 if plen & 1 else word_value(payload, "big")
                 csum = 0xFFFF - (value % 0xFFFF or 0xFFFF)
-            head = _hdr_pack(self.local_port, self.remote_port, seq, ack, hlen << 2, flags, window, csum, 0) + opts
+            head = _hdr_pack(self.local_port, self.remote_port, seq, ack, hlen << 2, flags, window, csum,
+                             urgent) + opts
         self._transmit(head, payload, now, gso_size)
 
     def _send_rst(self, seq: int, now: float) -> None:

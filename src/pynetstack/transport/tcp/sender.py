@@ -18,8 +18,11 @@ GSO_HEADROOM = 80           # IPv4 header + the largest TCP header, below the of
 class SenderMixin:
     __slots__ = ()
 
-    def send(self, data, now: float) -> int:
+    def send(self, data, now: float, urgent: bool = False) -> int:
         """Queue up to the free send-buffer space; returns bytes accepted (0 when full).
+        ``urgent``: the last byte accepted ends urgent data (RFC 9293 3.8.5, as Linux's
+        ``send(MSG_OOB)``): SND.UP moves to the octet after it, and every segment before it
+        carries URG and a pointer there until the peer has acknowledged it.
 
         Raises BrokenPipeError after shutdown/close, or the connection's error."""
         if self.error is not None:
@@ -32,6 +35,8 @@ class SenderMixin:
         if len(data) > room:
             data = data[:room]
         self.snd_buf.append(data)
+        if urgent and len(data):
+            self.snd_up = self.snd_buf_seq + self.snd_buf.size
         if self.state in CAN_SEND_DATA:
             self._output(now)
             self._update_deadline()
@@ -105,6 +110,11 @@ class SenderMixin:
                 self.gso = gso
             # full-sized new segments in a row take _send_burst (one header pack per frame)
             fast = not gso and self.ts_ok and mss == self.mss and self.path is not None
+            if self.snd_up is not None:
+                if self.snd_up <= self.snd_una:
+                    self.snd_up = None  # the urgent data is acknowledged: urgent mode ends
+                else:
+                    gso, fast = 0, False  # each segment's URG pointer is its own (emit.py)
             while True:
                 snd_nxt = self.snd_nxt
                 data_end = self.snd_buf_seq + self.snd_buf.size
