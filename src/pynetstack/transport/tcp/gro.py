@@ -7,8 +7,8 @@ sees them, so a bulk receive pays TCP's per-segment work (demultiplexing, header
 the receive buffer, the ACK decision) once per merged segment instead of once per frame, as a
 NIC's GRO or LRO gives the kernel, and as this stack's TAP offload gives it already.
 
-Each segment was parsed and its checksum verified before it gets here (``Tcp.parse``); a
-segment joins the one held for its connection only if Linux's GRO would merge it:
+A merge starts with a parsed segment (``Tcp.parse`` checked it); a later segment joins it,
+its checksum verified, only if Linux's GRO would merge it:
 
 - ACK, or ACK and PSH, with data, and nothing else (no SYN, FIN, RST, URG, ECE or CWR); a
   merge starts with a plain ACK segment of an established connection;
