@@ -11,14 +11,17 @@ A merge starts with a parsed segment (``Tcp.parse`` checked it); a later segment
 its checksum verified, only if Linux's GRO would merge it:
 
 - ACK, or ACK and PSH, with data, and nothing else (no SYN, FIN, RST, URG, ECE or CWR); a
-  merge starts with a plain ACK segment of an established connection;
+  merge starts with a plain ACK segment of an established connection, in order (at RCV.NXT,
+  no hole waiting to be filled);
 - no options, or exactly NOP NOP timestamps; the option bytes (so the timestamps) the same as
   the first segment's, and so are the ACK number and the window;
 - it starts where the held data ends and is no longer than the first segment; one shorter
   than the first, or with PSH, ends the merge (it joins, and the merged segment goes on);
-- at most ``MAX_SEGMENTS`` full segments' worth of bytes with the data the connection has not
-  acknowledged yet: the stretch an ACK may cover (receiver.py), so merging never makes ACKs
-  rarer; segments of the TAP's receive offload (64 KB) are merged already and stay as they are.
+- within the receive window, and up to the segment after which the connection would
+  acknowledge at once (``_ack_bound`` in receiver.py: the stretch an ACK may cover): that one
+  joins and ends the merge, so the ACKs leave after the same data as without merging, with
+  the same RCV.NXT (and so TCP's Last.ACK.sent and TS.Recent come out the same); segments of
+  the TAP's receive offload (64 KB) are merged already and stay as they are.
 
 Anything else for the connection first releases what is held, then takes its ordinary path, so
 the connection sees its segments in the order they came.  What is held at the end of the batch
@@ -34,10 +37,8 @@ import sys
 
 from ...wire.checksum import transport_verify
 from ...wire.tcp import ACK, HEADER_LEN, PROTO, PSH
-from .receiver import STRETCH_ACK_SEGMENTS
 from .state import ESTABLISHED
 
-MAX_SEGMENTS = STRETCH_ACK_SEGMENTS
 # Where merging is on unless TcpConfig(coalesce=...) says otherwise: CPython, where it takes a
 # segment's TCP work from ~3 us to well under one.  PyPy's JIT makes that work cheap already
 # (~1.7 us with the checksum's 0.8 left out), and there the merge, the join and a merged
@@ -50,19 +51,20 @@ _head = struct.Struct("!HHIIBBH").unpack_from  # ports, SEQ, ACK, data offset, f
 
 class _Held:
     """The segments held for one connection: the first one (whose header the merged segment
-    keeps), the payloads, where the next must start (wire sequence number), how many more
-    bytes may join."""
+    keeps), the payloads, where the next must start (wire sequence number), the bytes left
+    before the ACK point and in the receive window."""
 
-    __slots__ = ("conn", "seg", "hlen", "parts", "next_seq", "size", "room")
+    __slots__ = ("conn", "seg", "hlen", "parts", "next_seq", "size", "ack_left", "window_left")
 
-    def __init__(self, conn, seg, size: int, room: int):
+    def __init__(self, conn, seg, size: int, ack_left: int, window_left: int):
         self.conn = conn
         self.seg = seg
         self.hlen = HEADER_LEN + len(seg.options)
         self.parts = [seg.payload]
         self.next_seq = (seg.seq + size) & 0xFFFFFFFF
         self.size = size  # the first segment's length: no later one may be longer
-        self.room = room - size
+        self.ack_left = ack_left  # below 0: the connection acknowledges right after this data
+        self.window_left = window_left
 
 
 class SegmentMerge:
@@ -91,7 +93,8 @@ class SegmentMerge:
         hlen = (offset >> 4) << 2
         n = len(data) - hlen
         first = held.seg
-        if ((flags != ACK and flags != _ACK_PSH) or not 0 < n <= held.size or n > held.room or seq != held.next_seq
+        if ((flags != ACK and flags != _ACK_PSH) or not 0 < n <= held.size or n > held.window_left
+                or seq != held.next_seq
                 or ack != first.ack or window != first.window or hlen != held.hlen
                 or (hlen != HEADER_LEN and data[HEADER_LEN:hlen] != first.options)
                 or (check and not transport_verify(remote, local, PROTO, data))):
@@ -99,9 +102,10 @@ class SegmentMerge:
         parts = held.parts
         parts.append(data[hlen:])
         held.next_seq = (seq + n) & 0xFFFFFFFF
-        held.room -= n
+        held.window_left -= n
+        held.ack_left -= n
         self.merged += 1
-        if flags & PSH or n < held.size or held.room < held.size:
+        if flags & PSH or n < held.size or held.ack_left < 0:
             first.flags = flags
             del self.held[key]
             self._release(held, now)
@@ -121,14 +125,17 @@ class SegmentMerge:
         if not n or seg.flags != ACK or (options and (seg.ts_val is None or len(options) != 12)):
             return False
         conn = self.layer.connections.get(key)
-        if conn is None or conn.state != ESTABLISHED:
+        if (conn is None or conn.state != ESTABLISHED or seg.seq != conn.rcv_nxt & 0xFFFFFFFF
+                or (conn.reorder is not None and conn.reorder.runs)):
             return False
-        # no more than an ACK may cover (with the data it waits to acknowledge already), and
-        # room for two at least (a segment of receive offload is several already: not merged)
-        room = MAX_SEGMENTS * conn.rcv_mss - conn.ack_pending
-        if room < 2 * n:
+        # the ACK point and the window as the connection will see them after this segment; if
+        # it acknowledges right after this one (a segment of receive offload, a stretch already
+        # long) or no other fits in the window, there is nothing to merge
+        ack_left = conn._ack_bound(conn._rcv_mss_after(n)) - conn.ack_pending - n
+        window_left = conn.rcv_adv - conn.rcv_nxt - n
+        if ack_left < 0 or window_left < n:
             return False
-        self.held[key] = _Held(conn, seg, n, room)
+        self.held[key] = _Held(conn, seg, n, ack_left, window_left)
         return True
 
     def release_all(self, now: float) -> None:

@@ -102,6 +102,27 @@ class ReceiverMixin:
             self.rcv_adv = adv
         return wnd
 
+    def _ack_bound(self, mss: int) -> int:
+        """The most in-order data an ACK may wait for, in bytes: beyond it ``_receive_data``
+        acknowledges at once.  Every second full segment (RFC 5681 4.2); with batching the
+        ACK waits for the end of the batch (see segment_arrives and flush) unless one more
+        full segment would take the stretch past STRETCH_ACK_SEGMENTS, or a quarter of the
+        receive buffer is waiting."""
+        if not self.layer.batching:
+            return 2 * mss - 1
+        quarter = self.config.rcvbuf >> 2
+        bound = (quarter if quarter > 2 * mss else 2 * mss) - 1
+        stretch = (STRETCH_ACK_SEGMENTS - 1) * mss
+        return stretch if stretch < bound else bound
+
+    def _rcv_mss_after(self, size: int) -> int:
+        """RCV.MSS (the peer's segment size, as Linux's tcp_measure_rcv_mss) once a segment of
+        ``size`` has arrived: a segment larger than our MSS came through receive offload and
+        stands for several, so it never raises the ACK-every-two-segments threshold."""
+        if size > self.rcv_mss:
+            return size if size < self.adv_mss else self.adv_mss
+        return self.rcv_mss
+
     def _receive_data(self, seq: int, payload, fin: int, now: float, gso_size: int = 0) -> int:
         """Deliver in-window data; returns the FIN flag if it is still meaningful.  ``gso_size``:
         the payload is that of several segments this big, merged (gro.py)."""
@@ -120,11 +141,9 @@ class ReceiverMixin:
         n = len(payload)
         if n <= 0:
             return fin
-        size = gso_size or n  # the size of the segments, as Linux's tcp_measure_rcv_mss takes it
+        size = gso_size or n  # the size of the segments (a merged one's: gro.py)
         if size > self.rcv_mss:
-            # a segment larger than our MSS came through receive offload: it stands for
-            # several segments, so it never raises the ACK-every-two-segments threshold
-            self.rcv_mss = size if size < self.adv_mss else self.adv_mss
+            self.rcv_mss = self._rcv_mss_after(size)
         if seq == rcv_nxt:
             self.rcv_buf.append(payload)
             rcv_nxt += n
@@ -147,14 +166,9 @@ class ReceiverMixin:
                     return 0
             self.rcv_nxt = rcv_nxt
             pending = self.ack_pending = self.ack_pending + n
-            if pending >= 2 * self.rcv_mss:
-                # with batching the ACK waits for the end of the batch (see segment_arrives
-                # and flush) unless the stretch grew past its bound
-                # (one more full segment would take it past)
-                if (not self.layer.batching or pending > (STRETCH_ACK_SEGMENTS - 1) * self.rcv_mss
-                        or pending >= self.config.rcvbuf >> 2):
-                    self.ack_now = True
-            elif self.timers.delack is None:
+            if pending > self._ack_bound(self.rcv_mss):
+                self.ack_now = True
+            elif pending < 2 * self.rcv_mss and self.timers.delack is None:
                 self.timers.delack = now + self.config.delack
             self._notify("readable")
         else:
