@@ -123,10 +123,11 @@ SEGMENTS = st.lists(st.tuples(st.integers(1, MSS), st.booleans(), st.integers(0,
 @given(SEGMENTS, st.data())
 def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
     """The same segments (cut from one stream, PSH, timestamps and windows at random, then
-    reordered, duplicated and dropped) in the same batches, to a layer that merges and to one
+    reordered, duplicated and dropped) in the same batches, with receive buffers that the data
+    fits in or overflows, to a layer that merges and to one
     that does not: the same segments sent back, field for field (the same ACKs, after the same
     data), the same data read, the same RCV.NXT, Last.ACK.sent, out-of-order queue, send window
-    (SND.WND, SND.WL2), TS.Recent, RCV.MSS and counters.  (SND.WL1 is the sequence number of
+    (SND.WND, SND.WL2), TS.Recent, RCV.MSS and counters, the layer's too.  (SND.WL1 is the sequence number of
     the first merged segment, as with Linux's GRO, not of the last: the window they carry is
     the same, by rule.)"""
     data = _stream(sum(n for n, *_ in cuts))
@@ -142,9 +143,10 @@ def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
     arrivals = [s for i, s in enumerate(arrivals) if i not in drop]
     splits = sorted(draw.draw(st.sets(st.integers(1, max(1, len(arrivals) - 1)), max_size=4)))
     batches = [arrivals[a:b] for a, b in zip([0] + splits, splits + [len(arrivals)])]
+    rcvbuf = draw.draw(st.sampled_from([1 << 20, 16384, 6000]))  # small: the window cuts merges short
     results = []
     for merge in (True, False):
-        rig = BatchRig(merge=merge)
+        rig = BatchRig(merge=merge, rcvbuf=rcvbuf)
         conn, iss = rig.open()
         sent = []
         for batch in batches:
@@ -153,7 +155,8 @@ def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
         reorder = conn.reorder
         results.append((sent, conn.recv(1 << 20, rig.now), conn.rcv_nxt, conn.last_ack_sent, conn.segs_in,
                         conn.state, conn.snd_wnd, conn.snd_wl2, conn.ts_recent, conn.rcv_mss, conn.ack_pending,
-                        conn.dup_segments, conn.ooo_segments, reorder.sack_blocks(4) if reorder is not None else None))
+                        conn.dup_segments, conn.ooo_segments, reorder.sack_blocks(4) if reorder is not None else None,
+                        dict(rig.layer.counters), dict(rig.layer.drops)))
         assert not any(seg["flags"] & T.RST for seg in sent)
     assert results[0] == results[1]
     assert data.startswith(results[0][1])
