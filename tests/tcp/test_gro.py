@@ -35,9 +35,11 @@ class BatchRig(Rig):
         return conn, iss
 
     def batch(self, conn, iss, segments):
-        """``segments``: (offset into the stream, payload, flags, ts_val, window)."""
-        for offset, payload, flags, ts_val, window in segments:
-            self.inject(flags, P + offset, iss + 1, payload, win=window, ts=(ts_val, conn.ts_recent_age and 0))
+        """``segments``: (offset into the stream, payload, flags, ts_val, window[, bytes of ours
+        the segment acknowledges])."""
+        for offset, payload, flags, ts_val, window, *acked in segments:
+            self.inject(flags, P + offset, iss + 1 + (acked[0] if acked else 0), payload, win=window,
+                        ts=(ts_val, conn.ts_recent_age and 0))
         self.layer.poll(self.now)
 
 
@@ -115,8 +117,9 @@ def test_acks_cover_at_most_the_stretch_bound_with_merging():
     assert conn.recv(1 << 20, rig.now) == data
 
 
-SEGMENTS = st.lists(st.tuples(st.integers(1, MSS), st.booleans(), st.integers(0, 2), st.booleans()),
-                    min_size=1, max_size=40)
+SEGMENTS = st.lists(st.tuples(st.integers(1, MSS), st.booleans(), st.integers(0, 2), st.booleans(),
+                              st.integers(0, 2)), min_size=1, max_size=40)
+OURS = 2000  # bytes the connection sends first: the peer's segments acknowledge them in steps
 
 
 @settings(max_examples=300, deadline=None)
@@ -131,10 +134,12 @@ def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
     the first merged segment, as with Linux's GRO, not of the last: the window they carry is
     the same, by rule.)"""
     data = _stream(sum(n for n, *_ in cuts))
-    segments, offset, ts = [], 0, 5001
-    for n, psh, ts_step, narrow in cuts:
+    segments, offset, ts, acked = [], 0, 5001, 0
+    for n, psh, ts_step, narrow, ack_step in cuts:
         ts += ts_step
-        segments.append((offset, data[offset:offset + n], T.ACK | (T.PSH if psh else 0), ts, 60000 if narrow else 65535))
+        acked = min(OURS, acked + 250 * ack_step)
+        segments.append((offset, data[offset:offset + n], T.ACK | (T.PSH if psh else 0), ts,
+                         60000 if narrow else 65535, acked))
         offset += n
     order = draw.draw(st.permutations(range(len(segments)))) if draw.draw(st.booleans()) else range(len(segments))
     arrivals = [segments[i] for i in order]
@@ -148,7 +153,8 @@ def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
     for merge in (True, False):
         rig = BatchRig(merge=merge, rcvbuf=rcvbuf)
         conn, iss = rig.open()
-        sent = []
+        conn.send(bytes(OURS), rig.now)
+        sent = [segment_fields(seg) for seg in rig.sent()]
         for batch in batches:
             rig.batch(conn, iss, batch)
             sent += [segment_fields(seg) for seg in rig.sent()]

@@ -12,7 +12,8 @@ its checksum verified, only if Linux's GRO would merge it:
 
 - ACK, or ACK and PSH, with data, and nothing else (no SYN, FIN, RST, URG, ECE or CWR); a
   merge starts with a plain ACK segment of an established connection, in order (at RCV.NXT,
-  no hole waiting to be filled);
+  no hole waiting to be filled), whose ACK number is acceptable (SND.UNA to SND.MAX: one that
+  acknowledges what was never sent is answered once per segment);
 - no options, or exactly NOP NOP timestamps; the option bytes (so the timestamps) the same as
   the first segment's, and so are the ACK number and the window;
 - it starts where the held data ends and is no longer than the first segment; one shorter
@@ -37,6 +38,7 @@ import sys
 
 from ...wire.checksum import transport_verify
 from ...wire.tcp import ACK, HEADER_LEN, PROTO, PSH
+from .seq import unwrap
 from .state import ESTABLISHED
 
 # Where merging is on unless TcpConfig(coalesce=...) says otherwise: CPython, where it takes a
@@ -126,7 +128,8 @@ class SegmentMerge:
             return False
         conn = self.layer.connections.get(key)
         if (conn is None or conn.state != ESTABLISHED or seg.seq != conn.rcv_nxt & 0xFFFFFFFF
-                or (conn.reorder is not None and conn.reorder.runs)):
+                or (conn.reorder is not None and conn.reorder.runs)
+                or not conn.snd_una <= unwrap(seg.ack, conn.snd_una) <= conn.snd_max):
             return False
         # the ACK point and the window as the connection will see them after this segment; if
         # it acknowledges right after this one (a segment of receive offload, a stretch already
