@@ -462,7 +462,7 @@ def _median(values):
     return values[len(values) // 2] if values else 0.0
 
 
-def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
+def bench_tap(megabytes: int, runs: int = 3, modes=(True, False), coalesce=None):
     """Medians of ``runs`` transfers each way, TAP offloads on and off, with their ceilings in the
     same run: the bare sink (no offloads) and kernel to kernel over a veth (offloads)."""
     from pynetstack import lab as labmod
@@ -482,6 +482,8 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False)):
             stack = Stack()
             stack.add_interface(TapDevice("pnstcpb0", host_address=f"{KERNEL}/24", netns=ns, offload=offload),
                                 f"{STACK}/24")
+            if coalesce is not None:
+                stack.tcp.coalescing = coalesce
             tcp_echo.install(stack)
             discard.install(stack)
             http.install(stack)
@@ -565,6 +567,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="transfers per figure (the median is shown)")
     parser.add_argument("--mode", choices=("both", "offload", "plain"), default="both",
                         help="TAP offloads (IFF_VNET_HDR, TSO4, checksum) on, off, or both")
+    parser.add_argument("--coalesce", choices=("default", "on", "off"), default="default",
+                        help="TCP receive coalescing (default: on for CPython, off for PyPy)")
     args = parser.parse_args(argv)
     print(f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}")
     print(f"in-memory throughput (both ends in one thread): {bench_memory_throughput():8.1f} MB/s")
@@ -584,7 +588,10 @@ def main(argv=None):
             print("--tap needs root")
             return 1
         modes = {"both": (True, False), "offload": (True,), "plain": (False,)}[args.mode]
-        for name, value in bench_tap(args.megabytes, args.runs, modes).items():
+        coalesce = {"default": None, "on": True, "off": False}[args.coalesce]
+        from pynetstack.transport.tcp.gro import COALESCE_PAYS
+        print(f"TCP receive coalescing: {'on' if (COALESCE_PAYS if coalesce is None else coalesce) else 'off'}")
+        for name, value in bench_tap(args.megabytes, args.runs, modes, coalesce).items():
             if name.startswith("connect"):
                 print(f"{name}: " + " / ".join(f"{v:.3f}" for v in value))
             else:

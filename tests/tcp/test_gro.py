@@ -5,6 +5,7 @@ order, the same sequence state, and ACKs that never cover more than STRETCH_ACK_
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +167,16 @@ def test_merging_changes_nothing_the_peer_or_the_application_sees(cuts, draw):
         assert not any(seg["flags"] & T.RST for seg in sent)
     assert results[0] == results[1]
     assert data.startswith(results[0][1])
+
+
+def test_coalescing_is_switched_on_the_layer_between_batches():
+    rig = BatchRig(merge=True)
+    assert rig.layer.coalescing
+    rig.layer.coalescing = False
+    assert not rig.layer.coalescing and rig.layer.merge is None
+    rig.layer.coalescing = True
+    assert rig.layer.coalescing
+    plain = Rig()  # an IP layer that does not deliver in batches: nothing to merge across
+    assert not plain.layer.coalescing
+    with pytest.raises(ValueError):
+        plain.layer.coalescing = True

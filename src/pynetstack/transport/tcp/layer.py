@@ -72,6 +72,22 @@ class TcpLayer(SynCookieMixin):
             coalesce = COALESCE_PAYS
         self.merge = SegmentMerge(self) if self.batching and coalesce else None
 
+    @property
+    def coalescing(self) -> bool:
+        """Whether a batch's in-order data segments are merged (gro.py); settable between
+        batches (``stack.tcp.coalescing = False``).  Only an IP layer that delivers in batches
+        can have it."""
+        return self.merge is not None
+
+    @coalescing.setter
+    def coalescing(self, on: bool) -> None:
+        if on and not self.batching:
+            raise ValueError("receive coalescing needs an IP layer that delivers in batches")
+        if self.merge is not None and self.merge.held:
+            raise RuntimeError("receive coalescing can be switched between batches only (under the stack's lock)")
+        if on != self.coalescing:
+            self.merge = SegmentMerge(self) if on else None
+
     # -- helpers used by connections -------------------------------------------------------------
 
     def post_event(self, conn, kind: str) -> None:
