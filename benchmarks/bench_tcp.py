@@ -371,21 +371,21 @@ def bare_source(device, address: int, total: int, stop) -> None:
             c[11] = True
 
 
-def bench_bare_sink(lab, megabytes: int, runs: int):
-    """MB/s of the kernel's Python socket into ``bare_sink`` over a TAP without offloads."""
+def _bench_bare(lab, megabytes: int, runs: int, loop, loop_args, ns_name: str, device_name: str, client: str):
+    """MB/s of ``client`` (a Python script in the kernel's namespace) against the bare Python
+    ``loop`` run in a thread behind a TAP without offloads: the ceilings of the TAP rows."""
     import threading
     from pynetstack.link.tap import TapDevice
-    ns = lab.netns("ks")
-    device = TapDevice("pnstcpb1", host_address=f"{KERNEL}/24", netns=ns, offload=False)
+    ns = lab.netns(ns_name)
+    device = TapDevice(device_name, host_address=f"{KERNEL}/24", netns=ns, offload=False)
     stop = threading.Event()
-    thread = threading.Thread(target=bare_sink, args=(device, int.from_bytes(bytes(map(int, STACK.split("."))), "big"),
-                                                      stop), daemon=True)
+    address = int.from_bytes(bytes(map(int, STACK.split("."))), "big")
+    thread = threading.Thread(target=loop, args=(device, address) + loop_args + (stop,), daemon=True)
     thread.start()
     try:
         rates, cpu = [], []
         for _ in range(runs):
-            r, per_cpu = _timed(lab, ns, megabytes, "python3", "-c", SOCKET_SOURCE_SCRIPT, STACK,
-                                str(megabytes * 1_000_000))
+            r, per_cpu = _timed(lab, ns, megabytes, "python3", "-c", client, STACK, str(megabytes * 1_000_000))
             rates.append(float(r.stdout or 0))
             cpu.append(per_cpu)
     finally:
@@ -393,30 +393,17 @@ def bench_bare_sink(lab, megabytes: int, runs: int):
         thread.join()
         device.close()
     return rates, cpu
+
+
+def bench_bare_sink(lab, megabytes: int, runs: int):
+    """MB/s of the kernel's Python socket into ``bare_sink`` over a TAP without offloads."""
+    return _bench_bare(lab, megabytes, runs, bare_sink, (), "ks", "pnstcpb1", SOCKET_SOURCE_SCRIPT)
 
 
 def bench_bare_source(lab, megabytes: int, runs: int):
     """MB/s of ``bare_source`` over a TAP without offloads into the kernel's Python socket."""
-    import threading
-    from pynetstack.link.tap import TapDevice
-    ns = lab.netns("kq")
-    device = TapDevice("pnstcpb2", host_address=f"{KERNEL}/24", netns=ns, offload=False)
-    stop = threading.Event()
-    thread = threading.Thread(target=bare_source, args=(device, int.from_bytes(bytes(map(int, STACK.split("."))), "big"),
-                                                        megabytes * 1_000_000, stop), daemon=True)
-    thread.start()
-    try:
-        rates, cpu = [], []
-        for _ in range(runs):
-            r, per_cpu = _timed(lab, ns, megabytes, "python3", "-c", SOCKET_SINK_CLIENT_SCRIPT, STACK,
-                                str(megabytes * 1_000_000))
-            rates.append(float(r.stdout or 0))
-            cpu.append(per_cpu)
-    finally:
-        stop.set()
-        thread.join()
-        device.close()
-    return rates, cpu
+    return _bench_bare(lab, megabytes, runs, bare_source, (megabytes * 1_000_000,), "kq", "pnstcpb2",
+                       SOCKET_SINK_CLIENT_SCRIPT)
 
 
 def _run(lab, ns, *argv, timeout=300):
