@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pynetstack.api.tcp import TcpSocket, create_connection, create_server
+from pynetstack.api.tcp import TcpSocket, create_connection, create_server, tcp_layer
 from pynetstack.transport.tcp import CLOSED, ESTABLISHED, TIME_WAIT
 
 from tests.interop.waiting import settled, wait_for
@@ -334,3 +334,29 @@ def test_a_socket_dropped_under_the_stack_lock_is_released_after_it(stack):
     assert wait_for(lambda: client_conn.state == CLOSED)
     conn.close()
     server.close()
+
+
+def test_an_api_call_wakes_the_sleeping_loop_only_for_a_deadline_before_its_planned_wake(stack):
+    """Stack.wake_needed (what the socket API's send and recv ask before waking the loop): a
+    change that leaves every deadline at or after the time the sleeping loop planned to wake
+    needs no wake-up (the loop plans under the lock, with every change made before); one that
+    brings a deadline sooner does, and the loop then runs it on time."""
+    layer = tcp_layer(stack)
+    fired = threading.Event()
+    checked = False
+    for _ in range(500):
+        with stack.lock:
+            planned = stack._planned
+            if planned is not None:  # the loop sleeps (nothing is due), holding off until ``planned``
+                assert not stack.wake_needed()
+                layer.call_at(planned + 10.0, lambda now: None)
+                assert not stack.wake_needed()  # due after the loop wakes anyway
+                layer.call_at(stack.now() + 0.05, lambda now: fired.set())
+                assert stack.wake_needed()
+                checked = True
+        if checked:
+            break
+        threading.Event().wait(0.01)
+    assert checked, "the loop never slept"
+    stack.wake()
+    assert fired.wait(0.5)

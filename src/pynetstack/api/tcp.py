@@ -246,7 +246,9 @@ class TcpSocket:
             self._wait(lambda: conn.send_space() > 0 or conn.state == CLOSED or conn.fin_queued,
                        deadline)
             n = conn.send(view[:conn.send_space()], self.stack.now(), bool(flags))
-        self.stack.wake()
+            wake = self.stack.wake_needed()
+        if wake:
+            self.stack.wake()
         return n
 
     def sendall(self, data, flags: int = 0) -> None:
@@ -267,13 +269,15 @@ class TcpSocket:
         with self._cond:
             self._wait(lambda: conn.readable_bytes() or conn.fin_received or conn.state == CLOSED,
                        deadline)
+            wake = False
             if conn.readable_bytes():
                 data = conn.recv(bufsize, self.stack.now())
+                wake = self.stack.wake_needed()
             elif conn.error is not None and conn.state == CLOSED and not conn.fin_received:
                 raise conn.error
             else:
                 data = b""
-        if data:
+        if wake:
             self.stack.wake()
         return data
 
