@@ -8,14 +8,16 @@
 In-memory figures run two sans-I/O TCP layers in one thread on a virtual clock: they measure
 the protocol code's CPU cost (both ends), not a network.  The TAP figures go through the
 whole stack (Ethernet, ARP, IPv4, TCP) with the Linux kernel as the peer.  Each such row is
-shown as a ratio to its ceiling, measured in the same run: without offloads, a bare Python sink
-behind a TAP that only ACKs every segment (``bare_sink``: what reading frames from a TAP and
-writing ACKs costs this interpreter, before any TCP work), and for the stack sending also a
-bare Python source (``bare_source``: writing prebuilt segments to the TAP as the window allows
-and reading the ACKs, the same direction's ceiling); with offloads, kernel to kernel over
-a veth.  Rows measured against a Python process also give MB per CPU-second of that process
-(the stack's or the sink's thread), and the ratio of those: on a machine shared with other
-work, MB/s also counts the time a process waited for a core, and moves more.
+shown as a ratio to its ceilings, measured in the same run (benchmarks/tcp_ceilings.py):
+without offloads, a bare Python sink behind a TAP that only ACKs every segment (what reading
+frames from a TAP and writing ACKs costs this interpreter, before any TCP work), and for the
+stack sending also a bare Python source (writing prebuilt segments as the window allows and
+reading the ACKs); each also with the one per-byte step a correct TCP cannot skip without
+offload (the sink verifying checksums, the source summing every payload); with offloads,
+kernel to kernel over a veth, with Python sockets and with the stack's own HTTP work served
+on the kernel's sockets.  Rows measured against a Python process also give MB per CPU-second
+of that process (the stack's or the sink's thread), and the ratio of those: on a machine shared
+with other work, MB/s also counts the time a process waited for a core, and moves more.
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ import argparse
 import gc
 import os
 import platform
-import select
-import struct
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from pynetstack import pypy_gc  # noqa: E402
 from pynetstack.transport.tcp import TcpConfig, TcpLayer  # noqa: E402
 from pynetstack.wire.ipv4 import IPv4  # noqa: E402
+from tcp_ceilings import KERNEL_HTTP_SERVER, bare_sink, bare_source, serve_http  # noqa: E402
 
 
 class _Wire:
@@ -203,175 +205,8 @@ print(n / (time.perf_counter() - t) / 1e6)
 """
 
 
-# -- the ceiling: a bare Python sink behind a TAP ----------------------------------------------------
-
-BARE_MAC = bytes.fromhex("020000009702")
-BARE_WSCALE = 7             # window 0xFFFF << 7: 8 MB, never the limit
-
-
-def _csum(data) -> int:
-    if len(data) & 1:
-        data = bytes(data) + b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return 0xFFFF - total
-
-
-def bare_sink(device, address: int, stop) -> None:
-    """The ceiling of a Python process taking TCP in from a TAP: answer ARP, accept any SYN, ACK
-    every segment at once, answer a FIN with FIN.  No checksum or sequence checks, no buffer, no
-    timers, no options but MSS and window scale: the per-frame cost of reading a frame from the
-    TAP and writing an ACK back, which is what any Python stack pays before doing its work."""
-    fd = device.fileno()
-    read, write = os.read, os.write
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    ip_pack = struct.Struct("!BBHHHBBH4s4s").pack
-    tcp_pack = struct.Struct("!HHIIBBHHH").pack
-    unpack_tcp = struct.Struct("!HHIIBB").unpack_from
-    me = address.to_bytes(4, "big")
-    isn = 1000
-    while not stop.is_set():
-        poller.poll(100)
-        while True:
-            try:
-                frame = read(fd, 65536)
-            except BlockingIOError:
-                break
-            eth = frame[:14]
-            if eth[12:14] == b"\x08\x06":  # ARP request for us: reply
-                if frame[21] == 1 and frame[38:42] == me:
-                    write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
-                          + frame[22:32])
-                continue
-            if eth[12:14] != b"\x08\x00" or frame[23] != 6:
-                continue
-            ihl = (frame[14] & 15) * 4
-            total = int.from_bytes(frame[16:18], "big")
-            src = frame[26:30]
-            sport, dport, seq, _ack, off, flags = unpack_tcp(frame, 14 + ihl)
-            length = total - ihl - (off >> 4) * 4
-            if flags & 0x02:  # SYN: SYN-ACK with MSS 1460 and a window scale
-                ack, out_seq, out_flags, options = seq + 1, isn, 0x12, b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE])
-            elif flags & 0x04:
-                continue
-            else:
-                ack = seq + length + (1 if flags & 0x01 else 0)
-                out_seq, out_flags, options = isn + 1, 0x11 if flags & 0x01 else 0x10, b""
-                if length == 0 and not flags & 0x01:
-                    continue  # a bare ACK (of our FIN, say) needs no answer
-            ack &= 0xFFFFFFFF
-            hlen = 20 + len(options)
-            tcp = tcp_pack(dport, sport, out_seq, ack, hlen << 2, out_flags, 0xFFFF, 0, 0) + options
-            pseudo = me + src + struct.pack("!HH", 6, hlen)
-            csum = _csum(pseudo + tcp)
-            tcp = tcp[:16] + csum.to_bytes(2, "big") + tcp[18:]
-            ip = ip_pack(0x45, 0, 20 + hlen, 0, 0x4000, 64, 6, 0, me, src)
-            ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
-            write(fd, eth[6:12] + BARE_MAC + b"\x08\x00" + ip + tcp)
-
-
-def bare_source(device, address: int, total: int, stop) -> None:
-    """The ceiling of a Python process sending TCP out through a TAP: answer ARP, accept any SYN,
-    send ``total`` bytes as fast as the peer's window allows, read every ACK, answer a FIN.  No
-    checks, no buffer, no timers, no congestion control, no options but MSS and window scale;
-    the payload is one prebuilt segment whose sum is taken once (the sink checks no payload
-    either); a lost frame is sent again after three duplicate ACKs or 20 ms without progress
-    (go-back-N).  The per-frame cost of writing a segment to the TAP and reading the ACKs
-    back, which any Python stack pays before doing its work."""
-    fd = device.fileno()
-    read, write = os.read, os.write
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    ip_pack = struct.Struct("!BBHHHBBH4s4s").pack
-    tcp_pack = struct.Struct("!HHIIBBHHH").pack
-    unpack_tcp = struct.Struct("!HHIIBBH").unpack_from
-    me = address.to_bytes(4, "big")
-    mss = 1460
-    payload = (bytes(range(256)) * 6)[:mss]
-    payload_sum = int.from_bytes(payload, "big") % 0xFFFF
-    conn = None  # [peer mac, peer ip, peer port, rcv_nxt, snd_una, snd_nxt, end, window, shift, dups, last, fin_sent]
-    isn = 1000
-
-    def segment(c, seq, flags, data, data_sum, options=b""):
-        hlen = 20 + len(options)
-        tcp = tcp_pack(9, c[2], seq & 0xFFFFFFFF, c[3] & 0xFFFFFFFF, hlen << 2, flags, 0xFFFF, 0, 0) + options
-        value = _csum(c[1] + me + struct.pack("!HH", 6, hlen + len(data)) + tcp)  # header and pseudo-header
-        value = (0xFFFF - value) + data_sum
-        value = 0xFFFF - ((value % 0xFFFF) or 0xFFFF) if value else 0xFFFF
-        tcp = tcp[:16] + value.to_bytes(2, "big") + tcp[18:]
-        ip = ip_pack(0x45, 0, 20 + hlen + len(data), 0, 0x4000, 64, 6, 0, me, c[1])
-        ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
-        try:
-            write(fd, c[0] + BARE_MAC + b"\x08\x00" + ip + tcp + data)
-        except OSError:
-            pass  # a full queue drops, as a wire would: go-back-N sends it again
-
-    while not stop.is_set():
-        poller.poll(1)
-        while True:
-            try:
-                frame = read(fd, 65536)
-            except BlockingIOError:
-                break
-            if frame[12:14] == b"\x08\x06":  # ARP request for us: reply
-                if frame[21] == 1 and frame[38:42] == me:
-                    write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
-                          + frame[22:32])
-                continue
-            if frame[12:14] != b"\x08\x00" or frame[23] != 6:
-                continue
-            ihl = (frame[14] & 15) * 4
-            sport, _dport, seq, ack, off, flags, window = unpack_tcp(frame, 14 + ihl)
-            if flags & 0x04:
-                conn = None
-                continue
-            if flags & 0x02:  # SYN: SYN-ACK with MSS 1460 and a window scale; the peer's shift
-                options = frame[14 + ihl + 20:14 + ihl + (off >> 4) * 4]
-                shift, i = 0, 0
-                while i < len(options) and options[i] != 0:
-                    if options[i] == 1:
-                        i += 1
-                        continue
-                    if options[i] == 3:
-                        shift = options[i + 2]
-                    i += max(2, options[i + 1])
-                conn = [frame[6:12], frame[26:30], sport, seq + 1, isn + 1, isn + 1, isn + 1 + total, window, shift,
-                        0, time.monotonic(), False]
-                segment(conn, isn, 0x12, b"", 0, b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE]))
-                continue
-            if conn is None:
-                continue
-            ack = conn[4] + ((ack - conn[4]) & 0xFFFFFFFF if (ack - conn[4]) & 0xFFFFFFFF < 1 << 31 else 0)
-            conn[7] = window << conn[8]
-            if ack > conn[4]:
-                conn[4], conn[9], conn[10] = ack, 0, time.monotonic()
-            elif conn[5] > conn[4]:
-                conn[9] += 1
-                if conn[9] == 3:
-                    conn[5] = conn[4]  # go back
-            if flags & 0x01:  # the peer's FIN: ACK it; the transfer is over
-                conn[3] = seq + 1
-                segment(conn, conn[5] + (1 if conn[11] else 0), 0x10, b"", 0)
-                conn = None
-        c = conn
-        if c is None:
-            continue
-        if c[5] > c[4] and time.monotonic() - c[10] > 0.02:
-            c[5], c[10] = c[4], time.monotonic()
-        limit = min(c[4] + c[7], c[6])
-        while c[5] < limit:
-            n = min(mss, c[6] - c[5])
-            data = payload if n == mss else payload[:n]
-            segment(c, c[5], 0x10, data, payload_sum if n == mss else int.from_bytes(data, "big") % 0xFFFF)
-            c[5] += n
-        if c[4] == c[6] and not c[11]:
-            segment(c, c[6], 0x11, b"", 0)
-            c[11] = True
-
-
-def _bench_bare(lab, megabytes: int, runs: int, loop, loop_args, ns_name: str, device_name: str, client: str):
+def _bench_bare(lab, megabytes: int, runs: int, loop, loop_args, loop_kwargs, ns_name: str, device_name: str,
+                client: str):
     """MB/s of ``client`` (a Python script in the kernel's namespace) against the bare Python
     ``loop`` run in a thread behind a TAP without offloads: the ceilings of the TAP rows."""
     import threading
@@ -380,7 +215,8 @@ def _bench_bare(lab, megabytes: int, runs: int, loop, loop_args, ns_name: str, d
     device = TapDevice(device_name, host_address=f"{KERNEL}/24", netns=ns, offload=False)
     stop = threading.Event()
     address = int.from_bytes(bytes(map(int, STACK.split("."))), "big")
-    thread = threading.Thread(target=loop, args=(device, address) + loop_args + (stop,), daemon=True)
+    thread = threading.Thread(target=loop, args=(device, address) + loop_args, kwargs=dict(loop_kwargs, stop=stop),
+                              daemon=True)
     thread.start()
     try:
         rates, cpu = [], []
@@ -395,15 +231,61 @@ def _bench_bare(lab, megabytes: int, runs: int, loop, loop_args, ns_name: str, d
     return rates, cpu
 
 
-def bench_bare_sink(lab, megabytes: int, runs: int):
+def bench_bare_sink(lab, megabytes: int, runs: int, verify: bool = False):
     """MB/s of the kernel's Python socket into ``bare_sink`` over a TAP without offloads."""
-    return _bench_bare(lab, megabytes, runs, bare_sink, (), "ks", "pnstcpb1", SOCKET_SOURCE_SCRIPT)
+    return _bench_bare(lab, megabytes, runs, bare_sink, (), {"verify": verify}, "kv" if verify else "ks",
+                       "pnstcpb1", SOCKET_SOURCE_SCRIPT)
 
 
-def bench_bare_source(lab, megabytes: int, runs: int):
+def bench_bare_source(lab, megabytes: int, runs: int, sum_payload: bool = False):
     """MB/s of ``bare_source`` over a TAP without offloads into the kernel's Python socket."""
-    return _bench_bare(lab, megabytes, runs, bare_source, (megabytes * 1_000_000,), "kq", "pnstcpb2",
+    return _bench_bare(lab, megabytes, runs, bare_source, (megabytes * 1_000_000,), {"sum_payload": sum_payload},
+                       "kr" if sum_payload else "kq", "pnstcpb2",
                        SOCKET_SINK_CLIENT_SCRIPT)
+
+
+def bench_kernel_http(lab, a, b, megabytes: int, runs: int):
+    """curl's GET and POST MB/s against ``KERNEL_HTTP_SERVER`` (the stack's HTTP application work,
+    this interpreter) on the kernel's TCP in ``b``, over the veth from ``a``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((os.path.join(ROOT, "src"), os.path.join(ROOT, "benchmarks"))))
+    server = lab.popen(b, sys.executable, "-c", KERNEL_HTTP_SERVER, "10.97.1.2", env=env, text=True)
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError("the kernel-side HTTP server did not start: " + server.stderr.read())
+        return _curl_get_post(lab, a, "http://10.97.1.2", megabytes, runs)
+    finally:
+        server.kill()
+        server.communicate()
+
+
+def bench_socket_api_http(lab, ns, stack, megabytes: int, runs: int):
+    """curl's GET and POST MB/s against ``serve_http`` on the stack's socket API (port 8080), in
+    a thread of its own: the same application code as ``bench_kernel_http``'s, over the stack."""
+    import threading
+    from pynetstack.api.tcp import create_server
+    listener = create_server(stack, ("0.0.0.0", 8080))
+    thread = threading.Thread(target=serve_http, args=(listener,), daemon=True)
+    thread.start()
+    try:
+        return _curl_get_post(lab, ns, f"http://{STACK}:8080", megabytes, runs)
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+def _curl_get_post(lab, ns, url: str, megabytes: int, runs: int):
+    """Medians-to-be of curl's GET /bytes/N and POST /sha256 rates (MB/s) from ``ns``, after one
+    untimed round of each (the server's JIT warms up as the stack's does)."""
+    n = megabytes * 1_000_000
+    get = f"curl -sS -o /dev/null -w '%{{speed_download}}' {url}/bytes/{n}"
+    post = f"head -c {n} /dev/zero | curl -sS -o /dev/null -w '%{{speed_upload}}' --data-binary @- {url}/sha256"
+    _run(lab, ns, "sh", "-c", get)
+    _run(lab, ns, "sh", "-c", post)
+    down, up = [], []
+    for _ in range(runs):
+        down.append(float(_run(lab, ns, "sh", "-c", get).stdout or 0) / 1e6)
+        up.append(float(_run(lab, ns, "sh", "-c", post).stdout or 0) / 1e6)
+    return down, up
 
 
 def _run(lab, ns, *argv, timeout=300):
@@ -459,10 +341,11 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False), coalesce=None)
     results = {}
     with labmod.Lab("tcpb") as lab:
         if False in modes:
-            bare, bare_cpu = bench_bare_sink(lab, megabytes, runs)
-            results[BARE_ROW] = (_median(bare), bare, _median(bare_cpu))
-            bare, bare_cpu = bench_bare_source(lab, megabytes, runs)
-            results[BARE_SOURCE_ROW] = (_median(bare), bare, _median(bare_cpu))
+            for row, bench, checked in ((BARE_ROW, bench_bare_sink, False), (BARE_VERIFY_ROW, bench_bare_sink, True),
+                                        (BARE_SOURCE_ROW, bench_bare_source, False),
+                                        (BARE_SOURCE_SUM_ROW, bench_bare_source, True)):
+                bare, bare_cpu = bench(lab, megabytes, runs, checked)
+                results[row] = (_median(bare), bare, _median(bare_cpu))
         for offload in modes:
             label = "offload" if offload else "no offload"
             ns = lab.netns("k" + ("o" if offload else "p"))
@@ -501,6 +384,11 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False), coalesce=None)
                 results[f"kernel -> stack, {label} (curl POST /sha256) MB/s"] = (_median(up), up, _median(cpu["up"]))
                 results[f"kernel -> stack, {label} (python socket to discard) MB/s"] = (
                     _median(up_socket), up_socket, _median(cpu["up_socket"]))
+                down, up = bench_socket_api_http(lab, ns, stack, size, runs)
+                results[f"stack -> kernel, {label} (curl GET /bytes, Python server on the socket API) MB/s"] = (
+                    _median(down), down, None)
+                results[f"kernel -> stack, {label} (curl POST /sha256, Python server on the socket API) MB/s"] = (
+                    _median(up), up, None)
                 if offload == modes[0]:
                     r = _run(lab, ns, "python3", "-c", CONNECT_SCRIPT, STACK, "300")
                     mean, median, p99 = (float(x) for x in r.stdout.split())
@@ -519,21 +407,25 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False), coalesce=None)
                 out, _ = sink.communicate(timeout=120)
                 k2k.append(float(out.strip().splitlines()[-1]))
             results[K2K_ROW] = (_median(k2k), k2k, None)
-    # each stack row as a ratio to its ceiling: without offloads the bare sink (also per
-    # CPU-second of each, the steadier figure on a shared machine), and for the stack sending
-    # the bare source too (its own direction); with offloads the kernel
+            down, up = bench_kernel_http(lab, a, b, max(megabytes, OFFLOAD_MEGABYTES), runs)
+            results[K2K_GET_ROW] = (_median(down), down, None)
+            results[K2K_POST_ROW] = (_median(up), up, None)
+    # each stack row as a ratio to its ceilings: without offloads the bare sink (also per
+    # CPU-second of each, the steadier figure on a shared machine) and the one verifying
+    # checksums, and for the stack sending the bare sources too (its own direction); with
+    # offloads the kernel with Python sockets, and with the same HTTP work for GET and POST
     for name in list(results):
         if name.startswith(("stack ->", "kernel -> stack")):
             if ", offload " in name:
-                ceilings = (K2K_ROW,)
+                ceilings = (K2K_ROW,) + ((K2K_GET_ROW,) if "GET" in name else (K2K_POST_ROW,) if "POST" in name else ())
             elif name.startswith("stack ->"):
-                ceilings = (BARE_ROW, BARE_SOURCE_ROW)
+                ceilings = (BARE_ROW, BARE_SOURCE_ROW, BARE_SOURCE_SUM_ROW)
             else:
-                ceilings = (BARE_ROW,)
+                ceilings = (BARE_ROW, BARE_VERIFY_ROW)
             for ceiling in ceilings:
                 top = results.get(ceiling)
                 if top and top[0]:
-                    by_cpu = results[name][2] / top[2] if top[2] else None
+                    by_cpu = results[name][2] / top[2] if top[2] and results[name][2] else None
                     results[name] += (results[name][0] / top[0], CEILING_NAMES[ceiling], by_cpu)
     return results
 
@@ -541,8 +433,14 @@ def bench_tap(megabytes: int, runs: int = 3, modes=(True, False), coalesce=None)
 OFFLOAD_MEGABYTES = 1000
 BARE_ROW = "kernel -> bare Python sink over a TAP, no offload (python socket) MB/s"
 BARE_SOURCE_ROW = "bare Python source over a TAP -> kernel, no offload (python socket) MB/s"
+BARE_VERIFY_ROW = "kernel -> bare Python sink verifying checksums, no offload (python socket) MB/s"
+BARE_SOURCE_SUM_ROW = "bare Python source summing every payload -> kernel, no offload (python socket) MB/s"
 K2K_ROW = "kernel -> kernel over veth (python sockets) MB/s"
-CEILING_NAMES = {BARE_ROW: "bare sink", BARE_SOURCE_ROW: "bare source", K2K_ROW: "kernel-to-kernel"}
+K2K_GET_ROW = "kernel -> kernel over veth, curl GET /bytes from a Python server on kernel sockets MB/s"
+K2K_POST_ROW = "kernel -> kernel over veth, curl POST /sha256 to a Python server on kernel sockets MB/s"
+CEILING_NAMES = {BARE_ROW: "bare sink", BARE_VERIFY_ROW: "verifying sink", BARE_SOURCE_ROW: "bare source",
+                 BARE_SOURCE_SUM_ROW: "summing source", K2K_ROW: "kernel-to-kernel",
+                 K2K_GET_ROW: "kernel serving the same GET", K2K_POST_ROW: "kernel taking the same POST"}
 
 
 def main(argv=None):
