@@ -238,3 +238,38 @@ def test_stacks_exchange_tcp_over_the_receive_fast_path():
     assert bytes(got) == b"z" * 100_000
     # only the first frame took the full path (it checks the hooks); no IPv4 objects after it
     assert b.host.counters["ip_in_delivers"] > 60 and len(full) == 1
+
+
+def test_a_send_whose_cached_path_goes_stale_midway_finishes_on_the_full_path():
+    """The neighbour entry behind a flow's cached path expires while a send is under way: the
+    run of full segments (``_send_burst``) finds no path once the first segment has asked for a
+    new one and got none (an unresolved next hop), and the rest goes the full way, ARP first.
+    (Seen on PyPy in bench_tcp: an AttributeError from the socket API's send.)"""
+    sim = Simulation()
+    a, b = sim.stack(), sim.stack()
+    sim.link(a, "10.5.0.1/24", b, "10.5.0.2/24")
+    ta, tb = tcp_layer(a), tcp_layer(b)
+    listener = tb.listen(5000)
+    b_ip = ip_to_int("10.5.0.2")
+    client = ta.connect(b_ip, 5000, sim.now)
+    sim.run(duration=5, until=lambda: bool(listener.accept_queue))
+    server = listener.accept()
+    data = random.Random(2).randbytes(600_000)
+    sent = 0
+    got = bytearray()
+
+    def pump(limit):
+        nonlocal sent
+        while sent < limit and client.send_space():
+            sent += client.send(data[sent:min(limit, sent + 65536)], sim.now)
+        got.extend(server.recv(1 << 20, sim.now))
+        return len(got) >= limit and client.snd_una == client.snd_max  # all of it acknowledged
+
+    sim.run(duration=60, until=lambda: pump(200_000))
+    assert client.path is not None and client.cc.cwnd > 8 * client.mss
+    neighbours = a.host.interfaces[next(iter(a.host.interfaces))].neighbours
+    expires = neighbours.entries[b_ip][1]
+    sim.run(duration=expires - sim.now + 1)  # idle past the entry's lifetime: path and entry stale
+    assert neighbours.fresh(b_ip, sim.now) is None and not client.path.valid(sim.now)
+    sim.run(duration=60, until=lambda: pump(len(data)))
+    assert bytes(got) == data

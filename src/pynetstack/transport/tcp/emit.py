@@ -143,6 +143,8 @@ class EmitMixin:
         TCP and IPv4 checksums and the header fields computed once.  False (nothing sent) when
         the path is stale or too small; the caller then takes the ordinary path."""
         path = self.path
+        if path is None:  # an earlier segment of this run found the path stale and got no new one
+            return False
         send = path.send_parts
         total = mss + 52  # IPv4 total length: 20 + 32 (TCP with NOP NOP TS) + payload
         if send is None or total > path.mtu or not path.valid(now):
