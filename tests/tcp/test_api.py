@@ -360,3 +360,26 @@ def test_an_api_call_wakes_the_sleeping_loop_only_for_a_deadline_before_its_plan
     assert checked, "the loop never slept"
     stack.wake()
     assert fired.wait(0.5)
+
+
+def test_sendall_takes_any_buffer_and_sends_its_bytes(stack):
+    """bytes, a memoryview slice, a bytearray and an array of 32-bit items all arrive as their
+    bytes; a view of bytes is sliced as it is (``_byte_view``: PyPy copies slices of a cast view
+    a byte at a time), another shape is flattened."""
+    import array
+
+    from pynetstack.api.tcp import _byte_view
+    raw = os.urandom(200_000)
+    assert _byte_view(memoryview(raw)[5:]).obj is raw
+    numbers = array.array("I", range(30_000))
+    assert _byte_view(numbers).tobytes() == numbers.tobytes() and len(_byte_view(numbers)) == 120_000
+    server = create_server(stack, ("0.0.0.0", 7011))
+    chunks = []
+    t = serve_once(server, lambda conn: chunks.extend(iter(lambda: conn.recv(65536), b"")))
+    client = create_connection(stack, (ADDR, 7011), timeout=20)
+    pieces = [raw, memoryview(raw)[1000:150_000], bytearray(raw[:70_000]), numbers]
+    for piece in pieces:
+        client.sendall(piece)
+    client.close()
+    t.join(20)
+    assert b"".join(chunks) == b"".join(bytes(memoryview(p).cast("B")) for p in pieces)

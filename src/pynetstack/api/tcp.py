@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import socket as _socket
+import sys
 import threading
 import time
 import weakref
@@ -54,6 +55,20 @@ class _SocketIO(io.RawIOBase):
     def write(self, data) -> int:
         self._sock.sendall(data)
         return len(data)
+
+
+def _byte_view(data) -> memoryview:
+    """``data`` (any buffer) as a flat memoryview of bytes to slice while sending.  A view of
+    bytes is taken as it is: PyPy copies a slice of a ``cast`` view a byte at a time (3.4 ms
+    for 64 KB against 5 us for a plain view: 14 MB/s through ``sendall``), so a buffer of
+    another shape is cast on CPython and copied once on PyPy."""
+    view = memoryview(data)
+    if view.format == "B" and view.ndim == 1:
+        return view
+    return view.cast("B") if _CAST_SLICES_FAST else memoryview(view.tobytes())
+
+
+_CAST_SLICES_FAST = sys.implementation.name != "pypy"
 
 
 def _release(stack, owned) -> None:
@@ -241,7 +256,7 @@ class TcpSocket:
         if not data:
             return 0
         deadline = self._deadline()
-        view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+        view = data if isinstance(data, (bytes, bytearray)) else _byte_view(data)
         with self._cond:
             self._wait(lambda: conn.send_space() > 0 or conn.state == CLOSED or conn.fin_queued,
                        deadline)
@@ -252,7 +267,7 @@ class TcpSocket:
         return n
 
     def sendall(self, data, flags: int = 0) -> None:
-        view = memoryview(data).cast("B")
+        view = _byte_view(data)
         while len(view):
             n = self.send(view, flags)
             view = view[n:]
