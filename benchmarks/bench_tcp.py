@@ -277,14 +277,21 @@ def _curl_get_post(lab, ns, url: str, megabytes: int, runs: int):
     """Medians-to-be of curl's GET /bytes/N and POST /sha256 rates (MB/s) from ``ns``, after one
     untimed round of each (the server's JIT warms up as the stack's does)."""
     n = megabytes * 1_000_000
-    get = f"curl -sS -o /dev/null -w '%{{speed_download}}' {url}/bytes/{n}"
-    post = f"head -c {n} /dev/zero | curl -sS -o /dev/null -w '%{{speed_upload}}' --data-binary @- {url}/sha256"
-    _run(lab, ns, "sh", "-c", get)
-    _run(lab, ns, "sh", "-c", post)
+    curl = "curl -sS --fail --max-time 120 -o /dev/null"
+    get = f"{curl} -w '%{{speed_download}}' {url}/bytes/{n}"
+    post = f"head -c {n} /dev/zero | {curl} -w '%{{speed_upload}}' --data-binary @- {url}/sha256"
+
+    def rate(command):
+        result = _run(lab, ns, "sh", "-c", command)
+        if result.returncode:  # a server that failed: say so, do not wait or print a zero
+            raise RuntimeError(f"{command}: {result.stderr.strip()}")
+        return float(result.stdout) / 1e6
+    rate(get)
+    rate(post)
     down, up = [], []
     for _ in range(runs):
-        down.append(float(_run(lab, ns, "sh", "-c", get).stdout or 0) / 1e6)
-        up.append(float(_run(lab, ns, "sh", "-c", post).stdout or 0) / 1e6)
+        down.append(rate(get))
+        up.append(rate(post))
     return down, up
 
 
