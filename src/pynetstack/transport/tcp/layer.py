@@ -481,8 +481,8 @@ class TcpLayer(SynCookieMixin):
         self.deliver_events()
 
     def next_deadline(self) -> Optional[float]:
-        if self.deferred:
-            return 0.0
+        if self.deferred or self._events or self._accept_ready:
+            return 0.0  # work for the next pass (Stack.wake_needed relies on this too)
         timers = self._timers
         while timers and timers[0][2]._sched != timers[0][0]:
             heapq.heappop(timers)
