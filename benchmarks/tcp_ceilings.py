@@ -39,6 +39,35 @@ def _csum(data) -> int:
     return 0xFFFF - total
 
 
+_IP_PACK = struct.Struct("!BBHHHBBH4s4s").pack
+_TCP_PACK = struct.Struct("!HHIIBBHHH").pack
+_SYN_OPTIONS = b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE])  # MSS 1460, window scale
+
+
+def _tcp_frame(dst_mac: bytes, me: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+               options: bytes = b"", data: bytes = b"", data_sum: int = 0) -> bytes:
+    """An Ethernet frame with one TCP segment from ``me`` (window 0xFFFF), checksums filled;
+    ``data_sum`` is the payload's ones' complement sum (``payload_sum``)."""
+    hlen = 20 + len(options)
+    tcp = _TCP_PACK(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, hlen << 2, flags, 0xFFFF, 0, 0) + options
+    value = (0xFFFF - _csum(dst + me + struct.pack("!HH", 6, hlen + len(data)) + tcp)) + data_sum
+    value = 0xFFFF - ((value % 0xFFFF) or 0xFFFF) if value else 0xFFFF
+    tcp = tcp[:16] + value.to_bytes(2, "big") + tcp[18:]
+    ip = _IP_PACK(0x45, 0, 20 + hlen + len(data), 0, 0x4000, 64, 6, 0, me, dst)
+    ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
+    return dst_mac + BARE_MAC + b"\x08\x00" + ip + tcp + data
+
+
+def _answered_arp(fd: int, frame: bytes, me: bytes) -> bool:
+    """True for an ARP frame (answered when it asks for ``me``): the caller is done with it."""
+    if frame[12:14] != b"\x08\x06":
+        return False
+    if frame[21] == 1 and frame[38:42] == me:
+        os.write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
+                 + frame[22:32])
+    return True
+
+
 def bare_sink(device, address: int, stop, verify: bool = False) -> None:
     """The ceiling of a Python process taking TCP in from a TAP: answer ARP, accept any SYN, ACK
     every segment at once, answer a FIN with FIN.  No sequence checks, no buffer, no timers, no
@@ -50,8 +79,6 @@ def bare_sink(device, address: int, stop, verify: bool = False) -> None:
     read, write = os.read, os.write
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    ip_pack = struct.Struct("!BBHHHBBH4s4s").pack
-    tcp_pack = struct.Struct("!HHIIBBHHH").pack
     unpack_tcp = struct.Struct("!HHIIBB").unpack_from
     me = address.to_bytes(4, "big")
     isn = 1000
@@ -62,13 +89,7 @@ def bare_sink(device, address: int, stop, verify: bool = False) -> None:
                 frame = read(fd, 65536)
             except BlockingIOError:
                 break
-            eth = frame[:14]
-            if eth[12:14] == b"\x08\x06":  # ARP request for us: reply
-                if frame[21] == 1 and frame[38:42] == me:
-                    write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
-                          + frame[22:32])
-                continue
-            if eth[12:14] != b"\x08\x00" or frame[23] != 6:
+            if _answered_arp(fd, frame, me) or frame[12:14] != b"\x08\x00" or frame[23] != 6:
                 continue
             ihl = (frame[14] & 15) * 4
             total = int.from_bytes(frame[16:18], "big")
@@ -79,7 +100,7 @@ def bare_sink(device, address: int, stop, verify: bool = False) -> None:
                                                memoryview(frame)[14 + ihl:14 + total]):
                 continue
             if flags & 0x02:  # SYN: SYN-ACK with MSS 1460 and a window scale
-                ack, out_seq, out_flags, options = seq + 1, isn, 0x12, b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE])
+                ack, out_seq, out_flags, options = seq + 1, isn, 0x12, _SYN_OPTIONS
             elif flags & 0x04:
                 continue
             else:
@@ -87,15 +108,7 @@ def bare_sink(device, address: int, stop, verify: bool = False) -> None:
                 out_seq, out_flags, options = isn + 1, 0x11 if flags & 0x01 else 0x10, b""
                 if length == 0 and not flags & 0x01:
                     continue  # a bare ACK (of our FIN, say) needs no answer
-            ack &= 0xFFFFFFFF
-            hlen = 20 + len(options)
-            tcp = tcp_pack(dport, sport, out_seq, ack, hlen << 2, out_flags, 0xFFFF, 0, 0) + options
-            pseudo = me + src + struct.pack("!HH", 6, hlen)
-            csum = _csum(pseudo + tcp)
-            tcp = tcp[:16] + csum.to_bytes(2, "big") + tcp[18:]
-            ip = ip_pack(0x45, 0, 20 + hlen, 0, 0x4000, 64, 6, 0, me, src)
-            ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
-            write(fd, eth[6:12] + BARE_MAC + b"\x08\x00" + ip + tcp)
+            write(fd, _tcp_frame(frame[6:12], me, src, dport, sport, out_seq, ack, out_flags, options))
 
 
 def bare_source(device, address: int, total: int, stop, sum_payload: bool = False) -> None:
@@ -108,11 +121,9 @@ def bare_source(device, address: int, total: int, stop, sum_payload: bool = Fals
     without progress (go-back-N).  The per-frame cost of writing a segment to the TAP and
     reading the ACKs back, which any Python stack pays before doing its work."""
     fd = device.fileno()
-    read, write = os.read, os.write
+    read = os.read
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    ip_pack = struct.Struct("!BBHHHBBH4s4s").pack
-    tcp_pack = struct.Struct("!HHIIBBHHH").pack
     unpack_tcp = struct.Struct("!HHIIBBH").unpack_from
     me = address.to_bytes(4, "big")
     mss = 1460
@@ -122,16 +133,8 @@ def bare_source(device, address: int, total: int, stop, sum_payload: bool = Fals
     isn = 1000
 
     def segment(c, seq, flags, data, data_sum, options=b""):
-        hlen = 20 + len(options)
-        tcp = tcp_pack(9, c[2], seq & 0xFFFFFFFF, c[3] & 0xFFFFFFFF, hlen << 2, flags, 0xFFFF, 0, 0) + options
-        value = _csum(c[1] + me + struct.pack("!HH", 6, hlen + len(data)) + tcp)  # header and pseudo-header
-        value = (0xFFFF - value) + data_sum
-        value = 0xFFFF - ((value % 0xFFFF) or 0xFFFF) if value else 0xFFFF
-        tcp = tcp[:16] + value.to_bytes(2, "big") + tcp[18:]
-        ip = ip_pack(0x45, 0, 20 + hlen + len(data), 0, 0x4000, 64, 6, 0, me, c[1])
-        ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
         try:
-            write(fd, c[0] + BARE_MAC + b"\x08\x00" + ip + tcp + data)
+            os.write(fd, _tcp_frame(c[0], me, c[1], 9, c[2], seq, c[3], flags, options, data, data_sum))
         except OSError:
             pass  # a full queue drops, as a wire would: go-back-N sends it again
 
@@ -142,12 +145,7 @@ def bare_source(device, address: int, total: int, stop, sum_payload: bool = Fals
                 frame = read(fd, 65536)
             except BlockingIOError:
                 break
-            if frame[12:14] == b"\x08\x06":  # ARP request for us: reply
-                if frame[21] == 1 and frame[38:42] == me:
-                    write(fd, frame[6:12] + BARE_MAC + b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02" + BARE_MAC + me
-                          + frame[22:32])
-                continue
-            if frame[12:14] != b"\x08\x00" or frame[23] != 6:
+            if _answered_arp(fd, frame, me) or frame[12:14] != b"\x08\x00" or frame[23] != 6:
                 continue
             ihl = (frame[14] & 15) * 4
             sport, _dport, seq, ack, off, flags, window = unpack_tcp(frame, 14 + ihl)
@@ -166,7 +164,7 @@ def bare_source(device, address: int, total: int, stop, sum_payload: bool = Fals
                     i += max(2, options[i + 1])
                 conn = [frame[6:12], frame[26:30], sport, seq + 1, isn + 1, isn + 1, isn + 1 + total, window, shift,
                         0, time.monotonic(), False]
-                segment(conn, isn, 0x12, b"", 0, b"\x02\x04\x05\xb4\x01\x03\x03" + bytes([BARE_WSCALE]))
+                segment(conn, isn, 0x12, b"", 0, _SYN_OPTIONS)
                 continue
             if conn is None:
                 continue

@@ -57,6 +57,9 @@ class _SocketIO(io.RawIOBase):
         return len(data)
 
 
+_CAST_SLICES_FAST = sys.implementation.name != "pypy"
+
+
 def _byte_view(data) -> memoryview:
     """``data`` (any buffer) as a flat memoryview of bytes to slice while sending.  A view of
     bytes is taken as it is: PyPy copies a slice of a ``cast`` view a byte at a time (3.4 ms
@@ -68,9 +71,6 @@ def _byte_view(data) -> memoryview:
     if view.format == "B" and view.ndim == 1:
         return view
     return view.cast("B") if _CAST_SLICES_FAST else memoryview(view.tobytes())
-
-
-_CAST_SLICES_FAST = sys.implementation.name != "pypy"
 
 
 def _release(stack, owned) -> None:
